@@ -1,0 +1,228 @@
+"""Masking of secrets (PINs, cryptograms, cryptogram inputs, SAM data) before anything is logged.
+
+Traces and reports are evidence that leaves the lab, so no PIN, cryptogram or challenge may
+appear in them in clear. A secret field is replaced by ``<secret:sha256-salted:XXXXXXXXXXXXXXXX>``
+(the first 16 hex digits of SHA-256(salt ‖ field)): whoever holds the run's salt can still check
+that a trace shows the value they expect; nobody else learns anything. Header bytes, Lc, Le and
+the status word stay visible, because they are what a verdict rests on.
+
+Which fields are secret is data (:data:`SECRET_RULES`), so a new command is one line. This
+module works on raw bytes on purpose: it must mask even malformed APDUs, which a conformance
+case sends deliberately (wrong Lc, wrong class) and an APDU parser would refuse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = [
+    "GET_RESPONSE_INS",
+    "MASK_PREFIX",
+    "SECRET_RULES",
+    "Redactor",
+    "SecretRule",
+    "is_get_response",
+    "rule_for",
+]
+
+MASK_PREFIX = "<secret:sha256-salted:"
+GET_RESPONSE_INS = 0xC0
+
+
+@dataclass(frozen=True)
+class SecretRule:
+    """Which parts of one command's exchange are secret.
+
+    ``keep_tail`` trailing bytes of the command data stay visible, but only when the data has
+    exactly ``keep_tail_if_length`` bytes: EXTERNAL AUTHENTICATE's trailing ``01`` is evidence
+    (a case checks that another value gets 6A80), while in a data field of the wrong length no
+    byte can be trusted not to belong to the cryptogram.
+    """
+
+    name: str
+    command_data: bool = False
+    response_data: bool = False
+    keep_tail: int = 0
+    keep_tail_if_length: int | None = None
+
+
+# Keyed by (CLA, INS); CLA None means "in any class". The wildcard rows exist because a case
+# that probes class handling (e.g. EXTERNAL AUTHENTICATE with CLA 80, expecting 6E00) still
+# carries a real cryptogram. Exact (CLA, INS) rows take precedence over wildcard rows.
+SECRET_RULES: dict[tuple[int | None, int], SecretRule] = {
+    (0x00, 0x82): SecretRule(
+        "EXTERNAL AUTHENTICATE", command_data=True, keep_tail=1, keep_tail_if_length=17
+    ),
+    (None, 0x82): SecretRule(
+        "EXTERNAL AUTHENTICATE", command_data=True, keep_tail=1, keep_tail_if_length=17
+    ),
+    (0x00, 0x84): SecretRule("GET CHALLENGE", response_data=True),
+    (None, 0x84): SecretRule("GET CHALLENGE", response_data=True),
+    (0x04, 0xDC): SecretRule("UPDATE RECORD (secure messaging)", command_data=True),
+    (0x00, 0x20): SecretRule("VERIFY", command_data=True),
+    (None, 0x20): SecretRule("VERIFY", command_data=True),
+    (0x80, 0x5E): SecretRule("CHANGE PIN", command_data=True),
+    (0x80, 0xDE): SecretRule("SAM DERIVE SESSION KEY", command_data=True, response_data=True),
+    (0x80, 0xFA): SecretRule("SAM ENCRYPT / MAC", command_data=True, response_data=True),
+}
+
+# A GET RESPONSE whose originating command is unknown: its data could be anything, so it is
+# masked (over-masking loses evidence; under-masking leaks a secret for good).
+_UNKNOWN_ORIGIN = SecretRule("GET RESPONSE (origin unknown)", response_data=True)
+
+
+def rule_for(command: bytes) -> SecretRule | None:
+    """The secrecy rule for a command (by its CLA and INS), or None if nothing in it is secret."""
+    if len(command) < 2:
+        return None
+    cla, ins = command[0], command[1]
+    return SECRET_RULES.get((cla, ins)) or SECRET_RULES.get((None, ins))
+
+
+def is_get_response(command: bytes) -> bool:
+    """Whether a command is a GET RESPONSE (INS C0, any class): its data belongs to another."""
+    return len(command) >= 2 and command[1] == GET_RESPONSE_INS
+
+
+def _split_command(apdu: bytes) -> tuple[bytes, bytes, bytes] | None:
+    """Split a command into (header ‖ length fields, data, Le), or None if it is malformed.
+
+    Short and extended cases 1-4 per ISO/IEC 7816-3; anything whose length does not match its
+    Lc is malformed, and the caller then treats every byte after P3 as possibly secret.
+    """
+    n = len(apdu)
+    if n <= 5:
+        return apdu, b"", b""  # case 1, or case 2 short (P3 is Le)
+    p3 = apdu[4]
+    if p3:
+        if n == 5 + p3:
+            return apdu[:5], apdu[5:], b""
+        if n == 6 + p3:
+            return apdu[:5], apdu[5:-1], apdu[-1:]
+        return None
+    if n == 7:
+        return apdu, b"", b""  # case 2 extended
+    lc = int.from_bytes(apdu[5:7], "big")
+    if lc == 0:
+        return None
+    if n == 7 + lc:
+        return apdu[:7], apdu[7:], b""
+    if n == 9 + lc:
+        return apdu[:7], apdu[7:-2], apdu[-2:]
+    return None
+
+
+class Redactor:
+    """Turns APDUs into hex strings with their secret fields replaced by salted digests.
+
+    The salt is random per run unless given (a lab that wants to verify traces later keeps it
+    somewhere safe, *not* beside the trace); it is never part of any output of this class.
+    """
+
+    def __init__(self, salt: bytes | None = None) -> None:
+        if salt is None:
+            salt = os.urandom(16)
+        if not isinstance(salt, bytes | bytearray) or not salt:
+            raise ValueError("the salt must be non-empty bytes")
+        self._salt = bytes(salt)
+
+    @property
+    def salt(self) -> bytes:
+        """The salt, for whoever must verify masks later; never write it into a trace."""
+        return self._salt
+
+    def __repr__(self) -> str:
+        return "Redactor(salt=<hidden>)"
+
+    # -- digests ------------------------------------------------------------------------
+
+    def digest(self, field: bytes) -> str:
+        """First 16 hex digits of SHA-256(salt ‖ field): the checkable fingerprint of a secret."""
+        return hashlib.sha256(self._salt + bytes(field)).hexdigest()[:16]
+
+    def mask(self, field: bytes) -> str:
+        """The token that stands for a secret field in every trace."""
+        return f"{MASK_PREFIX}{self.digest(field)}>"
+
+    def _masked(self, field: bytes) -> str:
+        return self.mask(field) if field else ""
+
+    # -- what is secret -----------------------------------------------------------------
+
+    def command_secret(self, apdu: bytes) -> tuple[str, bytes, str]:
+        """(visible prefix hex, secret bytes, visible suffix hex) of a command.
+
+        The secret part is empty when nothing in the command is secret.
+        """
+        apdu = bytes(apdu)
+        rule = rule_for(apdu)
+        if rule is None or not rule.command_data:
+            return apdu.hex().upper(), b"", ""
+        parts = _split_command(apdu)
+        if parts is None:  # malformed: only the header and P3 can be trusted to be public
+            return apdu[:5].hex().upper(), apdu[5:], ""
+        head, data, le = parts
+        tail = b""
+        if rule.keep_tail and len(data) == rule.keep_tail_if_length:
+            data, tail = data[: -rule.keep_tail], data[-rule.keep_tail :]
+        return head.hex().upper(), data, (tail + le).hex().upper()
+
+    def response_secret(
+        self, command: bytes, response: bytes, *, origin: bytes | None = None
+    ) -> tuple[bytes, str]:
+        """(secret data bytes, visible SW hex) of a response to ``command``.
+
+        For a GET RESPONSE, ``origin`` is the command whose 61xx it collects: its rule decides.
+        A GET RESPONSE of unknown origin has its data masked.
+        """
+        command, response = bytes(command), bytes(response)
+        if len(response) < 2:
+            return b"", response.hex().upper()  # not a response APDU; nothing fits in it
+        if is_get_response(command):
+            rule = rule_for(origin) if origin is not None else _UNKNOWN_ORIGIN
+        else:
+            rule = rule_for(command)
+        data, sw = response[:-2], response[-2:].hex().upper()
+        if rule is None or not rule.response_data:
+            return b"", data.hex().upper() + sw
+        return data, sw
+
+    def secret_fields(
+        self, command: bytes, response: bytes | None = None, *, origin: bytes | None = None
+    ) -> list[bytes]:
+        """The raw secret fields of an exchange (to scrub them from free text, e.g. errors)."""
+        fields = [self.command_secret(command)[1]]
+        if response is not None:
+            fields.append(self.response_secret(command, response, origin=origin)[0])
+        return [f for f in fields if f]
+
+    # -- rendering ----------------------------------------------------------------------
+
+    def redact_command(self, apdu: bytes) -> str:
+        """The command as hex, secret data replaced by its mask."""
+        head, secret, tail = self.command_secret(apdu)
+        return head + self._masked(secret) + tail
+
+    def redact_response(
+        self, command: bytes, response: bytes, *, origin: bytes | None = None
+    ) -> str:
+        """The response (data ‖ SW) as hex, secret data replaced by its mask."""
+        secret, visible = self.response_secret(command, response, origin=origin)
+        return self._masked(secret) + visible
+
+    def scrub(self, text: str, fields: Iterable[bytes]) -> str:
+        """Replace any hex rendering of the given secret fields in free text by their masks.
+
+        Error messages from drivers sometimes quote the APDU; this keeps them safe to log.
+        Both cases, contiguous or byte-separated by spaces or colons, are recognised. Fields
+        shorter than 2 bytes are left alone: they reveal nothing, and replacing every
+        occurrence of one hex byte would garble the message.
+        """
+        for field in sorted({bytes(f) for f in fields if len(f) >= 2}, key=len, reverse=True):
+            pattern = r"[ :]?".join(f"{b:02x}" for b in field)
+            text = re.sub(pattern, self.mask(field), text, flags=re.IGNORECASE)
+        return text

@@ -1,0 +1,94 @@
+"""Shared fixtures for the suite's own tests.
+
+Sections are owned by different parts of the suite; append a new section rather than
+reshaping an existing one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+# ---------------------------------------------------------------------------------------------
+# PC/SC bench: pcscd + vpcd (end-to-end tests, marked e2e)
+#
+#   pcsc_bench      session: makes sure pcscd runs (starts one if needed, never skips); stops
+#                   only a pcscd it started. Yields the reader names.
+#   vpcd_card       factory: vpcd_card(responder, port=35963) serves any ApduResponder in the
+#                   vpcd reader on that port, waits until pcscd shows the card, and takes the
+#                   card out again (waiting until the reader is empty) at teardown.
+#   pcsc_transport  factory: pcsc_transport(reader, **kw) opens a PcscTransport closed at
+#                   teardown (request it after vpcd_card so it closes before the card leaves).
+# ---------------------------------------------------------------------------------------------
+
+VPCD_READER = "Virtual PCD 00 00"
+
+
+@pytest.fixture(scope="session")
+def pcsc_bench() -> Iterator[list[str]]:
+    from conformance.bench import start_pcscd, stop_pcscd
+    from conformance.transport.base import BenchError
+    from conformance.transport.pcsc import list_readers
+
+    try:
+        proc = start_pcscd()
+        readers = list_readers()
+    except BenchError as exc:
+        pytest.fail(f"the PC/SC bench is not available: {exc}", pytrace=False)
+    if VPCD_READER not in readers:
+        stop_pcscd(proc)
+        pytest.fail(
+            f"pcscd runs but has no {VPCD_READER!r} (is vsmartcard-vpcd installed?); "
+            f"readers: {readers}",
+            pytrace=False,
+        )
+    try:
+        yield readers
+    finally:
+        stop_pcscd(proc)
+
+
+@pytest.fixture
+def vpcd_card(pcsc_bench: list[str]) -> Iterator[Callable[..., object]]:
+    from conformance.bench import wait_for_card
+    from conformance.card.vpcd import VPCD_PORT, VpcdBridge, vpcd_reader_name
+    from conformance.transport.base import BenchError
+
+    bridges: list[tuple[VpcdBridge, str]] = []
+
+    def serve(responder: object, port: int = VPCD_PORT, wait_s: float = 5.0) -> VpcdBridge:
+        reader = vpcd_reader_name(port)
+        try:  # a card left over from an earlier test would answer in place of ours
+            wait_for_card(reader, present=False, timeout_s=wait_s)
+        except BenchError as exc:
+            pytest.fail(f"{reader!r} still holds an earlier card: {exc}", pytrace=False)
+        bridge = VpcdBridge(responder, port=port)  # type: ignore[arg-type]
+        bridge.run_in_thread()
+        bridges.append((bridge, reader))
+        wait_for_card(reader, present=True, timeout_s=wait_s)
+        return bridge
+
+    yield serve
+    for bridge, reader in reversed(bridges):
+        bridge.stop()
+        try:
+            wait_for_card(reader, present=False, timeout_s=5.0)
+        except BenchError:
+            pass  # the next vpcd_card reports it, with the reader's state
+
+
+@pytest.fixture
+def pcsc_transport(pcsc_bench: list[str]) -> Iterator[Callable[..., object]]:
+    from conformance.transport.pcsc import PcscTransport
+
+    opened: list[PcscTransport] = []
+
+    def open_transport(reader: str = VPCD_READER, **kwargs: object) -> PcscTransport:
+        transport = PcscTransport(reader, **kwargs)  # type: ignore[arg-type]
+        opened.append(transport)
+        return transport
+
+    yield open_transport
+    for transport in reversed(opened):
+        transport.close()
