@@ -103,8 +103,7 @@ TEST_VECTORS: list[tuple[Coding, int, str, str]] = [
     (Coding.AN, 6, "王测试", "CDF5B2E2CAD4"),
     (Coding.AN, 8, "王测试", "CDF5B2E2CAD40000"),
     (Coding.AN, 3, "", "000000"),
-    (Coding.AN, 18, "11010519491231002X",
-     "313130313035313934393132333130303258"),
+    (Coding.AN, 18, "11010519491231002X", "313130313035313934393132333130303258"),
     (Coding.CN, 4, "20240101", "20240101"),
     (Coding.CN, 1, "1", "1F"),
     (Coding.CN, 3, "410100", "410100"),
@@ -112,14 +111,14 @@ TEST_VECTORS: list[tuple[Coding, int, str, str]] = [
     (Coding.CN, 2, "123", "123F"),
     (Coding.CN, 2, "", "FFFF"),
     (Coding.B, 1, "01", "01"),
-    (Coding.B, 4, "00", "00000000"),
+    (Coding.B, 4, "00000000", "00000000"),
     (Coding.B, 2, "ABCD", "ABCD"),
 ]
 
 # (coding, raw hex): bytes that are not a valid instance of the coding.
 INVALID_ENCODINGS: list[tuple[Coding, str]] = [
-    (Coding.CN, "1F2F"),        # digits after the F padding
-    (Coding.CN, "1A"),          # A is not a decimal digit
+    (Coding.CN, "1F2F"),  # digits after the F padding
+    (Coding.CN, "1A"),  # A is not a decimal digit
     (Coding.AN, "3100310000"),  # data after the 00 padding
-    (Coding.AN, "FFFF00"),      # not GBK
+    (Coding.AN, "FFFF00"),  # not GBK
 ]

@@ -63,8 +63,9 @@ def load_personalization(path: Path | str, profile: CardProfile) -> Personalizat
     unknown = set(data) - {"card_number_factor", "pin", "items", "cyclic"}
     if unknown:
         key = sorted(map(str, unknown))[0]
-        raise ProfileError(f"{doc.where((key,))}: unknown key (allowed: card_number_factor, "
-                           "pin, items, cyclic)")
+        raise ProfileError(
+            f"{doc.where((key,))}: unknown key (allowed: card_number_factor, pin, items, cyclic)"
+        )
     if "card_number_factor" not in data:
         raise ProfileError(f"{doc.path}: key card_number_factor is missing")
     factor_len = profile.spec.atr.card_number_factor.length
@@ -104,12 +105,16 @@ def load_personalization(path: Path | str, profile: CardProfile) -> Personalizat
             record = _mapping(doc, ("cyclic", fpath, i), record)
             for number, value in record.items():
                 if number not in fields:
-                    raise ProfileError(f"{doc.where(('cyclic', fpath, i, number))}: "
-                                       f"item {number} is not a field of {fpath}")
+                    raise ProfileError(
+                        f"{doc.where(('cyclic', fpath, i, number))}: "
+                        f"item {number} is not a field of {fpath}"
+                    )
                 try:
                     profile.encode_item(number, str(value))
                 except CodingError as exc:
-                    raise ProfileError(f"{doc.where(('cyclic', fpath, i, number))}: {exc}") from None
+                    raise ProfileError(
+                        f"{doc.where(('cyclic', fpath, i, number))}: {exc}"
+                    ) from None
             parsed.append({int(k): str(v) for k, v in record.items()})
         cyclic[fpath] = parsed
     return Personalization(factor, items, pin, cyclic, doc.path)

@@ -273,7 +273,9 @@ class ProfileSpec(Strict):
                 if family is None:
                     problems.append((("files", path, "access", right), f"unknown key family {key}"))
                 elif family.df != df_name:
-                    problems.append((("files", path, "access", right), f"{key} belongs to {family.df}"))
+                    problems.append(
+                        (("files", path, "access", right), f"{key} belongs to {family.df}")
+                    )
             for n in ef.items:
                 if n not in self.items:
                     problems.append((("files", path, "items"), f"item {n} is not defined"))
@@ -285,12 +287,16 @@ class ProfileSpec(Strict):
                     total = ef.size if ef.structure is Structure.TRANSPARENT else ef.record_length
                     end = max(f.offset + f.length for f in fields)
                     if end != total:
-                        problems.append((("files", path), f"layout {ef.layout} ends at {end}, not {total}"))
+                        problems.append(
+                            (("files", path), f"layout {ef.layout} ends at {end}, not {total}")
+                        )
         for name, fields in self.layouts.items():
             offset = 0
             for f in sorted(fields, key=lambda f: f.offset):
                 if f.offset != offset:
-                    problems.append((("layouts", name), f"field at {f.offset} leaves a gap or overlap"))
+                    problems.append(
+                        (("layouts", name), f"field at {f.offset} leaves a gap or overlap")
+                    )
                 offset = f.offset + f.length
         for n, item in self.items.items():
             for rule in item.rules:

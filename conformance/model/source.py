@@ -15,28 +15,22 @@ class ProfileError(ValueError):
 KeyPath = tuple[str | int, ...]
 
 
-def _construct(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int]) -> Any:
+def _construct(
+    node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], loader: yaml.SafeLoader
+) -> Any:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _scalar(key_node)
+            key = loader.construct_object(key_node, deep=True)
             if key in out:
                 raise ProfileError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}")
-            out[key] = _construct(value_node, (*path, key), lines)
+            out[key] = _construct(value_node, (*path, key), lines, loader)
             lines[(*path, key)] = key_node.start_mark.line + 1
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(child, (*path, i), lines) for i, child in enumerate(node.value)]
-    return _scalar(node)
-
-
-def _scalar(node: yaml.Node) -> Any:
-    loader = yaml.SafeLoader("")
-    try:
-        return loader.construct_object(node, deep=True)
-    finally:
-        loader.dispose()
+        return [_construct(c, (*path, i), lines, loader) for i, c in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)
 
 
 class YamlDocument:
@@ -70,7 +64,8 @@ def load_yaml(path: Path | str) -> YamlDocument:
     except yaml.YAMLError as exc:
         raise ProfileError(f"{path}: not valid YAML: {exc}") from exc
     lines: dict[KeyPath, int] = {}
-    data = _construct(node, (), lines) if node is not None else {}
+    loader = yaml.SafeLoader("")
+    data = _construct(node, (), lines, loader) if node is not None else {}
     return YamlDocument(path, data, lines)
 
 
