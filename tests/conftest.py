@@ -6,6 +6,7 @@ reshaping an existing one.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -51,31 +52,22 @@ def pcsc_bench() -> Iterator[list[str]]:
 
 @pytest.fixture
 def vpcd_card(pcsc_bench: list[str]) -> Iterator[Callable[..., object]]:
-    from conformance.bench import wait_for_card
-    from conformance.card.vpcd import VPCD_PORT, VpcdBridge, vpcd_reader_name
+    from conformance.bench import insert_vpcd_card, remove_vpcd_card
+    from conformance.card.vpcd import VPCD_PORT, VpcdBridge
     from conformance.transport.base import BenchError
 
-    bridges: list[tuple[VpcdBridge, str]] = []
+    bridges: list[VpcdBridge] = []
 
-    def serve(responder: object, port: int = VPCD_PORT, wait_s: float = 5.0) -> VpcdBridge:
-        reader = vpcd_reader_name(port)
-        try:  # a card left over from an earlier test would answer in place of ours
-            wait_for_card(reader, present=False, timeout_s=wait_s)
-        except BenchError as exc:
-            pytest.fail(f"{reader!r} still holds an earlier card: {exc}", pytrace=False)
-        bridge = VpcdBridge(responder, port=port)  # type: ignore[arg-type]
-        bridge.run_in_thread()
-        bridges.append((bridge, reader))
-        wait_for_card(reader, present=True, timeout_s=wait_s)
+    def serve(responder: object, port: int = VPCD_PORT, timeout_s: float = 5.0) -> VpcdBridge:
+        bridge = insert_vpcd_card(responder, port=port, timeout_s=timeout_s)  # type: ignore[arg-type]
+        bridges.append(bridge)
         return bridge
 
     yield serve
-    for bridge, reader in reversed(bridges):
-        bridge.stop()
-        try:
-            wait_for_card(reader, present=False, timeout_s=5.0)
-        except BenchError:
-            pass  # the next vpcd_card reports it, with the reader's state
+    for bridge in reversed(bridges):
+        # if the card does not leave, the next insert_vpcd_card reports it with the reason
+        with contextlib.suppress(BenchError):
+            remove_vpcd_card(bridge)
 
 
 @pytest.fixture

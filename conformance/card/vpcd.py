@@ -70,6 +70,11 @@ class VpcdBridge:
         self.apdu_count = 0
         self.errors: list[BaseException] = []
         self.powered = False
+        # True when stop() cut vpcd off in the middle of an exchange. vpcd then drops the card
+        # inside that exchange, and if a new card connects before pcscd's next presence poll
+        # (~400 ms), pcscd never notices the swap and keeps showing the reader empty.
+        self.dropped_exchange = False
+        self._in_exchange = False
         self._atr: bytes | None = None
         self._sock: socket.socket | None = None
         self._stop = threading.Event()
@@ -103,6 +108,7 @@ class VpcdBridge:
         if self._sock is not None:
             return
         self._stop.clear()
+        self.dropped_exchange = False
         deadline = time.monotonic() + max(0.0, timeout_s)
         last: OSError | None = None
         while True:
@@ -136,19 +142,20 @@ class VpcdBridge:
             return False
         try:
             header = _recv_exact(sock, 2)
+            self._in_exchange = True
             length = int.from_bytes(header, "big")
             payload = _recv_exact(sock, length) if length else b""
+            if not payload:
+                return True
+            answer = self._control(payload[0]) if len(payload) == 1 else self._apdu(payload)
+            if answer is None:
+                return True
+            sock.sendall(len(answer).to_bytes(2, "big") + answer)
         except (_Closed, OSError):
             return False
-        if not payload:
-            return True
-        answer = self._control(payload[0]) if len(payload) == 1 else self._apdu(payload)
-        if answer is None:
-            return True
-        try:
-            sock.sendall(len(answer).to_bytes(2, "big") + answer)
-        except OSError:
-            return False
+        finally:
+            if not self._stop.is_set():
+                self._in_exchange = False
         return True
 
     def serve_forever(self) -> None:
@@ -179,6 +186,8 @@ class VpcdBridge:
         self._stop.set()
         with self._lock:
             sock = self._sock
+        if sock is not None and self._in_exchange:
+            self.dropped_exchange = True
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)  # wakes a recv() blocked in serve_once

@@ -346,6 +346,7 @@ class PcscTransport:
         try:
             self._reader = resolve_reader(reader, _list(self._context))
         except BaseException:
+            self._closed = True
             _release(self._context)
             raise
         self._worker = _Worker(f"pcsc:{self._reader}")
@@ -435,6 +436,12 @@ class PcscTransport:
                 # the queue is free: wait a little so the reader is released on return
                 job.done.wait(min(self._timeout_s, 5.0))
             # else: the stuck call holds the context; the close runs when (if) it returns
+
+    def __del__(self) -> None:
+        # a forgotten transport must not keep an exclusive hold on the reader
+        with contextlib.suppress(Exception):
+            if not self._closed:
+                self.close()
 
     def __enter__(self) -> PcscTransport:
         return self
@@ -540,9 +547,16 @@ class PcscTransport:
         if code != SCARD_S_SUCCESS:
             raise self._error("transmit", code)
         data = bytes(response)
+        if not data:
+            # what vpcd reports when the card's connection closes mid-exchange
+            raise BenchError(
+                f"reader {self._reader!r} returned an empty response to "
+                f"{command[:4].hex().upper()}…: the card left or dropped the exchange; "
+                "reset() once a card is back"
+            )
         if len(data) < 2:
             raise BenchError(
-                f"reader {self._reader!r} returned {data.hex().upper() or 'nothing'} for "
+                f"reader {self._reader!r} returned {data.hex().upper()} to "
                 f"{command[:4].hex().upper()}…: a response APDU needs at least SW1 SW2"
             )
         return data

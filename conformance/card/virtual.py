@@ -1,0 +1,181 @@
+"""The reference virtual card: an ApduResponder built only from the profile, a
+personalization and a key set.
+
+It is the suite's yardstick: it behaves byte for byte as REFERENCE.md says, so every
+conformance case can be shown to PASS against it, and, carrying faults from the defect
+catalogue (``conformance.card.faults``), to FAIL where a real card would go wrong.
+
+    card = VirtualCard.personalize(profile, personalization, keys)
+    atr = card.reset()
+    card.process(bytes.fromhex("00A4000002DDF1"))   # → 9000
+    card.save_image("card.json"); VirtualCard.from_image("card.json", profile)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from conformance.card.commands import CardOS
+from conformance.card.content import (
+    CardContent,
+    build_content,
+    content_from_image,
+    content_to_image,
+    read_image,
+)
+from conformance.card.faults import FAULTS, FaultSet
+from conformance.model.personalization import KeySet, Personalization
+from conformance.model.profile import CardProfile
+
+__all__ = ["VirtualCard", "check_features"]
+
+
+def check_features(profile: CardProfile, features: Iterable[str]) -> frozenset[str]:
+    """The features as a frozenset; ValueError naming the profile's features if one is unknown."""
+    chosen = frozenset(features)
+    unknown = sorted(chosen - profile.spec.features.keys())
+    if unknown:
+        known = ", ".join(sorted(profile.spec.features))
+        raise ValueError(f"unknown feature(s) {', '.join(unknown)}; "
+                         f"profile {profile.spec.profile.name} declares: {known}")
+    return chosen
+
+
+def _build_atr(profile: CardProfile, factor: bytes, faults: FaultSet) -> bytes:
+    """profile.atr(factor), bent by the ATR faults the card carries."""
+    if faults.active("atr_wrong_card_number"):
+        factor = factor[:-1] + bytes([factor[-1] ^ 0xFF])
+    atr = bytearray(profile.atr(factor))
+    spec = profile.spec.atr
+    if faults.active("atr_inverse_ts"):
+        atr[0] = int(FAULTS["atr_inverse_ts"].value, 16)
+    if faults.active("atr_wrong_t0_count"):
+        atr[1] = (atr[1] & 0xF0) | ((atr[1] - 1) & 0x0F)
+    f = FAULTS["atr_wrong_spec_year"]
+    if faults.active(f.name):
+        offset = 2 + len(bytes.fromhex(spec.interface_bytes))
+        for hist in spec.historical:
+            if hist.name == f.target:
+                atr[offset : offset + hist.length] = bytes.fromhex(f.value)[: hist.length]
+            offset += hist.length
+    return bytes(atr)
+
+
+class VirtualCard:
+    """The reference resident health card in software (REFERENCE.md §1, §3, §5, §6).
+
+    ``features`` are the optional features the simulated product declares (``pin``,
+    ``t0_get_response``, …); ``faults`` are names from :data:`conformance.card.faults.FAULTS`.
+    """
+
+    def __init__(
+        self,
+        profile: CardProfile,
+        content: CardContent,
+        *,
+        features: Iterable[str] = frozenset(),
+        faults: Iterable[str] = frozenset(),
+    ) -> None:
+        self.profile = profile
+        self.features = check_features(profile, features)
+        self.faults = FaultSet(faults)
+        missing = sorted(
+            f"{name} (needs feature {FAULTS[name].requires})"
+            for name in self.faults.names
+            if FAULTS[name].requires and FAULTS[name].requires not in self.features
+        )
+        if missing:
+            raise ValueError(f"fault(s) {', '.join(missing)} cannot show without the feature")
+        if "pin" in self.features and content.pin is None:
+            raise ValueError("feature 'pin' needs a card with a PIN (none personalized)")
+        self.content = content
+        self._os = CardOS(profile, content, self.features, self.faults)
+        self._atr = _build_atr(profile, content.card_number_factor, self.faults)
+
+    # ------------------------------------------------------------------ factories
+    @classmethod
+    def personalize(
+        cls,
+        profile: CardProfile,
+        personalization: Personalization,
+        keys: KeySet,
+        *,
+        features: frozenset[str] = frozenset(),
+        faults: frozenset[str] = frozenset(),
+    ) -> VirtualCard:
+        """A freshly personalized card: items written, card keys derived, counters full."""
+        fault_set = FaultSet(faults)
+        feature_set = check_features(profile, features)
+        content = build_content(profile, personalization, keys, fault_set,
+                                 with_pin="pin" in feature_set)
+        return cls(profile, content, features=feature_set, faults=fault_set.names)
+
+    @classmethod
+    def from_image(
+        cls,
+        path: Path | str,
+        profile: CardProfile,
+        *,
+        features: frozenset[str] = frozenset(),
+        faults: frozenset[str] = frozenset(),
+    ) -> VirtualCard:
+        """A card from a saved JSON image; ValueError if it belongs to another profile
+        (name, sha256 or file tree) or is malformed."""
+        fault_set = FaultSet(faults)
+        content = content_from_image(read_image(path), profile, fault_set, str(path))
+        return cls(profile, content, features=features, faults=fault_set.names)
+
+    # ------------------------------------------------------------------ persistence
+    def image(self) -> dict[str, Any]:
+        """The card's persistent content as a JSON-ready dict (see :meth:`save_image`)."""
+        return content_to_image(self.content, self.profile)
+
+    def save_image(self, path: Path | str) -> None:
+        """Write the persistent content (files, keys, counters, PIN) as JSON, atomically."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.image(), indent=1, ensure_ascii=False) + "\n",
+                       encoding="utf-8")
+        os.replace(tmp, path)
+
+    # ------------------------------------------------------------------ ApduResponder
+    @property
+    def atr(self) -> bytes:
+        return self._atr
+
+    def reset(self) -> bytes:
+        """Power up: clear the volatile state and return the ATR."""
+        self._os.reset()
+        return self._atr
+
+    def process(self, apdu: bytes) -> bytes:
+        """Answer one command APDU with data ‖ SW1 SW2; never raises."""
+        return self._os.process(apdu)
+
+    # ------------------------------------------------------------------ for the suite's tests
+    @property
+    def current_df(self) -> str:
+        return self._os.cur_df
+
+    @property
+    def current_ef(self) -> str | None:
+        ef = self._os.cur_ef
+        return None if ef is None else ef.path
+
+    @property
+    def last_error(self) -> BaseException | None:
+        """The exception behind a 6F00 answer, if a handler ever failed (a card bug)."""
+        return self._os.last_error
+
+    def __repr__(self) -> str:
+        extra = ""
+        if self.features:
+            extra += f", features={sorted(self.features)}"
+        if self.faults:
+            extra += f", faults={sorted(self.faults.names)}"
+        factor = self.content.card_number_factor.hex().upper()
+        return f"VirtualCard({self.profile.spec.profile.name}, card {factor}{extra})"

@@ -1,0 +1,154 @@
+"""ATR: the answer to reset and the card-number factor it carries (REFERENCE.md §2)."""
+
+from __future__ import annotations
+
+from conformance.cases.common import make
+from conformance.cases.framework import Case, CaseContext
+from conformance.model.profile import CardProfile
+
+CLAUSE = "REFERENCE.md §2; WS/T 543.4 §4 (evidence §4.5)"
+CHOICE = "The historical-byte layout is a reference-profile choice following evidence §4.5."
+
+
+def _parts(ctx: CaseContext) -> tuple[bytes, bytes, bytes]:
+    """(TS‖T0, interface bytes, historical bytes) of the card's ATR per the profile's T0."""
+    atr = ctx.session.atr
+    spec = ctx.profile.spec.atr
+    n_iface = len(bytes.fromhex(spec.interface_bytes))
+    return atr[:2], atr[2 : 2 + n_iface], atr[2 + n_iface :]
+
+
+def cases(profile: CardProfile) -> list[Case]:
+    out: list[Case] = []
+    spec = profile.spec.atr
+
+    @make(
+        out,
+        "ATR-001",
+        "ATR",
+        "复位应答起始字符",
+        "Initial character TS",
+        CLAUSE + "; ISO/IEC 7816-3 §8.1",
+        f"TS is {spec.ts:02X} (direct convention).",
+        expected_sw=(),
+        severity="blocker",
+    )
+    def ts(ctx: CaseContext) -> None:
+        atr = ctx.session.atr
+        ctx.check(len(atr) >= 2, f"ATR {atr.hex().upper()} is shorter than TS and T0")
+        ctx.check(atr[0] == spec.ts, f"TS is {atr[0]:02X}, expected {spec.ts:02X}")
+
+    @make(
+        out,
+        "ATR-002",
+        "ATR",
+        "格式字符与历史字节数",
+        "Format byte T0 and historical bytes",
+        CLAUSE + "; ISO/IEC 7816-3 §8.2",
+        "T0 announces the interface bytes present and the number of historical bytes, "
+        "and the ATR has exactly that many bytes (no TCK for T=0 only).",
+        severity="critical",
+    )
+    def t0(ctx: CaseContext) -> None:
+        atr = ctx.session.atr
+        ctx.check(len(atr) >= 2, "ATR too short")
+        y1, k = atr[1] >> 4, atr[1] & 0x0F
+        n_iface = bin(y1).count("1")
+        if y1 & 0x8:
+            ctx.fail("T0 announces TD1: more protocols than the profile's T=0 only")
+        ctx.check(
+            k == spec.historical_length,
+            f"T0 announces {k} historical bytes, the profile {spec.historical_length}",
+        )
+        ctx.check(
+            len(atr) == 2 + n_iface + k, f"ATR has {len(atr)} bytes, T0 announces {2 + n_iface + k}"
+        )
+
+    @make(
+        out,
+        "ATR-003",
+        "ATR",
+        "接口字符",
+        "Interface bytes",
+        CLAUSE,
+        "The interface bytes are those of the profile (TB1 TC1 = 00 00).",
+        reference_choice="Interface bytes 00 00 (TB1, TC1) are a reference-profile choice.",
+        severity="minor",
+    )
+    def iface(ctx: CaseContext) -> None:
+        head, found, _ = _parts(ctx)
+        ctx.check(head[1] == spec.t0, f"T0 is {head[1]:02X}, the profile's {spec.t0:02X}")
+        ctx.check(
+            found.hex().upper() == spec.interface_bytes,
+            f"interface bytes {found.hex().upper()}, expected {spec.interface_bytes}",
+        )
+
+    offset = 0
+    for n, field in enumerate(spec.historical, start=4):
+        start = offset
+        offset += field.length
+        if field.value is None:
+            continue
+
+        @make(
+            out,
+            f"ATR-{n:03d}",
+            "ATR",
+            f"历史字节字段 {field.name}",
+            f"Historical bytes field {field.name}",
+            CLAUSE,
+            f"Historical bytes {start + 1}..{start + field.length} hold {field.value}.",
+            reference_choice=CHOICE,
+            severity="normal",
+        )
+        def fixed(ctx: CaseContext, start: int = start, field=field) -> None:
+            _, _, hist = _parts(ctx)
+            found = hist[start : start + field.length].hex().upper()
+            ctx.check(
+                found == field.value,
+                f"historical {field.name} is {found or 'missing'}, expected {field.value}",
+            )
+
+    @make(
+        out,
+        "ATR-010",
+        "ATR",
+        "卡号分散因子",
+        "Card-number factor in the ATR",
+        CLAUSE + "; evidence §4.5 (CardNo = ATR bytes 5..12)",
+        "The card-number factor (ATR bytes 5..12) is the diversification factor: the read "
+        "key of DDF1 derived from it is accepted.",
+        expected_sw=("9000",),
+        severity="blocker",
+    )
+    def factor(ctx: CaseContext) -> None:
+        ctx.check(
+            len(ctx.session.atr)
+            >= spec.card_number_factor.atr_offset + spec.card_number_factor.length,
+            "ATR too short for the card-number factor",
+        )
+        read_key = next(
+            name for name, k in ctx.profile.keys.items() if k.df == "DDF1" and k.use == "read"
+        )
+        ctx.session.authenticate(read_key)  # refusal → ApduError → FAIL
+
+    @make(
+        out,
+        "ATR-011",
+        "ATR",
+        "复位应答稳定",
+        "ATR stable across resets",
+        CLAUSE,
+        "Every reset gives the same ATR (the factor may not change between sessions).",
+        severity="normal",
+    )
+    def stable(ctx: CaseContext) -> None:
+        first = ctx.session.atr
+        again = ctx.trace.reset()
+        ctx.session.reset()
+        ctx.check(
+            again == first,
+            f"ATR changed across a reset: {first.hex().upper()} → {again.hex().upper()}",
+        )
+
+    return out

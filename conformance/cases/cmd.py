@@ -1,0 +1,1028 @@
+"""CMD: ISO/IEC 7816-4 command behaviour of the card (REFERENCE.md §5; evidence §4.1-4.2).
+
+Status words, the order in which the checks run, SELECT lookup, READ RECORD / READ BINARY
+addressing, GET CHALLENGE and GET RESPONSE. Generated from the profile where the rule is
+generic (every instruction, every class, every DF, every file); written by hand where it is
+specific (the check order). Commands whose wrong Le must be seen as ``6Cxx`` are sent raw,
+so that the bench's T=0 layer does not resend them with the right length.
+
+Commands sent only to provoke an error are shaped so that a card which wrongly accepted them
+still could not change anything (no data for VERIFY, no rights for updates, no challenge for
+EXTERNAL AUTHENTICATE): a case must leave the card as it found it, even a faulty one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from conformance.apdu import ResponseAPDU, sw_hex
+from conformance.cases.common import (
+    LE_WHOLE,
+    P2_RECORD_NUMBER,
+    df_of,
+    grant,
+    make,
+    read_binary,
+    read_record,
+    slug,
+)
+from conformance.cases.framework import Case, CaseContext
+from conformance.model.profile import CardProfile
+from conformance.model.schema import Structure
+
+CLAUSE = "REFERENCE.md §5; WS/T 543.4 (evidence §4.1-4.2)"
+CHOICE_SW = (
+    "Relies on the status words and the check order of REFERENCE.md §5, a [choice] where "
+    "the evidence is silent."
+)
+CHOICE_SELECT = (
+    "Relies on the SELECT lookup order of REFERENCE.md §5 (MF, children, the current DF, its "
+    "parent, sibling DFs; EFs only among the current DF's children), a [choice]."
+)
+
+# ISO/IEC 7816-4 encodings the profile does not model (as in the host session).
+MF = "MF"
+MF_FID = "3F00"
+P1_SELECT_BY_FID = 0x00
+SELECT_P2_FCI = 0x00
+SELECT_P2_NO_FCI = 0x0C
+P2_CYCLIC_NEW = 0x03
+SFI_BIT = 0x80
+MAX_OFFSET = 0x7FFF
+
+# Case parameters (plan `parameters`) and their defaults.
+DEFAULT_UNKNOWN_CLASSES = ("A0", "B0")
+DEFAULT_UNKNOWN_INS = ("CA", "E2", "88", "0E", "44", "16")
+DEFAULT_MISSING_FIDS = ("DF09", "EF0F", "EE0F", "ED0F", "0001")
+DEFAULT_CHALLENGE_SAMPLES = 300
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def short_apdu(cla: int, ins: int, p1: int, p2: int, data: bytes = b"",
+               le: int | None = None) -> bytes:
+    """A short APDU as bytes (Le 256 is sent as 00)."""
+    out = bytes([cla, ins, p1, p2])
+    if data:
+        out += bytes([len(data)]) + data
+    if le is not None:
+        out += bytes([le % 256])
+    return out
+
+
+def extended_apdu(cla: int, ins: int, p1: int, p2: int, data: bytes = b"",
+                  le: int | None = None) -> bytes:
+    """The same command in extended-length encoding (00 ‖ Lc(2) ‖ data ‖ Le(2))."""
+    out = bytes([cla, ins, p1, p2, 0x00])
+    if data:
+        out += len(data).to_bytes(2, "big") + data
+    if le is not None:
+        out += (le % 65536).to_bytes(2, "big")
+    return out
+
+
+def send(ctx: CaseContext, apdu: bytes, *, raw: bool = True) -> ResponseAPDU:
+    return ctx.send(apdu, raw=raw)
+
+
+def select_fid(ctx: CaseContext, fid: str, p2: int = SELECT_P2_FCI,
+               p1: int = P1_SELECT_BY_FID) -> ResponseAPDU:
+    """SELECT by FID through the session, so that it forgets what it believed current."""
+    cla, ins = ctx.profile.command("select")
+    return ctx.session.transmit(short_apdu(cla, ins, p1, p2, bytes.fromhex(fid)))
+
+
+def expect_select(ctx: CaseContext, fid: str, what: str, *names: str,
+                  p2: int = SELECT_P2_FCI) -> ResponseAPDU:
+    return ctx.expect_sw(select_fid(ctx, fid, p2), *(names or ("ok",)), what=what)
+
+
+def expect_wrong_le(ctx: CaseContext, response: ResponseAPDU, right: int, what: str) -> None:
+    """6Cxx with xx the right length (00 for 256)."""
+    ctx.expect_sw(response, "wrong_le", what=what)
+    ctx.check(response.sw2 == right & 0xFF,
+              f"{what}: card answered {sw_hex(response.sw)}, the right length is "
+              f"{right} (6C{right & 0xFF:02X})")
+
+
+def grant_once(ctx: CaseContext, path: str) -> None:
+    """Like `grant`, but without authenticating again when the session already holds the
+    read right in the file's DF."""
+    family = ctx.profile.file(path).access.read
+    session = ctx.session
+    if session.current_df == df_of(path) and family in session.granted:
+        ctx.select(path)
+    else:
+        grant(ctx, path)
+
+
+def enter(ctx: CaseContext, df: str) -> None:
+    """Make `df` current (a precondition). The MF is current after the reset of every case."""
+    if df != MF:
+        ctx.select(df)
+
+
+def df_chain_names(profile: CardProfile) -> list[str]:
+    """MF and every DF of the profile, top down."""
+    return [MF, *profile.dfs]
+
+
+def fid_of(profile: CardProfile, df: str) -> str:
+    return MF_FID if df == MF else profile.df(df).fid
+
+
+def parent_of(profile: CardProfile, df: str) -> str | None:
+    return None if df == MF else profile.df(df).parent
+
+
+def child_dfs(profile: CardProfile, df: str) -> list[str]:
+    return [n for n, d in profile.dfs.items() if d.parent == df]
+
+
+def child_efs(profile: CardProfile, df: str) -> list[str]:
+    return [p for p in profile.files if df_of(p) == df]
+
+
+def reachable_fids(profile: CardProfile, df: str) -> set[str]:
+    """FIDs SELECT finds while `df` is current (REFERENCE.md §5 lookup order)."""
+    found = {MF_FID, fid_of(profile, df)}
+    found |= {profile.df(n).fid for n in child_dfs(profile, df)}
+    found |= {profile.file(p).fid for p in child_efs(profile, df)}
+    up = parent_of(profile, df)
+    if up is not None:
+        found.add(fid_of(profile, up))
+        found |= {profile.df(n).fid for n in child_dfs(profile, up)}
+    return found
+
+
+def all_fids(profile: CardProfile) -> set[str]:
+    return ({MF_FID} | {d.fid for d in profile.dfs.values()}
+            | {ef.fid for ef in profile.files.values()})
+
+
+def foreign_ef_fids(profile: CardProfile, df: str) -> list[str]:
+    """EF FIDs of the profile that are not children of `df` (so SELECT must not find them)."""
+    own = {profile.file(p).fid for p in child_efs(profile, df)}
+    dfs = {d.fid for d in profile.dfs.values()} | {MF_FID}
+    return sorted({ef.fid for ef in profile.files.values()} - own - dfs)
+
+
+def free_read_ef(profile: CardProfile, df: str) -> str | None:
+    """A record file of `df` that is free to read (a proof that `df` is current), if any."""
+    for path in child_efs(profile, df):
+        ef = profile.file(path)
+        if ef.access.read == "free" and ef.structure is not Structure.TRANSPARENT:
+            return path
+    return None
+
+
+def classes(profile: CardProfile) -> set[int]:
+    return {c.cla for c in profile.spec.commands.values()}
+
+
+def instructions(profile: CardProfile) -> dict[int, list[str]]:
+    """INS → names of the profile commands that use it, in profile order."""
+    out: dict[int, list[str]] = {}
+    for name, c in profile.spec.commands.items():
+        out.setdefault(c.ins, []).append(name)
+    return out
+
+
+def feature_of(profile: CardProfile, names: Iterable[str]) -> str:
+    """Applicability of commands: their feature if every one has it, else True."""
+    features = {profile.spec.commands[n].feature for n in names}
+    if None in features or not features:
+        return "True"
+    return " or ".join(sorted(f for f in features if f))
+
+
+def probe(profile: CardProfile, name: str) -> tuple[int, int, bytes, int | None]:
+    """(P1, P2, data, Le) of a harmless instance of command `name`: even a card that ran it
+    could change nothing (no data where data would act, no rights, no challenge)."""
+    first_df = next(iter(profile.dfs.values())).fid
+    challenge = profile.spec.security.challenge_length
+    table: dict[str, tuple[int, int, bytes, int | None]] = {
+        "select": (P1_SELECT_BY_FID, SELECT_P2_FCI, bytes.fromhex(first_df), None),
+        "read_binary": (0x00, 0x00, b"", LE_WHOLE),
+        "update_binary": (0x00, 0x00, b"\x00", None),
+        "read_record": (0x01, P2_RECORD_NUMBER, b"", LE_WHOLE),
+        "update_record": (0x01, P2_RECORD_NUMBER, b"\x00", None),
+        "update_record_sm": (0x01, P2_RECORD_NUMBER, bytes(20), None),
+        "mark_record": (0x01, P2_RECORD_NUMBER, b"", None),
+        "erase_record": (0x01, P2_RECORD_NUMBER, b"", None),
+        "get_challenge": (0x00, 0x00, b"", challenge),
+        "external_authenticate": (0x00, 0x00, b"", None),
+        "get_response": (0x00, 0x00, b"", None),
+        "verify_pin": (0x00, 0x00, b"", None),
+        "change_pin": (0x01, 0x00, b"", None),
+    }
+    return table.get(name, (0x00, 0x00, b"", None))
+
+
+def record_files(profile: CardProfile, df: str | None = None) -> list[str]:
+    return [p for p, ef in profile.files.items()
+            if ef.structure is not Structure.TRANSPARENT and (df is None or df_of(p) == df)]
+
+
+def transparent_files(profile: CardProfile, df: str | None = None) -> list[str]:
+    return [p for p, ef in profile.files.items()
+            if ef.structure is Structure.TRANSPARENT and (df is None or df_of(p) == df)]
+
+
+def hexes(values: Iterable[str]) -> list[int]:
+    return [int(v, 16) for v in values]
+
+
+# --------------------------------------------------------------------------- CLA / INS
+
+
+def _class_cases(profile: CardProfile, out: list[Case]) -> None:
+    known = classes(profile)
+    for number, (ins, names) in enumerate(sorted(instructions(profile).items()), start=1):
+        own = {profile.spec.commands[n].cla for n in names}
+        others = sorted(known - own)
+        label = "/".join(names)
+
+        @make(
+            out, f"CMD-CLA-{number:03d}", "CMD",
+            f"INS {ins:02X}（{label}）的类别字节检查",
+            f"Class byte check for INS {ins:02X} ({label})",
+            CLAUSE + " (CLA check, 6E00)",
+            f"INS {ins:02X} sent with an unknown class, or with another of the card's classes "
+            f"({', '.join(f'{c:02X}' for c in others) or 'none'}), is refused with 6E00.",
+            applicability=feature_of(profile, names),
+            expected_sw=("6E00",),
+            reference_choice=CHOICE_SW + " The classes are those of the profile's commands "
+            "(00, 04, 84, 80); a known INS with another class is 6E00.",
+        )
+        def class_check(ctx: CaseContext, ins: int = ins, name: str = names[0],
+                        others: list[int] = others) -> None:
+            p1, p2, data, le = probe(ctx.profile, name)
+            unknown = hexes(ctx.parameters.get("unknown_classes", DEFAULT_UNKNOWN_CLASSES))
+            for cla in [c for c in unknown if c not in classes(ctx.profile)] + others:
+                ctx.expect_sw(send(ctx, short_apdu(cla, ins, p1, p2, data, le)),
+                              "cla_not_supported", what=f"CLA {cla:02X} INS {ins:02X}")
+
+
+def _ins_cases(profile: CardProfile, out: list[Case]) -> None:
+    by_class: dict[int, list[str]] = {}
+    for name, c in profile.spec.commands.items():
+        by_class.setdefault(c.cla, []).append(name)
+    for number, (cla, names) in enumerate(sorted(by_class.items()), start=1):
+
+        @make(
+            out, f"CMD-INS-{number:03d}", "CMD",
+            f"类别 {cla:02X} 下不支持的指令",
+            f"Unsupported instructions in class {cla:02X}",
+            CLAUSE + " (INS check, 6D00)",
+            f"Instructions the profile does not define, sent with class {cla:02X}, are "
+            "refused with 6D00.",
+            applicability=feature_of(profile, names),
+            expected_sw=("6D00",),
+            reference_choice=CHOICE_SW,
+        )
+        def ins_check(ctx: CaseContext, cla: int = cla) -> None:
+            used = set(instructions(ctx.profile))
+            unknown = [i for i in hexes(ctx.parameters.get("unknown_ins", DEFAULT_UNKNOWN_INS))
+                       if i not in used]
+            ctx.check(bool(unknown), "no unknown INS left to try (parameter unknown_ins)")
+            for ins in unknown:
+                ctx.expect_sw(send(ctx, short_apdu(cla, ins, 0x00, 0x00)),
+                              "ins_not_supported", what=f"CLA {cla:02X} INS {ins:02X}")
+
+
+# --------------------------------------------------------------------------- P1/P2, Lc, Le
+
+
+def _p1p2_cases(profile: CardProfile, out: list[Case]) -> None:
+    rf = record_files(profile)
+    first_free = next((p for p in rf if profile.file(p).access.read == "free"), None)
+    first_df = next(iter(profile.dfs))
+    challenge = profile.spec.security.challenge_length
+    first_kid = next(k.kid for k in profile.keys.values() if k.kid is not None)
+
+    def wrong_p1p2(number: int, name: str, title_zh: str, title_en: str, purpose: str,
+                   variants: list[tuple[int, int, bytes, int | None]],
+                   setup: str | None = None, choice: str = CHOICE_SW) -> None:
+        cla, ins = profile.command(name)
+
+        @make(
+            out, f"CMD-P12-{number:03d}", "CMD", title_zh, title_en,
+            CLAUSE + " (P1/P2 check, 6A86)", purpose,
+            applicability=feature_of(profile, [name]),
+            expected_sw=("6A86",),
+            reference_choice=choice,
+        )
+        def body(ctx: CaseContext) -> None:
+            if setup is not None:
+                ctx.select(setup)
+            for p1, p2, data, le in variants:
+                apdu = short_apdu(cla, ins, p1, p2, data, le)
+                ctx.expect_sw(send(ctx, apdu), "wrong_p1p2", what=apdu.hex(" ").upper())
+
+    df_fid = bytes.fromhex(profile.df(first_df).fid)
+    wrong_p1p2(1, "select", "SELECT 的 P1 错误", "SELECT with a wrong P1",
+               "SELECT with P1 other than 00 (by name, by path, …) is refused with 6A86.",
+               [(p1, SELECT_P2_FCI, df_fid, None) for p1 in (0x01, 0x02, 0x04, 0x08, 0x09)],
+               choice=CHOICE_SW + " Only selection by FID (P1 = 00) is defined.")
+    wrong_p1p2(2, "select", "SELECT 的 P2 错误", "SELECT with a wrong P2",
+               "SELECT with P2 other than 00 or 0C is refused with 6A86.",
+               [(P1_SELECT_BY_FID, p2, df_fid, None) for p2 in (0x01, 0x02, 0x04, 0x08)])
+    wrong_p1p2(3, "read_record", "READ RECORD 的 P2 错误", "READ RECORD with a wrong P2",
+               "READ RECORD with P2 other than 04 (record number) or 00 (record identifier) "
+               "is refused with 6A86.",
+               [(0x01, p2, b"", LE_WHOLE) for p2 in (0x01, 0x02, 0x03, 0x05, 0x06, 0x0C, 0x14)],
+               setup=first_free)
+    wrong_p1p2(4, "read_binary", "READ BINARY 的 P1 含 SFI", "READ BINARY with an SFI in P1",
+               "READ BINARY with bit 8 of P1 set (short file identifier) is refused with 6A86.",
+               [(p1, 0x00, b"", LE_WHOLE) for p1 in (0x80, 0x81, 0x85, 0x9F)])
+    wrong_p1p2(5, "update_record", "UPDATE RECORD 的 P2 错误", "UPDATE RECORD with a wrong P2",
+               "A plain UPDATE RECORD with P2 other than 04 (record n) or 03 (new cyclic "
+               "record) is refused with 6A86.",
+               [(0x01, p2, b"\x00", None) for p2 in (0x00, 0x01, 0x02, 0x05)],
+               choice=CHOICE_SW + " §5 defines P2 04 and 03 for UPDATE RECORD; any other P2 "
+               "is taken as wrong P1/P2.")
+    wrong_p1p2(6, "update_record_sm", "安全报文 UPDATE RECORD 的 P2 错误",
+               "Secure-messaging UPDATE RECORD with a wrong P2",
+               "04 DC with P2 other than 04 is refused with 6A86 (before any MAC check).",
+               [(0x01, p2, bytes(20), None) for p2 in (0x00, 0x03, 0x05)])
+    wrong_p1p2(7, "mark_record", "标记索引记录的 P2 错误", "Index mark with a wrong P2",
+               "84 D2 with P2 other than 04 is refused with 6A86.",
+               [(0x01, p2, b"", None) for p2 in (0x00, 0x03, 0x05)])
+    wrong_p1p2(8, "erase_record", "擦除索引记录的 P2 错误", "Index erase with a wrong P2",
+               "84 0C with P2 other than 04 is refused with 6A86.",
+               [(0x01, p2, b"", None) for p2 in (0x00, 0x03, 0x05)])
+    wrong_p1p2(9, "external_authenticate", "外部认证的 P1 错误",
+               "EXTERNAL AUTHENTICATE with a wrong P1",
+               "EXTERNAL AUTHENTICATE with P1 other than 00 is refused with 6A86 (no challenge "
+               "is taken first, so no retry counter is at stake).",
+               [(p1, first_kid, bytes(2 * challenge) + b"\x01", None) for p1 in (0x01, 0x80)],
+               setup=first_df)
+
+
+def _lc_cases(profile: CardProfile, out: list[Case]) -> None:
+    first_df = next(iter(profile.dfs))
+    df_fid = bytes.fromhex(profile.df(first_df).fid)
+    challenge = profile.spec.security.challenge_length
+    auth_len = 2 * challenge + 1
+    first_kid = next(k.kid for k in profile.keys.values() if k.kid is not None)
+
+    @make(
+        out, "CMD-LC-001", "CMD", "SELECT 的 Lc 错误", "SELECT with a wrong Lc",
+        CLAUSE + " (SELECT: Lc = 2; 6700)",
+        "SELECT with no data, or with 1 or 3 data bytes, is refused with 6700.",
+        expected_sw=("6700",), reference_choice=CHOICE_SW,
+    )
+    def select_lc(ctx: CaseContext) -> None:
+        cla, ins = ctx.profile.command("select")
+        for data in (b"", df_fid[:1], df_fid + b"\x00"):
+            apdu = short_apdu(cla, ins, P1_SELECT_BY_FID, SELECT_P2_FCI, data)
+            ctx.expect_sw(send(ctx, apdu), "wrong_length", what=apdu.hex(" ").upper())
+
+    @make(
+        out, "CMD-LC-002", "CMD", "外部认证的 Lc 错误", "EXTERNAL AUTHENTICATE with a wrong Lc",
+        CLAUSE + f" (EXTERNAL AUTHENTICATE: Lc = {auth_len:02X}; 6700)",
+        f"EXTERNAL AUTHENTICATE with a data field of other than {auth_len} bytes is refused "
+        "with 6700, before the challenge is looked at (none is taken, so no retry counter is "
+        "at stake).",
+        expected_sw=("6700",), reference_choice=CHOICE_SW,
+    )
+    def ext_auth_lc(ctx: CaseContext) -> None:
+        enter(ctx, first_df)
+        cla, ins = ctx.profile.command("external_authenticate")
+        for n in (0, auth_len - 1, auth_len + 1):
+            apdu = short_apdu(cla, ins, 0x00, first_kid, bytes(n)[:-1] + b"\x01" if n else b"")
+            ctx.expect_sw(send(ctx, apdu), "wrong_length", what=apdu.hex(" ").upper())
+
+
+def _extended_cases(profile: CardProfile, out: list[Case]) -> None:
+    first_df = next(iter(profile.dfs))
+    df_fid = bytes.fromhex(profile.df(first_df).fid)
+    free = next((p for p in record_files(profile) if profile.file(p).access.read == "free"),
+                None)
+    photo = next(iter(transparent_files(profile)), None)
+    challenge = profile.spec.security.challenge_length
+    choice = CHOICE_SW + " Extended length is not supported (§5)."
+
+    def extended(number: int, name: str, title_zh: str, title_en: str, purpose: str,
+                 p1: int, p2: int, data: bytes, le: int | None, setup: str | None,
+                 right: bool) -> None:
+        @make(
+            out, f"CMD-EXT-{number:03d}", "CMD", title_zh, title_en,
+            CLAUSE + " (extended length is not supported; 6700)", purpose,
+            expected_sw=("6700",), reference_choice=choice,
+            preconditions="card reset; " + (f"{setup} selected" if setup else "MF current")
+            + ("; read right granted" if right else ""),
+        )
+        def body(ctx: CaseContext) -> None:
+            if setup is not None:
+                if right:
+                    grant(ctx, setup)
+                else:
+                    ctx.select(setup)
+            cla, ins = ctx.profile.command(name)
+            apdu = extended_apdu(cla, ins, p1, p2, data, le)
+            ctx.expect_sw(send(ctx, apdu), "wrong_length",
+                          what=f"extended {name} {apdu.hex(' ').upper()}")
+
+    extended(1, "select", "扩展长度的 SELECT", "SELECT in extended length",
+             "SELECT with an extended-length Lc is refused with 6700.",
+             P1_SELECT_BY_FID, SELECT_P2_FCI, df_fid, None, None, False)
+    if free is not None:
+        length = profile.record_length(free, 1)
+        extended(2, "read_record", "扩展长度的 READ RECORD", "READ RECORD in extended length",
+                 f"READ RECORD 1 of {free} with an extended-length Le is refused with 6700.",
+                 0x01, P2_RECORD_NUMBER, b"", length, free, False)
+    if photo is not None:
+        extended(3, "read_binary", "扩展长度的 READ BINARY", "READ BINARY in extended length",
+                 f"READ BINARY of {photo} with an extended Le of 512, with the read right, "
+                 "is refused with 6700.",
+                 0x00, 0x00, b"", 512, photo, True)
+    extended(4, "get_challenge", "扩展长度的 GET CHALLENGE", "GET CHALLENGE in extended length",
+             f"GET CHALLENGE with an extended Le of {challenge} is refused with 6700.",
+             0x00, 0x00, b"", challenge, None, False)
+
+
+def _record_cases(profile: CardProfile, out: list[Case]) -> None:
+    for path in record_files(profile):
+        length = profile.record_length(path, 1)
+        sid = slug(path)
+
+        @make(
+            out, f"CMD-LE-{sid}-001", "CMD",
+            f"{path} READ RECORD 的 Le 错误",
+            f"{path}: READ RECORD with a wrong Le",
+            CLAUSE + " (READ RECORD: Le absent or 00 is the whole record, another Le "
+            "that differs from the record length is 6Cxx)",
+            f"READ RECORD 1 (record of {length} bytes) with Le {length + 1}"
+            + (f" and {length - 1}" if length > 1 else "")
+            + f" answers 6C{length:02X} (sent raw, past the T=0 layer); Le 00 and Le "
+            f"{length} return the {length}-byte record.",
+            expected_sw=(f"6C{length:02X}", "9000"),
+            preconditions="card reset; read right of the file granted",
+            reference_choice="§1/§5: another Le that differs from the record length gets "
+            "6C<len> [choice].",
+        )
+        def wrong_le(ctx: CaseContext, path: str = path, length: int = length) -> None:
+            grant(ctx, path)
+            for le in (length + 1, length - 1):
+                if le < 1:
+                    continue
+                expect_wrong_le(ctx, read_record(ctx, 1, le=le, raw=True), length,
+                                f"READ RECORD 1 with Le {le:02X}")
+            whole = ctx.expect_sw(read_record(ctx, 1, le=LE_WHOLE), "ok",
+                                  what="READ RECORD 1 with Le 00")
+            ctx.check(len(whole.data) == length,
+                      f"Le 00 returned {len(whole.data)} bytes, the record has {length}")
+            exact = ctx.expect_sw(read_record(ctx, 1, le=length), "ok",
+                                  what=f"READ RECORD 1 with Le {length:02X}")
+            ctx.check(exact.data == whole.data,
+                      "READ RECORD with the exact Le returned other bytes than with Le 00")
+
+    for df in profile.dfs:
+        files = record_files(profile, df)
+        if not files:
+            continue
+
+        @make(
+            out, f"CMD-REC-{df}-001", "CMD",
+            f"{df} 下读不存在的记录",
+            f"{df}: READ RECORD of a record that does not exist",
+            CLAUSE + " (READ RECORD: record 0 or > n is 6A83)",
+            f"In every record file of {df} ({', '.join(files)}), READ RECORD 0 and READ "
+            "RECORD n+1 answer 6A83.",
+            expected_sw=("6A83",),
+            preconditions="card reset; read right of each file granted",
+            reference_choice=CHOICE_SW,
+        )
+        def missing_record(ctx: CaseContext, files: list[str] = files) -> None:
+            for path in files:
+                grant_once(ctx, path)
+                count = ctx.profile.record_count(path)
+                for n in (0, count + 1):
+                    ctx.expect_sw(read_record(ctx, n), "record_not_found",
+                                  what=f"{path} READ RECORD {n} (records 1..{count})")
+
+
+def _binary_cases(profile: CardProfile, out: list[Case]) -> None:
+    for path in transparent_files(profile):
+        size = profile.file(path).size or 0
+        left = min(16, size)
+        offset = size - left
+
+        @make(
+            out, f"CMD-RB-{slug(path)}-001", "CMD",
+            f"{path} READ BINARY 越界与 Le 错误",
+            f"{path}: READ BINARY past the end and with a wrong Le",
+            CLAUSE + " (READ BINARY: offset at or past the end 6B00; Le larger than the "
+            "bytes left 6C<left>; Le 00 returns min(256, left))",
+            f"On the {size}-byte file: offset {size} and {MAX_OFFSET:04X} answer 6B00; at "
+            f"offset {offset}, Le {left + 4} answers 6C{left:02X} (raw) and Le 00 returns "
+            f"the {left} bytes left with 9000.",
+            expected_sw=("6B00", f"6C{left:02X}", "9000"),
+            preconditions="card reset; read right of the file granted",
+            reference_choice=CHOICE_SW,
+        )
+        def binary(ctx: CaseContext, path: str = path, size: int = size, left: int = left,
+                   offset: int = offset) -> None:
+            grant(ctx, path)
+            for at in (size, MAX_OFFSET):
+                ctx.expect_sw(read_binary(ctx, at), "offset_beyond_end",
+                              what=f"READ BINARY at offset {at} of a {size}-byte file")
+            expect_wrong_le(ctx, read_binary(ctx, offset, le=left + 4, raw=True), left,
+                            f"READ BINARY at offset {offset} with Le {left + 4}")
+            tail = ctx.expect_sw(read_binary(ctx, offset, le=LE_WHOLE), "ok",
+                                 what=f"READ BINARY at offset {offset} with Le 00")
+            ctx.check(len(tail.data) == left,
+                      f"Le 00 at offset {offset} returned {len(tail.data)} bytes, "
+                      f"{left} are left")
+
+
+# --------------------------------------------------------------------------- SELECT
+
+
+def _select_cases(profile: CardProfile, out: list[Case]) -> None:
+    for df in df_chain_names(profile):
+        foreign = foreign_ef_fids(profile, df)
+
+        @make(
+            out, f"CMD-SEL-{df}-001", "CMD",
+            f"在 {df} 下选择不存在或不可达的文件",
+            f"SELECT of files missing or out of reach from {df}",
+            CLAUSE + " (SELECT lookup order; 6A82)",
+            f"While {df} is current, SELECT of FIDs the card does not have, of DFs outside "
+            "the lookup order and of EFs of other DFs answers 6A82.",
+            expected_sw=("6A82",),
+            preconditions=f"card reset; {df} current",
+            reference_choice=CHOICE_SELECT,
+            severity="critical",
+        )
+        def missing(ctx: CaseContext, df: str = df) -> None:
+            profile = ctx.profile
+            known = all_fids(profile)
+            fids = [f for f in ctx.parameters.get("missing_fids", DEFAULT_MISSING_FIDS)
+                    if f.upper() not in known]
+            unreachable = sorted({d.fid for d in profile.dfs.values()}
+                                 - reachable_fids(profile, df))
+            enter(ctx, df)
+            for fid in fids + unreachable + foreign_ef_fids(profile, df):
+                ctx.expect_sw(select_fid(ctx, fid), "file_not_found",
+                              what=f"SELECT {fid} from {df}")
+
+        if foreign:
+
+            @make(
+                out, f"CMD-SEL-{df}-002", "CMD",
+                f"在 {df} 下不能选择其他 DF 的 EF",
+                f"EFs of other DFs are not selectable from {df}",
+                CLAUSE + " (SELECT: EFs only among the current DF's children)",
+                f"While {df} is current, SELECT of {', '.join(foreign)} (EFs that belong to "
+                "other DFs) answers 6A82, and the current DF stays.",
+                expected_sw=("6A82",),
+                preconditions=f"card reset; {df} current",
+                reference_choice=CHOICE_SELECT,
+                severity="critical",
+            )
+            def foreign_ef(ctx: CaseContext, df: str = df, foreign: list[str] = foreign) -> None:
+                enter(ctx, df)
+                for fid in foreign:
+                    ctx.expect_sw(select_fid(ctx, fid), "file_not_found",
+                                  what=f"SELECT {fid} (not a child of {df}) from {df}")
+                # the DF is still current: its own EFs are found
+                for path in child_efs(ctx.profile, df)[:1]:
+                    fid = ctx.profile.file(path).fid
+                    expect_select(ctx, fid, f"SELECT {fid} of {df} after the refusals")
+
+        targets = [fid_of(profile, df)] + [profile.file(p).fid for p in child_efs(profile, df)]
+
+        @make(
+            out, f"CMD-SEL-{df}-003", "CMD",
+            f"{df} 及其 EF 的 SELECT（P2 = 00 / 0C）",
+            f"SELECT of {df} and its EFs with P2 = 00 and 0C",
+            CLAUSE + " (SELECT: P1 = 00, P2 = 00 or 0C, Lc = 2; 9000 with no FCI)",
+            f"{df} and each of its EFs are selected with P2 = 0C and with P2 = 00; every "
+            "answer is 9000 with no data.",
+            expected_sw=("9000",),
+            preconditions=f"card reset; the parent of {df} current",
+            reference_choice=CHOICE_SW + " SELECT answers no FCI, for P2 = 00 as for 0C.",
+            severity="critical",
+        )
+        def select_p2(ctx: CaseContext, df: str = df, targets: list[str] = targets) -> None:
+            up = parent_of(ctx.profile, df)
+            for p2 in (SELECT_P2_NO_FCI, SELECT_P2_FCI):
+                if up == MF:
+                    with ctx.precondition("reset (the MF current)"):
+                        ctx.session.reset()
+                elif up is not None:
+                    enter(ctx, up)
+                for fid in targets:
+                    response = expect_select(ctx, fid, f"SELECT {fid} with P2 {p2:02X}", p2=p2)
+                    ctx.check(not response.data,
+                              f"SELECT {fid} with P2 {p2:02X} returned data "
+                              f"{response.data.hex().upper()}; the profile defines no FCI")
+
+    _lookup_cases(profile, out)
+
+
+def _lookup_cases(profile: CardProfile, out: list[Case]) -> None:
+    dfs = list(profile.dfs)
+    below = [d for d in dfs if parent_of(profile, d) not in (None, MF)]
+    proof_ef = {d: free_read_ef(profile, d) for d in dfs}
+
+    @make(
+        out, "CMD-SEL-LKP-001", "CMD", "从各级 DF 选择 MF", "SELECT of the MF from every DF",
+        CLAUSE + " (SELECT lookup: MF 3F00 first)",
+        "From every DF, SELECT 3F00 answers 9000 and makes the MF current (an EF of the "
+        "former DF is then no longer found: 6A82).",
+        expected_sw=("9000", "6A82"), reference_choice=CHOICE_SELECT, severity="critical",
+    )
+    def mf_from_everywhere(ctx: CaseContext) -> None:
+        for df in dfs:
+            enter(ctx, df)
+            expect_select(ctx, MF_FID, f"SELECT 3F00 from {df}")
+            efs = child_efs(ctx.profile, df)
+            if efs:
+                fid = ctx.profile.file(efs[0]).fid
+                ctx.expect_sw(select_fid(ctx, fid), "file_not_found",
+                              what=f"SELECT {fid} after SELECT 3F00 from {df} (the MF has "
+                              "no such EF)")
+
+    @make(
+        out, "CMD-SEL-LKP-002", "CMD", "选择父 DF", "SELECT of the parent DF",
+        CLAUSE + " (SELECT lookup: the parent of the current DF)",
+        "From every DF below the top level, SELECT of its parent answers 9000 and makes the "
+        "parent current (shown by reading a free record file of the parent).",
+        expected_sw=("9000",), reference_choice=CHOICE_SELECT, severity="critical",
+    )
+    def parent(ctx: CaseContext) -> None:
+        for df in below:
+            up = parent_of(ctx.profile, df)
+            if up is None:
+                continue
+            enter(ctx, df)
+            expect_select(ctx, fid_of(ctx.profile, up), f"SELECT parent {up} from {df}")
+            proof = proof_ef.get(up)
+            if proof is not None:
+                expect_select(ctx, ctx.profile.file(proof).fid, f"SELECT {proof} afterwards")
+                ctx.expect_sw(read_record(ctx, 1), "ok",
+                              what=f"READ RECORD 1 of {proof} (free) after selecting {up}")
+
+    @make(
+        out, "CMD-SEL-LKP-003", "CMD", "选择兄弟 DF", "SELECT of a sibling DF",
+        CLAUSE + " (SELECT lookup: a DF that is a child of the current DF's parent)",
+        "From every DF below the top level, SELECT of each sibling DF answers 9000; where "
+        "the sibling has an EF the former DF lacks, that EF is then found.",
+        expected_sw=("9000",), reference_choice=CHOICE_SELECT, severity="critical",
+    )
+    def sibling(ctx: CaseContext) -> None:
+        profile = ctx.profile
+        for df in below:
+            for other in [d for d in below if d != df
+                          and parent_of(profile, d) == parent_of(profile, df)]:
+                enter(ctx, df)
+                expect_select(ctx, profile.df(other).fid, f"SELECT sibling {other} from {df}")
+                mine = {profile.file(p).fid for p in child_efs(profile, df)}
+                theirs = [profile.file(p).fid for p in child_efs(profile, other)
+                          if profile.file(p).fid not in mine]
+                if theirs:
+                    expect_select(ctx, theirs[0],
+                                  f"SELECT {theirs[0]} (an EF of {other} only) afterwards")
+
+    @make(
+        out, "CMD-SEL-LKP-004", "CMD", "选择当前 DF 自身", "SELECT of the current DF itself",
+        CLAUSE + " (SELECT lookup: the current DF)",
+        "With an EF of a DF current, SELECT of the DF itself answers 9000, leaves no "
+        "current EF (READ RECORD 6986) and keeps the DF (its EFs are still found).",
+        expected_sw=("9000", "6986"), reference_choice=CHOICE_SELECT,
+    )
+    def itself(ctx: CaseContext) -> None:
+        for df in dfs:
+            efs = child_efs(ctx.profile, df)
+            if not efs:
+                continue
+            ctx.select(efs[0])
+            expect_select(ctx, fid_of(ctx.profile, df), f"SELECT {df} while {df} is current")
+            ctx.expect_sw(read_record(ctx, 1), "no_current_ef",
+                          what=f"READ RECORD right after re-selecting {df}")
+            expect_select(ctx, ctx.profile.file(efs[-1]).fid,
+                          f"SELECT {efs[-1]} after re-selecting {df}")
+
+
+# --------------------------------------------------------------------------- structure, EF
+
+
+def _structure_cases(profile: CardProfile, out: list[Case]) -> None:
+    for df in profile.dfs:
+        records = record_files(profile, df)
+        binaries = transparent_files(profile, df)
+        non_tlv = [p for p in profile.files if df_of(p) == df
+                   and profile.file(p).structure is not Structure.TLV_RECORDS]
+        if not (records or binaries):
+            continue
+        parts = []
+        if records:
+            parts.append(f"READ/UPDATE BINARY on its record files ({', '.join(records)})")
+        if binaries:
+            parts.append(f"READ/UPDATE RECORD on its transparent files ({', '.join(binaries)})")
+        if non_tlv:
+            parts.append(f"a secure-messaging UPDATE RECORD on its non-TLV files "
+                         f"({', '.join(non_tlv)})")
+
+        @make(
+            out, f"CMD-STR-{df}-001", "CMD",
+            f"{df} 下命令与文件结构不相容",
+            f"{df}: commands incompatible with the file structure",
+            CLAUSE + " (file structure, 6981, is checked before security)",
+            f"Without any right: {'; '.join(parts)} answer 6981.",
+            expected_sw=("6981",),
+            reference_choice=CHOICE_SW + " SM update of a non-TLV file is 6981 (§5).",
+        )
+        def structure(ctx: CaseContext, records: list[str] = records,
+                      binaries: list[str] = binaries, non_tlv: list[str] = non_tlv) -> None:
+            p = ctx.profile
+            rb, ub = p.command("read_binary"), p.command("update_binary")
+            rr, ur = p.command("read_record"), p.command("update_record")
+            sm = p.command("update_record_sm")
+            tries: list[tuple[str, bytes]] = []
+            for path in records:
+                tries += [(path, short_apdu(*rb, 0, 0, le=LE_WHOLE)),
+                          (path, short_apdu(*ub, 0, 0, b"\x00"))]
+            for path in binaries:
+                tries += [(path, short_apdu(*rr, 1, P2_RECORD_NUMBER, le=LE_WHOLE)),
+                          (path, short_apdu(*ur, 1, P2_RECORD_NUMBER, b"\x00"))]
+            for path in non_tlv:
+                tries.append((path, short_apdu(*sm, 1, P2_RECORD_NUMBER, bytes(20))))
+            for path, apdu in tries:
+                ctx.select(path)
+                ctx.expect_sw(send(ctx, apdu), "incompatible_file_structure",
+                              what=f"{apdu[:4].hex(' ').upper()} on {path} "
+                              f"({p.file(path).structure})")
+
+
+def _no_ef_cases(profile: CardProfile, out: list[Case]) -> None:
+    for df in df_chain_names(profile):
+        up = parent_of(profile, df)
+        before = next(iter(child_efs(profile, up)), None) if up is not None else None
+
+        @make(
+            out, f"CMD-NOEF-{df}-001", "CMD",
+            f"{df} 下无当前 EF",
+            f"{df}: no current EF",
+            CLAUSE + " (current EF, 6986, is checked before structure and security)",
+            f"Right after selecting {df}"
+            + (f" (coming from {before})" if before else "")
+            + ", READ RECORD, READ BINARY, UPDATE RECORD, UPDATE BINARY, mark and erase "
+            "answer 6986.",
+            expected_sw=("6986",),
+            reference_choice=CHOICE_SW,
+        )
+        def no_ef(ctx: CaseContext, df: str = df, before: str | None = before) -> None:
+            p = ctx.profile
+            if before is not None:
+                ctx.select(before)  # an EF of the parent is current …
+            if df == MF:
+                with ctx.precondition("SELECT 3F00"):
+                    select_fid(ctx, MF_FID).check()
+            else:
+                with ctx.precondition(f"SELECT {df}"):
+                    select_fid(ctx, fid_of(p, df)).check()  # … and selecting the DF drops it
+            tries = [
+                short_apdu(*p.command("read_record"), 1, P2_RECORD_NUMBER, le=LE_WHOLE),
+                short_apdu(*p.command("read_binary"), 0, 0, le=LE_WHOLE),
+                short_apdu(*p.command("update_record"), 1, P2_RECORD_NUMBER, b"\x00"),
+                short_apdu(*p.command("update_binary"), 0, 0, b"\x00"),
+                short_apdu(*p.command("mark_record"), 1, P2_RECORD_NUMBER),
+                short_apdu(*p.command("erase_record"), 1, P2_RECORD_NUMBER),
+            ]
+            for apdu in tries:
+                ctx.expect_sw(send(ctx, apdu), "no_current_ef",
+                              what=f"{apdu.hex(' ').upper()} right after selecting {df}")
+
+
+# --------------------------------------------------------------------------- check order
+
+
+def _order_cases(profile: CardProfile, out: list[Case]) -> None:
+    first_df = next(iter(profile.dfs))
+    df_fid = bytes.fromhex(profile.df(first_df).fid)
+    known = classes(profile)
+    sel = profile.command("select")
+    rr = profile.command("read_record")
+    ea = profile.command("external_authenticate")
+    used_ins = set(instructions(profile))
+    challenge = profile.spec.security.challenge_length
+    first_kid = next(k.kid for k in profile.keys.values() if k.kid is not None)
+    protected = next((p for p in record_files(profile)
+                      if profile.file(p).access.read != "free"), None)
+    wrong_class = sorted(known - {sel[0]})[0]
+
+    def order(number: int, title_zh: str, title_en: str, purpose: str, expected: str,
+              setup: str | None, apdus: list[bytes], params: tuple[str, ...] = ()) -> None:
+        @make(
+            out, f"CMD-ORD-{number:03d}", "CMD", title_zh, title_en,
+            CLAUSE + " (the check order: CLA, INS, P1/P2, Lc/Le, current EF, structure, "
+            "security, range, data)",
+            purpose,
+            expected_sw=(profile.spec.status_words[expected],),
+            reference_choice=CHOICE_SW,
+        )
+        def body(ctx: CaseContext) -> None:
+            if setup is not None:
+                ctx.select(setup)
+            unknown = hexes(ctx.parameters.get("unknown_classes", DEFAULT_UNKNOWN_CLASSES))
+            cla = next(c for c in unknown if c not in classes(ctx.profile))
+            for apdu in apdus:
+                if "unknown_cla" in params:
+                    apdu = bytes([cla]) + apdu[1:]
+                ctx.expect_sw(send(ctx, apdu), expected, what=apdu.hex(" ").upper())
+
+    unknown_ins = next(int(i, 16) for i in DEFAULT_UNKNOWN_INS if int(i, 16) not in used_ins)
+    order(1, "CLA 先于 P1/P2 检查", "CLA is checked before P1/P2",
+          "An unknown class with a SELECT of wrong P1 answers 6E00, not 6A86.",
+          "cla_not_supported", None,
+          [short_apdu(0x00, sel[1], 0x04, SELECT_P2_FCI, df_fid)], ("unknown_cla",))
+    order(2, "已知指令的错误类别先于 P1/P2 检查", "A known INS in a wrong class is checked "
+          "before P1/P2",
+          f"SELECT (INS {sel[1]:02X}) with class {wrong_class:02X} and a wrong P1 answers "
+          "6E00, not 6A86.",
+          "cla_not_supported", None,
+          [short_apdu(wrong_class, sel[1], 0x04, SELECT_P2_FCI, df_fid)])
+    order(3, "CLA 先于 INS 检查", "CLA is checked before INS",
+          f"An unknown class with an unknown INS {unknown_ins:02X} answers 6E00, not 6D00.",
+          "cla_not_supported", None, [short_apdu(0x00, unknown_ins, 0x00, 0x00)],
+          ("unknown_cla",))
+    order(4, "INS 先于 P1/P2 检查", "INS is checked before P1/P2",
+          f"Unknown INS {unknown_ins:02X} in class 00 with P1P2 FFFF answers 6D00, not 6A86.",
+          "ins_not_supported", None, [short_apdu(0x00, unknown_ins, 0xFF, 0xFF)])
+    order(5, "P1/P2 先于 Lc 检查", "P1/P2 are checked before Lc",
+          "SELECT with P1 = 04 and a 1-byte data field answers 6A86, not 6700; EXTERNAL "
+          "AUTHENTICATE with P1 = 01 and a short data field answers 6A86.",
+          "wrong_p1p2", first_df,
+          [short_apdu(*sel, 0x04, SELECT_P2_FCI, df_fid[:1]),
+           short_apdu(*ea, 0x01, first_kid, bytes(4))])
+    order(6, "P1/P2 先于当前 EF 检查", "P1/P2 are checked before the current EF",
+          "Right after selecting a DF, READ RECORD with P2 = 05 answers 6A86, not 6986.",
+          "wrong_p1p2", first_df, [short_apdu(*rr, 0x01, 0x05, le=LE_WHOLE)])
+    order(7, "Lc/Le 先于当前 EF 检查", "Lc/Le are checked before the current EF",
+          "Right after selecting a DF, READ RECORD with an extended Le answers 6700, "
+          "not 6986.",
+          "wrong_length", first_df,
+          [extended_apdu(*rr, 0x01, P2_RECORD_NUMBER, le=LE_WHOLE)])
+    order(8, "Lc 先于随机数检查", "Lc is checked before the challenge",
+          "With no challenge taken, EXTERNAL AUTHENTICATE with a data field one byte short "
+          "answers 6700, not 6985.",
+          "wrong_length", first_df,
+          [short_apdu(*ea, 0x00, first_kid, bytes(2 * challenge))])
+    if protected is not None:
+        count = profile.record_count(protected)
+        order(9, "安全状态先于记录范围检查", "Security is checked before the record range",
+              f"Without the read right of {protected}, READ RECORD {count + 1} (one past the "
+              "last) answers 6982, not 6A83.",
+              "security_not_satisfied", protected,
+              [short_apdu(*rr, count + 1, P2_RECORD_NUMBER, le=LE_WHOLE)])
+
+
+# --------------------------------------------------------------------------- challenge, T=0
+
+
+def _challenge_cases(profile: CardProfile, out: list[Case]) -> None:
+    n = profile.spec.security.challenge_length
+
+    @make(
+        out, "CMD-CHAL-001", "CMD", "随机数不重复", "GET CHALLENGE freshness",
+        "REFERENCE.md §3 (single-use challenge), §4 (session keys from the challenge), §5 "
+        "GET CHALLENGE; evidence §4.3",
+        f"Many GET CHALLENGE answers (parameter challenge_samples, default "
+        f"{DEFAULT_CHALLENGE_SAMPLES}) are each {n} bytes with 9000, and no two are equal.",
+        expected_sw=("9000",),
+        severity="critical",
+    )
+    def freshness(ctx: CaseContext) -> None:
+        samples = int(ctx.parameters.get("challenge_samples", DEFAULT_CHALLENGE_SAMPLES))
+        cla, ins = ctx.profile.command("get_challenge")
+        apdu = short_apdu(cla, ins, 0x00, 0x00, le=n)
+        seen: dict[bytes, int] = {}
+        for i in range(1, samples + 1):
+            r = ctx.expect_sw(send(ctx, apdu, raw=False), "ok", what=f"GET CHALLENGE #{i}")
+            ctx.check(len(r.data) == n,
+                      f"GET CHALLENGE #{i} returned {len(r.data)} bytes, not {n}")
+            if r.data in seen:
+                ctx.fail(f"GET CHALLENGE #{i} repeats #{seen[r.data]} ({r.data.hex().upper()})"
+                         f" after {i - 1} distinct challenges")
+            seen[r.data] = i
+        ctx.note(f"{samples} challenges, all distinct")
+
+    @make(
+        out, "CMD-CHAL-002", "CMD", "GET CHALLENGE 的长度错误",
+        "GET CHALLENGE with a wrong length",
+        CLAUSE + f" (GET CHALLENGE: no data and Le = {n:02X}, else 6700)",
+        f"GET CHALLENGE with Le other than {n:02X} (01, {n - 1:02X}, {n + 1:02X}, 10, 00), "
+        "with no Le, or with a data field, is refused with 6700.",
+        expected_sw=("6700",),
+        reference_choice=CHOICE_SW,
+    )
+    def wrong_length(ctx: CaseContext) -> None:
+        cla, ins = ctx.profile.command("get_challenge")
+        tries = [short_apdu(cla, ins, 0, 0, le=le) for le in (1, n - 1, n + 1, 0x10, LE_WHOLE)]
+        tries += [short_apdu(cla, ins, 0, 0), short_apdu(cla, ins, 0, 0, bytes(n), n)]
+        for apdu in tries:
+            ctx.expect_sw(send(ctx, apdu, raw=False), "wrong_length",
+                          what=apdu.hex(" ").upper())
+
+
+def _get_response(ctx: CaseContext, first: ResponseAPDU, what: str) -> bytes:
+    """Check a 61xx answer and collect its data with one raw GET RESPONSE."""
+    ctx.expect_sw(first, "bytes_available", what=what)
+    cla, ins = ctx.profile.command("get_response")
+    n = first.sw2 or 256
+    second = ctx.expect_sw(send(ctx, short_apdu(cla, ins, 0x00, 0x00, le=n)), "ok",
+                           what=f"GET RESPONSE {first.sw2:02X} after {what}")
+    ctx.check(len(second.data) == n,
+              f"GET RESPONSE {first.sw2:02X} returned {len(second.data)} bytes, "
+              f"61{first.sw2:02X} announced {n}")
+    return second.data
+
+
+def _t0_cases(profile: CardProfile, out: list[Case]) -> None:
+    n = profile.spec.security.challenge_length
+    free = next((p for p in record_files(profile) if profile.file(p).access.read == "free"),
+                None)
+    photo = next(iter(transparent_files(profile)), None)
+    clause = "REFERENCE.md §5 (61xx, GET RESPONSE 00 C0 00 00 xx), §6 t0_get_response"
+    choice = "Relies on the ICS declaring t0_get_response (REFERENCE.md §6)."
+
+    @make(
+        out, "CMD-T0-001", "CMD", "T=0 下 GET CHALLENGE 的取响应",
+        "GET RESPONSE after GET CHALLENGE under T=0", clause,
+        f"GET CHALLENGE sent raw answers 61{n:02X}; GET RESPONSE {n:02X} returns {n} bytes "
+        "and 9000, and the challenge is fresh.",
+        applicability="t0_get_response", expected_sw=(f"61{n:02X}", "9000"),
+        reference_choice=choice,
+    )
+    def challenge(ctx: CaseContext) -> None:
+        cla, ins = ctx.profile.command("get_challenge")
+        apdu = short_apdu(cla, ins, 0x00, 0x00, le=n)
+        got = [_get_response(ctx, send(ctx, apdu), f"GET CHALLENGE #{i}") for i in (1, 2)]
+        ctx.check(got[0] != got[1], "two challenges collected by GET RESPONSE are equal")
+
+    if free is not None:
+        length = profile.record_length(free, 1)
+
+        @make(
+            out, "CMD-T0-002", "CMD", "T=0 下 READ RECORD 的取响应",
+            "GET RESPONSE after READ RECORD under T=0", clause,
+            f"READ RECORD 1 of {free} sent raw with Le {length:02X} answers 61{length:02X}; "
+            "GET RESPONSE returns the same record as a read through the T=0 layer, and 9000.",
+            applicability="t0_get_response", expected_sw=(f"61{length:02X}", "9000"),
+            reference_choice=choice,
+        )
+        def record(ctx: CaseContext, path: str = free, length: int = length) -> None:
+            ctx.select(path)
+            data = _get_response(ctx, read_record(ctx, 1, le=length, raw=True),
+                                 f"READ RECORD 1 of {path}")
+            whole = ctx.expect_sw(read_record(ctx, 1), "ok", what="READ RECORD 1 (T=0 layer)")
+            ctx.check(data == whole.data,
+                      f"GET RESPONSE returned {data.hex().upper()}, the record is "
+                      f"{whole.data.hex().upper()}")
+
+    if photo is not None:
+
+        @make(
+            out, "CMD-T0-003", "CMD", "T=0 下 READ BINARY 的取响应",
+            "GET RESPONSE after READ BINARY under T=0", clause,
+            f"READ BINARY of {photo} sent raw with Le 20 answers 6120; GET RESPONSE returns "
+            "the 32 bytes the T=0 layer reads, and 9000.",
+            applicability="t0_get_response", expected_sw=("6120", "9000"),
+            preconditions="card reset; read right of the file granted",
+            reference_choice=choice,
+        )
+        def binary(ctx: CaseContext, path: str = photo) -> None:
+            grant(ctx, path)
+            data = _get_response(ctx, read_binary(ctx, 0, le=0x20, raw=True),
+                                 f"READ BINARY of {path}")
+            whole = ctx.expect_sw(read_binary(ctx, 0, le=0x20), "ok",
+                                  what="READ BINARY (T=0 layer)")
+            ctx.check(data == whole.data, "GET RESPONSE returned other bytes than the file's")
+
+
+# --------------------------------------------------------------------------- catalogue
+
+
+def cases(profile: CardProfile) -> list[Case]:
+    out: list[Case] = []
+    _class_cases(profile, out)
+    _ins_cases(profile, out)
+    _p1p2_cases(profile, out)
+    _lc_cases(profile, out)
+    _extended_cases(profile, out)
+    _record_cases(profile, out)
+    _binary_cases(profile, out)
+    _select_cases(profile, out)
+    _structure_cases(profile, out)
+    _no_ef_cases(profile, out)
+    _order_cases(profile, out)
+    _challenge_cases(profile, out)
+    _t0_cases(profile, out)
+    return out
+

@@ -1,0 +1,325 @@
+"""CYC: cyclic record files (REFERENCE.md §1, §5 UPDATE RECORD; evidence §3.2).
+
+Generated from the model: for every cyclic file, UPDATE RECORD P2 = 03 puts the new record
+first and shifts the older ones; after records + 1 appends the oldest is gone; every record
+keeps the declared length and the appended values decode by the file's layout; a plain
+UPDATE RECORD P2 = 04 rewrites record n in place. P2 = 03 on a record file that is not cyclic
+is refused with 6981.
+
+Appends cannot be undone, so each case that appends re-appends the file's previous records,
+oldest first, which leaves the file byte for byte as it was: the cases are non-destructive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+from conformance.apdu import ResponseAPDU, sw_hex
+from conformance.cases.common import make, read_record, slug
+from conformance.cases.framework import Case, CaseContext
+from conformance.model import codecs
+from conformance.model.codecs import Coding, CodingError
+from conformance.model.profile import CardProfile
+from conformance.model.schema import LayoutField, Structure
+
+CLAUSE = "REFERENCE.md §1 (DF02/EF07, EF08), §5 UPDATE RECORD; WS/T 543 (evidence §3.2)"
+
+# ISO/IEC 7816-4 UPDATE RECORD parameters used by the profile (REFERENCE.md §5).
+P1_NEW = 0x00
+P2_NEW = 0x03  # on a cyclic file: write a new record 1
+P2_NUMBER = 0x04  # P1 is a record number
+
+NONCYCLIC_CHOICE = (
+    "REFERENCE.md §5 names no status word for UPDATE RECORD P2 = 03 on a file that is not "
+    "cyclic. P2 = 03 is a valid P2 of UPDATE RECORD (\"P2 = 03 on a cyclic file writes a new "
+    "record 1\"), so the P1/P2 check (6A86) cannot reject it before the file is known; the "
+    "file-structure check comes next in the §5 order, before security, so this case expects "
+    "6981 (command incompatible with file structure), not 6A86 or 6982."
+)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@contextlib.contextmanager
+def restoring(ctx: CaseContext, what: str, undo: Callable[[], None]) -> Iterator[None]:
+    """Run ``undo`` after the block. If the block already failed, a failure of ``undo`` is
+    only noted (the first failure is the verdict); otherwise it propagates."""
+    try:
+        yield
+    except BaseException:
+        try:
+            undo()
+        except Exception as exc:
+            ctx.note(f"restoring {what} failed too: {exc}")
+        raise
+    undo()
+
+
+def _authenticate(ctx: CaseContext, path: str, families: list[str | None]) -> None:
+    """Precondition: the key families' rights in the file's DF, then the file selected."""
+    wanted = [f for f in dict.fromkeys(families) if f not in (None, "free")]
+    with ctx.precondition(f"rights {', '.join(wanted) or 'none'} for {path}"):
+        for family in wanted:
+            if family not in ctx.session.granted:
+                ctx.session.authenticate(family)
+        ctx.session.select(path)
+
+
+def _read_all(ctx: CaseContext, path: str, count: int) -> list[bytes]:
+    """Every record of the current record file; FAIL unless each answers 9000."""
+    out = []
+    for n in range(1, count + 1):
+        response = ctx.expect_sw(read_record(ctx, n), "ok", what=f"READ RECORD {n} of {path}")
+        out.append(response.data)
+    return out
+
+
+def _read_before(ctx: CaseContext, path: str, count: int) -> list[bytes]:
+    with ctx.precondition(f"read the current records of {path}"):
+        return _read_all(ctx, path, count)
+
+
+def _sample(profile: CardProfile, field: LayoutField, seed: int) -> str:
+    """A distinct, valid value of a layout field for test record ``seed``."""
+    coding = Coding(field.coding)
+    if coding is Coding.CN:
+        rules = profile.item(field.item).rules if field.item is not None else []
+        if "date" in rules and field.length == 4:
+            return f"20{seed % 100:02d}{seed % 12 + 1:02d}{seed % 28 + 1:02d}"
+        return (str(seed) * (2 * field.length))[: 2 * field.length]
+    if coding is Coding.AN:
+        for text in (f"测试{seed}号", f"T{seed}", str(seed % 10)):
+            if len(text.encode("gbk")) <= field.length:
+                return text
+        return ""
+    return bytes((seed * 37 + i) & 0xFF for i in range(field.length)).hex().upper()
+
+
+def _record(profile: CardProfile, path: str, seed: int) -> tuple[bytes, dict[int, str]]:
+    """A test record of a cyclic file built from its layout: (bytes, values by offset)."""
+    ef = profile.file(path)
+    raw = bytearray()
+    values: dict[int, str] = {}
+    for field in sorted(profile.layout(ef.layout or ""), key=lambda f: f.offset):
+        value = _sample(profile, field, seed)
+        values[field.offset] = value
+        raw += codecs.encode(Coding(field.coding), value, field.length)
+    return bytes(raw), values
+
+
+def _describe(raw: bytes) -> str:
+    return raw.hex().upper() if len(raw) <= 24 else f"{raw[:24].hex().upper()}… ({len(raw)} B)"
+
+
+def _append(ctx: CaseContext, record: bytes) -> ResponseAPDU:
+    return ctx.send(ctx.apdu("update_record", P1_NEW, P2_NEW, record))
+
+
+def _restore_by_appending(ctx: CaseContext, path: str, before: list[bytes]) -> None:
+    """Re-append the previous records oldest first, then check the file is as it was."""
+    for n in range(len(before), 0, -1):
+        ctx.expect_sw(_append(ctx, before[n - 1]), "ok",
+                      what=f"re-appending previous record {n} of {path} (restoring)")
+    after = _read_all(ctx, path, len(before))
+    ctx.check(after == before, f"{path} is not as before after re-appending its records "
+                               "oldest first")
+
+
+def _compare(ctx: CaseContext, path: str, after: list[bytes],
+             expected: list[tuple[bytes, str]]) -> None:
+    """FAIL at the first record that is not the expected one (named by where it came from)."""
+    for n, (raw, (want, label)) in enumerate(zip(after, expected, strict=True), start=1):
+        ctx.check(raw == want, f"{path} record {n} is {_describe(raw)}, expected {label} "
+                               f"{_describe(want)}")
+
+
+def _check_lengths(ctx: CaseContext, path: str, records: list[bytes], length: int) -> None:
+    for n, raw in enumerate(records, start=1):
+        ctx.check(len(raw) == length,
+                  f"{path} record {n} is {len(raw)} bytes, the profile declares {length}")
+
+
+def _check_decodes(ctx: CaseContext, path: str, raw: bytes, values: dict[int, str]) -> None:
+    """The record read back decodes field by field (AN/CN/B) to the values written."""
+    layout = ctx.profile.layout(ctx.profile.file(path).layout or "")
+    for field in layout:
+        chunk = raw[field.offset : field.offset + field.length]
+        name = f"item {field.item}" if field.item is not None else field.name
+        try:
+            decoded = codecs.decode(Coding(field.coding), chunk)
+        except CodingError as exc:
+            ctx.fail(f"{path} record 1, {name} ({field.coding}) does not decode: {exc}")
+            return
+        wanted = codecs.decode(Coding(field.coding), codecs.encode(
+            Coding(field.coding), values[field.offset], field.length))
+        ctx.check(decoded == wanted,
+                  f"{path} record 1, {name} ({field.coding}) reads back {decoded!r}, "
+                  f"written {wanted!r}")
+
+
+# --------------------------------------------------------------------------- cases
+
+
+def _cyclic_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
+    ef = profile.file(path)
+    count = ef.records or 0
+    length = ef.record_length or 0
+    sid = f"CYC-{slug(path)}"
+    rights = [ef.access.read, ef.access.update]
+    pre = (f"card reset; {ef.access.read} and {ef.access.update} granted in "
+           f"{path.partition('/')[0]}; the file's records are read first and re-appended "
+           "oldest first at the end")
+
+    @make(
+        out, f"{sid}-001", "CYC",
+        f"{path} 循环写入：最新记录为第 1 条",
+        f"{path}: a cyclic append becomes record 1, older records shift",
+        CLAUSE,
+        f"UPDATE RECORD 00 DC 00 03 with {ef.access.update} writes a new record 1 and shifts "
+        f"the older records down; every record stays {length} bytes and the new record "
+        "decodes by the file's layout to the values written.",
+        preconditions=pre, expected_sw=("9000",), severity="critical",
+    )
+    def newest_first(ctx: CaseContext, path: str = path) -> None:
+        n, size = ctx.profile.record_count(path), ctx.profile.file(path).record_length or 0
+        _authenticate(ctx, path, rights)
+        before = _read_before(ctx, path, n)
+        new = [_record(ctx.profile, path, seed) for seed in (1, 2)[: min(2, n)]]
+        appended = False
+
+        def undo() -> None:
+            if appended:
+                _restore_by_appending(ctx, path, before)
+
+        with restoring(ctx, path, undo):
+            for i, (raw, _) in enumerate(new, start=1):
+                response = _append(ctx, raw)
+                appended = appended or response.sw == ctx.sw("ok")
+                ctx.expect_sw(response, "ok", what=f"UPDATE RECORD P2=03 (append {i}) on {path}")
+            after = _read_all(ctx, path, n)
+            _check_lengths(ctx, path, after, size)
+            expected = [(raw, f"append {i}") for i, (raw, _) in enumerate(new, start=1)][::-1]
+            expected += [(raw, f"previous record {k}")
+                         for k, raw in enumerate(before[: n - len(new)], start=1)]
+            _compare(ctx, path, after, expected)
+            _check_decodes(ctx, path, after[0], new[-1][1])
+
+    @make(
+        out, f"{sid}-002", "CYC",
+        f"{path} 循环写入 {count + 1} 次后最早记录被覆盖",
+        f"{path}: after {count + 1} appends the oldest record is dropped",
+        CLAUSE,
+        f"{count + 1} appends to a {count}-record cyclic file leave the last {count} appended "
+        "records, newest first; the first appended record is gone.",
+        preconditions=pre, expected_sw=("9000",), severity="critical",
+    )
+    def oldest_dropped(ctx: CaseContext, path: str = path) -> None:
+        n = ctx.profile.record_count(path)
+        _authenticate(ctx, path, rights)
+        before = _read_before(ctx, path, n)
+        new = [_record(ctx.profile, path, seed)[0] for seed in range(11, 11 + n + 1)]
+        appended = False
+
+        def undo() -> None:
+            if appended:
+                _restore_by_appending(ctx, path, before)
+
+        with restoring(ctx, path, undo):
+            for i, raw in enumerate(new, start=1):
+                response = _append(ctx, raw)
+                appended = appended or response.sw == ctx.sw("ok")
+                ctx.expect_sw(response, "ok", what=f"UPDATE RECORD P2=03 (append {i}) on {path}")
+            after = _read_all(ctx, path, n)
+            expected = [(new[i - 1], f"append {i}") for i in range(n + 1, 1, -1)]
+            _compare(ctx, path, after, expected)
+            ctx.check(new[0] not in after,
+                      f"{path} still holds the first of {n + 1} appended records")
+
+    @make(
+        out, f"{sid}-003", "CYC",
+        f"{path} 按记录号改写（P2=04）",
+        f"{path}: UPDATE RECORD P2=04 rewrites record n in place",
+        CLAUSE,
+        f"A plain UPDATE RECORD 00 DC n 04 with {ef.access.update} rewrites record n of the "
+        "cyclic file in place, without shifting the other records.",
+        preconditions=(f"card reset; {ef.access.read} and {ef.access.update} granted; every "
+                       "record is written back afterwards"),
+        expected_sw=("9000",),
+    )
+    def rewrite(ctx: CaseContext, path: str = path) -> None:
+        n = ctx.profile.record_count(path)
+        _authenticate(ctx, path, rights)
+        before = _read_before(ctx, path, n)
+        new = [_record(ctx.profile, path, seed)[0] for seed in range(31, 31 + n)]
+        written = False
+
+        def undo() -> None:
+            if not written:
+                return
+            for k, raw in enumerate(before, start=1):
+                response = ctx.send(ctx.apdu("update_record", k, P2_NUMBER, raw))
+                ctx.expect_sw(response, "ok", what=f"rewriting record {k} of {path} (restoring)")
+            ctx.check(_read_all(ctx, path, n) == before, f"{path} not restored")
+
+        with restoring(ctx, path, undo):
+            for k, raw in enumerate(new, start=1):
+                response = ctx.send(ctx.apdu("update_record", k, P2_NUMBER, raw))
+                written = written or response.sw == ctx.sw("ok")
+                ctx.expect_sw(response, "ok", what=f"UPDATE RECORD {k:02X} 04 on {path}")
+            after = _read_all(ctx, path, n)
+            _compare(ctx, path, after, [(raw, f"the record written to {k}")
+                                        for k, raw in enumerate(new, start=1)])
+
+
+def _noncyclic_targets(profile: CardProfile) -> list[str]:
+    """One record file per non-cyclic record structure, preferring the DFs of cyclic files."""
+    cyclic_dfs = {p.partition("/")[0] for p, ef in profile.files.items()
+                  if ef.structure is Structure.CYCLIC}
+    targets = []
+    for structure in (Structure.TLV_RECORDS, Structure.LINEAR_FIXED):
+        paths = [p for p, ef in profile.files.items() if ef.structure is structure]
+        if paths:
+            near = [p for p in paths if p.partition("/")[0] in cyclic_dfs]
+            targets.append((near or paths)[0])
+    return targets
+
+
+def _noncyclic_case(profile: CardProfile, path: str, out: list[Case]) -> None:
+    ef = profile.file(path)
+    writer = ef.access.update or ef.access.mark
+    rights = [ef.access.read, writer]
+
+    @make(
+        out, f"CYC-NONCYCLIC-{slug(path)}-001", "CYC",
+        f"对非循环文件 {path} 的 P2=03 更新被拒绝",
+        f"UPDATE RECORD P2=03 on the non-cyclic file {path} is refused",
+        "REFERENCE.md §5 UPDATE RECORD, check order (6981); WS/T 543 (evidence §3.2)",
+        f"UPDATE RECORD 00 DC 00 03 (new cyclic record) on {path} ({ef.structure}) answers "
+        f"6981 even with {', '.join(r for r in rights if r not in (None, 'free'))} granted, "
+        "and record 1 is unchanged.",
+        preconditions=f"card reset; the read and write rights of {path} granted",
+        expected_sw=("6981",), reference_choice=NONCYCLIC_CHOICE,
+    )
+    def refused(ctx: CaseContext, path: str = path) -> None:
+        _authenticate(ctx, path, rights)
+        with ctx.precondition(f"READ RECORD 1 of {path}"):
+            first = ctx.expect_sw(read_record(ctx, 1), "ok", what=f"READ RECORD 1 of {path}").data
+        response = _append(ctx, first)  # record 1's own bytes: harmless if wrongly accepted
+        structure = ctx.profile.file(path).structure
+        ctx.expect_sw(response, "incompatible_file_structure",
+                      what=f"UPDATE RECORD 00 DC 00 03 on {path} ({structure})")
+        again = ctx.expect_sw(read_record(ctx, 1), "ok", what=f"READ RECORD 1 of {path}").data
+        ctx.check(again == first, f"record 1 of {path} changed from {_describe(first)} to "
+                                  f"{_describe(again)} ({sw_hex(response.sw)})")
+
+
+def cases(profile: CardProfile) -> list[Case]:
+    out: list[Case] = []
+    for path, ef in profile.files.items():
+        if ef.structure is Structure.CYCLIC:
+            _cyclic_cases(profile, path, out)
+    for path in _noncyclic_targets(profile):
+        _noncyclic_case(profile, path, out)
+    return out

@@ -1,0 +1,419 @@
+"""DATA: the data items of the personalized card (REFERENCE.md §1, §5; evidence §2.2, §3).
+
+Generated from the profile:
+
+- DATA-TLV-NNN: every TLV item 1..57 sits in its record as ``tag ‖ len ‖ value`` with the tag
+  equal to the item number and the length byte equal to the item's fixed length;
+- DATA-COD-NNN: its value is a valid instance of its coding (CN, AN, B), an item never
+  personalised being AN all 00, CN all FF, B all 00;
+- DATA-VAL-NNN: items with value rules in the profile satisfy them (dates, GB 11643 ID
+  numbers, digits, telephone numbers, code tables); empty values pass;
+- DATA-CON-<id>: the consistency rules of the profile (card number = ID number, …);
+- DATA-RID-…: READ RECORD by record identifier (P2 = 00) returns the same record as by
+  number, in the files the profile reads by tag;
+- DATA-CYC-…, DATA-IDX-…: records of cyclic files decode by their layouts, index flags are
+  used or free;
+- DATA-CITY-001: the application city code, from which CityCode8 comes, is personalised.
+
+The rule checkers are pure functions in :mod:`conformance.cases.rules`.
+"""
+
+from __future__ import annotations
+
+from conformance.cases.cmd import grant_once
+from conformance.cases.common import P2_RECORD_ID, make, read_record, slug
+from conformance.cases.framework import Case, CaseContext
+from conformance.cases.rules import check_coding, check_rule, parse_date
+from conformance.model import codecs
+from conformance.model.codecs import Coding
+from conformance.model.profile import CardProfile
+from conformance.model.schema import Consistency, Structure
+
+CLAUSE_TLV = "REFERENCE.md §1 (TLV records); WS/T 543.3 (evidence §2.2, §3.1)"
+CLAUSE_COD = "REFERENCE.md §1 (codings AN, CN, B), §5 (initial contents); WS/T 543.3 " \
+    "(evidence §2.2, §3.1)"
+CLAUSE_VAL = "profile items.<n>.rules and code_tables; WS/T 543.3 (evidence §3.1)"
+CHOICE_SPACES = (
+    "An AN value that fills its whole field and ends in spaces is taken as space padding, "
+    "which REFERENCE.md §1 does not allow (AN is right-padded with 00)."
+)
+CHOICE_PHONE = (
+    "The rule 'phone' (digits, an optional leading + and - between digit groups, at least 3 "
+    "digits) is a [choice]: the evidence gives no format."
+)
+EMPTY_NOTE = "An item that was never personalised (empty value) satisfies every value rule."
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_item_record(ctx: CaseContext, number: int) -> bytes:
+    """The record that holds TLV item `number`, read by record number after its read right."""
+    place = ctx.profile.place(number)
+    assert place.record is not None
+    grant_once(ctx, place.path)
+    response = ctx.expect_sw(read_record(ctx, place.record), "ok",
+                             what=f"READ RECORD {place.record} of {place.path} (item {number})")
+    return response.data
+
+
+def tlv_problem(profile: CardProfile, number: int, record: bytes) -> str | None:
+    """Why a record is not the SIMPLE-TLV record of item `number`, or None."""
+    length = profile.item(number).length
+    if len(record) < 2:
+        return f"record of {len(record)} bytes has no tag and length"
+    problems = []
+    if record[0] != number:
+        problems.append(f"tag {record[0]:02X}, expected {number:02X} (the item number)")
+    if record[1] != length:
+        problems.append(f"length byte {record[1]:02X}, expected {length:02X}")
+    if len(record) != 2 + length:
+        problems.append(f"record of {len(record)} bytes, expected {2 + length}")
+    return "; ".join(problems) or None
+
+
+def item_value(ctx: CaseContext, number: int) -> str:
+    """Item `number` decoded from the card; FAIL when its record or coding is broken (the
+    card then does not hold a valid value of the item: see DATA-TLV / DATA-COD)."""
+    item = ctx.profile.item(number)
+    record = read_item_record(ctx, number)
+    problem = tlv_problem(ctx.profile, number, record)
+    if problem is not None:
+        ctx.fail(f"item {number} ({item.zh}) cannot be read as a value: {problem} "
+                 f"(see DATA-TLV-{number:03d})")
+    value = record[2:]
+    problem = check_coding(item.coding, value, item.length)
+    if problem is not None:
+        ctx.fail(f"item {number} ({item.zh}) cannot be read as a value: {problem} "
+                 f"(see DATA-COD-{number:03d})")
+    return codecs.decode(Coding(item.coding), value)
+
+
+def rules_choice(profile: CardProfile, rules: list[str]) -> str:
+    """The [choice] notes of the value rules an item uses."""
+    notes = []
+    for rule in rules:
+        kind, _, table = rule.partition(":")
+        if kind == "code":
+            ref = profile.spec.code_tables[table].ref
+            if "[choice]" in ref:
+                notes.append(f"code table {table} ({ref}) is a [choice] of the profile")
+        elif rule == "phone":
+            notes.append(CHOICE_PHONE)
+    return "; ".join(notes)
+
+
+# --------------------------------------------------------------------------- per item
+
+
+def _item_cases(profile: CardProfile, out: list[Case]) -> None:
+    for number in sorted(profile.tlv_items()):
+        item = profile.item(number)
+        place = profile.place(number)
+        where = f"{place.path} record {place.record}"
+        label = f"{number}（{item.zh}）"
+
+        @make(
+            out, f"DATA-TLV-{number:03d}", "DATA",
+            f"数据项 {label} 的 TLV 标签与长度",
+            f"Item {number} ({item.en}): TLV tag and length",
+            CLAUSE_TLV,
+            f"{where} is {number:02X} ‖ {item.length:02X} ‖ {item.length} value bytes "
+            "(tag = item number, length = the item's fixed length).",
+            expected_sw=("9000",),
+            preconditions=f"card reset; read right of {place.path} granted",
+            severity="critical",
+        )
+        def tlv(ctx: CaseContext, number: int = number) -> None:
+            problem = tlv_problem(ctx.profile, number, read_item_record(ctx, number))
+            ctx.check(problem is None, f"item {number}: {problem}")
+
+        coding = Coding(item.coding)
+        rule_text = {
+            Coding.CN: "BCD digits, left-aligned, nothing but F nibbles after the first F "
+                       "(all FF when not personalised)",
+            Coding.AN: "GBK text, nothing but 00 after the first 00, not padded with spaces "
+                       "(all 00 when not personalised)",
+            Coding.B: f"{item.length} bytes (all 00 when not personalised)",
+        }[coding]
+
+        @make(
+            out, f"DATA-COD-{number:03d}", "DATA",
+            f"数据项 {label} 的编码（{coding}）",
+            f"Item {number} ({item.en}): {coding} coding",
+            CLAUSE_COD,
+            f"The {item.length}-byte value in {where} is valid {coding}: {rule_text}.",
+            expected_sw=("9000",),
+            preconditions=f"card reset; read right of {place.path} granted",
+            reference_choice=CHOICE_SPACES if coding is Coding.AN else "",
+        )
+        def coding_case(ctx: CaseContext, number: int = number) -> None:
+            item = ctx.profile.item(number)
+            record = read_item_record(ctx, number)
+            problem = check_coding(item.coding, record[2:], item.length)
+            ctx.check(problem is None, f"item {number} ({item.zh}): {problem}")
+
+        if not item.rules:
+            continue
+
+        @make(
+            out, f"DATA-VAL-{number:03d}", "DATA",
+            f"数据项 {label} 的取值规则",
+            f"Item {number} ({item.en}): value rules",
+            CLAUSE_VAL + "; " + ", ".join(_rule_refs(profile, item.rules)),
+            f"The value of item {number} satisfies {', '.join(item.rules)}. " + EMPTY_NOTE,
+            expected_sw=("9000",),
+            preconditions=f"card reset; read right of {place.path} granted",
+            reference_choice=rules_choice(profile, item.rules),
+        )
+        def value_case(ctx: CaseContext, number: int = number) -> None:
+            item = ctx.profile.item(number)
+            value = item_value(ctx, number)
+            for rule in item.rules:
+                problem = check_rule(rule, value, ctx.profile.spec.code_tables)
+                ctx.check(problem is None, f"item {number} ({item.zh}), rule {rule}: {problem}")
+
+
+def _rule_refs(profile: CardProfile, rules: list[str]) -> list[str]:
+    refs = []
+    for rule in rules:
+        kind, _, table = rule.partition(":")
+        if kind == "code":
+            refs.append(f"{table}: {profile.spec.code_tables[table].ref}")
+        elif rule == "id_number":
+            refs.append("GB 11643-1999")
+        elif rule == "date":
+            refs.append("date YYYYMMDD")
+        else:
+            refs.append(rule)
+    return refs
+
+
+# --------------------------------------------------------------------------- consistency
+
+
+def _judge(ctx: CaseContext, rule: Consistency) -> None:
+    first, second = rule.items
+    if rule.kind == "equal_when":
+        when = rule.when or {}
+        cond_item, cond_value = int(when["item"]), str(when["value"])
+        actual = item_value(ctx, cond_item)
+        if actual != cond_value:
+            ctx.note(f"item {cond_item} is {actual!r}, not {cond_value!r}: rule not applicable")
+            return
+    a, b = item_value(ctx, first), item_value(ctx, second)
+    if not a or not b:
+        ctx.note(f"item {first} = {a!r}, item {second} = {b!r}: an item is not personalised, "
+                 "the rule does not apply")
+        return
+    if rule.kind in ("equal", "equal_when"):
+        ctx.check(a == b, f"item {first} ({a}) differs from item {second} ({b})")
+    elif rule.kind == "birth_date_in_id":
+        embedded = a[6:14]
+        ctx.check(embedded == b,
+                  f"the ID number {a} (item {first}) carries birth date {embedded}, item "
+                  f"{second} is {b}")
+    elif rule.kind == "not_before":
+        da, db = parse_date(a), parse_date(b)
+        ctx.check(da is not None and db is not None,
+                  f"item {first} ({a}) or item {second} ({b}) is not a date YYYYMMDD")
+        assert da is not None and db is not None
+        ctx.check(da >= db, f"item {first} ({a}) is before item {second} ({b})")
+    else:  # pragma: no cover - the schema allows no other kind
+        ctx.fail(f"unknown consistency kind {rule.kind}")
+
+
+def _consistency_cases(profile: CardProfile, out: list[Case]) -> None:
+    texts = {
+        "equal": "item {0} equals item {1}",
+        "equal_when": "item {0} equals item {1} when item {2} is {3}",
+        "birth_date_in_id": "the birth date inside ID number item {0} equals item {1}",
+        "not_before": "date item {0} is not before date item {1}",
+    }
+    for rule in profile.spec.consistency:
+        when = rule.when or {}
+        text = texts[rule.kind].format(*rule.items, when.get("item"), when.get("value"))
+
+        @make(
+            out, f"DATA-CON-{rule.id.upper()}", "DATA",
+            f"数据一致性：{rule.id}",
+            f"Data consistency: {rule.id}",
+            f"profile consistency {rule.id}; {rule.ref}",
+            f"On the personalised card, {text}; a rule with an item not personalised does "
+            "not apply.",
+            expected_sw=("9000",),
+            preconditions="card reset; read rights of the items' files granted",
+            reference_choice=(f"The rule rests on {rule.ref}." if "[choice]" in rule.ref
+                              else ""),
+        )
+        def consistency(ctx: CaseContext, rule: Consistency = rule) -> None:
+            _judge(ctx, rule)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _read_by_tag_cases(profile: CardProfile, out: list[Case]) -> None:
+    for path, ef in profile.files.items():
+        if not ef.read_by_tag or ef.structure is not Structure.TLV_RECORDS:
+            continue
+        sid = slug(path)
+        for record, number in enumerate(ef.items, start=1):
+
+            @make(
+                out, f"DATA-RID-{sid}-{record:03d}", "DATA",
+                f"{path} 按记录标识 {number:02X} 读记录",
+                f"{path}: READ RECORD by identifier {number:02X}",
+                "REFERENCE.md §1 (record addressing), §5 READ RECORD (P2 = 00); evidence "
+                "§2.2",
+                f"READ RECORD with P1 = {number:02X} (item {number}), P2 = 00 returns record "
+                f"{record}, the same bytes as READ RECORD {record} by number.",
+                expected_sw=("9000",),
+                severity="critical",
+            )
+            def by_tag(ctx: CaseContext, path: str = path, record: int = record,
+                       number: int = number) -> None:
+                grant_once(ctx, path)
+                by_number = ctx.expect_sw(read_record(ctx, record), "ok",
+                                          what=f"READ RECORD {record} by number")
+                tagged = ctx.expect_sw(read_record(ctx, number, P2_RECORD_ID), "ok",
+                                       what=f"READ RECORD by identifier {number:02X}")
+                ctx.check(tagged.data == by_number.data,
+                          f"by identifier {number:02X}: {tagged.data.hex().upper()}; record "
+                          f"{record} by number: {by_number.data.hex().upper()}")
+
+        absent = sorted(set(profile.tlv_items()) - set(ef.items))[:3]
+
+        @make(
+            out, f"DATA-RIDX-{sid}-001", "DATA",
+            f"{path} 按不存在的记录标识读记录",
+            f"{path}: READ RECORD by an identifier the file lacks",
+            "REFERENCE.md §5 READ RECORD (P2 = 00: none is 6A83)",
+            f"READ RECORD by identifier {', '.join(f'{t:02X}' for t in absent)} (tags of "
+            "items held in other files) answers 6A83.",
+            expected_sw=("6A83",),
+            reference_choice="Relies on the status words of REFERENCE.md §5, a [choice].",
+        )
+        def absent_tag(ctx: CaseContext, path: str = path, absent: list[int] = absent) -> None:
+            grant_once(ctx, path)
+            for tag in absent:
+                ctx.expect_sw(read_record(ctx, tag, P2_RECORD_ID), "record_not_found",
+                              what=f"READ RECORD by identifier {tag:02X} in {path}")
+
+
+def _cyclic_cases(profile: CardProfile, out: list[Case]) -> None:
+    for path, ef in profile.files.items():
+        if ef.structure is not Structure.CYCLIC or ef.layout is None:
+            continue
+        fields = profile.layout(ef.layout)
+        names = ", ".join(f"item {f.item} {f.coding} {f.length}" for f in fields)
+        rules = sorted({r for f in fields if f.item is not None and f.item in profile.items
+                        for r in profile.item(f.item).rules})
+
+        @make(
+            out, f"DATA-CYC-{slug(path)}-001", "DATA",
+            f"{path} 循环记录的编码",
+            f"{path}: cyclic records decode by their layout",
+            "REFERENCE.md §1 (DF02 cyclic files, codings), §5 (initial contents); evidence "
+            "§3.2",
+            f"Each of the {ef.records} records is {ef.record_length} bytes and its fields "
+            f"({names}) are valid in their codings"
+            + (f" and satisfy their rules ({', '.join(rules)})" if rules else "") + ".",
+            expected_sw=("9000",),
+            preconditions=f"card reset; read right of {path} granted",
+            reference_choice=CHOICE_SPACES,
+        )
+        def cyclic(ctx: CaseContext, path: str = path) -> None:
+            p = ctx.profile
+            ef = p.file(path)
+            grant_once(ctx, path)
+            for n in range(1, (ef.records or 0) + 1):
+                raw = ctx.expect_sw(read_record(ctx, n), "ok", what=f"READ RECORD {n}").data
+                ctx.check(len(raw) == ef.record_length,
+                          f"record {n} is {len(raw)} bytes, not {ef.record_length}")
+                for f in p.layout(ef.layout or ""):
+                    chunk = raw[f.offset : f.offset + f.length]
+                    what = f"record {n}, item {f.item} at {f.offset}"
+                    problem = check_coding(f.coding, chunk, f.length)
+                    ctx.check(problem is None, f"{what}: {problem}")
+                    if f.item is None or f.item not in p.items:
+                        continue
+                    value = codecs.decode(Coding(f.coding), chunk)
+                    for rule in p.item(f.item).rules:
+                        problem = check_rule(rule, value, p.spec.code_tables)
+                        ctx.check(problem is None, f"{what}, rule {rule}: {problem}")
+
+
+def _index_cases(profile: CardProfile, out: list[Case]) -> None:
+    for path, ef in profile.files.items():
+        if ef.structure is not Structure.LINEAR_FIXED or not ef.items:
+            continue
+        number = ef.items[0]
+        item = profile.item(number)
+        if not item.rules:
+            continue
+
+        @make(
+            out, f"DATA-IDX-{slug(path)}-001", "DATA",
+            f"{path} 索引标志取值",
+            f"{path}: index flags",
+            "REFERENCE.md §1 (DF03 index files), §5 (initial contents); evidence §3.3",
+            f"Each of the {ef.records} records is {ef.record_length} byte(s) holding item "
+            f"{number} ({item.en}) that satisfies {', '.join(item.rules)} (used or free).",
+            expected_sw=("9000",),
+            preconditions=f"card reset; read right of {path} granted",
+        )
+        def index(ctx: CaseContext, path: str = path, number: int = number) -> None:
+            p = ctx.profile
+            ef = p.file(path)
+            grant_once(ctx, path)
+            for n in range(1, (ef.records or 0) + 1):
+                raw = ctx.expect_sw(read_record(ctx, n), "ok", what=f"READ RECORD {n}").data
+                ctx.check(len(raw) == ef.record_length,
+                          f"record {n} is {len(raw)} bytes, not {ef.record_length}")
+                value = codecs.decode(Coding(p.item(number).coding), raw)
+                for rule in p.item(number).rules:
+                    problem = check_rule(rule, value, p.spec.code_tables)
+                    ctx.check(problem is None, f"record {n}: {problem}")
+
+
+def _city_cases(profile: CardProfile, out: list[Case]) -> None:
+    city = [n for n, item in profile.items.items()
+            if "code:city" in item.rules and n in profile.tlv_items()]
+    if len(city) != 1:
+        return
+    number = city[0]
+    item = profile.item(number)
+
+    @make(
+        out, "DATA-CITY-001", "DATA",
+        f"应用城市代码（数据项 {number}）已个人化",
+        f"The application city code (item {number}) is personalised",
+        "REFERENCE.md §4 (CityCode8 = first 2 bytes of item 57), §3 (keys derived at "
+        "personalization); evidence §3.1 item 57, §4.5",
+        f"Item {number} ({item.en}) holds a city code (not the empty FF…): the level-2 card "
+        "keys are diversified with it, so a terminal needs it to authenticate.",
+        expected_sw=("9000",),
+        severity="critical",
+    )
+    def city_code(ctx: CaseContext, number: int = number) -> None:
+        value = item_value(ctx, number)
+        ctx.check(bool(value), f"item {number} is not personalised (all FF): a terminal "
+                  "cannot derive CityCode8 for the level-2 keys")
+        for rule in ctx.profile.item(number).rules:
+            problem = check_rule(rule, value, ctx.profile.spec.code_tables)
+            ctx.check(problem is None, f"item {number}: {problem}")
+
+
+# --------------------------------------------------------------------------- catalogue
+
+
+def cases(profile: CardProfile) -> list[Case]:
+    out: list[Case] = []
+    _item_cases(profile, out)
+    _consistency_cases(profile, out)
+    _read_by_tag_cases(profile, out)
+    _cyclic_cases(profile, out)
+    _index_cases(profile, out)
+    _city_cases(profile, out)
+    return out

@@ -1,0 +1,158 @@
+"""What a conformance case is: its metadata (the test specification) and its body.
+
+A case body receives a CaseContext and judges the card only through the APDU interface.
+It signals its verdict by how it ends: returning is PASS, `ctx.fail` / a failed expectation is
+FAIL, `ctx.inconclusive` (or a failed precondition) is INCONCLUSIVE. Mapping exceptions to
+verdicts happens in one place, `conformance.runner.execute`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from conformance.apdu import ApduError, CommandAPDU, ResponseAPDU, sw_hex
+
+if TYPE_CHECKING:
+    from conformance.host.session import HealthCardSession
+    from conformance.model.products import Product
+    from conformance.model.profile import CardProfile
+    from conformance.transport.layers import TraceLayer
+
+GROUPS = {
+    "ATR": ("复位应答", "Answer to reset"),
+    "CMD": ("命令", "ISO/IEC 7816-4 command behaviour"),
+    "FS": ("文件结构", "File structure"),
+    "DATA": ("数据元", "Data items"),
+    "SEC": ("安全", "Security"),
+    "CYC": ("循环文件", "Cyclic files"),
+    "IDX": ("索引文件", "Index files"),
+    "REC": ("诊疗记录", "Medical records (EE/ED)"),
+    "PIN": ("个人识别码", "PIN"),
+}
+
+
+class CaseFailure(AssertionError):
+    """The card broke a requirement."""
+
+
+class Inconclusive(Exception):
+    """A precondition could not be established, or the bench cannot carry the test."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One conformance case: metadata rendered into the catalogue and the report, and a body."""
+
+    id: str
+    group: str
+    title_zh: str
+    title_en: str
+    clause: str
+    purpose: str
+    body: Callable[[CaseContext], None] = field(repr=False, compare=False)
+    applicability: str = "True"
+    preconditions: str = "card reset; no rights granted"
+    expected_sw: tuple[str, ...] = ()
+    mandatory: bool = True
+    destructive: bool = False
+    reference_choice: str = ""
+    severity: str = "normal"
+
+    def __repr__(self) -> str:  # pytest and Allure show it as the test parameter
+        return self.id
+
+    def __post_init__(self) -> None:
+        if self.group not in GROUPS:
+            raise ValueError(f"case {self.id}: unknown group {self.group}")
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "group": self.group,
+            "title_zh": self.title_zh,
+            "title_en": self.title_en,
+            "clause": self.clause,
+            "purpose": self.purpose,
+            "applicability": self.applicability,
+            "preconditions": self.preconditions,
+            "expected_sw": list(self.expected_sw),
+            "mandatory": self.mandatory,
+            "destructive": self.destructive,
+            "reference_choice": self.reference_choice,
+            "severity": self.severity,
+        }
+
+
+class CaseContext:
+    """What a case body works with: the host session, raw APDUs, the profile and the ICS."""
+
+    def __init__(
+        self,
+        *,
+        session: HealthCardSession,
+        trace: TraceLayer,
+        profile: CardProfile,
+        product: Product,
+        parameters: dict[str, Any],
+    ):
+        self.session = session
+        self.trace = trace
+        self.profile = profile
+        self.product = product
+        self.parameters = parameters
+
+    # -- sending -----------------------------------------------------------------------
+    def send(self, apdu: CommandAPDU | bytes, *, raw: bool = False) -> ResponseAPDU:
+        """Send one APDU; T=0 procedure bytes are handled unless raw (then 61xx/6Cxx show)."""
+        data = apdu.to_bytes() if isinstance(apdu, CommandAPDU) else apdu
+        answer = self.trace.raw(data) if raw else self.trace.transmit(data)
+        return ResponseAPDU.parse(answer)
+
+    def apdu(
+        self, command: str, p1: int, p2: int, data: bytes = b"", le: int | None = None
+    ) -> CommandAPDU:
+        """A command by its profile name (CLA and INS come from the profile)."""
+        cla, ins = self.profile.command(command)
+        return CommandAPDU(cla, ins, p1, p2, data, le)
+
+    def select(self, path: str) -> None:
+        """Select a DF or EF from the MF down (a precondition: a refusal is INCONCLUSIVE)."""
+        with self.precondition(f"select {path}"):
+            self.session.select(path)
+
+    # -- judging -----------------------------------------------------------------------
+    def sw(self, name: str) -> int:
+        return self.profile.sw(name)
+
+    def expect_sw(self, response: ResponseAPDU, *names: str, what: str) -> ResponseAPDU:
+        """FAIL unless the response carries one of the named status words (or SW prefixes)."""
+        for name in names:
+            expected = self.profile.spec.status_words[name]
+            if sw_hex(response.sw).startswith(expected):
+                return response
+        wanted = " or ".join(f"{self.profile.spec.status_words[n]} ({n})" for n in names)
+        raise CaseFailure(f"{what}: expected {wanted}, card answered {sw_hex(response.sw)}")
+
+    def check(self, condition: bool, message: str) -> None:
+        if not condition:
+            raise CaseFailure(message)
+
+    def fail(self, message: str) -> None:
+        raise CaseFailure(message)
+
+    def inconclusive(self, message: str) -> None:
+        raise Inconclusive(message)
+
+    @contextlib.contextmanager
+    def precondition(self, what: str) -> Iterator[None]:
+        """Errors inside are INCONCLUSIVE: the state the case needs could not be established."""
+        try:
+            yield
+        except (ApduError, CaseFailure, ValueError) as exc:
+            raise Inconclusive(f"precondition '{what}' not established: {exc}") from exc
+
+    def note(self, text: str) -> None:
+        self.trace.annotate(text)

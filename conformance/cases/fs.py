@@ -1,0 +1,194 @@
+"""FS: the file tree of the model, file by file (REFERENCE.md §1; evidence §2).
+
+Generated from the profile: every DF is selectable; every EF is selectable, has the declared
+structure, and the declared record count and lengths or size.
+"""
+
+from __future__ import annotations
+
+from conformance.cases.common import (
+    LE_WHOLE,
+    P2_RECORD_NUMBER,
+    grant,
+    make,
+    read_binary,
+    read_record,
+    slug,
+)
+from conformance.cases.framework import Case, CaseContext
+from conformance.model.profile import CardProfile
+from conformance.model.schema import Structure
+
+CLAUSE = "REFERENCE.md §1; WS/T 543.3 (evidence §2.1)"
+
+
+def _df_cases(profile: CardProfile, out: list[Case]) -> None:
+    for name, df in profile.dfs.items():
+
+        @make(
+            out,
+            f"FS-{name}-001",
+            "FS",
+            f"{name} 可选择",
+            f"{name} is selectable",
+            CLAUSE + "; REFERENCE.md §5 SELECT",
+            f"SELECT {df.fid} from its parent answers 9000.",
+            expected_sw=("9000",),
+            severity="blocker",
+        )
+        def select_df(ctx: CaseContext, name: str = name) -> None:
+            parent = ctx.profile.df(name).parent
+            if parent != "MF":
+                ctx.select(parent)
+            ctx.session.select(name, force=parent == "MF")
+
+
+def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
+    ef = profile.file(path)
+    sid = f"FS-{slug(path)}"
+
+    @make(
+        out,
+        f"{sid}-001",
+        "FS",
+        f"{path} 可选择",
+        f"{path} is selectable",
+        CLAUSE + "; REFERENCE.md §5 SELECT",
+        f"SELECT {ef.fid} inside its DF answers 9000.",
+        expected_sw=("9000",),
+        severity="critical",
+    )
+    def selectable(ctx: CaseContext, path: str = path) -> None:
+        ctx.select(path.partition("/")[0])
+        ctx.session.select(path)
+
+    if ef.structure is not Structure.TRANSPARENT:
+        count = profile.record_count(path)
+
+        @make(
+            out,
+            f"{sid}-002",
+            "FS",
+            f"{path} 为记录文件",
+            f"{path} is a record file",
+            CLAUSE + "; REFERENCE.md §5 (6981)",
+            f"READ RECORD 1 answers 9000 and READ BINARY answers 6981 ({ef.structure}).",
+            expected_sw=("9000", "6981"),
+        )
+        def record_structure(ctx: CaseContext, path: str = path) -> None:
+            grant(ctx, path)
+            ctx.expect_sw(read_record(ctx, 1), "ok", what="READ RECORD 1")
+            ctx.expect_sw(
+                read_binary(ctx, 0),
+                "incompatible_file_structure",
+                what="READ BINARY on a record file",
+            )
+
+        @make(
+            out,
+            f"{sid}-003",
+            "FS",
+            f"{path} 记录数与记录长度",
+            f"{path} record count and lengths",
+            CLAUSE,
+            f"Records 1..{count} exist with the declared lengths; record {count + 1} "
+            "does not (6A83).",
+            expected_sw=("9000", "6A83"),
+            severity="critical",
+        )
+        def records(ctx: CaseContext, path: str = path, count: int = count) -> None:
+            grant(ctx, path)
+            for n in range(1, count + 1):
+                response = ctx.expect_sw(
+                    read_record(ctx, n, P2_RECORD_NUMBER, LE_WHOLE), "ok", what=f"READ RECORD {n}"
+                )
+                expected = ctx.profile.record_length(path, n)
+                ctx.check(
+                    len(response.data) == expected,
+                    f"record {n} is {len(response.data)} bytes, expected {expected}",
+                )
+            ctx.expect_sw(
+                read_record(ctx, count + 1),
+                "record_not_found",
+                what=f"READ RECORD {count + 1} (one past the last)",
+            )
+
+        if ef.structure is Structure.CYCLIC:
+
+            @make(
+                out,
+                f"{sid}-004",
+                "FS",
+                f"{path} 为循环文件",
+                f"{path} is cyclic",
+                CLAUSE + "; evidence §3.2",
+                "The file accepts the cyclic form of UPDATE RECORD (P2 = 03) only with its "
+                "update right: without it the card answers 6982, not 6981/6A86.",
+                expected_sw=("6982",),
+            )
+            def cyclic(ctx: CaseContext, path: str = path) -> None:
+                grant(ctx, path)
+                length = ctx.profile.file(path).record_length or 0
+                response = ctx.send(ctx.apdu("update_record", 0, 0x03, bytes(length)))
+                ctx.expect_sw(
+                    response,
+                    "security_not_satisfied",
+                    what="cyclic UPDATE RECORD without the update right",
+                )
+    else:
+        size = ef.size or 0
+
+        @make(
+            out,
+            f"{sid}-002",
+            "FS",
+            f"{path} 为透明文件",
+            f"{path} is transparent",
+            CLAUSE + "; REFERENCE.md §5 (6981)",
+            "READ BINARY at offset 0 answers 9000 and READ RECORD answers 6981.",
+            expected_sw=("9000", "6981"),
+        )
+        def transparent(ctx: CaseContext, path: str = path) -> None:
+            grant(ctx, path)
+            ctx.expect_sw(read_binary(ctx, 0, 16), "ok", what="READ BINARY at 0")
+            ctx.expect_sw(
+                read_record(ctx, 1),
+                "incompatible_file_structure",
+                what="READ RECORD on a transparent file",
+            )
+
+        @make(
+            out,
+            f"{sid}-003",
+            "FS",
+            f"{path} 文件大小",
+            f"{path} size",
+            CLAUSE,
+            f"The file is exactly {size} bytes: the last byte reads, the next offset answers 6B00.",
+            expected_sw=("9000", "6B00"),
+            severity="critical",
+        )
+        def file_size(ctx: CaseContext, path: str = path, size: int = size) -> None:
+            grant(ctx, path)
+            last = ctx.expect_sw(
+                read_binary(ctx, size - 1, LE_WHOLE),
+                "ok",
+                what=f"READ BINARY of the last byte (offset {size - 1})",
+            )
+            ctx.check(
+                len(last.data) == 1,
+                f"READ BINARY at {size - 1} returned {len(last.data)} bytes, expected 1",
+            )
+            ctx.expect_sw(
+                read_binary(ctx, size, LE_WHOLE),
+                "offset_beyond_end",
+                what=f"READ BINARY at offset {size} (the end)",
+            )
+
+
+def cases(profile: CardProfile) -> list[Case]:
+    out: list[Case] = []
+    _df_cases(profile, out)
+    for path in profile.files:
+        _ef_cases(profile, path, out)
+    return out

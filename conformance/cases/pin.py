@@ -1,0 +1,249 @@
+"""PIN: VERIFY and CHANGE PIN on the user card (REFERENCE.md §6 `pin` [choice]).
+
+Applicable when the ICS declares the feature ``pin``. The sample's PIN comes from the ICS
+(``sample_pin``, as the vendor declares it); without it the cases are INCONCLUSIVE. Each
+case first verifies the declared PIN (a precondition: it also resets the try counter), never
+lets the counter fall below 2 tries left (a guard refuses any further PIN guess), and ends by
+verifying the sample's PIN again, so the card leaves every case with its PIN and a full
+counter. The one exception is the destructive PIN-BLOCK case, which blocks the PIN for good
+(the profile has no unblock command): it runs only where a plan allows destructive cases, on
+a sacrificial sample.
+
+The PIN never appears in notes or failure messages; the trace masks VERIFY / CHANGE PIN data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+from conformance.apdu import ResponseAPDU, sw_hex
+from conformance.cases.common import make
+from conformance.cases.framework import Case, CaseContext, Inconclusive
+from conformance.model import codecs
+from conformance.model.codecs import Coding
+from conformance.model.profile import CardProfile
+
+CLAUSE = "REFERENCE.md §6 pin [choice]; WS/T 543 (evidence §4.1, §4.7)"
+VERIFY_P1P2 = (0x00, 0x00)
+CHANGE_P1P2 = (0x01, 0x00)
+CHANGE_SEPARATOR = b"\xff"
+WRONG, NEW = 1, 2  # digit shifts: a wrong PIN and a new PIN, both unlike the sample's
+
+PIN_CHOICE = (
+    "REFERENCE.md §6 makes the user-card PIN a [choice] (the evidence shows VERIFY / CHANGE "
+    "PIN only on the SAM): VERIFY 00 20 00 00 03 <BCD PIN>, 3 tries, 63Cx, 6983 when blocked; "
+    "CHANGE PIN 80 5E 01 00 Lc old‖FF‖new."
+)
+CHANGE_WRONG_CHOICE = PIN_CHOICE + (
+    " §6 gives no status word for CHANGE PIN with a wrong old PIN; this case expects the "
+    "63Cx family of a wrong VERIFY (ISO/IEC 7816-4 CHANGE REFERENCE DATA)."
+)
+
+
+class _Pin:
+    """VERIFY / CHANGE PIN with the try counter tracked from the card's answers, and a guard
+    that refuses a PIN command when a wrong guess could leave fewer than ``floor`` tries."""
+
+    def __init__(self, ctx: CaseContext, *, floor: int = 1) -> None:
+        self.ctx = ctx
+        self.tries = ctx.profile.spec.security.pin.tries
+        self.length = ctx.profile.spec.security.pin.length_bytes
+        self.floor = floor
+        self.left: int | None = None
+        prefix = ctx.profile.sw_prefix("wrong_cryptogram")
+        self.base = int(prefix.ljust(4, "0"), 16)
+        self.mask = 0xFFFF ^ ((1 << (4 * (4 - len(prefix)))) - 1)
+
+    def sample(self) -> str:
+        secret = self.ctx.product.sample_pin
+        if secret is None:
+            self.ctx.inconclusive(
+                "the ICS declares 'pin' but gives no sample PIN (sample_pin): the PIN cases "
+                "cannot run without risking the sample"
+            )
+        assert secret is not None
+        return secret.get_secret_value()
+
+    def bcd(self, pin: str) -> bytes:
+        return codecs.encode(Coding.CN, pin, self.length)
+
+    def wrong_sw(self, left: int) -> int:
+        return self.base | left
+
+    def tries_left(self, response: ResponseAPDU) -> int | None:
+        return response.sw & ~self.mask & 0xFFFF if response.sw & self.mask == self.base else None
+
+    def _guard(self, what: str) -> None:
+        if self.left is not None and self.left - 1 < self.floor:
+            raise Inconclusive(
+                f"{what} not sent: the PIN has {self.left} tries left and a wrong PIN could "
+                "leave too few (the sample must not be blocked)"
+            )
+
+    def _track(self, response: ResponseAPDU, *, verify: bool) -> ResponseAPDU:
+        left = self.tries_left(response)
+        if left is not None:
+            self.left = left
+        elif verify and response.sw == self.ctx.sw("ok"):
+            self.left = self.tries
+        return response
+
+    def verify(self, pin: str, what: str) -> ResponseAPDU:
+        self._guard(what)
+        command = self.ctx.apdu("verify_pin", *VERIFY_P1P2, self.bcd(pin))
+        return self._track(self.ctx.send(command), verify=True)
+
+    def change(self, old: str, new: str, what: str) -> ResponseAPDU:
+        self._guard(what)
+        data = self.bcd(old) + CHANGE_SEPARATOR + self.bcd(new)
+        return self._track(self.ctx.send(self.ctx.apdu("change_pin", *CHANGE_P1P2, data)),
+                           verify=False)
+
+    def start(self) -> str:
+        """The sample PIN, verified (precondition: INCONCLUSIVE if the card refuses it)."""
+        pin = self.sample()
+        response = self.verify(pin, "VERIFY with the sample PIN")
+        if response.sw != self.ctx.sw("ok"):
+            self.ctx.inconclusive(
+                f"VERIFY with the sample PIN declared in the ICS answers {sw_hex(response.sw)}: "
+                "check the ICS's sample_pin before testing further"
+            )
+        return pin
+
+    def expect_wrong(self, response: ResponseAPDU, left: int, what: str) -> None:
+        if response.sw != self.wrong_sw(left):
+            self.ctx.fail(f"{what}: expected {self.wrong_sw(left):04X} ({left} tries left), "
+                          f"card answered {sw_hex(response.sw)}")
+
+    def restore(self, pin: str, maybe: list[str]) -> None:
+        """Make the sample PIN current again and its counter full: VERIFY it; if refused,
+        CHANGE PIN from each PIN the card may now hold, then VERIFY."""
+        ok = self.ctx.sw("ok")
+        if self.verify(pin, "VERIFY (restoring)").sw == ok:
+            return
+        for old in maybe:
+            changed = self.change(old, pin, "CHANGE PIN (restoring)").sw == ok
+            if changed and self.verify(pin, "VERIFY (restoring)").sw == ok:
+                return
+        self.ctx.fail("the sample PIN could not be restored")
+
+
+@contextlib.contextmanager
+def _restoring(ctx: CaseContext, undo: Callable[[], None]) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        try:
+            undo()
+        except Exception as exc:
+            ctx.note(f"restoring the sample PIN failed too: {exc}")
+        raise
+    undo()
+
+
+def shifted(pin: str, k: int) -> str:
+    """The PIN with every digit shifted by k (mod 10): as long, and different in every digit."""
+    return "".join(str((int(d) + k) % 10) for d in pin)
+
+
+def cases(profile: CardProfile) -> list[Case]:
+    out: list[Case] = []
+    tries = profile.spec.security.pin.tries
+    pre = ("card reset; the ICS gives the sample PIN; VERIFY with it answers 9000; it is "
+           "verified again at the end (try counter full)")
+
+    @make(
+        out, "PIN-VERIFY-001", "PIN",
+        "PIN 校验：正确、错误与重试计数恢复",
+        "VERIFY: right PIN, wrong PIN with tries left, counter restored",
+        CLAUSE,
+        f"VERIFY with a wrong PIN answers 63C{tries - 1:X} ({tries - 1} of {tries} tries "
+        "left), VERIFY with the right PIN then answers 9000 and restores the counter (a "
+        f"second wrong PIN answers 63C{tries - 1:X} again).",
+        applicability="pin", preconditions=pre, severity="critical",
+        expected_sw=("9000", f"63C{tries - 1:X}"), reference_choice=PIN_CHOICE,
+    )
+    def verify(ctx: CaseContext) -> None:
+        p = _Pin(ctx)
+        pin = p.start()
+        wrong = shifted(pin, WRONG)
+        with _restoring(ctx, lambda: p.restore(pin, [])):
+            p.expect_wrong(p.verify(wrong, "VERIFY, wrong PIN"), p.tries - 1,
+                           "VERIFY with a wrong PIN")
+            ctx.expect_sw(p.verify(pin, "VERIFY"), "ok", what="VERIFY with the right PIN")
+            p.expect_wrong(p.verify(wrong, "VERIFY, wrong PIN"), p.tries - 1,
+                           "VERIFY with a wrong PIN after the right one (counter restored?)")
+
+    @make(
+        out, "PIN-CHANGE-001", "PIN",
+        "修改 PIN 后新 PIN 生效",
+        "CHANGE PIN: the new PIN verifies, the old one no longer does",
+        CLAUSE,
+        "CHANGE PIN 80 5E 01 00 old‖FF‖new answers 9000; VERIFY with the new PIN answers "
+        f"9000 and with the old one 63C{tries - 1:X}; the PIN is changed back afterwards.",
+        applicability="pin", preconditions=pre + "; the PIN is changed back at the end",
+        severity="critical", expected_sw=("9000", f"63C{tries - 1:X}"),
+        reference_choice=PIN_CHOICE,
+    )
+    def change(ctx: CaseContext) -> None:
+        p = _Pin(ctx)
+        pin = p.start()
+        new = shifted(pin, NEW)
+        with _restoring(ctx, lambda: p.restore(pin, [new])):
+            ctx.expect_sw(p.change(pin, new, "CHANGE PIN"), "ok",
+                          what="CHANGE PIN from the sample PIN to a new PIN")
+            ctx.expect_sw(p.verify(new, "VERIFY, new PIN"), "ok",
+                          what="VERIFY with the new PIN after CHANGE PIN")
+            p.expect_wrong(p.verify(pin, "VERIFY, old PIN"), p.tries - 1,
+                           "VERIFY with the old PIN after CHANGE PIN")
+            ctx.expect_sw(p.verify(new, "VERIFY, new PIN"), "ok",
+                          what="VERIFY with the new PIN (restoring the counter)")
+            ctx.expect_sw(p.change(new, pin, "CHANGE PIN back"), "ok",
+                          what="CHANGE PIN from the new PIN back to the sample PIN")
+
+    @make(
+        out, "PIN-CHANGE-002", "PIN",
+        "旧 PIN 错误时修改 PIN 被拒绝",
+        "CHANGE PIN with a wrong old PIN is refused",
+        CLAUSE,
+        "CHANGE PIN with a wrong old PIN answers 63Cx and leaves the PIN unchanged (VERIFY "
+        "with the sample PIN still answers 9000).",
+        applicability="pin", preconditions=pre, severity="critical",
+        expected_sw=("63C", "9000"), reference_choice=CHANGE_WRONG_CHOICE,
+    )
+    def change_wrong_old(ctx: CaseContext) -> None:
+        p = _Pin(ctx)
+        pin = p.start()
+        wrong, new = shifted(pin, WRONG), shifted(pin, NEW)
+        with _restoring(ctx, lambda: p.restore(pin, [new])):
+            ctx.expect_sw(p.change(wrong, new, "CHANGE PIN, wrong old PIN"), "wrong_cryptogram",
+                          what="CHANGE PIN with a wrong old PIN")
+            ctx.expect_sw(p.verify(pin, "VERIFY"), "ok",
+                          what="VERIFY with the sample PIN after a refused CHANGE PIN")
+
+    @make(
+        out, "PIN-BLOCK-001", "PIN",
+        "PIN 连续错误后锁定（破坏性）",
+        "PIN blocks after its tries are spent (destructive)",
+        CLAUSE + " (6983)",
+        f"{tries} wrong VERIFYs answer 63C{tries - 1:X} … 63C0; then VERIFY answers 6983 even "
+        "with the right PIN. The PIN stays blocked: the profile has no unblock command.",
+        applicability="pin", destructive=True, severity="critical",
+        preconditions=("a sacrificial sample: this case blocks its PIN for good; card reset; "
+                       "VERIFY with the sample PIN answers 9000"),
+        expected_sw=("63C", "6983"), reference_choice=PIN_CHOICE,
+    )
+    def block(ctx: CaseContext) -> None:
+        p = _Pin(ctx, floor=-1)  # destructive: the guard must let the counter reach 0
+        pin = p.start()
+        wrong = shifted(pin, WRONG)
+        for left in range(p.tries - 1, -1, -1):
+            p.expect_wrong(p.verify(wrong, "VERIFY, wrong PIN"), left,
+                           f"wrong VERIFY {p.tries - left} of {p.tries}")
+        ctx.expect_sw(p.verify(pin, "VERIFY"), "key_locked",
+                      what="VERIFY with the right PIN once the PIN is blocked")
+        ctx.expect_sw(p.verify(wrong, "VERIFY"), "key_locked",
+                      what="VERIFY with a wrong PIN once the PIN is blocked")
+
+    return out

@@ -1,0 +1,425 @@
+"""REC: the medical record files EE0n / ED0n (REFERENCE.md §1 DF03, §4, §5; evidence §2.3,
+Appendix A).
+
+Generated from the model for every file an index file points at (``index_of``): its size and
+end of file, UPDATE BINARY at the layout's field offsets (first and last field, the fields
+across every chunk boundary, the signature fields), a whole-file image written and read back
+with different chunkings, the read and update rights, and — where the ICS declares
+``record_signatures`` — an SM2-signed record that must still verify after the round trip
+through the card. Every case writes back the bytes it found.
+
+The signature is the host's business (the card stores bytes), so the signature case judges
+the card on what the signature depends on: every one of the signed bytes, the signature and
+the signer's key come back exactly as written, and a changed signed byte is kept (the record
+then no longer verifies). The signer key is an ephemeral demo key made for the case; it is
+no one's real key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import secrets
+from collections.abc import Callable, Iterator
+
+from conformance import crypto
+from conformance.apdu import CommandAPDU, ResponseAPDU
+from conformance.cases.common import make, read_binary, slug
+from conformance.cases.framework import Case, CaseContext
+from conformance.model import codecs
+from conformance.model.codecs import Coding, CodingError
+from conformance.model.profile import CardProfile
+from conformance.model.schema import LayoutField
+
+CLAUSE = "REFERENCE.md §1 (DF03 EE01–EE03, ED01–ED05); WS/T 543 (evidence §2.3, Appendix A)"
+WRITE_CHUNK = 0xFF  # the short-APDU limit: the chunking a terminal writes with
+READ_CHUNK = 0x80  # the evidence's DLL reads EE/ED in 0x80-byte chunks
+
+SIGNATURE_CHOICE = (
+    "REFERENCE.md §4 [choice]: the 190-byte field after the signature carries the signer's "
+    "public key x‖y in its first 64 bytes (the rest is written 00); the signature is SM2 over "
+    "SM3 with the default ID 1234567812345678, r‖s, over every byte before the signature field."
+)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@contextlib.contextmanager
+def _restoring(ctx: CaseContext, what: str, undo: Callable[[], None]) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        try:
+            undo()
+        except Exception as exc:
+            ctx.note(f"restoring {what} failed too: {exc}")
+        raise
+    undo()
+
+
+def record_files(profile: CardProfile) -> list[str]:
+    """The files the index files point at (EE0n, ED0n), in index order."""
+    out: list[str] = []
+    for path, ef in profile.files.items():
+        df = path.partition("/")[0]
+        out.extend(f"{df}/{fid}" for fid in ef.index_of if f"{df}/{fid}" in profile.files)
+    return out
+
+
+def _field_name(field: LayoutField) -> str:
+    return f"item {field.item}" if field.item is not None else str(field.name)
+
+
+def _role(profile: CardProfile, path: str, role: str) -> LayoutField | None:
+    layout = profile.layout(profile.file(path).layout or "")
+    return next((f for f in layout if f.role == role), None)
+
+
+def _grant(ctx: CaseContext, path: str, families: list[str | None]) -> None:
+    wanted = [f for f in dict.fromkeys(families) if f not in (None, "free")]
+    with ctx.precondition(f"rights {', '.join(wanted) or 'none'} for {path}"):
+        for family in wanted:
+            if family not in ctx.session.granted:
+                ctx.session.authenticate(family)
+        ctx.session.select(path)
+
+
+def other_keys(profile: CardProfile, path: str, *excluded: str | None) -> list[str]:
+    """Every key of the file's DF that EXTERNAL AUTHENTICATE can grant, but ``excluded``."""
+    df = path.partition("/")[0]
+    return [name for name, key in profile.keys.items()
+            if key.df == df and key.kid is not None and name not in excluded]
+
+
+def _update(ctx: CaseContext, offset: int, data: bytes) -> tuple[CommandAPDU, ResponseAPDU]:
+    command = ctx.apdu("update_binary", offset >> 8, offset & 0xFF, data)
+    return command, ctx.send(command)
+
+
+def _write(ctx: CaseContext, path: str, offset: int, data: bytes,
+           chunk: int = WRITE_CHUNK) -> None:
+    """UPDATE BINARY of ``data`` at ``offset`` in chunks; FAIL unless each answers 9000."""
+    for start in range(0, len(data), chunk):
+        at = offset + start
+        command, response = _update(ctx, at, data[start : start + chunk])
+        ctx.expect_sw(response, "ok",
+                      what=f"UPDATE BINARY of {path} at {at} ({command.hex()[:14]}…)")
+
+
+def _read(ctx: CaseContext, path: str, offset: int, length: int,
+          chunk: int = WRITE_CHUNK) -> bytes:
+    """READ BINARY of ``length`` bytes in chunks; FAIL unless each answers 9000 in full."""
+    out = bytearray()
+    while len(out) < length:
+        at = offset + len(out)
+        n = min(chunk, length - len(out))
+        response = ctx.expect_sw(read_binary(ctx, at, n), "ok",
+                                 what=f"READ BINARY of {path} at {at}, Le {n:02X}")
+        ctx.check(len(response.data) == n, f"READ BINARY of {path} at {at} returned "
+                                           f"{len(response.data)} bytes, asked for {n}")
+        out += response.data
+    return bytes(out)
+
+
+def _read_original(ctx: CaseContext, path: str) -> bytes:
+    with ctx.precondition(f"read {path} as it is"):
+        return _read(ctx, path, 0, ctx.profile.file(path).size or 0)
+
+
+def _first_difference(ctx: CaseContext, path: str, got: bytes, want: bytes) -> str:
+    """Where two images first differ, named by the layout field."""
+    at = next((i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b),
+              min(len(got), len(want)))
+    layout = ctx.profile.layout(ctx.profile.file(path).layout or "")
+    field = next((f for f in layout if f.offset <= at < f.offset + f.length), None)
+    where = f" ({_field_name(field)}, byte {at - field.offset} of it)" if field else ""
+    g = got[at : at + 8].hex().upper() or "nothing"
+    w = want[at : at + 8].hex().upper() or "nothing"
+    return f"first difference at offset {at}{where}: card has {g}, written {w}"
+
+
+def _check_image(ctx: CaseContext, path: str, got: bytes, want: bytes, what: str) -> None:
+    if got != want:
+        ctx.fail(f"{path} {what}: {_first_difference(ctx, path, got, want)}")
+
+
+def _restore(ctx: CaseContext, path: str, original: bytes) -> None:
+    _write(ctx, path, 0, original)
+    _check_image(ctx, path, _read(ctx, path, 0, len(original)), original,
+                 "is not as before after writing its original bytes back")
+
+
+def fill_value(field: LayoutField, seed: int) -> str:
+    """A value that fills the whole field (no padding byte left), valid for its coding."""
+    coding = Coding(field.coding)
+    if coding is Coding.CN:
+        return "".join(str((seed + i) % 10) for i in range(2 * field.length))
+    if coding is Coding.AN:
+        text = "健康档案"[: field.length // 2] * (field.length // 8 + 1)
+        text = text[: field.length // 2]
+        return text + str(seed % 10) * (field.length - 2 * len(text))
+    return bytes((seed + 3 * i) % 254 + 1 for i in range(field.length)).hex().upper()
+
+
+def _encode(field: LayoutField, value: str) -> bytes:
+    return codecs.encode(Coding(field.coding), value, field.length)
+
+
+def probe_fields(profile: CardProfile, path: str, chunk: int = WRITE_CHUNK) -> list[LayoutField]:
+    """The fields worth a write: first, last, signature fields, and those at every chunk
+    boundary (straddling it, or on both sides when a field starts exactly there)."""
+    ef = profile.file(path)
+    layout = sorted(profile.layout(ef.layout or ""), key=lambda f: f.offset)
+    size = ef.size or 0
+    chosen = [layout[0], layout[-1], *(f for f in layout if f.role)]
+    for boundary in range(chunk, size, chunk):
+        chosen += [f for f in layout if f.offset < boundary <= f.offset + f.length
+                   or f.offset == boundary]
+    return sorted({f.offset: f for f in chosen}.values(), key=lambda f: f.offset)
+
+
+@functools.cache
+def _demo_signer() -> tuple[bytes, bytes]:
+    """An ephemeral SM2 key pair (private, public x‖y), drawn once per process: DEMO ONLY."""
+    while True:
+        private = secrets.token_bytes(32)
+        try:
+            return private, crypto.sm2_keypair_from_private(private)
+        except ValueError:  # out of [1, n-2]: draw again
+            continue
+
+
+@functools.lru_cache(maxsize=16)
+def _sign(private: bytes, message: bytes) -> bytes:
+    """SM2 over SM3 with the default ID (REFERENCE.md §4); memoised, since the signed record
+    of a layout is the same on every file and every run."""
+    return crypto.sm2_sign(private, message)
+
+
+@functools.lru_cache(maxsize=64)
+def _verify(public: bytes, message: bytes, signature: bytes) -> bool:
+    return crypto.sm2_verify(public, message, signature)
+
+
+# --------------------------------------------------------------------------- cases
+
+
+def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
+    ef = profile.file(path)
+    size = ef.size or 0
+    read, update = ef.access.read, ef.access.update
+    sid = f"REC-{slug(path)}"
+    rw = f"card reset; {read} and {update} granted in DF03; the file's bytes are written back"
+
+    @make(
+        out, f"{sid}-001", "REC",
+        f"{path} 大小 {size} 字节与文件末尾",
+        f"{path} is {size} bytes; writes past its end are refused",
+        CLAUSE + "; REFERENCE.md §5 READ/UPDATE BINARY (6B00, 6700)",
+        f"READ BINARY at {size - 1} returns 1 byte and at {size} answers 6B00; UPDATE BINARY "
+        f"at {size} answers 6B00 and 2 bytes at {size - 1} answer 6700 without writing; the "
+        f"last byte ({size - 1}) can be written and reads back.",
+        preconditions=rw, expected_sw=("9000", "6B00", "6700"), severity="critical",
+    )
+    def size_and_end(ctx: CaseContext, path: str = path) -> None:
+        size = ctx.profile.file(path).size or 0
+        _grant(ctx, path, [read, update])
+        response = ctx.expect_sw(read_binary(ctx, size - 1), "ok",
+                                 what=f"READ BINARY of {path} at {size - 1} (its last byte)")
+        ctx.check(len(response.data) == 1, f"READ BINARY at {size - 1} returned "
+                                           f"{len(response.data)} bytes: {path} is not {size} "
+                                           "bytes")
+        last = response.data
+        ctx.expect_sw(read_binary(ctx, size), "offset_beyond_end",
+                      what=f"READ BINARY of {path} at {size} (its end)")
+
+        def undo() -> None:
+            _write(ctx, path, size - 1, last)
+
+        with _restoring(ctx, f"the last byte of {path}", undo):
+            command, response = _update(ctx, size, b"\x00")
+            ctx.expect_sw(response, "offset_beyond_end", what=f"{command.hex()} (at the end)")
+            flipped = bytes([last[0] ^ 0xFF])
+            command, response = _update(ctx, size - 1, flipped + b"\x00")
+            ctx.expect_sw(response, "wrong_length",
+                          what=f"{command.hex()} (2 bytes at the last offset)")
+            now = _read(ctx, path, size - 1, 1)
+            ctx.check(now == last, f"a refused UPDATE BINARY past the end changed the last byte "
+                                   f"of {path} from {last.hex().upper()} to {now.hex().upper()}")
+            _write(ctx, path, size - 1, flipped)
+            now = _read(ctx, path, size - 1, 1)
+            ctx.check(now == flipped, f"the last byte of {path} reads back {now.hex().upper()}, "
+                                      f"written {flipped.hex().upper()}")
+
+    fields = probe_fields(profile, path)
+    listed = ", ".join(f"{_field_name(f)} @{f.offset}" for f in fields)
+
+    @make(
+        out, f"{sid}-002", "REC",
+        f"{path} 按数据项偏移写入并读回",
+        f"{path}: UPDATE BINARY at the layout's item offsets reads back exactly",
+        CLAUSE + "; REFERENCE.md §5 UPDATE BINARY",
+        f"With {update}, UPDATE BINARY of whole-field values at the offsets of {listed} "
+        "(first and last byte of the file, every 0xFF chunk boundary, the signature fields) "
+        "reads back byte for byte, the rest of the file untouched, each field decoding by "
+        "its coding.",
+        preconditions=rw, expected_sw=("9000",), severity="critical",
+    )
+    def item_offsets(ctx: CaseContext, path: str = path) -> None:
+        _grant(ctx, path, [read, update])
+        original = _read_original(ctx, path)
+        chosen = probe_fields(ctx.profile, path)
+        expected = bytearray(original)
+        values = {}
+        for seed, field in enumerate(chosen, start=1):
+            values[field.offset] = fill_value(field, seed)
+            expected[field.offset : field.offset + field.length] = _encode(
+                field, values[field.offset])
+        with _restoring(ctx, path, lambda: _restore(ctx, path, original)):
+            for field in chosen:
+                _write(ctx, path, field.offset,
+                       bytes(expected[field.offset : field.offset + field.length]))
+            got = _read(ctx, path, 0, len(original))
+            _check_image(ctx, path, got, bytes(expected), "after writes at item offsets")
+            for field in chosen:
+                raw = got[field.offset : field.offset + field.length]
+                try:
+                    decoded = codecs.decode(Coding(field.coding), raw)
+                except CodingError as exc:
+                    ctx.fail(f"{path} {_field_name(field)} does not decode: {exc}")
+                ctx.check(decoded == codecs.decode(Coding(field.coding),
+                                                   _encode(field, values[field.offset])),
+                          f"{path} {_field_name(field)} decodes to {decoded!r}")
+
+    @make(
+        out, f"{sid}-003", "REC",
+        f"{path} 整文件写入并以不同分块读回",
+        f"{path}: a whole-file image survives a different chunking",
+        CLAUSE + "; REFERENCE.md §5 READ/UPDATE BINARY",
+        f"An image of all {size} bytes (each byte changed) written in 0xFF-byte chunks reads "
+        "back identical in 0x80-byte chunks: the card keeps every byte, at every chunk "
+        "boundary, up to the last.",
+        preconditions=rw, expected_sw=("9000",), severity="critical",
+    )
+    def whole_image(ctx: CaseContext, path: str = path) -> None:
+        _grant(ctx, path, [read, update])
+        original = _read_original(ctx, path)
+        image = bytes(b ^ (1 + i % 0xFF) for i, b in enumerate(original))
+        with _restoring(ctx, path, lambda: _restore(ctx, path, original)):
+            _write(ctx, path, 0, image, WRITE_CHUNK)
+            got = _read(ctx, path, 0, len(image), READ_CHUNK)
+            _check_image(ctx, path, got, image, "read back in 0x80-byte chunks")
+
+    keys = ", ".join(other_keys(profile, path, read))
+
+    @make(
+        out, f"{sid}-004", "REC",
+        f"{path} 无 {read} 不能读取",
+        f"{path}: reading needs {read}",
+        CLAUSE + "; REFERENCE.md §3 (an update right does not grant reading)",
+        f"READ BINARY of {path} answers 6982 with no right, and still 6982 with every other "
+        f"key of DF03 granted ({keys}).",
+        preconditions=f"card reset; then {keys} granted in DF03",
+        expected_sw=("6982",), severity="critical",
+    )
+    def read_needs_key(ctx: CaseContext, path: str = path) -> None:
+        _grant(ctx, path, [])
+        ctx.expect_sw(read_binary(ctx, 0), "security_not_satisfied",
+                      what=f"READ BINARY of {path} with no right")
+        others = other_keys(ctx.profile, path, read)
+        _grant(ctx, path, list(others))
+        ctx.expect_sw(read_binary(ctx, 0), "security_not_satisfied",
+                      what=f"READ BINARY of {path} with {', '.join(others)}")
+
+    writers = ", ".join([read or "", *other_keys(profile, path, read, update)])
+
+    @make(
+        out, f"{sid}-005", "REC",
+        f"{path} 无 {update} 不能写入",
+        f"{path}: writing needs {update}",
+        CLAUSE + "; REFERENCE.md §3",
+        f"UPDATE BINARY of {path} answers 6982 with every key of DF03 but {update} granted "
+        f"({writers}); the bytes written are the file's own, so nothing changes even if a "
+        "card wrongly accepts them.",
+        preconditions=f"card reset; {writers} granted in DF03",
+        expected_sw=("6982",), severity="critical",
+    )
+    def write_needs_key(ctx: CaseContext, path: str = path) -> None:
+        _grant(ctx, path, [read, *other_keys(ctx.profile, path, read, update)])
+        with ctx.precondition(f"READ BINARY of {path}"):
+            head = _read(ctx, path, 0, 16)
+        command, response = _update(ctx, 0, head)
+        ctx.expect_sw(response, "security_not_satisfied",
+                      what=f"{command.hex()[:14]}… with {', '.join(ctx.session.granted)}")
+
+    sig = _role(profile, path, "signature")
+    signer = _role(profile, path, "signer_key")
+    if sig is None or signer is None:
+        return
+
+    @make(
+        out, f"{sid}-006", "REC",
+        f"{path} 记录签名经卡片存取后仍可验证",
+        f"{path}: an SM2-signed record still verifies after the round trip through the card",
+        "REFERENCE.md §4 record signatures [choice]; WS/T 543 (evidence §2.3, §4.6, "
+        "Appendix A)",
+        f"A record whose bytes 0–{sig.offset - 1} are signed with a demo SM2 key (signature at "
+        f"{sig.offset}, public key at {signer.offset}) and written in 0xFF-byte chunks reads "
+        "back so that the signature verifies; after the last signed byte is changed on the "
+        "card the record no longer verifies; put back, the record is again exactly as signed.",
+        applicability="record_signatures",
+        preconditions=rw + "; an ephemeral demo SM2 signer key (DEMO ONLY)",
+        expected_sw=("9000",), severity="critical", reference_choice=SIGNATURE_CHOICE,
+    )
+    def signed_record(ctx: CaseContext, path: str = path) -> None:
+        size = ctx.profile.file(path).size or 0
+        _grant(ctx, path, [read, update])
+        original = _read_original(ctx, path)
+        private, public = _demo_signer()
+        ctx.note(f"demo record signer (DEMO ONLY) public key {public.hex().upper()}")
+        layout = [f for f in ctx.profile.layout(ctx.profile.file(path).layout or "")
+                  if f.offset < sig.offset]
+        body = bytearray(original[: sig.offset])
+        for seed, field in enumerate(layout, start=1):
+            body[field.offset : field.offset + field.length] = _encode(
+                field, fill_value(field, seed))
+        signed = bytes(body)
+        signature = _sign(private, signed)
+        image = bytearray(original)
+        image[: sig.offset] = signed
+        image[sig.offset : sig.offset + sig.length] = signature.ljust(sig.length, b"\x00")
+        image[signer.offset : signer.offset + signer.length] = public.ljust(signer.length,
+                                                                           b"\x00")
+        image = image[:size]
+
+        def verifies(data: bytes) -> bool:
+            return _verify(data[signer.offset : signer.offset + 64], data[: sig.offset],
+                           data[sig.offset : sig.offset + 64])
+
+        with _restoring(ctx, path, lambda: _restore(ctx, path, original)):
+            _write(ctx, path, 0, bytes(image), WRITE_CHUNK)
+            got = _read(ctx, path, 0, size, READ_CHUNK)
+            if not verifies(got):
+                ctx.fail(f"the signed record read back from {path} does not verify: "
+                         f"{_first_difference(ctx, path, got, bytes(image))}")
+            _check_image(ctx, path, got, bytes(image), "signed record read back")
+            last = sig.offset - 1
+            changed = bytes([image[last] ^ 0x01])
+            _write(ctx, path, last, changed)
+            got = _read(ctx, path, 0, size, READ_CHUNK)
+            ctx.check(got[last : last + 1] == changed,
+                      f"{path} byte {last} (the last signed byte) reads back "
+                      f"{got[last : last + 1].hex().upper()}, written {changed.hex().upper()}")
+            ctx.check(not verifies(got), f"{path} still verifies after its last signed byte "
+                                         "was changed: the card did not keep the change")
+            _write(ctx, path, last, bytes(image[last : last + 1]))
+            _check_image(ctx, path, _read(ctx, path, 0, size, READ_CHUNK), bytes(image),
+                         "after its last signed byte was put back (the signed record again)")
+
+
+def cases(profile: CardProfile) -> list[Case]:
+    out: list[Case] = []
+    for path in record_files(profile):
+        _file_cases(profile, path, out)
+    return out

@@ -1,0 +1,435 @@
+"""SEC-KEY, SEC-EA, SEC-DIV, SEC-LOCK: authentication keys, their counters and the command.
+
+Per authentication key family (every key with a KID, REFERENCE.md §3): a wrong cryptogram
+answers 63Cx with x = tries left; a correct one afterwards succeeds, grants the declared right
+and restores the counter (shown by a second wrong try answering the same x); a failed try
+leaves rights already granted. No case spends more than two wrong tries per key, and each pays
+them back with a correct authentication.
+
+Per DF: EXTERNAL AUTHENTICATE with a KID that is not a key of the current DF (6A88), a trailer
+byte other than 01 (6A80), P1 ≠ 00 (6A86), Lc ≠ 11 (6700), and without a challenge (6985).
+
+Diversification: keys derived from another card-number or city-code factor fail (63Cx), and the
+card keys do not follow a later update of item 57. Locking a key (6983) cannot be undone on a
+real card, so that case is destructive and outside the default plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from conformance.apdu import sw_hex
+from conformance.cases.framework import Case, CaseContext
+from conformance.cases.sec_kit import (
+    CLAUSE_DIV,
+    CLAUSE_EA,
+    CLAUSE_KEY,
+    CRYPTO_CHOICE,
+    Sec,
+    add,
+    auth_families,
+    choices,
+    read_key,
+    retry_choice,
+    rights_of,
+    sw_choice,
+)
+from conformance.host.session import CITY_CODE_ITEM
+from conformance.model.profile import CardProfile
+
+Body = Callable[[CaseContext], None]
+
+MAX_WRONG_TRIES = 2  # REFERENCE.md §3: a test may spend at most 2 tries per key
+DEFAULT_WRONG_TRIES = 1
+
+
+def _wrong_tries(ctx: CaseContext) -> int:
+    """Plan parameter ``wrong_cryptogram_tries``, kept within 1..2 (REFERENCE.md §3)."""
+    try:
+        n = int(ctx.parameters.get("wrong_cryptogram_tries", DEFAULT_WRONG_TRIES))
+    except (TypeError, ValueError):
+        n = DEFAULT_WRONG_TRIES
+    return max(1, min(MAX_WRONG_TRIES, n))
+
+
+# --------------------------------------------------------------------------- per key family
+
+
+def _wrong_then_right(family: str) -> Body:
+    def body(ctx: CaseContext) -> None:
+        sec = Sec(ctx)
+        probe = sec.probe(family)
+        df = ctx.profile.key(family).df
+        sec.grant(family)  # a correct authentication: the counter is full
+        sec.leave_and_return(df)  # and the right it granted is gone again
+        with sec.guard():
+            tries = _wrong_tries(ctx)
+            for i in range(tries):
+                attempt = sec.attempt(family, wrong=True)
+                left = sec.limit - 1 - i
+                sec.expect(attempt.response, sec.cryptogram_sw(left),
+                           f"wrong cryptogram {i + 1} for {family} (counter full before)")
+            attempt = sec.attempt(family)
+            sec.expect_ok(attempt.response, f"correct cryptogram for {family} after {tries} "
+                                            "wrong one(s)")
+            sec.expect_ok(sec.run(probe), f"{probe.describe()} after {family} succeeded")
+
+    return body
+
+
+def _counter_restored(family: str) -> Body:
+    def body(ctx: CaseContext) -> None:
+        sec = Sec(ctx)
+        sec.grant(family)
+        full_minus_one = sec.cryptogram_sw(sec.limit - 1)
+        with sec.guard():
+            attempt = sec.attempt(family, wrong=True)
+            sec.expect(attempt.response, full_minus_one,
+                       f"first wrong cryptogram for {family} (counter full before)")
+            sec.expect_ok(sec.attempt(family).response,
+                          f"correct cryptogram for {family} after a wrong one")
+            attempt = sec.attempt(family, wrong=True)
+            sec.expect(attempt.response, full_minus_one,
+                       f"wrong cryptogram for {family} after a success: the success must have "
+                       "restored the counter")
+            sec.expect_ok(sec.attempt(family).response,
+                          f"correct cryptogram for {family} restoring the counter again")
+
+    return body
+
+
+def _failed_try_keeps_rights(family: str) -> Body:
+    def body(ctx: CaseContext) -> None:
+        sec = Sec(ctx)
+        probe = sec.probe(family)
+        sec.grant(family)
+        with sec.pre(f"{probe.describe()} with {family} granted"):
+            sec.run(probe).check()
+        with sec.guard():
+            attempt = sec.attempt(family, wrong=True)
+            sec.expect(attempt.response, sec.cryptogram_sw(sec.limit - 1),
+                       f"wrong cryptogram for {family} (counter full before)")
+            sec.expect_ok(sec.run(probe),
+                          f"{probe.describe()} after a failed try: the right granted before "
+                          "must stay")
+
+    return body
+
+
+# --------------------------------------------------------------------------- per DF: the command
+
+
+def _other_df_key(profile: CardProfile, df: str) -> str | None:
+    """A key of another DF whose KID is no key of ``df``, preferring a KID that only one key
+    of the profile has (so a card that looks it up elsewhere finds exactly that key)."""
+    here = {k.kid for k in profile.keys.values() if k.df == df and k.kid is not None}
+    candidates = [
+        name for name, k in profile.keys.items()
+        if k.kid is not None and k.df != df and k.kid not in here
+    ]
+    kids = [k.kid for k in profile.keys.values()]
+    unique = [name for name in candidates if kids.count(profile.key(name).kid) == 1]
+    return (unique or candidates or [None])[0]
+
+
+def _foreign_kid(df: str, other: str) -> Body:
+    def body(ctx: CaseContext) -> None:
+        sec = Sec(ctx)
+        sec.factors()
+        sec.go(df)
+        with sec.guard():
+            x8, challenge = sec.x_and_challenge(other)
+            command = sec.ext_auth(sec.kid(other), sec.auth_data(other, challenge, x8))
+            response = sec.send_auth(other, command)
+            ctx.expect_sw(response, "key_not_found",
+                          what=f"EXTERNAL AUTHENTICATE in {df} with KID "
+                               f"{sec.kid(other):02X} of {other} (a correct cryptogram)")
+
+    return body
+
+
+def _malformed(df: str, family: str, variant: str) -> Body:
+    """A correct cryptogram in a malformed command: refused, and no right granted."""
+
+    def body(ctx: CaseContext) -> None:
+        sec = Sec(ctx)
+        probe = sec.probe(family)
+        sec.enter_key_df(family)
+        kid = sec.kid(family)
+        with sec.guard():
+            if variant == "trailer":
+                x8, challenge = sec.x_and_challenge(family)
+                wrong = (sec.trailer + 1) & 0xFF
+                data = sec.auth_data(family, challenge, x8, trailer=wrong)
+                response = sec.send_auth(family, sec.ext_auth(kid, data))
+                ctx.expect_sw(response, "wrong_data",
+                              what=f"EXTERNAL AUTHENTICATE {family} with trailer {wrong:02X}")
+            elif variant == "p1":
+                x8, challenge = sec.x_and_challenge(family)
+                data = sec.auth_data(family, challenge, x8)
+                response = sec.send_auth(family, sec.ext_auth(kid, data, p1=0x01))
+                ctx.expect_sw(response, "wrong_p1p2",
+                              what=f"EXTERNAL AUTHENTICATE {family} with P1 = 01")
+            else:  # Lc: the trailer left out, then one byte too many
+                for label, cut in (("Lc = 10 (no trailer)", -1), ("Lc = 12 (one extra byte)", 1)):
+                    x8, challenge = sec.x_and_challenge(family)
+                    data = sec.auth_data(family, challenge, x8)
+                    data = data[:-1] if cut < 0 else data + b"\x00"
+                    response = sec.send_auth(family, sec.ext_auth(kid, data))
+                    ctx.expect_sw(response, "wrong_length",
+                                  what=f"EXTERNAL AUTHENTICATE {family} with {label}")
+            sec.expect_refused(sec.run(probe),
+                               f"{probe.describe()} after the refused EXTERNAL AUTHENTICATE: "
+                               "no right may have been granted")
+
+    return body
+
+
+def _no_challenge(df: str, family: str) -> Body:
+    def body(ctx: CaseContext) -> None:
+        sec = Sec(ctx)
+        sec.enter_key_df(family)
+        kid = sec.kid(family)
+        with sec.guard():
+            # (a) no GET CHALLENGE since the reset
+            x8 = bytes(range(1, 1 + sec.challenge_length))
+            guess = bytes(sec.challenge_length)
+            data = sec.auth_data(family, guess, x8)
+            response = sec.send_auth(family, sec.ext_auth(kid, data))
+            ctx.expect_sw(response, "no_challenge",
+                          what=f"EXTERNAL AUTHENTICATE {family} with no challenge since reset")
+            # (b) the challenge was used up by a successful EXTERNAL AUTHENTICATE
+            first = sec.attempt(family)
+            with sec.pre(f"authenticate {family} once"):
+                first.response.check()
+            x8 = bytes(b ^ 0xFF for b in first.x8)
+            data = sec.auth_data(family, first.challenge, x8)
+            response = sec.send_auth(family, sec.ext_auth(kid, data))
+            ctx.expect_sw(response, "no_challenge",
+                          what=f"EXTERNAL AUTHENTICATE {family} over a challenge already used")
+
+    return body
+
+
+# --------------------------------------------------------------------------- diversification
+
+
+def _other_factor(family: str, which: str) -> Body:
+    def body(ctx: CaseContext) -> None:
+        sec = Sec(ctx)
+        card_no8, city8 = sec.factors()
+        sec.grant(family)
+        with sec.guard():
+            if which == "card":
+                other = {"card_no8": card_no8[:-1] + bytes([card_no8[-1] ^ 0xFF])}
+                label = f"CardNo8 {other['card_no8'].hex().upper()} (not the ATR's)"
+            else:
+                other = {"city8": bytes([city8[0] ^ 0x11]) + city8[1:]}
+                label = f"CityCode8 {other['city8'].hex().upper()} (not item 57's)"
+            attempt = sec.attempt(family, wrong=False, **other)
+            sec.expect(attempt.response, sec.cryptogram_sw(sec.limit - 1),
+                       f"{family} with keys diversified by {label}")
+            sec.expect_ok(sec.attempt(family).response,
+                          f"{family} with the card's own factors afterwards")
+
+    return body
+
+
+def _keys_do_not_follow_item57(family: str) -> Body:
+    def body(ctx: CaseContext) -> None:
+        sec = Sec(ctx)
+        sec.factors()  # CityCode8 of the item 57 written at personalization
+        place = ctx.profile.place(CITY_CODE_ITEM)
+        assert place.record is not None
+        original = sec.current_record(place.path, place.record)
+        value = bytearray(original[2:])
+        value[0] = 0x31 if value[0] != 0x31 else 0x11
+        changed = original[:2] + bytes(value)
+        with sec.guard(), sec.restoring(f"item {CITY_CODE_ITEM}",
+                           lambda: sec.write_back_record(place.path, place.record or 1,
+                                                         original)):
+            with sec.pre(f"write another city code into item {CITY_CODE_ITEM}"):
+                ctx.session.update_record_sm(place.path, place.record, changed)
+            sec.enter_key_df(family)
+            attempt = sec.attempt(family)  # factors: the original CityCode8
+            sec.expect_ok(attempt.response,
+                          f"{family} with keys diversified by the city code of "
+                          "personalization, after item 57 was updated")
+
+    return body
+
+
+# --------------------------------------------------------------------------- destructive: lock
+
+
+def _lock(default_family: str) -> Body:
+    def body(ctx: CaseContext) -> None:
+        family = str(ctx.parameters.get("lock_key_family", default_family))
+        sec = Sec(ctx)
+        sec.grant(family)
+        ctx.note(f"DESTRUCTIVE: key {family} will be locked; it cannot be unlocked")
+        for i in range(sec.limit):
+            attempt = sec.attempt(family, wrong=True)
+            sec.expect(attempt.response, sec.cryptogram_sw(sec.limit - 1 - i),
+                       f"wrong cryptogram {i + 1} of {sec.limit} for {family}")
+        ctx.expect_sw(sec.attempt(family).response, "key_locked",
+                      what=f"correct cryptogram for locked key {family}")
+        ctx.expect_sw(sec.attempt(family, wrong=True).response, "key_locked",
+                      what=f"wrong cryptogram for locked key {family}")
+
+    return body
+
+
+# --------------------------------------------------------------------------- catalogue
+
+
+def cases(profile: CardProfile) -> list[Case]:
+    out: list[Case] = []
+    ok = sw_hex(profile.sw("ok"))
+    refused = sw_hex(profile.sw("security_not_satisfied"))
+    limit = profile.spec.security.retry_limit
+    prefix = profile.sw_prefix("wrong_cryptogram")
+    first_wrong = f"{prefix}{limit - 1:X}"
+    retry = retry_choice(profile)
+    families = auth_families(profile)
+    for family in families:
+        key = profile.key(family)
+        opened = rights_of(profile, family)
+        if not opened:
+            continue
+        probe_path, probe_right = opened[0]
+        add(out, f"SEC-KEY-{family}-001",
+            f"{family} 认证码错误返回 {prefix}x，正确认证后恢复",
+            f"{family}: a wrong cryptogram answers {prefix}x, a correct one then succeeds",
+            CLAUSE_KEY,
+            f"With the counter of {family} full, a wrong cryptogram answers {first_wrong} "
+            f"(tries left); a correct one afterwards answers {ok} and grants the declared "
+            f"right ({probe_right} {probe_path}).",
+            _wrong_then_right(family),
+            expected_sw=(first_wrong, ok), severity="critical",
+            preconditions=f"{family} authenticated once (counter full), then its DF left and "
+                          "entered again (right cleared)",
+            reference_choice=choices(retry, CRYPTO_CHOICE))
+        add(out, f"SEC-KEY-{family}-002",
+            f"{family} 认证成功后重试计数器恢复",
+            f"{family}: a successful authentication restores the retry counter",
+            CLAUSE_KEY,
+            f"Wrong, correct, wrong again: both wrong cryptograms answer {first_wrong}, so the "
+            f"success in between restored the counter of {family} to {limit}.",
+            _counter_restored(family),
+            expected_sw=(first_wrong, ok), severity="critical",
+            preconditions=f"{family} authenticated once (counter full)",
+            reference_choice=choices(retry, CRYPTO_CHOICE))
+        add(out, f"SEC-KEY-{family}-003",
+            f"{family} 认证失败不影响已获得的权限",
+            f"{family}: a failed try leaves the rights already granted",
+            CLAUSE_KEY,
+            f"With {family} granted, a wrong cryptogram for it ({first_wrong}) leaves its "
+            f"right: {probe_right} {probe_path} still answers {ok}.",
+            _failed_try_keeps_rights(family),
+            expected_sw=(first_wrong, ok), severity="critical",
+            preconditions=f"{family} authenticated in {key.df}",
+            reference_choice=choices(retry, CRYPTO_CHOICE))
+    for df in profile.dfs:
+        rk = read_key(profile, df)
+        if rk is None:
+            continue
+        other = _other_df_key(profile, df)
+        if other is not None:
+            kid = profile.key(other).kid or 0
+            add(out, f"SEC-EA-{df}-001",
+                f"{df} 中使用其他 DF 的密钥标识 {kid:02X} 返回 6A88",
+                f"EXTERNAL AUTHENTICATE in {df} with KID {kid:02X} (not of {df}) is refused",
+                CLAUSE_EA,
+                f"In {df}, EXTERNAL AUTHENTICATE with KID {kid:02X} (key {other} of "
+                f"{profile.key(other).df}) and a cryptogram correct for that key answers "
+                f"{sw_hex(profile.sw('key_not_found'))}: keys are looked up in the current "
+                "DF only.",
+                _foreign_kid(df, other),
+                expected_sw=(sw_hex(profile.sw("key_not_found")),), severity="critical",
+                reference_choice=choices(sw_choice(sw_hex(profile.sw("key_not_found"))),
+                                         CRYPTO_CHOICE))
+        for number, variant, sw_name, zh, en, what in (
+            (2, "trailer", "wrong_data", "结尾字节非 01", "a trailing byte other than 01",
+             "the trailing byte of the data is not 01"),
+            (3, "p1", "wrong_p1p2", "P1 非 00", "P1 other than 00", "P1 is 01"),
+            (4, "lc", "wrong_length", "Lc 非 11", "Lc other than 11",
+             "Lc is 10 (no trailer), then 12 (one byte too many)"),
+        ):
+            sw = sw_hex(profile.sw(sw_name))
+            add(out, f"SEC-EA-{df}-{number:03d}",
+                f"{df} 外部认证{zh}返回 {sw}",
+                f"EXTERNAL AUTHENTICATE in {df} with {en} answers {sw}",
+                CLAUSE_EA,
+                f"EXTERNAL AUTHENTICATE {rk} with a correct cryptogram where {what} answers "
+                f"{sw}, and the read right of {df} is not granted (a read then answers "
+                f"{refused}).",
+                _malformed(df, rk, variant),
+                expected_sw=(sw, refused), severity="normal",
+                reference_choice=choices(sw_choice(sw, refused), CRYPTO_CHOICE))
+        no_challenge = sw_hex(profile.sw("no_challenge"))
+        add(out, f"SEC-EA-{df}-005",
+            f"{df} 无随机数时外部认证返回 {no_challenge}",
+            f"EXTERNAL AUTHENTICATE in {df} without a challenge answers {no_challenge}",
+            CLAUSE_EA,
+            f"EXTERNAL AUTHENTICATE {rk} with no GET CHALLENGE since the reset, and again "
+            f"over a challenge a successful authentication already used, answers "
+            f"{no_challenge} both times.",
+            _no_challenge(df, rk),
+            expected_sw=(no_challenge, ok), severity="critical",
+            reference_choice=choices(sw_choice(no_challenge), CRYPTO_CHOICE))
+    first = families[0]
+    add(out, "SEC-DIV-001",
+        "以其他卡号分散因子分散的密钥认证失败",
+        "Keys diversified with another card-number factor fail",
+        CLAUSE_DIV,
+        f"{first} with a cryptogram from keys diversified by a card-number factor other "
+        f"than ATR bytes 5–12 answers {first_wrong}; the card's own factor then succeeds "
+        "and restores the counter.",
+        _other_factor(first, "card"),
+        expected_sw=(first_wrong, ok), severity="critical",
+        preconditions=f"{first} authenticated once (counter full)",
+        reference_choice=choices(retry, CRYPTO_CHOICE))
+    level2 = [f for f in families if profile.key(f).level == 2]
+    if level2:
+        add(out, "SEC-DIV-002",
+            "以其他城市代码分散因子分散的密钥认证失败",
+            "Keys diversified with another city-code factor fail",
+            CLAUSE_DIV,
+            f"{level2[0]} (two-level diversification) with a cryptogram from keys "
+            f"diversified by a city-code factor other than item 57's answers {first_wrong}; "
+            "the card's own factors then succeed and restore the counter.",
+            _other_factor(level2[0], "city"),
+            expected_sw=(first_wrong, ok), severity="critical",
+            preconditions=f"{level2[0]} authenticated once (counter full)",
+            reference_choice=choices(retry, CRYPTO_CHOICE))
+        place = profile.place(CITY_CODE_ITEM)
+        here = [f for f in level2 if profile.key(f).df == place.path.partition("/")[0]]
+        family = (here or level2)[0]
+        add(out, "SEC-DIV-003",
+            f"更新数据项 {CITY_CODE_ITEM} 后卡片密钥不变",
+            f"Updating item {CITY_CODE_ITEM} (city code) does not change the card keys",
+            CLAUSE_DIV,
+            f"After item {CITY_CODE_ITEM} is updated by secure messaging, {family} still "
+            "authenticates with keys diversified by the city code of personalization: card "
+            "keys are derived once (§3).",
+            _keys_do_not_follow_item57(family),
+            expected_sw=(ok,), severity="critical",
+            preconditions=f"item {CITY_CODE_ITEM} changed with "
+                          f"{profile.file(place.path).access.update}; restored afterwards",
+            reference_choice=CRYPTO_CHOICE)
+    lock_default = families[-1]
+    add(out, "SEC-LOCK-001",
+        "重试次数用尽后密钥锁定（破坏性）",
+        "A key whose tries are used up is locked (destructive)",
+        CLAUSE_KEY,
+        f"{limit} wrong cryptograms answer {prefix}{limit - 1:X} down to {prefix}0; then "
+        f"even a correct cryptogram answers {sw_hex(profile.sw('key_locked'))}. The key "
+        "cannot be unlocked afterwards.",
+        _lock(lock_default),
+        expected_sw=(f"{prefix}0", sw_hex(profile.sw("key_locked"))), severity="critical",
+        destructive=True,
+        preconditions=f"plan parameter lock_key_family (default {lock_default}); the key "
+                      "is locked for good",
+        reference_choice=choices(retry, sw_choice(sw_hex(profile.sw("key_locked")))))
+    return out

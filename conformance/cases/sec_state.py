@@ -1,0 +1,321 @@
+"""SEC-ST and SEC-CH: the security state and the challenge (REFERENCE.md §3).
+
+Per authentication key family: its right is cleared by selecting another DF and by a reset,
+and kept by selecting an EF or the same DF again; replaying the EXTERNAL AUTHENTICATE that
+granted it is refused (the challenge it used is gone) and grants nothing.
+
+Per DF: a challenge is consumed by a failed EXTERNAL AUTHENTICATE too, a reset clears it, and
+other commands in between (SELECT, READ) leave it. Per file updated by secure messaging: an SM
+update cannot reuse the challenge an earlier SM update consumed.
+
+A replay may be refused as "no challenge" (6985, what a conforming card answers) or, by a card
+that kept some other challenge, as a wrong cryptogram / MAC: either is a refusal, and the case
+then checks that no right was granted (or no record written) and pays back any try spent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from conformance.apdu import sw_hex
+from conformance.cases.common import slug
+from conformance.cases.framework import Case, CaseContext
+from conformance.cases.sec_kit import (
+    CLAUSE_CHALLENGE,
+    CLAUSE_STATE,
+    CRYPTO_CHOICE,
+    Sec,
+    add,
+    auth_families,
+    changed_value,
+    choices,
+    df_of,
+    files_of,
+    neighbour_df,
+    read_key,
+    rights_of,
+    sw_choice,
+)
+from conformance.model.profile import CardProfile
+from conformance.model.schema import UpdateMode
+
+Body = Callable[[CaseContext], None]
+
+
+# --------------------------------------------------------------------------- rights
+
+
+def _cleared_by_df_change(family: str) -> Body:
+    def body(ctx: CaseContext) -> None:
+        sec = Sec(ctx)
+        probe = sec.probe(family)
+        df = ctx.profile.key(family).df
+        sec.grant(family)
+        with sec.pre(f"{probe.describe()} with {family} granted"):
+            sec.run(probe).check()
+        other = sec.leave_and_return(df)
+        sec.expect_refused(sec.run(probe),
+                           f"{probe.describe()} after selecting {other} and {df} again")
+
+    return body
+
+
+def _cleared_by_reset(family: str) -> Body:
+    def body(ctx: CaseContext) -> None:
+        sec = Sec(ctx)
+        probe = sec.probe(family)
+        sec.grant(family)
+        with sec.pre(f"{probe.describe()} with {family} granted"):
+            sec.run(probe).check()
+        sec.reset()
+        sec.go(probe.path)
+        sec.expect_refused(sec.run(probe), f"{probe.describe()} after a reset")
+
+    return body
+
+
+def _kept_by_selects(family: str) -> Body:
+    def body(ctx: CaseContext) -> None:
+        sec = Sec(ctx)
+        probe = sec.probe(family)
+        df = ctx.profile.key(family).df
+        sec.grant(family)
+        with sec.pre(f"{probe.describe()} with {family} granted"):
+            sec.run(probe).check()
+        other_ef = next((p for p in files_of(ctx.profile, df) if p != probe.path), None)
+        if other_ef is not None:
+            sec.select_fid(ctx.profile.file(other_ef).fid, f"select {other_ef}")
+        sec.select_fid(ctx.profile.df(df).fid, f"select {df} again")
+        sec.expect_ok(sec.run(probe),
+                      f"{probe.describe()} after selecting "
+                      f"{other_ef + ' and ' if other_ef else ''}{df} again")
+
+    return body
+
+
+# --------------------------------------------------------------------------- challenge
+
+
+def _replay_auth(family: str) -> Body:
+    def body(ctx: CaseContext) -> None:
+        sec = Sec(ctx)
+        probe = sec.probe(family)
+        df = ctx.profile.key(family).df
+        sec.enter_key_df(family)
+        with sec.guard():
+            first = sec.attempt(family)
+            with sec.pre(f"authenticate {family}"):
+                first.response.check()
+            other = sec.leave_and_return(df)  # the right granted is gone; the challenge too
+            ctx.note(f"replaying the EXTERNAL AUTHENTICATE of {family} after {other} and {df}")
+            again = sec.send_auth(family, first.command)
+            if not sec.is_cryptogram_sw(again.sw):
+                ctx.expect_sw(again, "no_challenge",
+                              what=f"replayed EXTERNAL AUTHENTICATE of {family}")
+            sec.expect_refused(sec.run(probe),
+                               f"{probe.describe()} after the replay: it must grant nothing")
+
+    return body
+
+
+def _consumed_by_failure(df: str, family: str) -> Body:
+    def body(ctx: CaseContext) -> None:
+        sec = Sec(ctx)
+        sec.enter_key_df(family)
+        kid = sec.kid(family)
+        with sec.guard():
+            x8, challenge = sec.x_and_challenge(family)
+            wrong = sec.send_auth(family, sec.ext_auth(kid, sec.auth_data(
+                family, challenge, x8, wrong=True)))
+            ctx.check(sec.is_cryptogram_sw(wrong.sw),
+                      f"wrong cryptogram for {family}: expected "
+                      f"{ctx.profile.sw_prefix('wrong_cryptogram')}x, card answered "
+                      f"{sw_hex(wrong.sw)}")
+            right = sec.send_auth(family, sec.ext_auth(kid, sec.auth_data(family, challenge, x8)))
+            ctx.expect_sw(right, "no_challenge",
+                          what=f"correct cryptogram for {family} over the challenge the failed "
+                               "try consumed")
+
+    return body
+
+
+def _cleared_by_reset_challenge(df: str, family: str) -> Body:
+    def body(ctx: CaseContext) -> None:
+        sec = Sec(ctx)
+        sec.enter_key_df(family)
+        x8, challenge = sec.x_and_challenge(family)
+        sec.reset()
+        sec.go(df)
+        with sec.guard():
+            command = sec.ext_auth(sec.kid(family), sec.auth_data(family, challenge, x8))
+            response = sec.send_auth(family, command)
+            ctx.expect_sw(response, "no_challenge",
+                          what=f"EXTERNAL AUTHENTICATE {family} over a challenge taken before "
+                               "the reset")
+
+    return body
+
+
+def _kept_across_commands(df: str, family: str) -> Body:
+    def body(ctx: CaseContext) -> None:
+        sec = Sec(ctx)
+        sec.enter_key_df(family)
+        target = next(iter(files_of(ctx.profile, df)), None)
+        with sec.guard():
+            x8, challenge = sec.x_and_challenge(family)
+            done = []
+            if target is not None:
+                sec.select_fid(ctx.profile.file(target).fid, f"select {target}")
+                sec.read_first(target)  # refused or not: another command in between
+                done.append(f"SELECT and read {target}")
+            sec.select_fid(ctx.profile.df(df).fid, f"select {df} again")
+            done.append(f"SELECT {df}")
+            command = sec.ext_auth(sec.kid(family), sec.auth_data(family, challenge, x8))
+            sec.expect_ok(sec.send_auth(family, command),
+                          f"EXTERNAL AUTHENTICATE {family} after {', '.join(done)}: the "
+                          "challenge must still be there")
+
+    return body
+
+
+def _replay_sm(path: str) -> Body:
+    def body(ctx: CaseContext) -> None:
+        sec = Sec(ctx)
+        profile = ctx.profile
+        item = profile.file(path).items[0]
+        original = sec.current_record(path, 1)
+        changed = original[:2] + changed_value(profile, item, original[2:])
+        sec.grant(profile.file(path).access.update or "")
+        sec.go(path)
+        with sec.restoring(f"record 1 of {path}",
+                           lambda: _put_back(sec, path, original)):
+            challenge = sec.challenge()
+            first = sec.sm_command(path, 1, changed, challenge)
+            second = sec.sm_command(path, 1, original, challenge)
+            with sec.pre(f"SM update of record 1 of {path}"):
+                ctx.send(first).check()
+            again = ctx.send(second)
+            ctx.expect_sw(again, "no_challenge", "wrong_mac",
+                          what=f"a second SM update of {path} over the challenge the first "
+                               "consumed")
+            now = sec.record_now(1)
+            ctx.check(now == changed,
+                      f"record 1 of {path} is {now.hex().upper() if now else 'unreadable'}, "
+                      f"not {changed.hex().upper()}: the replayed SM update must not write")
+
+    return body
+
+
+def _put_back(sec: Sec, path: str, original: bytes) -> None:
+    """Write record 1 back unless it already holds the original (read with the read right)."""
+    if sec.record_now(1) != original:
+        sec.write_back_record(path, 1, original)
+
+
+# --------------------------------------------------------------------------- catalogue
+
+
+def cases(profile: CardProfile) -> list[Case]:
+    out: list[Case] = []
+    ok = sw_hex(profile.sw("ok"))
+    refused = sw_hex(profile.sw("security_not_satisfied"))
+    no_challenge = sw_hex(profile.sw("no_challenge"))
+    wrong_mac = sw_hex(profile.sw("wrong_mac"))
+    prefix = profile.sw_prefix("wrong_cryptogram")
+    for family in auth_families(profile):
+        opened = rights_of(profile, family)
+        if not opened:
+            continue
+        df = profile.key(family).df
+        probe = f"{opened[0][1]} {opened[0][0]}"
+        other = neighbour_df(profile, df)
+        if other is not None:
+            add(out, f"SEC-ST-{family}-001",
+                f"选择其他 DF 后 {family} 的权限被清除",
+                f"Selecting another DF clears the right of {family}",
+                CLAUSE_STATE,
+                f"After {family} is granted in {df}, SELECT {other} then {df} again: "
+                f"{probe} answers {refused}.",
+                _cleared_by_df_change(family),
+                expected_sw=(refused,), severity="blocker",
+                preconditions=f"{family} authenticated in {df}",
+                reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE))
+        add(out, f"SEC-ST-{family}-002",
+            f"复位后 {family} 的权限被清除",
+            f"A reset clears the right of {family}",
+            CLAUSE_STATE,
+            f"After {family} is granted and the card is reset, {probe} answers {refused}.",
+            _cleared_by_reset(family),
+            expected_sw=(refused,), severity="blocker",
+            preconditions=f"{family} authenticated in {df}",
+            reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE))
+        add(out, f"SEC-ST-{family}-003",
+            f"选择 EF 或重选当前 DF 不清除 {family} 的权限",
+            f"Selecting an EF or the same DF again keeps the right of {family}",
+            CLAUSE_STATE,
+            f"After {family} is granted in {df}, selecting another EF of {df} and {df} itself "
+            f"again keeps the right: {probe} answers {ok}.",
+            _kept_by_selects(family),
+            expected_sw=(ok,), severity="critical",
+            preconditions=f"{family} authenticated in {df}",
+            reference_choice=CRYPTO_CHOICE)
+        if other is not None:
+            add(out, f"SEC-CH-{family}-001",
+                f"重放 {family} 的外部认证被拒绝",
+                f"A replayed EXTERNAL AUTHENTICATE of {family} is refused",
+                CLAUSE_CHALLENGE,
+                f"The EXTERNAL AUTHENTICATE that granted {family}, sent again after its right "
+                f"was cleared, is refused ({no_challenge}, or {prefix}x from a card holding "
+                f"another challenge) and grants nothing: {probe} answers {refused}.",
+                _replay_auth(family),
+                expected_sw=(no_challenge, refused), severity="blocker",
+                preconditions=f"{family} authenticated once in {df}, then {other} and {df} "
+                              "selected",
+                reference_choice=choices(sw_choice(no_challenge, refused), CRYPTO_CHOICE))
+    for df in profile.dfs:
+        rk = read_key(profile, df)
+        if rk is None:
+            continue
+        add(out, f"SEC-CH-{df}-002",
+            f"{df} 认证失败也消耗随机数",
+            f"A failed EXTERNAL AUTHENTICATE in {df} consumes the challenge",
+            CLAUSE_CHALLENGE,
+            f"A wrong cryptogram for {rk} ({prefix}x) uses the challenge up: a correct "
+            f"cryptogram over the same challenge then answers {no_challenge}.",
+            _consumed_by_failure(df, rk),
+            expected_sw=(f"{prefix}x", no_challenge), severity="blocker",
+            reference_choice=choices(sw_choice(no_challenge), CRYPTO_CHOICE))
+        add(out, f"SEC-CH-{df}-003",
+            f"{df} 复位清除随机数",
+            f"A reset clears the challenge ({df})",
+            CLAUSE_CHALLENGE,
+            f"A challenge taken in {df} before a reset cannot be used after it: EXTERNAL "
+            f"AUTHENTICATE {rk} over it answers {no_challenge}.",
+            _cleared_by_reset_challenge(df, rk),
+            expected_sw=(no_challenge,), severity="blocker",
+            reference_choice=choices(sw_choice(no_challenge), CRYPTO_CHOICE))
+        add(out, f"SEC-CH-{df}-004",
+            f"{df} 其他命令不影响随机数",
+            f"Other commands leave the challenge ({df})",
+            CLAUSE_CHALLENGE,
+            f"GET CHALLENGE, then SELECT an EF of {df}, READ it and SELECT {df} again: "
+            f"EXTERNAL AUTHENTICATE {rk} over that challenge still answers {ok}.",
+            _kept_across_commands(df, rk),
+            expected_sw=(ok,), severity="normal",
+            reference_choice=CRYPTO_CHOICE)
+    for path, ef in profile.files.items():
+        if ef.access.update_mode is not UpdateMode.SM or ef.access.update is None:
+            continue
+        add(out, f"SEC-CH-{slug(path)}-005",
+            f"{path} 安全报文更新不能重用已消耗的随机数",
+            f"An SM update of {path} cannot reuse a consumed challenge",
+            CLAUSE_CHALLENGE,
+            f"Two SM updates of record 1 of {path} computed over one challenge: the first "
+            f"writes ({ok}); the second is refused ({no_challenge}, or {wrong_mac}) and does "
+            "not write. The record is restored afterwards.",
+            _replay_sm(path),
+            expected_sw=(ok, no_challenge), severity="blocker",
+            preconditions=f"{profile.file(path).access.read} and {ef.access.update} "
+                          f"authenticated in {df_of(path)}",
+            reference_choice=choices(sw_choice(no_challenge, wrong_mac), CRYPTO_CHOICE))
+    return out

@@ -1,0 +1,410 @@
+"""SEC-UPD and SEC-SEP: update rights, secure messaging and key separation (REFERENCE.md §1,
+§3, §4, §5), generated for every updatable file of the profile.
+
+Files updated by secure messaging (TLV files): without the update key, even a good SM update
+is refused (6982); with it, a plain UPDATE RECORD is refused (6982: SM is required), a wrong
+MAC is refused (6988), a TLV whose tag or length does not fit the record is refused (6A80),
+and a correct SM update writes (read back, then the record is restored).
+
+Files updated in plain (photo, EE/ED, cyclic files) and index files: without their key,
+with only the read right, the update (or mark / erase) is refused (6982); an SM update of a
+file that is not a TLV file is refused as incompatible with its structure (6981).
+
+Key separation: every other update key of the same DF, and the update key of another DF, does
+not open the file's update (6982), while its declared key does; the two DF03 keys split mark
+and erase between them.
+
+Every write a case makes writes back bytes the file already holds, or is undone afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from conformance.apdu import sw_hex
+from conformance.cases.common import slug
+from conformance.cases.framework import Case, CaseContext, Inconclusive
+from conformance.cases.sec_kit import (
+    CLAUSE_SEPARATION,
+    CLAUSE_UPDATE,
+    CRYPTO_CHOICE,
+    Probe,
+    Sec,
+    add,
+    changed_value,
+    choices,
+    df_of,
+    index_flags,
+    sw_choice,
+)
+from conformance.model.profile import CardProfile
+from conformance.model.schema import KeyUse, Structure, UpdateMode
+
+Body = Callable[[CaseContext], None]
+
+
+def _restore_record(sec: Sec, path: str, original: bytes) -> None:
+    """Write record 1 back if it no longer holds ``original`` (the read right is held)."""
+    if sec.record_now(1) != original:
+        sec.write_back_record(path, 1, original)
+
+
+def _sm_state(sec: Sec, path: str) -> bytes:
+    """Read record 1 (read key), then take the update key: the state of the SM cases."""
+    original = sec.current_record(path, 1)
+    sec.grant(sec.profile.file(path).access.update or "")
+    sec.go(path)
+    return original
+
+
+# --------------------------------------------------------------------------- SM (TLV) files
+
+
+def _sm_without_update_key(path: str) -> Body:
+    def body(ctx: CaseContext) -> None:
+        sec = Sec(ctx)
+        original = sec.current_record(path, 1)  # with the read key only
+        sec.go(path)
+        sec.expect_refused(sec.sm_update(path, 1, original),
+                           f"SM update of {path} (good MAC, same value) without "
+                           f"{ctx.profile.file(path).access.update}")
+
+    return body
+
+
+def _plain_update_of_tlv(path: str) -> Body:
+    def body(ctx: CaseContext) -> None:
+        sec = Sec(ctx)
+        original = _sm_state(sec, path)
+        command = ctx.apdu("update_record", 1, 0x04, original)
+        sec.expect_refused(ctx.send(command),
+                           f"plain UPDATE RECORD of {path} with "
+                           f"{ctx.profile.file(path).access.update} (SM required)")
+
+    return body
+
+
+def _sm_refused(path: str, variant: str) -> Body:
+    """An SM update the card must refuse without writing: wrong MAC, or a good MAC over a TLV
+    whose tag or length does not fit the record."""
+
+    def body(ctx: CaseContext) -> None:
+        sec = Sec(ctx)
+        profile = ctx.profile
+        item = profile.file(path).items[0]
+        original = _sm_state(sec, path)
+        value = original[2:]
+        with sec.restoring(f"record 1 of {path}", lambda: _restore_record(sec, path, original)):
+            if variant == "mac":
+                tlv = original[:2] + changed_value(profile, item, value)
+                response = sec.sm_update(path, 1, tlv, bad_mac=True)
+                ctx.expect_sw(response, "wrong_mac", what=f"SM update of {path} with a wrong MAC")
+            elif variant == "tag":
+                items = profile.file(path).items
+                other = next((n for n in items if n != item), item - 1 if item > 1 else item + 1)
+                tlv = bytes([other, original[1]]) + value
+                response = sec.sm_update(path, 1, tlv)
+                ctx.expect_sw(response, "wrong_data",
+                              what=f"SM update of record 1 of {path} (item {item}) with tag "
+                                   f"{other:02X}, good MAC")
+            else:
+                tlv = bytes([original[0], original[1] - 1]) + value[:-1]
+                response = sec.sm_update(path, 1, tlv)
+                ctx.expect_sw(response, "wrong_data",
+                              what=f"SM update of record 1 of {path} with length "
+                                   f"{original[1] - 1:02X} (not {original[1]:02X}), good MAC")
+            now = sec.record_now(1)
+            ctx.check(now == original,
+                      f"record 1 of {path} changed to "
+                      f"{now.hex().upper() if now else 'something unreadable'} after a "
+                      "refused SM update")
+
+    return body
+
+
+def _sm_writes(path: str) -> Body:
+    def body(ctx: CaseContext) -> None:
+        sec = Sec(ctx)
+        profile = ctx.profile
+        item = profile.file(path).items[0]
+        original = _sm_state(sec, path)
+        changed = original[:2] + changed_value(profile, item, original[2:])
+        with sec.restoring(f"record 1 of {path}", lambda: _restore_record(sec, path, original)):
+            sec.expect_ok(sec.sm_update(path, 1, changed),
+                          f"SM update of record 1 of {path} with "
+                          f"{profile.file(path).access.update}")
+            now = sec.record_now(1)
+            ctx.check(now == changed,
+                      f"record 1 of {path} reads "
+                      f"{now.hex().upper() if now else 'nothing'} after the SM update, not "
+                      f"{changed.hex().upper()}")
+
+    return body
+
+
+# --------------------------------------------------------------------------- plain and index files
+
+
+def _plain_with_read_key_only(path: str, right: str) -> Body:
+    """The file's update (or mark / erase) operation with only its read key: 6982."""
+
+    def body(ctx: CaseContext) -> None:
+        sec = Sec(ctx)
+        family = getattr(ctx.profile.file(path).access, right)
+        probe = sec.probe(family, path, right)  # reads with the read key
+        sec.go(path)
+        undo = (lambda: sec.undo_mark(path, probe.record)) if right == "mark" else _noop
+        with sec.restoring(f"index record {probe.record} of {path}", undo):
+            sec.expect_refused(sec.run(probe, select=False),
+                               f"{probe.describe()} with only "
+                               f"{ctx.profile.file(path).access.read} granted")
+
+    return body
+
+
+def _noop() -> None:
+    return None
+
+
+def _sm_on_non_tlv(path: str, right: str) -> Body:
+    def body(ctx: CaseContext) -> None:
+        sec = Sec(ctx)
+        profile = ctx.profile
+        ef = profile.file(path)
+        family = getattr(ef.access, right)
+        if ef.structure is Structure.TRANSPARENT:
+            with sec.pre(f"read the first bytes of {path}"):
+                payload = ctx.session.read_binary(path, 0, 16)
+        else:
+            payload = sec.current_record(path, 1)
+        sec.grant(family)
+        sec.go(path)
+        response = sec.sm_update(path, 1, payload)
+        ctx.expect_sw(response, "incompatible_file_structure",
+                      what=f"SM UPDATE RECORD (04 DC) of {ef.structure} file {path} with "
+                           f"{family} granted")
+
+    return body
+
+
+# --------------------------------------------------------------------------- separation
+
+
+def _other_key_refused(path: str, other: str) -> Body:
+    """Another update key does not open the file's update; its declared key does."""
+
+    def body(ctx: CaseContext) -> None:
+        sec = Sec(ctx)
+        declared = ctx.profile.file(path).access.update or ""
+        probe = sec.probe(declared, path, "update")
+        sec.grant(other)
+        sec.go(path)
+        sec.expect_refused(sec.run(probe, select=False),
+                           f"{probe.describe()} with {other} granted instead "
+                           f"(in {ctx.profile.key(other).df})")
+        sec.grant(declared)
+        sec.expect_ok(sec.run(probe), f"{probe.describe()} with {declared} granted")
+
+    return body
+
+
+def _index_split(path: str, family: str) -> Body:
+    """``family`` does its own index operation and not the other one."""
+
+    def body(ctx: CaseContext) -> None:
+        sec = Sec(ctx)
+        access = ctx.profile.file(path).access
+        own = "mark" if family == access.mark else "erase"
+        other_right = "erase" if own == "mark" else "mark"
+        n = sec.free_index_record(path)
+        used, free = index_flags(ctx.profile, path)
+        sec.grant(family)
+        sec.go(path)
+        mark = Probe(family, path, "mark", record=n)
+        erase = Probe(family, path, "erase", record=n)
+        with sec.restoring(f"index record {n} of {path}", lambda: sec.undo_mark(path, n)):
+            if own == "mark":
+                sec.expect_ok(sec.run(mark, select=False), f"mark record {n} of {path} "
+                                                          f"with {family}")
+                sec.expect_refused(sec.run(erase, select=False),
+                                   f"erase record {n} of {path} with {family} (needs "
+                                   f"{access.erase})")
+            else:
+                sec.expect_refused(sec.run(mark, select=False),
+                                   f"mark record {n} of {path} with {family} (needs "
+                                   f"{access.mark})")
+                sec.expect_ok(sec.run(erase, select=False),
+                              f"erase free record {n} of {path} with {family}")
+            now = sec.record_now(n)
+            if now is None:
+                raise Inconclusive(f"record {n} of {path} unreadable after the {other_right}")
+            expected = used if own == "mark" else free
+            ctx.check(now[:1] == expected,
+                      f"record {n} of {path} holds {now.hex().upper()} after the {own} by "
+                      f"{family} and the refused {other_right}, not {expected.hex().upper()}")
+
+    return body
+
+
+def _cross_df_update_key(profile: CardProfile, df: str) -> str | None:
+    """The update key of a neighbouring DF (a child first, else the parent)."""
+    spec = profile.df(df)
+    order = [n for n, d in profile.dfs.items() if d.parent == df] + [spec.parent]
+    for other in order:
+        for name, key in profile.keys.items():
+            if key.df == other and key.use is KeyUse.UPDATE and key.kid is not None:
+                return name
+    return None
+
+
+# --------------------------------------------------------------------------- catalogue
+
+
+def cases(profile: CardProfile) -> list[Case]:
+    out: list[Case] = []
+    ok = sw_hex(profile.sw("ok"))
+    refused = sw_hex(profile.sw("security_not_satisfied"))
+    wrong_mac = sw_hex(profile.sw("wrong_mac"))
+    wrong_data = sw_hex(profile.sw("wrong_data"))
+    incompatible = sw_hex(profile.sw("incompatible_file_structure"))
+    for path, ef in profile.files.items():
+        s = slug(path)
+        df = df_of(path)
+        access = ef.access
+        read = access.read
+        if access.update_mode is UpdateMode.SM and access.update is not None:
+            uk = access.update
+            item = ef.items[0]
+            add(out, f"SEC-UPD-{s}-001",
+                f"无 {uk} 时 {path} 的安全报文更新被拒绝",
+                f"An SM update of {path} without {uk} is refused",
+                CLAUSE_UPDATE,
+                f"With only the read right ({read}), an SM update of record 1 of {path} with "
+                f"a good MAC answers {refused}.",
+                _sm_without_update_key(path),
+                expected_sw=(refused,), severity="blocker",
+                preconditions=f"{read} authenticated in {df} (or free read)",
+                reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE))
+            add(out, f"SEC-UPD-{s}-002",
+                f"{path} 明文 UPDATE RECORD 被拒绝（须安全报文）",
+                f"A plain UPDATE RECORD of {path} is refused (SM required)",
+                CLAUSE_UPDATE,
+                f"With {uk} granted, a plain UPDATE RECORD (00 DC 01 04) of {path} answers "
+                f"{refused}: TLV files change only under secure messaging.",
+                _plain_update_of_tlv(path),
+                expected_sw=(refused,), severity="blocker",
+                preconditions=f"{read} and {uk} authenticated in {df}",
+                reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE))
+            add(out, f"SEC-UPD-{s}-003",
+                f"{path} MAC 错误的安全报文更新被拒绝",
+                f"An SM update of {path} with a wrong MAC is refused",
+                CLAUSE_UPDATE,
+                f"With {uk} granted, an SM update of record 1 of {path} whose MAC is wrong "
+                f"answers {wrong_mac} and leaves the record unchanged.",
+                _sm_refused(path, "mac"),
+                expected_sw=(wrong_mac,), severity="blocker",
+                preconditions=f"{read} and {uk} authenticated in {df}",
+                reference_choice=choices(sw_choice(wrong_mac), CRYPTO_CHOICE))
+            add(out, f"SEC-UPD-{s}-004",
+                f"{path} 正确的安全报文更新成功",
+                f"A correct SM update of {path} writes",
+                CLAUSE_UPDATE,
+                f"With {uk} granted, a correct SM update of record 1 (item {item}) of {path} "
+                f"answers {ok} and the record reads back as written; it is restored after.",
+                _sm_writes(path),
+                expected_sw=(ok,), severity="critical",
+                preconditions=f"{read} and {uk} authenticated in {df}",
+                reference_choice=CRYPTO_CHOICE)
+            add(out, f"SEC-UPD-{s}-005",
+                f"{path} 标签不符的安全报文更新返回 {wrong_data}",
+                f"An SM update of {path} with a tag that does not fit answers {wrong_data}",
+                CLAUSE_UPDATE,
+                f"A good MAC over a TLV whose tag is not item {item} (record 1 of {path}) "
+                f"answers {wrong_data} and does not write.",
+                _sm_refused(path, "tag"),
+                expected_sw=(wrong_data,), severity="critical",
+                preconditions=f"{read} and {uk} authenticated in {df}",
+                reference_choice=choices(sw_choice(wrong_data), CRYPTO_CHOICE))
+            add(out, f"SEC-UPD-{s}-006",
+                f"{path} 长度不符的安全报文更新返回 {wrong_data}",
+                f"An SM update of {path} with a length that does not fit answers {wrong_data}",
+                CLAUSE_UPDATE,
+                f"A good MAC over a TLV of item {item} one byte shorter than the item "
+                f"(record 1 of {path}) answers {wrong_data} and does not write.",
+                _sm_refused(path, "length"),
+                expected_sw=(wrong_data,), severity="critical",
+                preconditions=f"{read} and {uk} authenticated in {df}",
+                reference_choice=choices(sw_choice(wrong_data), CRYPTO_CHOICE))
+        else:
+            # plain updates, and index files' mark / erase
+            for number, right in enumerate(("update", "mark", "erase"), start=1):
+                family = getattr(access, right)
+                if family is None:
+                    continue
+                operation = {
+                    "update": "UPDATE BINARY" if ef.structure is Structure.TRANSPARENT
+                    else "UPDATE RECORD",
+                    "mark": "mark (84 D2)",
+                    "erase": "erase (84 0C)",
+                }[right]
+                verb = {"update": "更新", "mark": "标记", "erase": "擦除"}[right]
+                add(out, f"SEC-UPD-{s}-{number:03d}",
+                    f"仅有读权限时 {path} 的{verb}被拒绝",
+                    f"{operation} of {path} with only its read right is refused",
+                    CLAUSE_UPDATE,
+                    f"With only {read} granted, {operation} of {path} (writing back what it "
+                    f"holds, or on a free index record) answers {refused}: it needs {family}.",
+                    _plain_with_read_key_only(path, right),
+                    expected_sw=(refused,), severity="blocker",
+                    preconditions=f"{read} authenticated in {df}",
+                    reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE))
+            key_right = "update" if access.update is not None else "mark"
+            add(out, f"SEC-UPD-{s}-004",
+                f"{path} 非 TLV 文件的安全报文更新返回 {incompatible}",
+                f"An SM update of non-TLV file {path} answers {incompatible}",
+                CLAUSE_UPDATE,
+                f"With {getattr(access, key_right)} granted, SM UPDATE RECORD (04 DC) of "
+                f"{path} ({ef.structure}) answers {incompatible}: secure messaging is for TLV "
+                "files only.",
+                _sm_on_non_tlv(path, key_right),
+                expected_sw=(incompatible,), severity="normal",
+                preconditions=f"{getattr(access, key_right)} authenticated in {df}",
+                reference_choice=choices(sw_choice(incompatible), CRYPTO_CHOICE))
+        # key separation
+        number = 0
+        if access.update is not None:
+            others = [
+                name for name, key in profile.keys.items()
+                if key.df == df and key.use is KeyUse.UPDATE and key.kid is not None
+                and name != access.update
+            ]
+            cross = _cross_df_update_key(profile, df)
+            for other in [*others, *([cross] if cross else [])]:
+                number += 1
+                where = profile.key(other).df
+                add(out, f"SEC-SEP-{s}-{number:03d}",
+                    f"{other} 不能更新 {path}",
+                    f"{other} does not open the update of {path}",
+                    CLAUSE_SEPARATION,
+                    f"With {other} granted (in {where}), updating {path} answers {refused}; "
+                    f"with its declared key {access.update} it answers {ok}. The write puts "
+                    "back what the file holds.",
+                    _other_key_refused(path, other),
+                    expected_sw=(refused, ok), severity="blocker",
+                    preconditions=f"{read} authenticated in {df} to read what to write back",
+                    reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE))
+        for family in dict.fromkeys(f for f in (access.mark, access.erase) if f):
+            number += 1
+            own = "mark" if family == access.mark else "erase"
+            other_right = "erase" if own == "mark" else "mark"
+            add(out, f"SEC-SEP-{s}-{number:03d}",
+                f"{family} 只能{'标记' if own == 'mark' else '擦除'} {path} 的索引记录",
+                f"{family} can {own} but not {other_right} index records of {path}",
+                CLAUSE_SEPARATION,
+                f"With {family} granted, {own} of a free record of {path} answers {ok} and "
+                f"{other_right} of it answers {refused}; the record is left free afterwards.",
+                _index_split(path, family),
+                expected_sw=(ok, refused), severity="blocker",
+                preconditions=f"{read} authenticated in {df}; a free index record",
+                reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE))
+    return out

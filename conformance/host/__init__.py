@@ -1,0 +1,10 @@
+"""The terminal side: a HealthCardSession over any transport, keys from a KeyProvider.
+
+This package judges cards only through a transport and must never import conformance.card
+(DESIGN.md, "Boundaries that keep the suite honest").
+"""
+
+from conformance.host.keys import KeyProvider, TestKeyProvider
+from conformance.host.session import CITY_CODE_ITEM, HealthCardSession, HostError
+
+__all__ = ["CITY_CODE_ITEM", "HealthCardSession", "HostError", "KeyProvider", "TestKeyProvider"]

@@ -1,0 +1,126 @@
+"""What a product declares (its ICS) and what a run executes (a test plan), both as YAML data."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from conformance.model.profile import PROFILES_DIR, CardProfile
+from conformance.model.source import ProfileError, load_yaml, pydantic_errors
+
+PRODUCTS_DIR = PROFILES_DIR / "products"
+PLANS_DIR = PROFILES_DIR / "plans"
+DEFAULT_PRODUCT = PRODUCTS_DIR / "reference.yaml"
+DEFAULT_PLAN = "certification"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Product(_Strict):
+    """An implementation conformance statement: who made the product and which options it has."""
+
+    name: str
+    vendor: str
+    model: str
+    version: str
+    kind: str = "user card"
+    features: list[str] = []
+    sample_pin: SecretStr | None = Field(default=None, exclude=True, repr=False)
+    """The PIN of the sample under test (feature ``pin``), as the vendor declares it. It is a
+    secret: left out of model_dump (so of run summaries and reports) and of the repr."""
+    notes: str = ""
+    source: str = ""
+    sha256: str = ""
+
+    def has(self, feature: str) -> bool:
+        return feature in self.features
+
+
+class Selection(_Strict):
+    groups: list[str] = []
+    ids: list[str] = []  # fnmatch patterns of case IDs
+
+
+class Plan(_Strict):
+    """Which cases a run executes and with which parameters."""
+
+    name: str
+    title_zh: str
+    title_en: str
+    include: Selection = Selection()
+    exclude: Selection = Selection()
+    include_destructive: bool = False
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    source: str = ""
+    sha256: str = ""
+
+
+def _load(model: type[_Strict], path: Path) -> Any:
+    doc = load_yaml(path)
+    if not isinstance(doc.data, dict):
+        raise ProfileError(f"{path}: must be a mapping")
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    try:
+        return model.model_validate({**doc.data, "source": str(path), "sha256": sha})
+    except ValidationError as exc:
+        raise pydantic_errors(doc, exc) from None
+
+
+def load_product(path: Path | str | None, profile: CardProfile) -> Product:
+    product: Product = _load(Product, Path(path or DEFAULT_PRODUCT))
+    unknown = [f for f in product.features if f not in profile.spec.features]
+    if unknown:
+        raise ProfileError(
+            f"{product.source}: key features: {', '.join(unknown)} not optional features of "
+            f"the profile (known: {', '.join(profile.spec.features)})"
+        )
+    if product.sample_pin is not None:
+        pin = product.sample_pin.get_secret_value()
+        digits = 2 * profile.spec.security.pin.length_bytes
+        if not (pin.isascii() and pin.isdigit() and 1 <= len(pin) <= digits):
+            raise ProfileError(
+                f"{product.source}: key sample_pin: a PIN is 1..{digits} decimal digits "
+                "(the value is not shown)"
+            )
+    return product
+
+
+def load_plan(name_or_path: Path | str | None) -> Plan:
+    """A plan by name (profiles/plans/NAME.yaml) or by file path."""
+    value = str(name_or_path or DEFAULT_PLAN)
+    path = Path(value)
+    if not path.suffix:
+        path = PLANS_DIR / f"{value}.yaml"
+        if not path.exists():
+            known = ", ".join(sorted(p.stem for p in PLANS_DIR.glob("*.yaml")))
+            raise ProfileError(f"no plan named {value!r} (known: {known})")
+    return _load(Plan, path)
+
+
+_ALLOWED = (ast.Expression, ast.BoolOp, ast.UnaryOp, ast.And, ast.Or, ast.Not, ast.Name, ast.Load)
+_ALLOWED_CONSTANTS = (True, False)
+
+
+def check_applicability(expression: str, features: list[str]) -> None:
+    """Raise ValueError unless the expression uses only and/or/not, True/False and features."""
+    tree = ast.parse(expression, mode="eval")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and node.value in _ALLOWED_CONSTANTS:
+            continue
+        if not isinstance(node, _ALLOWED):
+            raise ValueError(f"applicability {expression!r}: only and/or/not over features")
+        if isinstance(node, ast.Name) and node.id not in features:
+            raise ValueError(f"applicability {expression!r}: unknown feature {node.id}")
+
+
+def applicable(expression: str, product: Product, known_features: list[str]) -> bool:
+    """Evaluate an applicability expression (e.g. "pin and not contactless") over an ICS."""
+    check_applicability(expression, known_features)
+    names = {f: product.has(f) for f in known_features}
+    return bool(eval(compile(expression, "<applicability>", "eval"), {"__builtins__": {}}, names))

@@ -1,0 +1,27 @@
+"""The signed conformance report: run directory → model → XML (XAdES-BES) → HTML/PDF; verify.
+
+Public API (the CLI calls these; every failure is a ReportError with a clear message):
+
+  write_report(run_dir, *, lab=None, key=None, cert=None, pkcs12=None, passphrase=None,
+               pdf=True) -> ReportPaths          report.xml + report.html (+ report.pdf)
+  verify_report(path, trust=None) -> VerifyResult  run dir or report.xml; never raises
+  build_allure(run_dir) -> Path                   allure-report/index.html (npx allure@3)
+"""
+
+from conformance.report.allure import AllureUnavailable, build_allure
+from conformance.report.model import DEMO_CA, ReportError, ReportModel, build_model
+from conformance.report.verify import VerifyResult, verify_report
+from conformance.report.writer import ReportPaths, write_report
+
+__all__ = [
+    "DEMO_CA",
+    "AllureUnavailable",
+    "ReportError",
+    "ReportModel",
+    "ReportPaths",
+    "VerifyResult",
+    "build_allure",
+    "build_model",
+    "verify_report",
+    "write_report",
+]

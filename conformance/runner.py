@@ -1,0 +1,174 @@
+"""Runs conformance cases against a card and turns each into a verdict with its evidence.
+
+This is the one place where the way a case ended becomes a verdict (DESIGN.md, "Verdicts"):
+PASS, FAIL (the card broke a requirement), INCONCLUSIVE (a precondition or the bench failed),
+ERROR (the harness failed), NOT_APPLICABLE (the ICS excludes the case). The pytest plugin and
+the suite's own meta-tests both go through `CaseRunner.run`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from conformance.apdu import ApduError, ApduFormatError
+from conformance.cases.framework import Case, CaseContext, CaseFailure, Inconclusive
+from conformance.host.keys import KeyProvider
+from conformance.host.session import HealthCardSession, HostError
+from conformance.model.codecs import CodingError
+from conformance.model.products import Plan, Product, applicable
+from conformance.model.profile import CardProfile
+from conformance.results import CaseResult, Verdict
+from conformance.transport.base import BenchError, Transport
+from conformance.transport.layers import TraceLayer, build_stack
+from conformance.transport.redact import Redactor
+
+
+def judge(exc: BaseException | None) -> tuple[Verdict, str]:
+    """The verdict for the way a case body ended."""
+    if exc is None:
+        return Verdict.PASS, ""
+    if isinstance(exc, Inconclusive):
+        return Verdict.INCONCLUSIVE, str(exc)
+    if isinstance(exc, BenchError):
+        return Verdict.INCONCLUSIVE, f"bench: {exc}"
+    if isinstance(exc, CaseFailure):
+        return Verdict.FAIL, str(exc)
+    if isinstance(exc, ApduError):
+        return Verdict.FAIL, f"unexpected status word: {exc}"
+    if isinstance(exc, (HostError, CodingError, ApduFormatError)):
+        return Verdict.FAIL, f"card answer not as the profile requires: {exc}"
+    return Verdict.ERROR, f"harness error: {type(exc).__name__}: {exc}"
+
+
+class CaseRunner:
+    """Owns the connection to one card and runs cases on it, one fresh reset per case."""
+
+    def __init__(
+        self,
+        *,
+        connect: Callable[[], Transport],
+        profile: CardProfile,
+        keys: KeyProvider,
+        product: Product,
+        plan: Plan,
+        out_dir: Path | None = None,
+        redactor: Redactor | None = None,
+    ):
+        self.connect = connect
+        self.profile = profile
+        self.keys = keys
+        self.product = product
+        self.plan = plan
+        self.out_dir = out_dir
+        self.redactor = redactor or Redactor()
+        self.bench_lost: str | None = None
+        self._stack: TraceLayer | None = None
+        self.features = list(profile.spec.features)
+
+    # -- connection --------------------------------------------------------------------
+    def _open(self) -> TraceLayer:
+        if self._stack is None:
+            self._stack = build_stack(self.connect(), redactor=self.redactor)
+        return self._stack
+
+    def _drop(self) -> None:
+        if self._stack is not None:
+            with contextlib.suppress(BenchError):
+                self._stack.close()
+            self._stack = None
+
+    def close(self) -> None:
+        self._drop()
+
+    def card_info(self) -> dict[str, Any]:
+        """ATR, card-number factor and chip serial of the sample (read freely from DDF1/EF05)."""
+        stack = self._open()
+        stack.reset()
+        session = HealthCardSession(stack, self.profile, self.keys)
+        info: dict[str, Any] = {
+            "atr": stack.atr.hex().upper(),
+            "card_number_factor": session.card_number_factor.hex().upper(),
+            "reader": stack.name,
+        }
+        try:
+            info["chip_serial"] = session.read_item(10)
+        except (ApduError, HostError, CodingError) as exc:
+            info["chip_serial"] = f"unreadable: {exc}"
+        return info
+
+    # -- cases -------------------------------------------------------------------------
+    def run(self, case: Case) -> CaseResult:
+        result = CaseResult(
+            id=case.id,
+            group=case.group,
+            title_zh=case.title_zh,
+            title_en=case.title_en,
+            clause=case.clause,
+            purpose=case.purpose,
+            applicability=case.applicability,
+            expected_sw=list(case.expected_sw),
+            mandatory=case.mandatory,
+            verdict=Verdict.ERROR,
+            reference_choice=case.reference_choice,
+            severity=case.severity,
+        )
+        if not applicable(case.applicability, self.product, self.features):
+            result.verdict = Verdict.NOT_APPLICABLE
+            result.reason = f"ICS of {self.product.name} excludes it ({case.applicability})"
+            return result
+        if self.bench_lost:
+            result.verdict = Verdict.INCONCLUSIVE
+            result.reason = f"not run: bench lost earlier ({self.bench_lost})"
+            return result
+        started = time.perf_counter()
+        stack: TraceLayer | None = None
+        mark = 0
+        exc: BaseException | None = None
+        try:
+            stack = self._open()
+            mark = stack.mark()
+            stack.annotate(f"case {case.id} begins")
+            stack.reset()
+            session = HealthCardSession(stack, self.profile, self.keys)
+            context = CaseContext(
+                session=session,
+                trace=stack,
+                profile=self.profile,
+                product=self.product,
+                parameters=self.plan.parameters,
+            )
+            case.body(context)
+        except Exception as caught:  # every way a case can end becomes a verdict
+            exc = caught
+        result.verdict, result.reason = judge(exc)
+        result.duration_s = round(time.perf_counter() - started, 6)
+        if stack is not None:
+            self._write_evidence(result, stack, mark)
+        if isinstance(exc, BenchError):
+            self._recover(exc)
+        return result
+
+    def _write_evidence(self, result: CaseResult, stack: TraceLayer, mark: int) -> None:
+        text = stack.to_jsonl(stack.since(mark))
+        data = text.encode("utf-8")
+        result.evidence_sha256 = hashlib.sha256(data).hexdigest()
+        if self.out_dir is not None:
+            relative = Path("evidence") / f"{result.id}.jsonl"
+            target = self.out_dir / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            result.evidence = relative.as_posix()
+
+    def _recover(self, exc: BenchError) -> None:
+        """After a bench fault, reconnect once; if that fails, the bench is lost for the run."""
+        self._drop()
+        try:
+            self._open().reset()
+        except BenchError as again:
+            self.bench_lost = f"{exc}; reconnect failed: {again}"
+            self._drop()

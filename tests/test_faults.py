@@ -1,0 +1,337 @@
+"""The defect catalogue: every fault is a visible deviation on the card's APDU interface.
+
+A fixed battery of probes (each a short sequence a conformance case could send, following
+REFERENCE.md) runs against the reference card and against a card carrying one fault; the
+observations (status words, data read back, ATR) must differ. Challenges and cryptograms
+are random, so the battery records only what is deterministic on a conforming card.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from card_terminal import Terminal, h
+
+from conformance.card import FAULTS, GROUPS, Fault, FaultSet, VirtualCard, check_fault_names
+from conformance.model import (
+    DEFAULT_PERSONALIZATION,
+    DEFAULT_TEST_KEYS,
+    CardProfile,
+    KeySet,
+    Personalization,
+    Structure,
+    load_key_set,
+    load_personalization,
+    load_profile,
+)
+
+Observation = list[object]
+Probe = Callable[[Terminal], Observation]
+
+
+@functools.cache
+def _model() -> tuple[CardProfile, Personalization, KeySet]:
+    profile = load_profile()
+    return (profile, load_personalization(DEFAULT_PERSONALIZATION, profile),
+            load_key_set(DEFAULT_TEST_KEYS, profile))
+
+
+# ============================================================================ the battery
+
+
+def p_atr(t: Terminal) -> Observation:
+    return [t.atr]
+
+
+def p_select(t: Terminal) -> Observation:
+    out: Observation = [t.select_path(path) for path in (*t.profile.dfs, *t.profile.files)]
+    t.select_path("DDF1")
+    out += [t.select("EE01"), t.select("ABCD"), t.sw("00A4000C02DDF1")]
+    return out
+
+
+def p_syntax(t: Terminal) -> Observation:
+    t.select_path("DDF1")
+    out: Observation = [t.sw("00FE0000"), t.sw("A0A4000002DDF1"), t.sw("00A4040002DDF1"),
+                        t.sw("0084000004"), t.sw("00B2010400"), t.sw("00A4000001DD"),
+                        t.sw("0082000410" + "00" * 16)]
+    t.select_path("DDF1/EF05")
+    out += [t.sw("84B2010400"), t.sw("00B20104000000"), t.sw("00A40000000002EF05")]
+    return out
+
+
+def p_free_file(t: Terminal) -> Observation:
+    t.select_path("DDF1/EF05")
+    out: Observation = [t.read_record(n) for n in range(1, 12)]
+    out += [t.read_record(tag, p2=0x00) for tag in t.profile.file("DDF1/EF05").items]
+    out += [t.read_record(1, 5), t.read_binary(0)]
+    return out
+
+
+def _read_file(t: Terminal, path: str) -> Observation:
+    ef = t.profile.file(path)
+    out: Observation = [t.select_path(path)]
+    if ef.access.read != "free":
+        out.append(t.authenticate(ef.access.read))
+    if ef.structure is Structure.TRANSPARENT:
+        size = ef.size or 0
+        out += [t.read_binary(offset) for offset in range(0, size + 1, 256)]
+        out.append(t.read_binary(size, 1))
+    else:
+        out += [t.read_record(n) for n in range(1, t.profile.record_count(path) + 2)]
+    return out
+
+
+def p_read_all(t: Terminal) -> Observation:
+    out: Observation = []
+    for path in t.profile.files:
+        out += _read_file(t, path)
+        t.reset()
+    return out
+
+
+def p_read_rights(t: Terminal) -> Observation:
+    out: Observation = []
+    for path, ef in t.profile.files.items():
+        if ef.access.read != "free":
+            t.select_path(path)
+            out.append(t.read_record(1)[1] if ef.structure is not Structure.TRANSPARENT
+                       else t.read_binary(0, 1)[1])
+    t.reset()
+    t.select_path("DDF1")
+    out.append(t.authenticate("RK_DDF1"))
+    t.select("DF01")
+    t.select("EF05")
+    out.append(t.read_record(1)[1])                     # a DDF1 right in DF01
+    t.select("DDF1")
+    t.select("EF06")
+    out.append(t.read_record(1)[1])                     # back in DDF1 after a DF change
+    t.reset()
+    t.select_path("DDF1")
+    out.append(t.authenticate("RK_DDF1"))
+    t.reset()
+    t.select_path("DDF1/EF06")
+    out.append(t.read_record(1)[1])                     # after a reset
+    t.reset()
+    t.select_path("DDF1/EF06")
+    out.append(t.authenticate("UK_DDF1"))
+    out.append(t.read_record(1)[1])                     # update right only
+    return out
+
+
+def p_counters(t: Terminal) -> Observation:
+    t.select_path("DDF1/EF06")
+    out: Observation = [t.authenticate("RK_DDF1", wrong=True),
+                        t.authenticate("RK_DDF1", wrong=True), t.authenticate("RK_DDF1"),
+                        t.authenticate("RK_DDF1", wrong=True), t.authenticate("RK_DDF1")]
+    out += [t.read_record(1)[1], t.authenticate("RK_DDF1", wrong=True), t.read_record(1)[1],
+            t.authenticate("RK_DDF1"), t.authenticate("RK_DDF1", trailer=0x02)]
+    return out
+
+
+def p_challenge(t: Terminal) -> Observation:
+    t.select_path("DDF1")
+    out: Observation = [len({t.challenge() for _ in range(8)})]
+    r = t.challenge()
+    out += [t.authenticate("RK_DDF1", challenge=r), t.authenticate("RK_DDF1", challenge=r)]
+    r = t.challenge()
+    t.reset()
+    t.select_path("DDF1")
+    out.append(t.authenticate("RK_DDF1", challenge=r))
+    return out
+
+
+def p_secure_messaging(t: Terminal) -> Observation:
+    p = t.profile
+    t.select_path("DDF1/EF08")
+    out: Observation = [t.sm_update("DDF1", 2, p.tlv(16, "13700000000"))]   # no update right
+    out.append(t.authenticate("UK_DDF1"))
+    out.append(t.sm_update("DDF1", 2, p.tlv(16, "13711111111"), bad_mac=True))
+    out.append(t.update_record(3, p.tlv(17, "13722222222")))               # plain on TLV
+    out.append(t.authenticate("RK_DDF1"))
+    out += [t.read_record(n) for n in (2, 3)]
+    t.select_path("DF02/EF06")
+    out.append(t.authenticate("UK_DF02_1"))
+    out.append(t.sm_update("DF02", 1, p.tlv(56, "01")))
+    return out
+
+
+def p_item57(t: Terminal) -> Observation:
+    t.select_path("DDF1/EF05")
+    out: Observation = [t.authenticate("UK_DDF1"),
+                        t.sm_update("DDF1", 10, t.profile.tlv(57, "440300"))]
+    t.select_path("DF02")
+    out.append(t.authenticate("RK_DF02"))            # still the personalization's city code
+    return out
+
+
+def p_cyclic(t: Terminal) -> Observation:
+    p = t.profile
+    out: Observation = []
+    for path, (a, b) in (("DF02/EF07", (58, 59)), ("DF02/EF08", (60, 61))):
+        t.select_path(path)
+        out += [t.authenticate("UK_DF02_3"), t.authenticate("RK_DF02")]
+        for i in range(4):
+            value_b = f"反应{i}" if p.item(b).coding == "AN" else f"2024010{i}"
+            out.append(t.update_record(0, p.encode_item(a, f"记录{i}") + p.encode_item(b, value_b),
+                                       p2=0x03))
+        out += [t.read_record(n) for n in range(1, p.record_count(path) + 1)]
+        out.append(t.update_record(2, t.read_record(3)[0]))          # P2 = 04 in place
+        out += [t.read_record(n) for n in range(1, p.record_count(path) + 1)]
+    return out
+
+
+def p_index(t: Terminal) -> Observation:
+    t.select_path("DF03/EF05")
+    out: Observation = [t.authenticate("UK_DF03_1"), t.authenticate("RK_DF03"),
+                        t.mark(1), t.read_record(1), t.mark(2, erase=True), t.read_record(2)]
+    out.append(t.sw("84D2030401FF"))                  # mark with a data field
+    out += [t.update_record(3, b"\x00"), t.read_record(3)]   # plain update of an index
+    t.reset()
+    t.select_path("DF03/EF05")
+    out += [t.authenticate("UK_DF03_2"), t.authenticate("RK_DF03"), t.mark(3),
+            t.mark(1, erase=True), t.read_record(1), t.read_record(3)]
+    return out
+
+
+def p_records(t: Terminal) -> Observation:
+    out: Observation = []
+    for path in ("DF03/EE01", "DF03/ED01"):
+        t.select_path(path)
+        out += [t.authenticate("UK_DF03_1"), t.authenticate("RK_DF03")]
+        sig = next(f for f in t.profile.layout(t.profile.file(path).layout or "")
+                   if f.role == "signature")
+        for offset, data in ((100, h("010203")), (1100, h("040506")),
+                             (sig.offset, bytes(range(sig.length)))):
+            out.append(t.update_binary(offset, data))
+            out.append(t.read_binary(offset, len(data)))
+        out.append(t.read_binary(0, 3))
+        size = t.profile.file(path).size or 0
+        out += [t.update_binary(size - 2, h("AABBCC")), t.read_binary(size - 2, 2)]
+        t.reset()
+        t.select_path(path)
+        out += [t.authenticate("RK_DF03"), t.update_binary(200, h("0102")),
+                t.read_binary(200, 2)]
+    return out
+
+
+def p_pin(t: Terminal) -> Observation:
+    if "pin" not in getattr(t.card, "features", frozenset()):
+        return []
+    pin = _model()[1].pin or ""
+    return [t.sw("0020000003999999"), t.sw("0020000003999999"), t.sw("0020000003" + pin),
+            t.sw("805E010007" + "999999FF" + "111111"),
+            t.sw("805E010007" + pin + "FF" + "222222"),
+            t.sw("0020000003" + pin), t.sw("0020000003222222"),
+            *(t.sw("0020000003999999") for _ in range(3)), t.sw("0020000003222222")]
+
+
+def p_lock(t: Terminal) -> Observation:
+    t.select_path("DF03")
+    out: Observation = [t.authenticate("UK_DF03_2", wrong=True) for _ in range(15)]
+    out.append(t.authenticate("UK_DF03_2"))
+    return out
+
+
+BATTERY: list[Probe] = [p_atr, p_select, p_syntax, p_free_file, p_read_all, p_read_rights,
+                        p_counters, p_challenge, p_secure_messaging, p_item57, p_cyclic,
+                        p_index, p_records, p_pin, p_lock]
+
+
+def run_battery(faults: frozenset[str] = frozenset(),
+                features: frozenset[str] = frozenset()) -> dict[str, Observation]:
+    """The observations of every probe on a fresh card (reset between probes)."""
+    profile, pers, keys = _model()
+    card = VirtualCard.personalize(profile, pers, keys, features=features, faults=faults)
+    t = Terminal(card, profile, keys, get_response="t0_get_response" in features)
+    out: dict[str, Observation] = {}
+    for probe in BATTERY:
+        t.reset()
+        out[probe.__name__] = probe(t)
+        assert card.last_error is None, f"{probe.__name__}: {card.last_error!r}"
+    return out
+
+
+@functools.cache
+def reference(features: frozenset[str]) -> dict[str, Observation]:
+    return run_battery(features=features)
+
+
+def _features(fault: Fault) -> frozenset[str]:
+    return frozenset({fault.requires}) if fault.requires else frozenset()
+
+
+# ============================================================================ tests
+
+
+def test_battery_is_deterministic_on_the_reference_card() -> None:
+    for features in (frozenset(), frozenset({"pin"}), frozenset({"t0_get_response"})):
+        assert run_battery(features=features) == reference(features)
+
+
+def test_battery_runs_clean_on_the_reference_card() -> None:
+    """On the reference card the probes see what REFERENCE.md says (spot checks)."""
+    ref = reference(frozenset({"pin"}))
+    assert ref["p_counters"] == [0x63CE, 0x63CD, 0x9000, 0x63CE, 0x9000,
+                                 0x9000, 0x63CE, 0x9000, 0x9000, 0x6A80]
+    assert ref["p_challenge"] == [8, 0x9000, 0x6985, 0x6985]
+    assert ref["p_lock"][-2:] == [0x63C0, 0x6983]
+    assert ref["p_pin"][:3] == [0x63C2, 0x63C1, 0x9000]
+
+
+@pytest.mark.parametrize("name", sorted(FAULTS))
+def test_fault_is_observable(name: str) -> None:
+    fault = FAULTS[name]
+    features = _features(fault)
+    faulty = run_battery(frozenset({name}), features)
+    ref = reference(features)
+    differing = [probe for probe in ref if faulty[probe] != ref[probe]]
+    assert differing, f"fault {name} ({fault.description_en}) changes nothing the battery sees"
+
+
+def test_catalogue_is_well_formed() -> None:
+    assert len(FAULTS) >= 35
+    assert {f.group for f in FAULTS.values()} == set(GROUPS)
+    for name, fault in FAULTS.items():
+        assert fault.name == name
+        assert fault.description_en and fault.description_zh and fault.reference
+        assert fault.requires is None or fault.requires in _model()[0].spec.features
+
+
+def test_every_fault_has_a_hook_in_the_card() -> None:
+    """A fault the card never asks about would be a dead catalogue entry."""
+    import conformance.card as card_pkg
+
+    source = "".join(p.read_text(encoding="utf-8")
+                     for p in Path(card_pkg.__file__).parent.glob("*.py")
+                     if p.name != "faults.py")
+    missing = [name for name in FAULTS if f'"{name}"' not in source]
+    assert not missing
+
+
+def test_unknown_fault_names_error_out() -> None:
+    profile, pers, keys = _model()
+    with pytest.raises(ValueError, match=r"unknown fault.*no_such_fault.*known faults:.*"
+                                         r"constant_challenge"):
+        VirtualCard.personalize(profile, pers, keys, faults=frozenset({"no_such_fault"}))
+    with pytest.raises(ValueError, match="no_such_fault"):
+        check_fault_names(["constant_challenge", "no_such_fault"])
+    with pytest.raises(KeyError):
+        FaultSet().active("no_such_fault")
+
+
+def test_fault_needing_a_feature_errors_without_it() -> None:
+    profile, pers, keys = _model()
+    with pytest.raises(ValueError, match="needs feature pin"):
+        VirtualCard.personalize(profile, pers, keys, faults=frozenset({"pin_change_ignored"}))
+
+
+def test_faults_combine() -> None:
+    names = frozenset({"constant_challenge", "fs_photo_3000", "data_an_pad_space"})
+    faulty = run_battery(names)
+    ref = reference(frozenset())
+    assert faulty["p_challenge"][0] == 1
+    assert faulty != ref
