@@ -111,8 +111,10 @@ def cmd_card_dump(args: argparse.Namespace) -> int:
         from conformance.transport.inprocess import InProcessTransport
 
         transport = InProcessTransport(_virtual_card(args, profile))
+    from conformance.transport.layers import T0Layer
+
     try:
-        session = HealthCardSession(transport, profile, keys)
+        session = HealthCardSession(T0Layer(transport), profile, keys)
         items = session.read_items()
     finally:
         transport.close()

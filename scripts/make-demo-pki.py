@@ -39,7 +39,9 @@ def _name(common_name: str) -> x509.Name:
         [
             x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "DEMO ONLY - rhc-conformance"),
-            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "DEMO ONLY - not for certification"),
+            x509.NameAttribute(
+                NameOID.ORGANIZATIONAL_UNIT_NAME, "DEMO ONLY - not for certification"
+            ),
             x509.NameAttribute(NameOID.COMMON_NAME, common_name),
         ]
     )

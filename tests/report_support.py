@@ -88,9 +88,17 @@ def make_run(
             "ics": {"contact": True, "contactless": False, "pin": True, "magstripe": False},
             "ics_path": "profiles/products/example.yaml",
         },
-        plan={"name": "full", "version": "1", "path": "profiles/plans/full.yaml", "sha256": "1" * 64},
-        profile={"name": "wst543-reference", "version": "1.0",
-                 "path": "profiles/standard/wst543.yaml"},
+        plan={
+            "name": "full",
+            "version": "1",
+            "path": "profiles/plans/full.yaml",
+            "sha256": "1" * 64,
+        },
+        profile={
+            "name": "wst543-reference",
+            "version": "1.0",
+            "path": "profiles/standard/wst543.yaml",
+        },
         bench={
             "readers": ["Virtual PCD 00 00"],
             "pcsc_lite": "2.0.3",

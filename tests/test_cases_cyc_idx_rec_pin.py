@@ -95,11 +95,14 @@ def test_cases_are_generated_from_the_model() -> None:
     signed = [c for c in by_group["REC"] if c.id.endswith("-006")]
     assert len(signed) == 8 and all(c.applicability == "record_signatures" for c in signed)
     assert [c.id for c in my_cases() if c.destructive] == ["PIN-BLOCK-001"]
-    for case in my_cases():  # cases that rest on a [choice] say so
-        if case.group == "PIN" or case.id.startswith("CYC-NONCYCLIC") or (case.id.endswith(
-            "-006"
-        ) and case.group == "REC"):
-            assert case.reference_choice, case.id
+    for case in my_cases():  # verdicts that rest on a [choice] say so
+        rests_on_choice = (
+            set(case.expected_sw) - {"9000"}  # §5 status words are choices
+            or case.group == "PIN"  # §6 pin is a choice
+            or case.applicability == "record_signatures"  # §4 signature layout
+            or re.fullmatch(r"(CYC-.*-003|IDX-.*-R\d+-001)", case.id)  # P2=04 rewrite, forms
+        )
+        assert bool(case.reference_choice) == bool(rests_on_choice), case.id
 
 
 def test_record_files_and_probe_fields_follow_the_layout() -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from gmssl.sm2 import CryptSM2
@@ -58,13 +56,11 @@ def test_sm4_million_iterations() -> None:
 
     The first iteration goes through sm4_ecb_encrypt so the vector also pins our wrapper.
     """
-    start = time.monotonic()
     block = sm4_ecb_encrypt(SM4_KEY, SM4_KEY)
     update = Cipher(algorithms.SM4(SM4_KEY), modes.ECB()).encryptor().update
     for _ in range(999_999):
         block = update(block)
     assert block == H("595298C7C6FD271F0402F804C33D3F66")
-    assert time.monotonic() - start < 60
 
 
 def test_sm4_cbc_matches_ecb_chaining() -> None:

@@ -100,8 +100,8 @@ def pad(data: bytes) -> bytes:
 
 class RawClient:
     def __init__(self) -> None:
-        from smartcard.System import readers
         from smartcard.scard import SCARD_SHARE_EXCLUSIVE
+        from smartcard.System import readers
 
         reader = next(r for r in readers() if str(r) == READER)
         self.connection = reader.createConnection()

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from card_terminal import Terminal, h
 
+from conformance import crypto
 from conformance.card import FAULTS, GROUPS, Fault, FaultSet, VirtualCard, check_fault_names
 from conformance.model import (
     DEFAULT_PERSONALIZATION,
@@ -236,9 +237,32 @@ def p_lock(t: Terminal) -> Observation:
     return out
 
 
+def p_sec_state(t: Terminal) -> Observation:
+    """Challenge kept across SELECT, rights kept when the DF is selected again, KIDs found in
+    the current DF only, SM updates written and their TLV checked (added with the SEC cases)."""
+    p = t.profile
+    t.select_path("DDF1")
+    r = t.challenge()
+    t.select("EF05")
+    out: Observation = [t.authenticate("RK_DDF1", challenge=r)]   # challenge kept by SELECT
+    t.select("DDF1")
+    t.select("EF06")
+    out.append(t.read_record(1)[1])                               # right kept: same DF again
+    other = "UK_DF02_3"                                           # KID 87: not a DDF1 key
+    r, x = t.challenge(), bytes(range(1, 9))
+    c = crypto.auth_cryptogram(crypto.session_key(t.card_key(other), r.ljust(8, b"\0")), x)
+    out.append(t.sw(crypto.external_authenticate_apdu(p.key(other).kid or 0, c, x)))
+    out.append(t.authenticate("UK_DDF1"))
+    t.select("EF08")
+    out.append(t.sm_update("DDF1", 2, p.tlv(16, "13733333333")))
+    out.append(t.sm_update("DDF1", 3, p.tlv(16, "13744444444")))  # item 16's TLV in record 3
+    out += [t.read_record(n) for n in (2, 3)]
+    return out
+
+
 BATTERY: list[Probe] = [p_atr, p_select, p_syntax, p_free_file, p_read_all, p_read_rights,
                         p_counters, p_challenge, p_secure_messaging, p_item57, p_cyclic,
-                        p_index, p_records, p_pin, p_lock]
+                        p_index, p_records, p_pin, p_lock, p_sec_state]
 
 
 def run_battery(faults: frozenset[str] = frozenset(),

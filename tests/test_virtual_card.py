@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import functools
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from card_terminal import Terminal, h, sw_of
+from card_terminal import Terminal, h
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -878,17 +877,3 @@ def test_bad_personalization_is_a_profile_error(tmp_path: Path, profile: CardPro
 
 
 # ============================================================================ speed
-
-
-def test_speed(term: Terminal, card: VirtualCard) -> None:
-    """A full run sends thousands of APDUs: a simple one must cost well under 0.1 ms."""
-    term.select_path("DDF1/EF05")
-    apdus = [h("00B2010400"), h("00A4000002EF05"), h("00B2390000"), h("0084000008")]
-    n = 5000
-    start = time.perf_counter()
-    for _ in range(n):
-        for apdu in apdus:
-            card.process(apdu)
-    per_apdu = (time.perf_counter() - start) / (n * len(apdus))
-    assert per_apdu < 100e-6, f"{per_apdu * 1e6:.1f} µs per APDU"
-    assert sw_of(card.process(apdus[0])) == 0x9000

@@ -343,6 +343,8 @@ class CardOS:
         if key in rights:
             return True
         f = self.faults
+        if f.active("sec_read_unchecked"):
+            return True
         free_read = FAULTS["sec_ddf1_ef06_free_read"]
         if f.active(free_read.name) and ef.path == free_read.target:
             return True
@@ -358,6 +360,8 @@ class CardOS:
     def _may_update(self, ef: EFile) -> bool:
         rights = self.state.rights_in(self.cur_df)
         if ef.access.update is not None and ef.access.update in rights:
+            return True
+        if self.faults.active("sec_update_any_key") and self.state.granted_since_reset:
             return True
         f = FAULTS["rec_read_key_writes"]
         if self.faults.active(f.name) and ef.df == f.target and ef.data is not None:
@@ -378,9 +382,11 @@ class CardOS:
 
     # ------------------------------------------------------------------ SELECT
     def _select(self, c: Command) -> bytes:
+        if self.faults.active("sec_challenge_cleared_by_select"):
+            self.state.challenge = None
         if c.p1 != 0 or c.p2 not in SELECT_P2 or (
             c.p2 == SELECT_P2[1] and self.faults.active("select_p2_0c_rejected")
-        ):
+        ) or (c.p2 == SELECT_P2[0] and self.faults.active("select_p2_00_rejected")):
             return self._wrong_p1p2()
         if c.malformed:
             return self.WRONG_LENGTH
@@ -402,6 +408,8 @@ class CardOS:
             if not self.faults.active("sec_rights_survive_df_change"):
                 self.state.leave_df(self.cur_df)
             self.cur_df = name
+        elif self.faults.active("sec_reselect_df_clears"):
+            self.state.leave_df(name)
         self.cur_ef = None
 
     # ------------------------------------------------------------------ READ RECORD
@@ -588,9 +596,12 @@ class CardOS:
             return self.WRONG_DATA
         tag = ef.tags[c.p1 - 1]
         length = self.profile.item(tag).length
-        if len(tlv) != length + 2 or tlv[0] != tag or tlv[1] != length:
+        if (len(tlv) != length + 2 or tlv[0] != tag or tlv[1] != length) and not (
+            self.faults.active("sec_sm_tlv_unchecked")
+        ):
             return self.WRONG_DATA
-        records[c.p1 - 1] = tlv
+        if not self.faults.active("sec_sm_update_ignored"):
+            records[c.p1 - 1] = tlv
         return self.OK
 
     # ------------------------------------------------------------------ index mark / erase
@@ -618,7 +629,9 @@ class CardOS:
             return self._incompatible()
         rights = self.state.rights_in(self.cur_df)
         other = FAULTS["sec_uk_df03_2_marks" if mark else "sec_uk_df03_1_erases"]
-        if key not in rights and not (self.faults.active(other.name) and other.value in rights):
+        if key not in rights and not (self.faults.active(other.name) and other.value in rights) \
+                and not (self.faults.active("sec_update_any_key")
+                         and self.state.granted_since_reset):
             return self.SECURITY
         if not 1 <= c.p1 <= len(records):
             return self._record_not_found()
@@ -664,6 +677,8 @@ class CardOS:
         if len(c.data) != self._auth_len:
             return self._wrong_lc()
         family = self._kids.get((self.cur_df, c.p2))
+        if family is None and faults.active("sec_kid_any_df"):
+            family = next((n for (_df, kid), n in self._kids.items() if kid == c.p2), None)
         if family is None:
             return self.KEY_NOT_FOUND
         left = self.content.retry[family]
@@ -685,7 +700,9 @@ class CardOS:
             return self.WRONG_DATA
         if not faults.active("sec_retry_not_restored"):
             self.content.retry[family] = self._retry_limit
-        self.state.grant(self.cur_df, family)
+        if not (faults.active("sec_read_key_grants_nothing")
+                and self.profile.key(family).use == "read"):
+            self.state.grant(self.cur_df, family)
         return self.OK
 
     # ------------------------------------------------------------------ GET RESPONSE (T=0)

@@ -53,22 +53,6 @@ class EFile:
     signature: tuple[int, int] | None = None
     """Transparent files with a record signature: (offset, length) of the signature field."""
 
-    @property
-    def is_records(self) -> bool:
-        return self.records is not None
-
-    def expected_record_length(self, record: int, profile: CardProfile) -> int:
-        """The length a record must have (1-based record number)."""
-        if self.structure is Structure.TLV_RECORDS:
-            return profile.item(self.tags[record - 1]).length + 2
-        return self.record_length
-
-    def shape(self) -> dict[str, Any]:
-        """What the file tree of an image must agree on: structure and sizes."""
-        if self.records is not None:
-            return {"structure": str(self.structure), "records": [len(r) for r in self.records]}
-        return {"structure": str(self.structure), "size": len(self.data or b"")}
-
 
 @dataclass
 class CardContent:

@@ -63,6 +63,10 @@ _CATALOGUE = [
           "The historical bytes carry the specification year 2012 instead of 2017.",
           "历史字节中的规范年份为 2012 而非 2017。",
           "§2", target="spec_year", value="2012"),
+    Fault("atr_unstable", "ATR",
+          "The last historical byte changes at every reset, so the ATR is not stable.",
+          "每次复位后历史字节末字节变化，复位应答不稳定。",
+          "§2"),
     # ---------------------------------------------------------------- CMD
     Fault("select_missing_6a87", "CMD",
           "SELECT of a missing file answers 6A87 instead of 6A82.",
@@ -125,6 +129,10 @@ _CATALOGUE = [
           "T=0 下 GET RESPONSE 返回的数据少最后一个字节。",
           "§5 61xx / GET RESPONSE, §6 t0_get_response", requires="t0_get_response"),
     # ---------------------------------------------------------------- FS
+    Fault("select_p2_00_rejected", "FS",
+          "SELECT with P2 = 00 is answered 6A86: files can be selected only with P2 = 0C.",
+          "P2 = 00 的 SELECT 返回 6A86，只能以 P2 = 0C 选择文件。",
+          "§5 SELECT; §1 files selectable by FID"),
     Fault("fs_df01_ef06_8_records", "FS",
           "DF01/EF06 has 8 records instead of 9 (the last item is missing).",
           "DF01/EF06 只有 8 条记录而非 9 条（缺最后一个数据项）。",
@@ -367,6 +375,44 @@ _CATALOGUE = [
           "Index records start as 01 (neither 00 used nor FF free) instead of FF.",
           "索引记录初始值为 01（既非 00 已用也非 FF 空闲），而非 FF。",
           "§5 initial contents (index flags FF); evidence §3.3", value="01"),
+    # ---------------------------------------------------------------- added with the
+    # SEC cases (faults the existing catalogue did not cover)
+    Fault("sec_read_unchecked", "SEC",
+          "No read right is checked: every EF reads without authentication.",
+          "不检查读权限：所有 EF 无需认证即可读取。",
+          "§1 read rights, §3, 6982"),
+    Fault("sec_read_key_grants_nothing", "SEC",
+          "EXTERNAL AUTHENTICATE with a read key (RK) answers 9000 but grants no right.",
+          "读密钥（RK）外部认证返回 9000，但不授予任何权限。",
+          "§3 rights granted by EXTERNAL AUTHENTICATE"),
+    Fault("sec_kid_any_df", "SEC",
+          "EXTERNAL AUTHENTICATE looks a KID up among the keys of every DF, not only the "
+          "current DF's, instead of answering 6A88.",
+          "外部认证在所有 DF 的密钥中查找 KID，而非仅在当前 DF 中查找（应返回 6A88）。",
+          "§3 key references, §5 EXTERNAL AUTHENTICATE, 6A88"),
+    Fault("sec_reselect_df_clears", "SEC",
+          "Selecting the current DF again clears the rights granted in it.",
+          "重新选择当前 DF 会清除其中已获得的权限。",
+          "§3 selecting the same DF again keeps the rights"),
+    Fault("sec_challenge_cleared_by_select", "SEC",
+          "SELECT clears the challenge (other commands must leave it).",
+          "SELECT 命令清除随机数（其他命令不应影响随机数）。",
+          "§3 challenge: other commands in between leave it"),
+    Fault("sec_sm_update_ignored", "SEC",
+          "A correct secure-messaging UPDATE RECORD answers 9000 but does not write the record.",
+          "正确的安全报文 UPDATE RECORD 返回 9000 但未写入记录。",
+          "§4 secure messaging, §5 UPDATE RECORD"),
+    Fault("sec_sm_tlv_unchecked", "SEC",
+          "A secure-messaging update writes a TLV whose tag or length does not fit the record "
+          "instead of answering 6A80.",
+          "安全报文更新写入标签或长度与记录不符的 TLV，而非返回 6A80。",
+          "§4 secure messaging, 6A80"),
+    Fault("sec_update_any_key", "SEC",
+          "Updates (UPDATE BINARY / RECORD, SM updates, mark, erase) only check that some key "
+          "was authenticated since the reset, not the file's own update key.",
+          "更新类命令（UPDATE BINARY / RECORD、安全报文更新、标记、擦除）只检查复位后是否有"
+          "任一密钥认证成功，而不检查文件规定的更新密钥。",
+          "§1 update keys, §3 an update right belongs to its key and DF"),
 ]
 
 FAULTS: dict[str, Fault] = {f.name: f for f in _CATALOGUE}

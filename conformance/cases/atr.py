@@ -5,6 +5,7 @@ from __future__ import annotations
 from conformance.cases.common import make
 from conformance.cases.framework import Case, CaseContext
 from conformance.model.profile import CardProfile
+from conformance.model.schema import AtrField
 
 CLAUSE = "REFERENCE.md §2; WS/T 543.4 §4 (evidence §4.5)"
 CHOICE = "The historical-byte layout is a reference-profile choice following evidence §4.5."
@@ -16,6 +17,15 @@ def _parts(ctx: CaseContext) -> tuple[bytes, bytes, bytes]:
     spec = ctx.profile.spec.atr
     n_iface = len(bytes.fromhex(spec.interface_bytes))
     return atr[:2], atr[2 : 2 + n_iface], atr[2 + n_iface :]
+
+
+def _offsets(fields: list[AtrField]) -> list[tuple[int, AtrField]]:
+    """Each historical field with its offset inside the historical bytes."""
+    out, offset = [], 0
+    for field in fields:
+        out.append((offset, field))
+        offset += field.length
+    return out
 
 
 def cases(profile: CardProfile) -> list[Case]:
@@ -83,26 +93,23 @@ def cases(profile: CardProfile) -> list[Case]:
             f"interface bytes {found.hex().upper()}, expected {spec.interface_bytes}",
         )
 
-    offset = 0
-    for n, field in enumerate(spec.historical, start=4):
-        start = offset
-        offset += field.length
-        if field.value is None:
-            continue
+    fixed = [(start, f) for start, f in _offsets(spec.historical) if f.value]
+    described = ", ".join(f"{f.name} = {f.value}" for _, f in fixed)
 
-        @make(
-            out,
-            f"ATR-{n:03d}",
-            "ATR",
-            f"历史字节字段 {field.name}",
-            f"Historical bytes field {field.name}",
-            CLAUSE,
-            f"Historical bytes {start + 1}..{start + field.length} hold {field.value}.",
-            reference_choice=CHOICE,
-            severity="normal",
-        )
-        def fixed(ctx: CaseContext, start: int = start, field=field) -> None:
-            _, _, hist = _parts(ctx)
+    @make(
+        out,
+        "ATR-004",
+        "ATR",
+        "历史字节固定字段",
+        "Fixed fields of the historical bytes",
+        CLAUSE,
+        f"The historical bytes carry the profile's fixed fields: {described}.",
+        reference_choice=CHOICE,
+        severity="normal",
+    )
+    def fixed_fields(ctx: CaseContext) -> None:
+        _, _, hist = _parts(ctx)
+        for start, field in fixed:
             found = hist[start : start + field.length].hex().upper()
             ctx.check(
                 found == field.value,
@@ -111,7 +118,7 @@ def cases(profile: CardProfile) -> list[Case]:
 
     @make(
         out,
-        "ATR-010",
+        "ATR-005",
         "ATR",
         "卡号分散因子",
         "Card-number factor in the ATR",
@@ -134,7 +141,7 @@ def cases(profile: CardProfile) -> list[Case]:
 
     @make(
         out,
-        "ATR-011",
+        "ATR-006",
         "ATR",
         "复位应答稳定",
         "ATR stable across resets",

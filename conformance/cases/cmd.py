@@ -9,6 +9,11 @@ so that the bench's T=0 layer does not resend them with the right length.
 Commands sent only to provoke an error are shaped so that a card which wrongly accepted them
 still could not change anything (no data for VERIFY, no rights for updates, no challenge for
 EXTERNAL AUTHENTICATE): a case must leave the card as it found it, even a faulty one.
+
+Plan parameters (``ctx.parameters``), all optional: ``challenge_samples`` (GET CHALLENGE
+answers collected, default 300), ``unknown_classes`` and ``unknown_ins`` (hex bytes tried as
+classes / instructions the card must not support; values the profile uses are skipped),
+``missing_fids`` (FIDs tried as files the card must not have; FIDs of the profile are skipped).
 """
 
 from __future__ import annotations

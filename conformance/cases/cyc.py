@@ -37,6 +37,10 @@ NONCYCLIC_CHOICE = (
     "file-structure check comes next in the §5 order, before security, so this case expects "
     "6981 (command incompatible with file structure), not 6A86 or 6982."
 )
+REWRITE_CHOICE = (
+    "The evidence (§3.2) shows cyclic files written only with P2 = 03; that a plain UPDATE "
+    "RECORD P2 = 04 rewrites record n of a cyclic file in place is REFERENCE.md §5 [choice]."
+)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -246,7 +250,7 @@ def _cyclic_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         "cyclic file in place, without shifting the other records.",
         preconditions=(f"card reset; {ef.access.read} and {ef.access.update} granted; every "
                        "record is written back afterwards"),
-        expected_sw=("9000",),
+        expected_sw=("9000",), reference_choice=REWRITE_CHOICE,
     )
     def rewrite(ctx: CaseContext, path: str = path) -> None:
         n = ctx.profile.record_count(path)

@@ -41,6 +41,11 @@ CHOICE_PHONE = (
     "The rule 'phone' (digits, an optional leading + and - between digit groups, at least 3 "
     "digits) is a [choice]: the evidence gives no format."
 )
+CHOICE_EMPTY_RULE = (
+    "A consistency rule is taken as not applicable when one of its items is not personalised "
+    "(e.g. a card number that follows the document number of a holder without an ID number, "
+    "as evidence §3.1 item 8 allows)."
+)
 EMPTY_NOTE = "An item that was never personalised (empty value) satisfies every value rule."
 
 
@@ -243,8 +248,8 @@ def _consistency_cases(profile: CardProfile, out: list[Case]) -> None:
             "not apply.",
             expected_sw=("9000",),
             preconditions="card reset; read rights of the items' files granted",
-            reference_choice=(f"The rule rests on {rule.ref}." if "[choice]" in rule.ref
-                              else ""),
+            reference_choice=(f"The rule rests on {rule.ref}. " if "[choice]" in rule.ref
+                              else "") + CHOICE_EMPTY_RULE,
         )
         def consistency(ctx: CaseContext, rule: Consistency = rule) -> None:
             _judge(ctx, rule)

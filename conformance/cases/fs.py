@@ -32,15 +32,13 @@ def _df_cases(profile: CardProfile, out: list[Case]) -> None:
             f"{name} 可选择",
             f"{name} is selectable",
             CLAUSE + "; REFERENCE.md §5 SELECT",
-            f"SELECT {df.fid} from its parent answers 9000.",
+            f"SELECT by FID along the path {' → '.join(profile.select_path(name))} answers "
+            "9000 at every step.",
             expected_sw=("9000",),
             severity="blocker",
         )
         def select_df(ctx: CaseContext, name: str = name) -> None:
-            parent = ctx.profile.df(name).parent
-            if parent != "MF":
-                ctx.select(parent)
-            ctx.session.select(name, force=parent == "MF")
+            ctx.session.select(name, force=True)
 
 
 def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
@@ -54,13 +52,13 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         f"{path} 可选择",
         f"{path} is selectable",
         CLAUSE + "; REFERENCE.md §5 SELECT",
-        f"SELECT {ef.fid} inside its DF answers 9000.",
+        f"SELECT by FID along the path {' → '.join(profile.select_path(path))} answers "
+        "9000 at every step.",
         expected_sw=("9000",),
         severity="critical",
     )
     def selectable(ctx: CaseContext, path: str = path) -> None:
-        ctx.select(path.partition("/")[0])
-        ctx.session.select(path)
+        ctx.session.select(path, force=True)
 
     if ef.structure is not Structure.TRANSPARENT:
         count = profile.record_count(path)

@@ -27,8 +27,14 @@ WRONG_P2 = (0x00, 0x03, 0x05)
 
 FORMS_CHOICE = (
     "REFERENCE.md §5 accepts both 84 D2 n 04 and 84 D2 n 04 00; this case reads the trailing "
-    "00 as Le = 00 (ISO/IEC 7816-3 case 2), and a data field (Lc ≥ 1) as the 6700 case."
+    "00 as Le = 00 (ISO/IEC 7816-3 case 2); the evidence (§4.1) shows only the form with 00."
 )
+
+
+def sw_choice(*sws: str) -> str:
+    """The reference_choice sentence for a verdict that rests on §5 status words."""
+    return (f"Expects {', '.join(sws)}: the evidence shows no status-word table, so these "
+            "are the REFERENCE.md §5 [choice].")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -176,7 +182,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         CLAUSE + " (6700)",
         "84 D2 01 04 01 00 and 84 0C 01 04 01 00 (a one-byte data field) answer 6700 with "
         "both keys granted, and no flag changes.",
-        preconditions=both, expected_sw=("6700",), reference_choice=FORMS_CHOICE,
+        preconditions=both, expected_sw=("6700",), reference_choice=sw_choice("6700"),
     )
     def data_field(ctx: CaseContext, path: str = path) -> None:
         original = _start(ctx, path, [mark, erase])
@@ -193,7 +199,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         CLAUSE + " (6A86)",
         "Mark and erase with P2 = " + ", ".join(f"{p:02X}" for p in WRONG_P2)
         + " answer 6A86 with both keys granted, and no flag changes.",
-        preconditions=both, expected_sw=("6A86",),
+        preconditions=both, expected_sw=("6A86",), reference_choice=sw_choice("6A86"),
     )
     def wrong_p2(ctx: CaseContext, path: str = path) -> None:
         original = _start(ctx, path, [mark, erase])
@@ -211,7 +217,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         CLAUSE + " (6A83)",
         f"Mark and erase of record 0 and of record {count + 1} (the file has {count}) answer "
         "6A83 with both keys granted.",
-        preconditions=both, expected_sw=("6A83",),
+        preconditions=both, expected_sw=("6A83",), reference_choice=sw_choice("6A83"),
     )
     def out_of_range(ctx: CaseContext, path: str = path) -> None:
         original = _start(ctx, path, [mark, erase])
@@ -231,7 +237,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         f"84 D2 01 04 00 answers 6982 with only {read}, and still 6982 with {erase} granted "
         "as well; the flag does not change.",
         preconditions=f"card reset; {read}, then {erase} granted in DF03",
-        expected_sw=("6982",), severity="critical",
+        expected_sw=("6982",), severity="critical", reference_choice=sw_choice("6982"),
     )
     def mark_needs_key(ctx: CaseContext, path: str = path) -> None:
         original = _start(ctx, path, [])
@@ -253,7 +259,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         "and record 1 stays marked.",
         preconditions=f"card reset; {read} and {mark} granted; record 1 marked; "
                       f"{erase} granted at the end to put the flag back",
-        expected_sw=("6982",), severity="critical",
+        expected_sw=("6982",), severity="critical", reference_choice=sw_choice("6982"),
     )
     def erase_needs_key(ctx: CaseContext, path: str = path) -> None:
         original = _start(ctx, path, [mark])
@@ -275,7 +281,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         CLAUSE + "; REFERENCE.md §5 UPDATE RECORD (6982)",
         "00 DC 01 04 with a flag value answers 6982 even with both index keys granted: index "
         "files change only by mark/erase; the flag does not change.",
-        preconditions=both, expected_sw=("6982",),
+        preconditions=both, expected_sw=("6982",), reference_choice=sw_choice("6982"),
     )
     def plain_update(ctx: CaseContext, path: str = path) -> None:
         original = _start(ctx, path, [mark, erase])

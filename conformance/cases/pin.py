@@ -227,8 +227,9 @@ def cases(profile: CardProfile) -> list[Case]:
         "PIN 连续错误后锁定（破坏性）",
         "PIN blocks after its tries are spent (destructive)",
         CLAUSE + " (6983)",
-        f"{tries} wrong VERIFYs answer 63C{tries - 1:X} … 63C0; then VERIFY answers 6983 even "
-        "with the right PIN. The PIN stays blocked: the profile has no unblock command.",
+        f"{tries} wrong VERIFYs answer 63C{tries - 1:X} … 63C0, after which VERIFY answers "
+        "6983 even with the right PIN (the PIN stays blocked: the profile has no unblock "
+        "command).",
         applicability="pin", destructive=True, severity="critical",
         preconditions=("a sacrificial sample: this case blocks its PIN for good; card reset; "
                        "VERIFY with the sample PIN answers 9000"),

@@ -43,6 +43,12 @@ SIGNATURE_CHOICE = (
 
 
 # --------------------------------------------------------------------------- helpers
+def sw_choice(*sws: str) -> str:
+    """The reference_choice sentence for a verdict that rests on §5 status words."""
+    return (f"Expects {', '.join(sws)}: the evidence shows no status-word table, so these "
+            "are the REFERENCE.md §5 [choice].")
+
+
 
 
 @contextlib.contextmanager
@@ -218,9 +224,10 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         f"{path} is {size} bytes; writes past its end are refused",
         CLAUSE + "; REFERENCE.md §5 READ/UPDATE BINARY (6B00, 6700)",
         f"READ BINARY at {size - 1} returns 1 byte and at {size} answers 6B00; UPDATE BINARY "
-        f"at {size} answers 6B00 and 2 bytes at {size - 1} answer 6700 without writing; the "
-        f"last byte ({size - 1}) can be written and reads back.",
+        f"at {size} and {size + 1} answers 6B00 and 2 bytes at {size - 1} answer 6700 without "
+        f"writing; the last byte ({size - 1}) can be written and reads back.",
         preconditions=rw, expected_sw=("9000", "6B00", "6700"), severity="critical",
+        reference_choice=sw_choice("6B00", "6700"),
     )
     def size_and_end(ctx: CaseContext, path: str = path) -> None:
         size = ctx.profile.file(path).size or 0
@@ -238,8 +245,9 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             _write(ctx, path, size - 1, last)
 
         with _restoring(ctx, f"the last byte of {path}", undo):
-            command, response = _update(ctx, size, b"\x00")
-            ctx.expect_sw(response, "offset_beyond_end", what=f"{command.hex()} (at the end)")
+            for offset, where in ((size, "at the end"), (size + 1, "past the end")):
+                command, response = _update(ctx, offset, b"\x00")
+                ctx.expect_sw(response, "offset_beyond_end", what=f"{command.hex()} ({where})")
             flipped = bytes([last[0] ^ 0xFF])
             command, response = _update(ctx, size - 1, flipped + b"\x00")
             ctx.expect_sw(response, "wrong_length",
@@ -321,7 +329,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         f"READ BINARY of {path} answers 6982 with no right, and still 6982 with every other "
         f"key of DF03 granted ({keys}).",
         preconditions=f"card reset; then {keys} granted in DF03",
-        expected_sw=("6982",), severity="critical",
+        expected_sw=("6982",), severity="critical", reference_choice=sw_choice("6982"),
     )
     def read_needs_key(ctx: CaseContext, path: str = path) -> None:
         _grant(ctx, path, [])
@@ -343,7 +351,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         f"({writers}); the bytes written are the file's own, so nothing changes even if a "
         "card wrongly accepts them.",
         preconditions=f"card reset; {writers} granted in DF03",
-        expected_sw=("6982",), severity="critical",
+        expected_sw=("6982",), severity="critical", reference_choice=sw_choice("6982"),
     )
     def write_needs_key(ctx: CaseContext, path: str = path) -> None:
         _grant(ctx, path, [read, *other_keys(ctx.profile, path, read, update)])

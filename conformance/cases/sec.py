@@ -28,4 +28,5 @@ def cases(profile: CardProfile) -> list[Case]:
         *sec_keys.cases(profile),
         *sec_state.cases(profile),
         *sec_update.cases(profile),
+        *sec_keys.lock_cases(profile),  # destructive: last, so a plan that allows it ends here
     ]

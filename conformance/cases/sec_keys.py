@@ -29,6 +29,7 @@ from conformance.cases.sec_kit import (
     add,
     auth_families,
     choices,
+    key_slug,
     read_key,
     retry_choice,
     rights_of,
@@ -36,6 +37,7 @@ from conformance.cases.sec_kit import (
 )
 from conformance.host.session import CITY_CODE_ITEM
 from conformance.model.profile import CardProfile
+from conformance.model.schema import KeyUse
 
 Body = Callable[[CaseContext], None]
 
@@ -298,7 +300,7 @@ def cases(profile: CardProfile) -> list[Case]:
         if not opened:
             continue
         probe_path, probe_right = opened[0]
-        add(out, f"SEC-KEY-{family}-001",
+        add(out, f"SEC-KEY-{key_slug(family)}-001",
             f"{family} 认证码错误返回 {prefix}x，正确认证后恢复",
             f"{family}: a wrong cryptogram answers {prefix}x, a correct one then succeeds",
             CLAUSE_KEY,
@@ -310,7 +312,7 @@ def cases(profile: CardProfile) -> list[Case]:
             preconditions=f"{family} authenticated once (counter full), then its DF left and "
                           "entered again (right cleared)",
             reference_choice=choices(retry, CRYPTO_CHOICE))
-        add(out, f"SEC-KEY-{family}-002",
+        add(out, f"SEC-KEY-{key_slug(family)}-002",
             f"{family} 认证成功后重试计数器恢复",
             f"{family}: a successful authentication restores the retry counter",
             CLAUSE_KEY,
@@ -320,7 +322,7 @@ def cases(profile: CardProfile) -> list[Case]:
             expected_sw=(first_wrong, ok), severity="critical",
             preconditions=f"{family} authenticated once (counter full)",
             reference_choice=choices(retry, CRYPTO_CHOICE))
-        add(out, f"SEC-KEY-{family}-003",
+        add(out, f"SEC-KEY-{key_slug(family)}-003",
             f"{family} 认证失败不影响已获得的权限",
             f"{family}: a failed try leaves the rights already granted",
             CLAUSE_KEY,
@@ -347,8 +349,12 @@ def cases(profile: CardProfile) -> list[Case]:
                 "DF only.",
                 _foreign_kid(df, other),
                 expected_sw=(sw_hex(profile.sw("key_not_found")),), severity="critical",
-                reference_choice=choices(sw_choice(sw_hex(profile.sw("key_not_found"))),
-                                         CRYPTO_CHOICE))
+                reference_choice=choices(
+                    sw_choice(sw_hex(profile.sw("key_not_found"))),
+                    "REFERENCE.md §5 does not place 6A88 in its check order; the case sends a "
+                    "fresh challenge and a cryptogram correct for the other DF's key, so the "
+                    "KID is the only thing wrong.",
+                    CRYPTO_CHOICE))
         for number, variant, sw_name, zh, en, what in (
             (2, "trailer", "wrong_data", "结尾字节非 01", "a trailing byte other than 01",
              "the trailing byte of the data is not 01"),
@@ -366,7 +372,11 @@ def cases(profile: CardProfile) -> list[Case]:
                 f"{refused}).",
                 _malformed(df, rk, variant),
                 expected_sw=(sw, refused), severity="normal",
-                reference_choice=choices(sw_choice(sw, refused), CRYPTO_CHOICE))
+                reference_choice=choices(
+                    sw_choice(sw, refused),
+                    "The cryptogram is correct and the challenge fresh, so the answer does not "
+                    "depend on the order of the cryptogram and syntax checks.",
+                    CRYPTO_CHOICE))
         no_challenge = sw_hex(profile.sw("no_challenge"))
         add(out, f"SEC-EA-{df}-005",
             f"{df} 无随机数时外部认证返回 {no_challenge}",
@@ -418,18 +428,38 @@ def cases(profile: CardProfile) -> list[Case]:
             preconditions=f"item {CITY_CODE_ITEM} changed with "
                           f"{profile.file(place.path).access.update}; restored afterwards",
             reference_choice=CRYPTO_CHOICE)
-    lock_default = families[-1]
+    return out
+
+
+def least_needed_update_key(profile: CardProfile) -> str:
+    """The update key whose loss disables the least: fewest files, then fewest records (the
+    default key the destructive lock case sacrifices)."""
+    def weight(family: str) -> tuple[int, int]:
+        opened = rights_of(profile, family)
+        return len(opened), sum(profile.record_count(path) for path, _ in opened)
+
+    updates = [f for f in auth_families(profile) if profile.key(f).use is KeyUse.UPDATE]
+    return min(updates or auth_families(profile), key=weight)
+
+
+def lock_cases(profile: CardProfile) -> list[Case]:
+    """The destructive case, kept apart so that the group lists it last."""
+    out: list[Case] = []
+    limit = profile.spec.security.retry_limit
+    prefix = profile.sw_prefix("wrong_cryptogram")
+    locked = sw_hex(profile.sw("key_locked"))
+    lock_default = least_needed_update_key(profile)
     add(out, "SEC-LOCK-001",
         "重试次数用尽后密钥锁定（破坏性）",
         "A key whose tries are used up is locked (destructive)",
         CLAUSE_KEY,
         f"{limit} wrong cryptograms answer {prefix}{limit - 1:X} down to {prefix}0; then "
-        f"even a correct cryptogram answers {sw_hex(profile.sw('key_locked'))}. The key "
-        "cannot be unlocked afterwards.",
+        f"even a correct cryptogram answers {locked}. The key cannot be unlocked afterwards.",
         _lock(lock_default),
-        expected_sw=(f"{prefix}0", sw_hex(profile.sw("key_locked"))), severity="critical",
+        expected_sw=(f"{prefix}0", locked), severity="critical",
         destructive=True,
-        preconditions=f"plan parameter lock_key_family (default {lock_default}); the key "
-                      "is locked for good",
-        reference_choice=choices(retry, sw_choice(sw_hex(profile.sw("key_locked")))))
+        preconditions=f"plan parameter lock_key_family (default {lock_default}, the update "
+                      "key whose loss disables the fewest files); the key is locked for good",
+        reference_choice=choices(retry_choice(profile), sw_choice(locked)))
     return out
+

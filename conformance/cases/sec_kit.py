@@ -98,6 +98,11 @@ def read_key(profile: CardProfile, df: str) -> str | None:
     return None
 
 
+def key_slug(family: str) -> str:
+    """'UK_DF02_1' → 'UK-DF02-1', for case IDs (so that 'SEC-*-DDF1-*' selects DDF1 keys)."""
+    return family.replace("_", "-")
+
+
 def df_of(path: str) -> str:
     return path.partition("/")[0]
 
@@ -244,8 +249,8 @@ class Sec:
         with self.pre(f"select {path}"):
             self.session.select(path)
 
-    def raw_select(self, fid: str, what: str = "") -> ResponseAPDU:
-        """SELECT one FID as is; the session forgets its state. FAILs nothing: returns."""
+    def raw_select(self, fid: str) -> ResponseAPDU:
+        """SELECT one FID as is (the session forgets its state) and return the answer."""
         command = self.ctx.apdu("select", P1_SELECT, P2_SELECT, bytes.fromhex(fid))
         return self.session.transmit(command)
 

@@ -31,6 +31,7 @@ from conformance.cases.sec_kit import (
     choices,
     df_of,
     files_of,
+    key_slug,
     neighbour_df,
     read_key,
     rights_of,
@@ -40,6 +41,12 @@ from conformance.model.profile import CardProfile
 from conformance.model.schema import UpdateMode
 
 Body = Callable[[CaseContext], None]
+
+REPLAY_NOTE = (
+    "REFERENCE.md §3 makes a card without a fresh challenge answer 6985; a card that kept "
+    "some other challenge and answers a wrong cryptogram / MAC instead is counted as refusing "
+    "(an interpretation), as long as nothing is granted or written."
+)
 
 
 # --------------------------------------------------------------------------- rights
@@ -230,7 +237,7 @@ def cases(profile: CardProfile) -> list[Case]:
         probe = f"{opened[0][1]} {opened[0][0]}"
         other = neighbour_df(profile, df)
         if other is not None:
-            add(out, f"SEC-ST-{family}-001",
+            add(out, f"SEC-ST-{key_slug(family)}-001",
                 f"选择其他 DF 后 {family} 的权限被清除",
                 f"Selecting another DF clears the right of {family}",
                 CLAUSE_STATE,
@@ -240,7 +247,7 @@ def cases(profile: CardProfile) -> list[Case]:
                 expected_sw=(refused,), severity="blocker",
                 preconditions=f"{family} authenticated in {df}",
                 reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE))
-        add(out, f"SEC-ST-{family}-002",
+        add(out, f"SEC-ST-{key_slug(family)}-002",
             f"复位后 {family} 的权限被清除",
             f"A reset clears the right of {family}",
             CLAUSE_STATE,
@@ -249,7 +256,7 @@ def cases(profile: CardProfile) -> list[Case]:
             expected_sw=(refused,), severity="blocker",
             preconditions=f"{family} authenticated in {df}",
             reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE))
-        add(out, f"SEC-ST-{family}-003",
+        add(out, f"SEC-ST-{key_slug(family)}-003",
             f"选择 EF 或重选当前 DF 不清除 {family} 的权限",
             f"Selecting an EF or the same DF again keeps the right of {family}",
             CLAUSE_STATE,
@@ -260,7 +267,7 @@ def cases(profile: CardProfile) -> list[Case]:
             preconditions=f"{family} authenticated in {df}",
             reference_choice=CRYPTO_CHOICE)
         if other is not None:
-            add(out, f"SEC-CH-{family}-001",
+            add(out, f"SEC-CH-{key_slug(family)}-001",
                 f"重放 {family} 的外部认证被拒绝",
                 f"A replayed EXTERNAL AUTHENTICATE of {family} is refused",
                 CLAUSE_CHALLENGE,
@@ -271,7 +278,8 @@ def cases(profile: CardProfile) -> list[Case]:
                 expected_sw=(no_challenge, refused), severity="blocker",
                 preconditions=f"{family} authenticated once in {df}, then {other} and {df} "
                               "selected",
-                reference_choice=choices(sw_choice(no_challenge, refused), CRYPTO_CHOICE))
+                reference_choice=choices(
+                    sw_choice(no_challenge, refused), REPLAY_NOTE, CRYPTO_CHOICE))
     for df in profile.dfs:
         rk = read_key(profile, df)
         if rk is None:
@@ -317,5 +325,6 @@ def cases(profile: CardProfile) -> list[Case]:
             expected_sw=(ok, no_challenge), severity="blocker",
             preconditions=f"{profile.file(path).access.read} and {ef.access.update} "
                           f"authenticated in {df_of(path)}",
-            reference_choice=choices(sw_choice(no_challenge, wrong_mac), CRYPTO_CHOICE))
+            reference_choice=choices(sw_choice(no_challenge, wrong_mac), REPLAY_NOTE,
+                                     CRYPTO_CHOICE))
     return out

@@ -28,6 +28,7 @@ from conformance.cases.sec_kit import (
     CLAUSE_SEPARATION,
     CLAUSE_UPDATE,
     CRYPTO_CHOICE,
+    PROBE_BYTES,
     Probe,
     Sec,
     add,
@@ -174,7 +175,7 @@ def _sm_on_non_tlv(path: str, right: str) -> Body:
         family = getattr(ef.access, right)
         if ef.structure is Structure.TRANSPARENT:
             with sec.pre(f"read the first bytes of {path}"):
-                payload = ctx.session.read_binary(path, 0, 16)
+                payload = ctx.session.read_binary(path, 0, PROBE_BYTES)
         else:
             payload = sec.current_record(path, 1)
         sec.grant(family)

@@ -26,7 +26,7 @@ class Personalization:
 
     card_number_factor: bytes
     items: dict[int, str]
-    pin: str | None = None
+    pin: str | None = field(default=None, repr=False)
     cyclic: dict[str, list[dict[int, str]]] = field(default_factory=dict)
     source: Path | None = None
 
@@ -36,7 +36,7 @@ class KeySet:
     """Master keys per key family and their diversification levels."""
 
     algorithm: str
-    master_keys: dict[str, bytes]
+    master_keys: dict[str, bytes] = field(repr=False)
     levels: dict[str, int]
     source: Path | None = None
 

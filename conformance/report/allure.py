@@ -30,8 +30,14 @@ class AllureUnavailable(ReportError):
 
 
 def _tail(text: str, lines: int = 6) -> str:
-    kept = [line for line in text.strip().splitlines() if line.strip()][-lines:]
-    return re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(kept))
+    """The telling lines of npm/allure output: npm's error code and reason, else the end."""
+    clean = re.sub(r"\x1b\[[0-9;]*m", "", text).strip().splitlines()
+    npm = [
+        line for line in clean
+        if re.match(r"npm (ERR!|error) (code|\d{3}|FetchError|404)", line) or "request to" in line
+    ]
+    kept = npm[:3] if npm else [line for line in clean if line.strip()][-lines:]
+    return "\n".join(kept)
 
 
 def build_allure(run_dir: Path, *, timeout_s: float = 600.0) -> Path:
@@ -77,14 +83,26 @@ def build_allure(run_dir: Path, *, timeout_s: float = 600.0) -> Path:
             encoding="utf-8",
         )
         command = [
-            npx, "--yes", ALLURE_PACKAGE, "generate", str(results.resolve()),
-            "--config", str(config), "--output", str(output.resolve()),
+            npx,
+            "--yes",
+            ALLURE_PACKAGE,
+            "generate",
+            str(results.resolve()),
+            "--config",
+            str(config),
+            "--output",
+            str(output.resolve()),
         ]
         env = {**os.environ, "NO_COLOR": "1", "npm_config_update_notifier": "false"}
         try:
             done = subprocess.run(
-                command, cwd=tmp, env=env, capture_output=True, text=True,
-                timeout=timeout_s, check=False,
+                command,
+                cwd=tmp,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                check=False,
             )
         except subprocess.TimeoutExpired:
             raise AllureUnavailable(

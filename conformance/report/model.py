@@ -184,7 +184,7 @@ class ReportModel:
     def mandatory_counts(self) -> dict[str, int]:
         counts = {v: 0 for v in VERDICTS}
         for case in self.cases:
-            if case.result.mandatory:
+            if case.result.mandatory and case.verdict in counts:
                 counts[case.verdict] += 1
         return counts
 
@@ -257,7 +257,7 @@ def safe_relative(run_dir: Path, rel: str) -> Path:
     path = run_dir.joinpath(*pure.parts)
     try:
         path.resolve().relative_to(run_dir.resolve())
-    except ValueError:
+    except (OSError, RuntimeError, ValueError):
         raise ReportError(f"evidence path {rel!r} leads outside the run directory") from None
     return path
 

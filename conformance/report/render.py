@@ -40,7 +40,11 @@ VERDICT_COLOUR = {
 }
 CONCLUSION_ZH = {"CONFORMANT": "符合", "NOT_CONFORMANT": "不符合", "INCOMPLETE": "检测未完成"}
 METHOD_ZH = {"declaration": "声明", "inspection": "检查", "lab_apparatus": "实验室设备检测"}
-METHOD_EN = {"declaration": "declaration", "inspection": "inspection", "lab_apparatus": "lab apparatus"}
+METHOD_EN = {
+    "declaration": "declaration",
+    "inspection": "inspection",
+    "lab_apparatus": "lab apparatus",
+}
 SUBJECT_ZH = {"card": "用户卡", "terminal": "终端"}
 FONT = "WenQuanYi Micro Hei, sans-serif"
 
@@ -75,13 +79,14 @@ def chart_svg(groups: list[GroupCount]) -> Markup:
             x += w
         parts.append(f'<text x="{x + 4:.2f}" y="{y + 12}" fill="#333">{group.total}</text>')
     y = top + row_h * max(len(groups), 1) + 10
-    x = float(label_w)
+    x = 4.0
     for verdict in VERDICTS:
         parts.append(
             f'<rect x="{x:.0f}" y="{y}" width="10" height="10" fill="{VERDICT_COLOUR[verdict]}"/>'
             f'<text x="{x + 13:.0f}" y="{y + 9}">{VERDICT_ZH[verdict]} {verdict}</text>'
         )
-        x += 14 + 8 * (len(verdict) + 3)
+        label = f"{VERDICT_ZH[verdict]} {verdict}"
+        x += 22 + sum(10 if ord(ch) > 0x2E80 else 6 for ch in label)
     parts.append("</svg>")
     return Markup("".join(parts))
 
@@ -120,6 +125,9 @@ def render_html(model: ReportModel, sig: SignatureInfo, report_sha256: str) -> s
         rule_en=CONCLUSION_RULE_EN,
         mandatory_total=sum(model.mandatory_counts.values()),
         artifacts=[model.profile, model.plan, *model.sources],
+        digest_lines="\n".join(
+            f"{c.evidence_sha256}  {c.evidence_path}" for c in model.cases if c.evidence_path
+        ),
     )
 
 

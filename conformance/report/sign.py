@@ -173,9 +173,7 @@ def load_signing_material(
             f"the certificate {leaf.subject.rfc4514_string()} does not allow digitalSignature"
         )
     rest = [c for c in chain if c is not leaf and not _is_self_signed(c)]
-    return SigningMaterial(
-        key=private, chain=[leaf, *rest], demo=is_demo_cert(leaf), source=source
-    )
+    return SigningMaterial(key=private, chain=[leaf, *rest], demo=is_demo_cert(leaf), source=source)
 
 
 def sign_document(doc: etree._Element, material: SigningMaterial) -> etree._Element:
@@ -194,7 +192,9 @@ def sign_document(doc: etree._Element, material: SigningMaterial) -> etree._Elem
         ),
     )
     try:
-        return signer.sign(doc, key=material.key, cert=material.chain)
+        # No ds:KeyValue next to the certificate: xmlsec1 would trust a bare KeyValue and skip
+        # the chain check against --trusted-pem (measured: an impostor CA's report verified).
+        return signer.sign(doc, key=material.key, cert=material.chain, always_add_key_value=False)
     except SignXMLException as exc:
         raise ReportError(f"signing failed: {exc}") from None
 
@@ -207,14 +207,19 @@ def signing_certificate(root: etree._Element) -> list[x509.Certificate]:
     """The X509Data certificates of the report's signature (leaf first); ValueError if none."""
     texts = [
         el.text or ""
-        for el in root.iterfind("ds:Signature/ds:KeyInfo/ds:X509Data/ds:X509Certificate",
-                                {"ds": DS_NS})
+        for el in root.iterfind(
+            "ds:Signature/ds:KeyInfo/ds:X509Data/ds:X509Certificate", {"ds": DS_NS}
+        )
     ]
     if not texts:
         raise ValueError("the signature carries no ds:X509Certificate")
     certs = []
     for body in texts:
-        pem = "-----BEGIN CERTIFICATE-----\n" + "".join(body.split()) + "\n-----END CERTIFICATE-----\n"
+        pem = (
+            "-----BEGIN CERTIFICATE-----\n"
+            + "".join(body.split())
+            + "\n-----END CERTIFICATE-----\n"
+        )
         certs.append(x509.load_pem_x509_certificate(pem.encode()))
     return certs
 

@@ -69,7 +69,9 @@ def _reference_name(uri: str) -> str:
     return f"ds:Reference URI={uri}"
 
 
-def _check_signature(data: bytes, root: etree._Element, result: VerifyResult) -> list[x509.Certificate]:
+def _check_signature(
+    data: bytes, root: etree._Element, result: VerifyResult
+) -> list[x509.Certificate]:
     """signxml XAdES verification with the embedded certificate; problems name the reference."""
     if root.find(f"{{{DS_NS}}}Signature") is None:
         result.problems.append("report.xml is not signed: no ds:Signature element under <report>")
@@ -89,7 +91,9 @@ def _check_signature(data: bytes, root: etree._Element, result: VerifyResult) ->
     except InvalidDigest as exc:
         message = str(exc)
         uri = None
-        for ref in root.iterfind(f"{{{DS_NS}}}Signature/{{{DS_NS}}}SignedInfo/{{{DS_NS}}}Reference"):
+        for ref in root.iterfind(
+            f"{{{DS_NS}}}Signature/{{{DS_NS}}}SignedInfo/{{{DS_NS}}}Reference"
+        ):
             if f"({ref.get('URI')})" in message:
                 uri = ref.get("URI")
                 break
@@ -170,10 +174,14 @@ def _check_evidence(root: etree._Element, run_dir: Path, result: VerifyResult) -
         except ReportError as exc:
             result.problems.append(f"case {case_id}: {exc}")
             continue
-        if not path.is_file():
+        try:
+            actual = sha256_path(path) if path.is_file() else None
+        except (OSError, ValueError) as exc:
+            result.problems.append(f"evidence file {rel} (case {case_id}) cannot be read: {exc}")
+            continue
+        if actual is None:
             missing.append(f"evidence file {rel} (case {case_id}) is missing")
             continue
-        actual = sha256_path(path)
         result.evidence_checked += 1
         if actual != recorded:
             result.problems.append(
@@ -220,9 +228,16 @@ def _check_conclusion(root: etree._Element, result: VerifyResult) -> None:
             return  # the XSD problem is reported already
         cases.append(
             CaseResult(
-                id=case.get("id") or "", group="", title_zh="", title_en="", clause="",
-                purpose="", applicability="", expected_sw=[],
-                mandatory=case.get("mandatory") in ("true", "1"), verdict=verdict,
+                id=case.get("id") or "",
+                group="",
+                title_zh="",
+                title_en="",
+                clause="",
+                purpose="",
+                applicability="",
+                expected_sw=[],
+                mandatory=case.get("mandatory") in ("true", "1"),
+                verdict=verdict,
             )
         )
     complete = conclusion.get("recordedByRun") != "INCOMPLETE"
@@ -239,18 +254,29 @@ def verify_report(path: Path, trust: Path | None = None) -> VerifyResult:
     xml_path, run_dir = _locate(path)
     result = VerifyResult(ok=False, report=xml_path)
     try:
+        _verify(xml_path, run_dir, trust, result)
+    except Exception as exc:  # last resort: a verifier must answer, not crash
+        result.problems.append(f"verification stopped: {type(exc).__name__}: {exc}")
+    result.ok = not result.problems
+    return result
+
+
+def _verify(xml_path: Path, run_dir: Path, trust: Path | None, result: VerifyResult) -> None:
+    try:
         data = xml_path.read_bytes()
     except OSError as exc:
         result.problems.append(f"cannot read {xml_path}: {exc.strerror or exc}")
-        return result
+        return
     try:
         root = etree.fromstring(data, parser())
     except etree.XMLSyntaxError as exc:
         result.problems.append(f"{xml_path.name} is not well-formed XML: {exc}")
-        return result
+        return
     if root.tag != q("report"):
-        result.problems.append(f"{xml_path.name}: the root element is {root.tag}, not {{{NS}}}report")
-        return result
+        result.problems.append(
+            f"{xml_path.name}: the root element is {root.tag}, not {{{NS}}}report"
+        )
+        return
 
     result.problems.extend(f"XSD: {p}" for p in schema_problems(root))
     certs = _check_signature(data, root, result)
@@ -270,5 +296,3 @@ def verify_report(path: Path, trust: Path | None = None) -> VerifyResult:
     _check_evidence(root, run_dir, result)
     _check_sources(root, run_dir, result)
     _check_conclusion(root, result)
-    result.ok = not result.problems
-    return result

@@ -12,6 +12,7 @@ from lxml import etree
 from conformance.report.model import ReportError, build_model, sha256_path
 from conformance.report.render import render_html, write_pdf
 from conformance.report.sign import load_signing_material, sign_document, signature_info
+from conformance.report.verify import verify_report
 from conformance.report.xml import build_xml, check_schema
 
 
@@ -64,6 +65,11 @@ def write_report(
     xml_path = run_dir / "report.xml"
     try:
         _atomic_write(xml_path, data)
+        check = verify_report(run_dir)  # never hand out a report our own verifier rejects
+        if not check.ok:
+            raise ReportError(
+                "the report just written does not verify: " + "; ".join(check.problems)
+            )
         html = render_html(model, signature_info(signed), sha256_path(xml_path))
         html_path = run_dir / "report.html"
         _atomic_write(html_path, html.encode("utf-8"))
@@ -74,6 +80,9 @@ def write_report(
         pdf_path = run_dir / "report.pdf"
         write_pdf(html, pdf_path)
     return ReportPaths(
-        xml=xml_path, html=html_path, pdf=pdf_path, conclusion=model.conclusion,
+        xml=xml_path,
+        html=html_path,
+        pdf=pdf_path,
+        conclusion=model.conclusion,
         demo_key=material.demo,
     )

@@ -37,9 +37,7 @@ def q(tag: str) -> str:
 
 def parser() -> etree.XMLParser:
     """A parser that never fetches or expands anything (the XML may come from anyone)."""
-    return etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
-    )
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
 @functools.cache
@@ -122,7 +120,12 @@ def _counts(parent: etree._Element, tag: str, counts: dict[str, int], **attrs: s
 
 def _artifact(parent: etree._Element, art: Artifact) -> None:
     attrs = {"role": art.role, "name": art.name, "version": art.version, "path": art.path}
-    _sub(parent, "artifact", sha256=art.sha256, **{k: v for k, v in attrs.items() if v or k == "role"})
+    _sub(
+        parent,
+        "artifact",
+        sha256=art.sha256,
+        **{k: v for k, v in attrs.items() if v or k == "role"},
+    )
 
 
 def _double(value: float) -> str:
@@ -233,6 +236,7 @@ def build_xml(model: ReportModel) -> etree._Element:
         if item.evidence:
             _sub(req, "evidence", item.evidence)
 
+    etree.indent(root, space=" ")  # readable, and problems can cite useful line numbers
     for element in [*root.iterfind(f"./{q('cases')}/{q('case')}"), *root]:
         if element.tag != q("cases"):
             element.set(SEAL, seal_of(element))

@@ -172,7 +172,11 @@ class TraceEntry:
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # a flat record: no deep copy needed (dataclasses.asdict dominated a whole run)
+        return {name: getattr(self, name) for name in _ENTRY_FIELDS}
+
+
+_ENTRY_FIELDS = tuple(f.name for f in dataclasses.fields(TraceEntry))
 
 
 def to_jsonl(entries: Iterable[TraceEntry]) -> str:
