@@ -14,7 +14,7 @@ from functools import cache
 import pytest
 from casekit import catalogue, new_card, reference_product, run_cases, runner_for
 
-from conformance.card.faults import FAULTS
+from conformance.card.faults import ALSO_BREAKS, FAULTS
 from conformance.results import CaseResult, Verdict
 
 NO_VERDICT = (Verdict.ERROR, Verdict.INCONCLUSIVE)
@@ -78,6 +78,9 @@ def test_fault_is_caught_by_its_group(fault: str) -> None:
         f"fault {fault} ({group}) makes no {group} case FAIL; failing: "
         f"{[r.id for r in failing]}"
     )
+    allowed = {group, *ALSO_BREAKS.get(fault, ())}
+    strays = [r.id for r in failing if r.group not in allowed]
+    assert not strays, f"fault {fault} makes cases outside {sorted(allowed)} FAIL: {strays}"
     assert not [r for r in results.values() if r.verdict is Verdict.ERROR], "harness errors"
 
 

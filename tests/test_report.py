@@ -226,7 +226,10 @@ def _c14n(data: bytes) -> bytes | None:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(where=st.floats(0, 1, exclude_max=True), new=st.integers(0, 255))
+@given(
+    where=st.floats(0, 1, exclude_max=True),
+    new=st.one_of(st.integers(0x20, 0x7E), st.integers(0, 255)),  # printable: still well-formed
+)
 def test_property_any_single_byte_change_of_the_xml_fails_cleanly(
     signed_run: Path, tmp_path: Path, where: float, new: int
 ) -> None:
@@ -575,3 +578,77 @@ def test_allure_says_when_the_package_cannot_be_fetched(
     monkeypatch.setattr(allure_module, "ALLURE_PACKAGE", "allure@2.99.99")  # never cached
     with pytest.raises(AllureUnavailable, match=r"could not be fetched[\s\S]*ECONNREFUSED"):
         build_allure(tmp_path, timeout_s=120)
+
+
+def test_control_characters_in_results_do_not_break_the_xml(tmp_path: Path) -> None:
+    make_run(tmp_path, 2)
+    lines = (tmp_path / "results.jsonl").read_text(encoding="utf-8").splitlines()
+    first = json.loads(lines[0])
+    first["reason"] = "card answered \x00\x01\x1b[31m raw"
+    lines[0] = json.dumps(first)
+    (tmp_path / "results.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_report(tmp_path, pdf=False)
+    assert verify_report(tmp_path, DEMO_CA).ok
+    assert "card answered \\x00\\x01\\x1b[31m raw" in (tmp_path / "report.xml").read_text("utf-8")
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (
+            lambda x: x.replace(b"<report ", b'<?xml-stylesheet href="x.xsl"?><report ', 1),
+            "processing instruction outside <report>",
+        ),
+        (
+            lambda x: x.replace(b"<cases ", b"<!-- looks fine --><cases ", 1),
+            "comment inside <report>",
+        ),
+    ],
+)
+def test_unsigned_comments_and_instructions_are_refused(run_copy: Path, edit, expected) -> None:
+    xml = run_copy / "report.xml"
+    xml.write_bytes(edit(xml.read_bytes()))
+    problems = verify_report(run_copy, DEMO_CA).problems
+    assert [p for p in problems if expected in p], problems
+
+
+def test_an_encrypted_pem_key_needs_its_passphrase(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(DEMO_KEY.read_bytes(), None)
+    encrypted = tmp_path / "key.pem"
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"s3cret"),
+        )
+    )
+    run = tmp_path / "run"
+    make_run(run, 2)
+    with pytest.raises(ReportError, match="encrypted: give its passphrase"):
+        write_report(run, key=encrypted, cert=DEMO_CERT, pdf=False)
+    with pytest.raises(ReportError, match="wrong passphrase"):
+        write_report(run, key=encrypted, cert=DEMO_CERT, passphrase="nope", pdf=False)
+    write_report(run, key=encrypted, cert=DEMO_CERT, passphrase="s3cret", pdf=False)
+    assert verify_report(run, DEMO_CA).ok
+
+
+def test_a_real_lab_file_replaces_the_demo_lab(tmp_path: Path) -> None:
+    lab = tmp_path / "lab.yaml"
+    lab.write_text(
+        "name_zh: 某检测中心\nname_en: Some Test Center\naccreditation: CNAS L12345\n"
+        "engineer: 李工\n",
+        encoding="utf-8",
+    )
+    run = tmp_path / "run"
+    make_run(run, 2)
+    write_report(run, lab=lab)
+    xml = (run / "report.xml").read_text(encoding="utf-8")
+    assert "CNAS L12345" in xml and 'demo="false"' in xml
+    html = (run / "report.html").read_text(encoding="utf-8")
+    assert "某检测中心" in html and "demo laboratory data" not in html
+    assert "演示密钥签名" in html  # still the demo key
+    lab.write_text("name_zh: x\n", encoding="utf-8")
+    with pytest.raises(ReportError, match="missing name_en, accreditation, engineer"):
+        write_report(run, lab=lab, pdf=False)

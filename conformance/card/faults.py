@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["FAULTS", "GROUPS", "Fault", "FaultSet", "check_fault_names"]
+__all__ = ["ALSO_BREAKS", "FAULTS", "GROUPS", "Fault", "FaultSet", "check_fault_names"]
 
 GROUPS = ("ATR", "CMD", "FS", "DATA", "SEC", "CYC", "IDX", "REC", "PIN")
 """Fault groups, in the order of the conformance case groups that should catch them."""
@@ -416,6 +416,39 @@ _CATALOGUE = [
 ]
 
 FAULTS: dict[str, Fault] = {f.name: f for f in _CATALOGUE}
+
+ALSO_BREAKS: dict[str, tuple[str, ...]] = {
+    # A deviation often breaks requirements that several groups test: a wrong status word for
+    # a missing record breaks the CMD rule and the FS record count alike. These are the groups
+    # besides its own whose cases a fault may make FAIL (checked by tests/test_meta.py).
+    "atr_wrong_card_number": ("SEC",),          # keys derived from the ATR factor fail
+    "data_city_code_missing": ("ATR", "SEC"),   # level-2 keys cannot be derived
+    "data_index_flags_01": ("IDX",),
+    "data_tlv_len_item11": ("SEC",),            # SM updates of the name record misfit
+    "data_tlv_value_short": GROUPS,          # every TLV record (item 57 too) is short
+    "fs_df01_ef06_8_records": ("DATA",),
+    "fs_df02_ef08_reclen_23": ("CMD", "CYC", "DATA", "SEC"),
+    "fs_df03_ef06_transparent": ("CMD", "DATA", "SEC"),
+    "fs_ee02_missing": ("CMD",),
+    "fs_photo_3000": ("CMD",),
+    "get_response_broken": GROUPS,           # every answer with data loses a byte
+    "idx_mark_writes_01": ("SEC",),
+    "missing_record_6a82": ("DATA", "FS", "IDX"),
+    "read_binary_past_end_6a82": ("FS", "REC"),
+    "rec_read_key_writes": ("SEC",),
+    "sec_ddf1_ef06_free_read": ("CMD",),
+    "sec_read_key_grants_nothing": GROUPS,   # nothing protected can be read at all
+    "sec_read_unchecked": ("CMD", "REC"),
+    "sec_rights_survive_reset": ("IDX", "REC"),
+    "sec_uk_df03_1_erases": ("IDX",),
+    "sec_uk_df03_2_marks": ("IDX",),
+    "sec_update_any_key": ("DATA", "FS", "IDX", "REC"),
+    "sec_update_grants_read": ("REC",),
+    "select_p2_00_rejected": ("CMD",),
+    "wrong_lc_6a87": ("SEC",),
+    "wrong_p1p2_6b00": ("IDX", "SEC"),
+    "wrong_structure_6986": ("FS", "SEC", "CYC"),
+}
 """Every fault the virtual card knows, by name."""
 
 if len(FAULTS) != len(_CATALOGUE):  # pragma: no cover - a duplicate name is a catalogue bug

@@ -137,6 +137,9 @@ def cases(profile: CardProfile) -> list[Case]:
         read_key = next(
             name for name, k in ctx.profile.keys.items() if k.df == "DDF1" and k.use == "read"
         )
+        with ctx.precondition("read the city code (item 57) and select DDF1"):
+            ctx.session.city_code_factor  # noqa: B018 - level-2 keys need it first
+            ctx.session.select("DDF1")
         ctx.session.authenticate(read_key)  # refusal → ApduError → FAIL
 
     @make(

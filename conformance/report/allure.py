@@ -33,14 +33,15 @@ def _tail(text: str, lines: int = 6) -> str:
     """The telling lines of npm/allure output: npm's error code and reason, else the end."""
     clean = re.sub(r"\x1b\[[0-9;]*m", "", text).strip().splitlines()
     npm = [
-        line for line in clean
+        line
+        for line in clean
         if re.match(r"npm (ERR!|error) (code|\d{3}|FetchError|404)", line) or "request to" in line
     ]
     kept = npm[:3] if npm else [line for line in clean if line.strip()][-lines:]
     return "\n".join(kept)
 
 
-def build_allure(run_dir: Path, *, timeout_s: float = 600.0) -> Path:
+def build_allure(run_dir: Path | str, *, timeout_s: float = 600.0) -> Path:
     """Build run_dir/allure-report/index.html (single file); raise with what is missing.
 
     Raises ReportError when there are no allure results, AllureUnavailable (a ReportError)

@@ -285,9 +285,9 @@ def _load_yaml(path: Path, what: str) -> Any:
         raise ReportError(f"{what} {path} is not valid YAML: {exc}") from None
 
 
-def load_lab(path: Path | None = None) -> Lab:
+def load_lab(path: Path | str | None = None) -> Lab:
     """The lab's identity from a YAML file (default: the DEMO lab in fixtures/lab-demo.yaml)."""
-    path = path or DEMO_LAB
+    path = Path(path) if path else DEMO_LAB
     data = _load_yaml(path, "lab file")
     if not isinstance(data, dict):
         raise ReportError(f"lab file {path}: expected a mapping at the top level")
@@ -336,7 +336,14 @@ def load_untested(path: Path | None = None) -> list[Untested]:
         seen.add(item["id"])
         out.append(
             Untested(
-                **{k: str(item.get(k, "")) for k in Untested.__dataclass_fields__}  # type: ignore[arg-type]
+                id=str(item["id"]),
+                subject=str(item["subject"]),
+                title_zh=str(item["title_zh"]),
+                title_en=str(item["title_en"]),
+                reference=str(item["reference"]),
+                method=str(item["method"]),
+                applicability=str(item.get("applicability", "")),
+                evidence=str(item.get("evidence", "")),
             )
         )
     return out
@@ -438,7 +445,9 @@ def group_counts(cases: list[CaseEntry]) -> list[GroupCount]:
     return [GroupCount(name, counts) for name, counts in groups.items()]
 
 
-def build_model(run_dir: Path, *, lab: Path | None = None, demo_key: bool = True) -> ReportModel:
+def build_model(
+    run_dir: Path | str, *, lab: Path | str | None = None, demo_key: bool = True
+) -> ReportModel:
     """Read run_dir (summary.json, results.jsonl, evidence/) into a ReportModel."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -488,7 +497,7 @@ def build_model(run_dir: Path, *, lab: Path | None = None, demo_key: bool = True
         profile=_artifact("profile", summary.profile or {}),
         plan=_artifact("plan", summary.plan or {}),
         sources=sources,
-        suite_version=summary.suite_version,
+        suite_version=summary.suite_version or "unknown",
         started=started,
         finished=_iso(summary.finished, "finished"),
         conclusion=conclusion.value,

@@ -6,7 +6,13 @@ the summary chart is an inline SVG generated here, so the HTML works offline and
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
@@ -91,6 +97,118 @@ def chart_svg(groups: list[GroupCount]) -> Markup:
     return Markup("".join(parts))
 
 
+# ---------------------------------------------------------------------------------------------
+# The per-case list: one paragraph per case, columns made with tab stops.
+#
+# Measured with WeasyPrint 70 on 782 cases: a <table> or rows of inline blocks cost 5-9 ms a
+# case (15 s for the PDF); a plain paragraph with tabs costs under 2 ms. Tab stops sit every
+# TAB_EM from the start of the line, so the number of tabs each cell needs is worked out here
+# from the font's advance widths. Spans would restart the tab grid: rows carry no markup, a
+# verdict's colour comes from the paragraph's class.
+
+TAB_EM = 1.0
+FONT_FAMILY = "WenQuanYi Micro Hei"
+
+
+@functools.cache
+def _advance() -> Callable[[str], float]:
+    """Advance width in em of one character in the report font (heuristic without the font)."""
+
+    def guess(ch: str) -> float:
+        if ord(ch) >= 0x2E80:
+            return 1.0
+        return 0.26 if ch == " " else 0.45 if ch.islower() else 0.62
+
+    try:
+        from fontTools.ttLib import TTFont
+
+        fc_match = shutil.which("fc-match")
+        if fc_match is None:
+            return guess
+        found = subprocess.run(
+            [fc_match, "-f", "%{file}\n%{index}", FONT_FAMILY],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.split("\n")
+        font = TTFont(found[0], fontNumber=int(found[1] or 0), lazy=True)
+        cmap, hmtx, upm = font.getBestCmap(), font["hmtx"], font["head"].unitsPerEm
+    except Exception:  # any font trouble: fall back to the estimate, never fail a report
+        return guess
+
+    @functools.cache
+    def width(ch: str) -> float:
+        glyph = cmap.get(ord(ch))
+        return hmtx[glyph][0] / upm if glyph is not None else guess(ch)
+
+    return width
+
+
+def text_width(text: str) -> float:
+    advance = _advance()
+    return sum(advance(ch) for ch in text)
+
+
+@dataclass
+class CaseRow:
+    verdict: str
+    text: str
+
+
+def _tabs(x: float, column: float) -> tuple[str, float]:
+    """Tabs that move the pen from x to the column (one tab if the cell overflows it)."""
+    start = math.floor(x / TAB_EM)
+    count = max(1, round(column / TAB_EM) - start) if x + 0.3 < column else 1
+    return "\t" * count, (start + count) * TAB_EM
+
+
+def case_rows(
+    model: ReportModel, clause_code: dict[str, str], choice_code: dict[str, str]
+) -> tuple[list[CaseRow], CaseRow, float]:
+    """The tab-aligned rows, the header row and the hanging indent (em) of the title column."""
+
+    def verdict_label(verdict: str) -> str:
+        return f"{VERDICT_ZH.get(verdict, verdict)} {verdict}"
+
+    header = ("编号 ID", "判定 Verdict", "M/O", "项目 / 说明 Title / reason · 依据 Ref.")
+    ids = [text_width(c.result.id) for c in model.cases] + [text_width(header[0])]
+    verdicts = [text_width(verdict_label(c.verdict)) for c in model.cases]
+    col1 = math.ceil((min(max(ids), 22.0) + 1.0) / TAB_EM) * TAB_EM
+    col2 = col1 + math.ceil((max([*verdicts, text_width(header[1])]) + 1.0) / TAB_EM) * TAB_EM
+    col3 = col2 + math.ceil((text_width(header[2]) + 1.0) / TAB_EM) * TAB_EM
+
+    def row(cells: tuple[str, str, str, str], verdict: str) -> CaseRow:
+        text, x = cells[0], text_width(cells[0])
+        for cell, column in zip(cells[1:], (col1, col2, col3), strict=True):
+            tabs, x = _tabs(x, column)
+            text += tabs + cell
+            x += text_width(cell)
+        return CaseRow(verdict=verdict, text=text)
+
+    rows = []
+    for case in model.cases:
+        r = case.result
+        ref = clause_code[r.clause]
+        if r.reference_choice:
+            ref += "·" + choice_code[r.reference_choice]
+        title = f"{r.title_zh} / {r.title_en}  [{ref}]"
+        if r.reason:
+            title += "\n" + r.reason
+        mark = "M" if r.mandatory else "O"
+        rows.append(row((r.id, verdict_label(case.verdict), mark, title), case.verdict))
+    return rows, row(header, "head"), col3
+
+
+def _index(values: list[str], prefix: str) -> tuple[dict[str, str], list[tuple[str, str, int]]]:
+    """Codes for repeated texts in order of first use: {text: "C1"}, [(text, "C1", count)]."""
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    codes = {text: f"{prefix}{n}" for n, text in enumerate(counts, start=1)}
+    return codes, [(text, codes[text], counts[text]) for text in counts]
+
+
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
@@ -109,8 +227,19 @@ def render_html(model: ReportModel, sig: SignatureInfo, report_sha256: str) -> s
         css = (TEMPLATES_DIR / "report.css").read_text(encoding="utf-8")
     except (OSError, jinja2.TemplateError) as exc:
         raise ReportError(f"report templates in {TEMPLATES_DIR} cannot be loaded: {exc}") from None
+    clause_code, clauses = _index([c.result.clause for c in model.cases], "C")
+    choice_code, choices = _index(
+        [c.result.reference_choice for c in model.cases if c.result.reference_choice], "R"
+    )
+    rows, header, indent = case_rows(model, clause_code, choice_code)
     return template.render(
         m=model,
+        case_rows=rows,
+        case_header=header,
+        case_indent=indent,
+        tab_em=TAB_EM,
+        clauses=clauses,
+        choices=choices,
         sig=sig,
         css=Markup(css),
         report_sha256=report_sha256,

@@ -28,6 +28,7 @@ from conformance.report.xml import (
     DS_NS,
     NS,
     SEAL,
+    XADES_NS,
     describe,
     parser,
     q,
@@ -109,10 +110,43 @@ def _check_signature(
     except Exception as exc:  # signxml on malformed input (bad base64, missing nodes …)
         result.problems.append(f"signature cannot be checked: {type(exc).__name__}: {exc}")
     else:
-        uris = [r.signed_xml.tag if r.signed_xml is not None else None for r in refs]
-        if q("report") not in uris:
+        tags = [r.signed_xml.tag if r.signed_xml is not None else None for r in refs]
+        if q("report") not in tags:
             result.problems.append('signature: no reference covers the whole report (URI="")')
+    _check_target(root, result)
     return certs
+
+
+def _check_target(root: etree._Element, result: VerifyResult) -> None:
+    """XAdES: QualifyingProperties/@Target must name this signature. It lies outside every
+    signed reference, so signxml does not look at it (found by the byte-flip property test)."""
+    signature = root.find(f"{{{DS_NS}}}Signature")
+    if signature is None:
+        return
+    qualifying = signature.find(f"{{{DS_NS}}}Object/{{{XADES_NS}}}QualifyingProperties")
+    if qualifying is None:
+        result.problems.append("signature: no xades:QualifyingProperties (not a XAdES signature)")
+    elif not signature.get("Id") or qualifying.get("Target") != f"#{signature.get('Id')}":
+        result.problems.append(
+            f"signature: xades:QualifyingProperties Target={qualifying.get('Target')!r} does "
+            f"not point to this ds:Signature (Id={signature.get('Id')!r})"
+        )
+
+
+def _check_unsigned_nodes(root: etree._Element, result: VerifyResult) -> None:
+    """Refuse what the signature does not cover but a reader might see: a DOCTYPE, comments and
+    processing instructions (an <?xml-stylesheet?> before <report> restyles it in a browser)."""
+    if root.getroottree().docinfo.doctype:
+        result.problems.append("report.xml has a DOCTYPE: not written by rhc and not signed")
+    outside = [*root.itersiblings(preceding=True), *root.itersiblings()]
+    inside = root.iter(etree.Comment, etree.ProcessingInstruction)
+    for node in [*outside, *inside]:
+        kind = "comment" if isinstance(node, etree._Comment) else "processing instruction"
+        where = "outside <report>" if node in outside else "inside <report>"
+        result.problems.append(
+            f"unsigned {kind} {where} (line {node.sourceline}): {str(node)[:60]!r} — "
+            "not written by rhc"
+        )
 
 
 def _check_seals(root: etree._Element, result: VerifyResult) -> int:
@@ -249,12 +283,12 @@ def _check_conclusion(root: etree._Element, result: VerifyResult) -> None:
         )
 
 
-def verify_report(path: Path, trust: Path | None = None) -> VerifyResult:
+def verify_report(path: Path | str, trust: Path | str | None = None) -> VerifyResult:
     """Verify report.xml (or a run directory holding it); never raises for a damaged report."""
-    xml_path, run_dir = _locate(path)
+    xml_path, run_dir = _locate(Path(path))
     result = VerifyResult(ok=False, report=xml_path)
     try:
-        _verify(xml_path, run_dir, trust, result)
+        _verify(xml_path, run_dir, Path(trust) if trust else None, result)
     except Exception as exc:  # last resort: a verifier must answer, not crash
         result.problems.append(f"verification stopped: {type(exc).__name__}: {exc}")
     result.ok = not result.problems
@@ -278,9 +312,16 @@ def _verify(xml_path: Path, run_dir: Path, trust: Path | None, result: VerifyRes
         )
         return
 
+    _check_unsigned_nodes(root, result)
     result.problems.extend(f"XSD: {p}" for p in schema_problems(root))
     certs = _check_signature(data, root, result)
-    _check_seals(root, result)
+    if not _check_seals(root, result):
+        for index, problem in enumerate(result.problems):
+            if 'URI="")' in problem:
+                result.problems[index] += (
+                    " (no sealed section differs: the change is in <report>'s own attributes, "
+                    "between sections, or in several places consistently)"
+                )
     if certs:
         if trust is not None:
             _check_chain(certs, trust, result)

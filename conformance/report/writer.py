@@ -38,12 +38,12 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def write_report(
-    run_dir: Path,
+    run_dir: Path | str,
     *,
-    lab: Path | None = None,
-    key: Path | None = None,
-    cert: Path | None = None,
-    pkcs12: Path | None = None,
+    lab: Path | str | None = None,
+    key: Path | str | None = None,
+    cert: Path | str | None = None,
+    pkcs12: Path | str | None = None,
     passphrase: str | None = None,
     pdf: bool = True,
 ) -> ReportPaths:
@@ -55,6 +55,7 @@ def write_report(
     digests are signed into the report, and `verify` flags any later change to them.
     """
     run_dir = Path(run_dir)
+    key, cert, pkcs12 = (Path(p) if p else None for p in (key, cert, pkcs12))
     material = load_signing_material(key=key, cert=cert, pkcs12=pkcs12, passphrase=passphrase)
     model = build_model(run_dir, lab=lab, demo_key=material.demo)
     doc = build_xml(model)
@@ -75,9 +76,9 @@ def write_report(
         _atomic_write(html_path, html.encode("utf-8"))
     except OSError as exc:
         raise ReportError(f"cannot write the report into {run_dir}: {exc}") from None
-    pdf_path = None
+    pdf_path = run_dir / "report.pdf"
+    pdf_path.unlink(missing_ok=True)  # a PDF of an earlier report must not sit beside this one
     if pdf:
-        pdf_path = run_dir / "report.pdf"
         write_pdf(html, pdf_path)
     return ReportPaths(
         xml=xml_path,

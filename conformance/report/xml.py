@@ -8,6 +8,7 @@ breaks, the verifier can still name the element that changed instead of only "di
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator
 
 from lxml import etree
@@ -86,12 +87,20 @@ def describe(element: etree._Element) -> str:
 # model -> XML
 
 
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_safe(value: str) -> str:
+    """Text lxml accepts: control characters (e.g. from a raw card answer) become \\xNN."""
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
+
+
 def _sub(
     parent: etree._Element, tag: str, content: str | None = None, **attrs: str
 ) -> etree._Element:
-    element = etree.SubElement(parent, q(tag), attrs)
+    element = etree.SubElement(parent, q(tag), {k: xml_safe(v) for k, v in attrs.items()})
     if content is not None:
-        element.text = content
+        element.text = xml_safe(content)
     return element
 
 
