@@ -3,6 +3,7 @@
 
   in-process APDU rate of the virtual card (READ RECORD, SELECT, read by tag, GET CHALLENGE)
   the whole certification catalogue in-process (cases, seconds, APDUs)
+  the signed report of a real run (XML, XAdES signature, HTML, PDF)
   PC/SC round trip through pcscd + vpcd (only when pcscd runs: scripts/with-pcscd.sh)
 
 Usage: .venv/bin/python scripts/benchmark.py [--no-pcsc]
@@ -11,13 +12,15 @@ Usage: .venv/bin/python scripts/benchmark.py [--no-pcsc]
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from casekit import catalogue, new_card, runner_for  # noqa: E402
+from casekit import catalogue, new_card, runner_for
 
 APDUS = {
     "READ RECORD": "00B2010400",
@@ -55,6 +58,25 @@ def catalogue_run() -> None:
           f"({apdus} logical APDUs, {elapsed / len(cases) * 1e3:.2f} ms/case)")
 
 
+def report_write(tmp: Path) -> None:
+    """write_report of a real run of the catalogue (XML, signature, HTML and PDF)."""
+    from conformance.report import write_report
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "conformance.cli", "run", "--quiet", "--no-report",
+         "--out", str(tmp)], capture_output=True, text=True, check=False,
+    )
+    if proc.returncode != 0:
+        print(f"report        skipped: the run failed ({proc.returncode})")
+        return
+    start = time.perf_counter()
+    paths = write_report(tmp)
+    elapsed = time.perf_counter() - start
+    cases = len((tmp / "results.jsonl").read_text("utf-8").splitlines())
+    print(f"report        {cases} cases: report.xml + signature + HTML + PDF in {elapsed:.2f} s "
+          f"(PDF {paths.pdf.stat().st_size // 1024} KiB)")
+
+
 def pcsc_round_trip(n: int = 300) -> None:
     from conformance.bench import insert_vpcd_card, pcscd_running, remove_vpcd_card
     from conformance.transport.pcsc import PcscTransport
@@ -85,6 +107,8 @@ def main() -> None:
     args = parser.parse_args()
     card_rate()
     catalogue_run()
+    with tempfile.TemporaryDirectory() as tmp:
+        report_write(Path(tmp))
     if not args.no_pcsc:
         pcsc_round_trip()
 

@@ -7,7 +7,11 @@ reshaping an existing one.
 from __future__ import annotations
 
 import contextlib
+import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -84,3 +88,45 @@ def pcsc_transport(pcsc_bench: list[str]) -> Iterator[Callable[..., object]]:
     yield open_transport
     for transport in reversed(opened):
         transport.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# `rhc card serve` as a separate process (end-to-end tests of the CLI through PC/SC)
+#
+#   served_card     the reference card served by `rhc card serve` in Virtual PCD 00 00
+# ---------------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def wait_for_reader_card(present: bool, timeout_s: float = 10.0) -> None:
+    from conformance.bench import wait_for_card
+
+    wait_for_card(VPCD_READER, present=present, timeout_s=timeout_s)
+
+
+@pytest.fixture
+def served_card(pcsc_bench: list[str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`rhc card serve` as a separate process, with the card in Virtual PCD 00 00."""
+    wait_for_reader_card(False)
+    log = tmp_path / "serve.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "conformance.cli", "card", "serve"],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=sink,
+        )
+    try:
+        wait_for_reader_card(True)
+    except Exception:
+        proc.kill()
+        proc.wait()
+        pytest.fail(f"rhc card serve did not insert the card: {log.read_text()}")
+    yield proc
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    wait_for_reader_card(False)

@@ -9,54 +9,21 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ROOT, wait_for_reader_card
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from conformance.model import DEFAULT_PERSONALIZATION, load_personalization, load_profile
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[1]
 RHC = [sys.executable, "-m", "conformance.cli"]
 READER = "Virtual PCD 00 00"
-
-
-def wait_for_reader_card(present: bool, timeout_s: float = 10.0) -> None:
-    from conformance.bench import wait_for_card
-
-    wait_for_card(READER, present=present, timeout_s=timeout_s)
-
-
-@pytest.fixture
-def served_card(pcsc_bench) -> Iterator[subprocess.Popen[str]]:
-    """`rhc card serve` as a separate process, with the card in Virtual PCD 00 00."""
-    wait_for_reader_card(False)
-    proc = subprocess.Popen(
-        [*RHC, "card", "serve"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_for_reader_card(True)
-    except Exception:
-        proc.kill()
-        out, err = proc.communicate()
-        pytest.fail(f"rhc card serve did not insert the card: {err}")
-    yield proc
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    wait_for_reader_card(False)
 
 
 def rhc(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -115,7 +82,7 @@ class RawClient:
             more, sw1, sw2 = self.connection.transmit([0x00, 0xC0, 0x00, 0x00, sw2])
             data += more
         if sw1 == 0x6C:  # wrong Le: resend with the right one
-            data, sw1, sw2 = self.connection.transmit(list(apdu[:4]) + [sw2])
+            data, sw1, sw2 = self.connection.transmit([*apdu[:4], sw2])
         return bytes(data), (sw1 << 8) | sw2
 
     def ok(self, hexapdu: str | bytes) -> bytes:

@@ -652,3 +652,21 @@ def test_a_real_lab_file_replaces_the_demo_lab(tmp_path: Path) -> None:
     lab.write_text("name_zh: x\n", encoding="utf-8")
     with pytest.raises(ReportError, match="missing name_en, accreditation, engineer"):
         write_report(run, lab=lab, pdf=False)
+
+
+def test_case_rows_align_the_title_column(tmp_path: Path) -> None:
+    from conformance.report.render import TAB_EM, case_rows, text_width
+
+    make_run(tmp_path, 30, verdicts={2: Verdict.INCONCLUSIVE, 5: Verdict.NOT_APPLICABLE})
+    model = build_model(tmp_path)
+    codes = {c.result.clause: "C1" for c in model.cases}
+    choices = {c.result.reference_choice: "R1" for c in model.cases}
+    rows, header, indent = case_rows(model, codes, choices)
+    for row in [header, *rows]:
+        x = 0.0
+        cells = row.text.split("\t")
+        for cell in cells[:-1]:
+            x += text_width(cell) if cell else 0.0
+            x = (x // TAB_EM + 1) * TAB_EM  # one tab: to the next stop
+        assert x == indent, row.text
+    assert rows[2].verdict == "INCONCLUSIVE" and "\n" in rows[2].text  # the reason below
