@@ -23,7 +23,7 @@ CLAUSE = "REFERENCE.md §1; WS/T 543.3 (evidence §2.1)"
 
 
 def _df_cases(profile: CardProfile, out: list[Case]) -> None:
-    for name, df in profile.dfs.items():
+    for name in profile.dfs:
 
         @make(
             out,
