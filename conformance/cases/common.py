@@ -23,10 +23,17 @@ def slug(path: str) -> str:
 
 def grant(ctx: CaseContext, path: str, right: str = "read") -> None:
     """Authenticate the key the file needs for `right` (a precondition), then select it."""
-    family = getattr(ctx.profile.file(path).access, right)
-    with ctx.precondition(f"{right} right for {path} ({family})"):
-        if family not in (None, "free"):
-            ctx.session.authenticate(family)
+    grant_families(ctx, path, [getattr(ctx.profile.file(path).access, right)])
+
+
+def grant_families(ctx: CaseContext, path: str, families: list[str | None]) -> None:
+    """Precondition: the rights of these key families in the file's DF, then the file
+    selected (None and "free" need nothing; rights already granted are not asked again)."""
+    wanted = [f for f in dict.fromkeys(families) if f not in (None, "free")]
+    with ctx.precondition(f"rights {', '.join(wanted) or 'none'} for {path}"):
+        for family in wanted:
+            if family not in ctx.session.granted:
+                ctx.session.authenticate(family)
         ctx.session.select(path)
 
 

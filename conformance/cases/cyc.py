@@ -12,11 +12,8 @@ oldest first, which leaves the file byte for byte as it was: the cases are non-d
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
-
 from conformance.apdu import ResponseAPDU, sw_hex
-from conformance.cases.common import make, read_record, slug
+from conformance.cases.common import grant_families, make, read_record, slug
 from conformance.cases.framework import Case, CaseContext
 from conformance.model import codecs
 from conformance.model.codecs import Coding, CodingError
@@ -32,8 +29,8 @@ P2_NUMBER = 0x04  # P1 is a record number
 
 NONCYCLIC_CHOICE = (
     "REFERENCE.md §5 names no status word for UPDATE RECORD P2 = 03 on a file that is not "
-    "cyclic. P2 = 03 is a valid P2 of UPDATE RECORD (\"P2 = 03 on a cyclic file writes a new "
-    "record 1\"), so the P1/P2 check (6A86) cannot reject it before the file is known; the "
+    'cyclic. P2 = 03 is a valid P2 of UPDATE RECORD ("P2 = 03 on a cyclic file writes a new '
+    'record 1"), so the P1/P2 check (6A86) cannot reject it before the file is known; the '
     "file-structure check comes next in the §5 order, before security, so this case expects "
     "6981 (command incompatible with file structure), not 6A86 or 6982."
 )
@@ -44,31 +41,6 @@ REWRITE_CHOICE = (
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-@contextlib.contextmanager
-def restoring(ctx: CaseContext, what: str, undo: Callable[[], None]) -> Iterator[None]:
-    """Run ``undo`` after the block. If the block already failed, a failure of ``undo`` is
-    only noted (the first failure is the verdict); otherwise it propagates."""
-    try:
-        yield
-    except BaseException:
-        try:
-            undo()
-        except Exception as exc:
-            ctx.note(f"restoring {what} failed too: {exc}")
-        raise
-    undo()
-
-
-def _authenticate(ctx: CaseContext, path: str, families: list[str | None]) -> None:
-    """Precondition: the key families' rights in the file's DF, then the file selected."""
-    wanted = [f for f in dict.fromkeys(families) if f not in (None, "free")]
-    with ctx.precondition(f"rights {', '.join(wanted) or 'none'} for {path}"):
-        for family in wanted:
-            if family not in ctx.session.granted:
-                ctx.session.authenticate(family)
-        ctx.session.select(path)
 
 
 def _read_all(ctx: CaseContext, path: str, count: int) -> list[bytes]:
@@ -124,25 +96,34 @@ def _append(ctx: CaseContext, record: bytes) -> ResponseAPDU:
 def _restore_by_appending(ctx: CaseContext, path: str, before: list[bytes]) -> None:
     """Re-append the previous records oldest first, then check the file is as it was."""
     for n in range(len(before), 0, -1):
-        ctx.expect_sw(_append(ctx, before[n - 1]), "ok",
-                      what=f"re-appending previous record {n} of {path} (restoring)")
+        ctx.expect_sw(
+            _append(ctx, before[n - 1]),
+            "ok",
+            what=f"re-appending previous record {n} of {path} (restoring)",
+        )
     after = _read_all(ctx, path, len(before))
-    ctx.check(after == before, f"{path} is not as before after re-appending its records "
-                               "oldest first")
+    ctx.check(
+        after == before, f"{path} is not as before after re-appending its records oldest first"
+    )
 
 
-def _compare(ctx: CaseContext, path: str, after: list[bytes],
-             expected: list[tuple[bytes, str]]) -> None:
+def _compare(
+    ctx: CaseContext, path: str, after: list[bytes], expected: list[tuple[bytes, str]]
+) -> None:
     """FAIL at the first record that is not the expected one (named by where it came from)."""
     for n, (raw, (want, label)) in enumerate(zip(after, expected, strict=True), start=1):
-        ctx.check(raw == want, f"{path} record {n} is {_describe(raw)}, expected {label} "
-                               f"{_describe(want)}")
+        ctx.check(
+            raw == want,
+            f"{path} record {n} is {_describe(raw)}, expected {label} {_describe(want)}",
+        )
 
 
 def _check_lengths(ctx: CaseContext, path: str, records: list[bytes], length: int) -> None:
     for n, raw in enumerate(records, start=1):
-        ctx.check(len(raw) == length,
-                  f"{path} record {n} is {len(raw)} bytes, the profile declares {length}")
+        ctx.check(
+            len(raw) == length,
+            f"{path} record {n} is {len(raw)} bytes, the profile declares {length}",
+        )
 
 
 def _check_decodes(ctx: CaseContext, path: str, raw: bytes, values: dict[int, str]) -> None:
@@ -156,11 +137,14 @@ def _check_decodes(ctx: CaseContext, path: str, raw: bytes, values: dict[int, st
         except CodingError as exc:
             ctx.fail(f"{path} record 1, {name} ({field.coding}) does not decode: {exc}")
             return
-        wanted = codecs.decode(Coding(field.coding), codecs.encode(
-            Coding(field.coding), values[field.offset], field.length))
-        ctx.check(decoded == wanted,
-                  f"{path} record 1, {name} ({field.coding}) reads back {decoded!r}, "
-                  f"written {wanted!r}")
+        wanted = codecs.decode(
+            Coding(field.coding),
+            codecs.encode(Coding(field.coding), values[field.offset], field.length),
+        )
+        ctx.check(
+            decoded == wanted,
+            f"{path} record 1, {name} ({field.coding}) reads back {decoded!r}, written {wanted!r}",
+        )
 
 
 # --------------------------------------------------------------------------- cases
@@ -172,23 +156,29 @@ def _cyclic_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
     length = ef.record_length or 0
     sid = f"CYC-{slug(path)}"
     rights = [ef.access.read, ef.access.update]
-    pre = (f"card reset; {ef.access.read} and {ef.access.update} granted in "
-           f"{path.partition('/')[0]}; the file's records are read first and re-appended "
-           "oldest first at the end")
+    pre = (
+        f"card reset; {ef.access.read} and {ef.access.update} granted in "
+        f"{path.partition('/')[0]}; the file's records are read first and re-appended "
+        "oldest first at the end"
+    )
 
     @make(
-        out, f"{sid}-001", "CYC",
+        out,
+        f"{sid}-001",
+        "CYC",
         f"{path} 循环写入：最新记录为第 1 条",
         f"{path}: a cyclic append becomes record 1, older records shift",
         CLAUSE,
         f"UPDATE RECORD 00 DC 00 03 with {ef.access.update} writes a new record 1 and shifts "
         f"the older records down; every record stays {length} bytes and the new record "
         "decodes by the file's layout to the values written.",
-        preconditions=pre, expected_sw=("9000",), severity="critical",
+        preconditions=pre,
+        expected_sw=("9000",),
+        severity="critical",
     )
     def newest_first(ctx: CaseContext, path: str = path) -> None:
         n, size = ctx.profile.record_count(path), ctx.profile.file(path).record_length or 0
-        _authenticate(ctx, path, rights)
+        grant_families(ctx, path, rights)
         before = _read_before(ctx, path, n)
         new = [_record(ctx.profile, path, seed) for seed in (1, 2)[: min(2, n)]]
         appended = False
@@ -197,7 +187,7 @@ def _cyclic_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             if appended:
                 _restore_by_appending(ctx, path, before)
 
-        with restoring(ctx, path, undo):
+        with ctx.restoring(path, undo):
             for i, (raw, _) in enumerate(new, start=1):
                 response = _append(ctx, raw)
                 appended = appended or response.sw == ctx.sw("ok")
@@ -205,23 +195,29 @@ def _cyclic_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             after = _read_all(ctx, path, n)
             _check_lengths(ctx, path, after, size)
             expected = [(raw, f"append {i}") for i, (raw, _) in enumerate(new, start=1)][::-1]
-            expected += [(raw, f"previous record {k}")
-                         for k, raw in enumerate(before[: n - len(new)], start=1)]
+            expected += [
+                (raw, f"previous record {k}")
+                for k, raw in enumerate(before[: n - len(new)], start=1)
+            ]
             _compare(ctx, path, after, expected)
             _check_decodes(ctx, path, after[0], new[-1][1])
 
     @make(
-        out, f"{sid}-002", "CYC",
+        out,
+        f"{sid}-002",
+        "CYC",
         f"{path} 循环写入 {count + 1} 次后最早记录被覆盖",
         f"{path}: after {count + 1} appends the oldest record is dropped",
         CLAUSE,
         f"{count + 1} appends to a {count}-record cyclic file leave the last {count} appended "
         "records, newest first; the first appended record is gone.",
-        preconditions=pre, expected_sw=("9000",), severity="critical",
+        preconditions=pre,
+        expected_sw=("9000",),
+        severity="critical",
     )
     def oldest_dropped(ctx: CaseContext, path: str = path) -> None:
         n = ctx.profile.record_count(path)
-        _authenticate(ctx, path, rights)
+        grant_families(ctx, path, rights)
         before = _read_before(ctx, path, n)
         new = [_record(ctx.profile, path, seed)[0] for seed in range(11, 11 + n + 1)]
         appended = False
@@ -230,7 +226,7 @@ def _cyclic_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             if appended:
                 _restore_by_appending(ctx, path, before)
 
-        with restoring(ctx, path, undo):
+        with ctx.restoring(path, undo):
             for i, raw in enumerate(new, start=1):
                 response = _append(ctx, raw)
                 appended = appended or response.sw == ctx.sw("ok")
@@ -238,23 +234,29 @@ def _cyclic_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             after = _read_all(ctx, path, n)
             expected = [(new[i - 1], f"append {i}") for i in range(n + 1, 1, -1)]
             _compare(ctx, path, after, expected)
-            ctx.check(new[0] not in after,
-                      f"{path} still holds the first of {n + 1} appended records")
+            ctx.check(
+                new[0] not in after, f"{path} still holds the first of {n + 1} appended records"
+            )
 
     @make(
-        out, f"{sid}-003", "CYC",
+        out,
+        f"{sid}-003",
+        "CYC",
         f"{path} 按记录号改写（P2=04）",
         f"{path}: UPDATE RECORD P2=04 rewrites record n in place",
         CLAUSE,
         f"A plain UPDATE RECORD 00 DC n 04 with {ef.access.update} rewrites record n of the "
         "cyclic file in place, without shifting the other records.",
-        preconditions=(f"card reset; {ef.access.read} and {ef.access.update} granted; every "
-                       "record is written back afterwards"),
-        expected_sw=("9000",), reference_choice=REWRITE_CHOICE,
+        preconditions=(
+            f"card reset; {ef.access.read} and {ef.access.update} granted; every "
+            "record is written back afterwards"
+        ),
+        expected_sw=("9000",),
+        reference_choice=REWRITE_CHOICE,
     )
     def rewrite(ctx: CaseContext, path: str = path) -> None:
         n = ctx.profile.record_count(path)
-        _authenticate(ctx, path, rights)
+        grant_families(ctx, path, rights)
         before = _read_before(ctx, path, n)
         new = [_record(ctx.profile, path, seed)[0] for seed in range(31, 31 + n)]
         written = False
@@ -267,20 +269,25 @@ def _cyclic_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
                 ctx.expect_sw(response, "ok", what=f"rewriting record {k} of {path} (restoring)")
             ctx.check(_read_all(ctx, path, n) == before, f"{path} not restored")
 
-        with restoring(ctx, path, undo):
+        with ctx.restoring(path, undo):
             for k, raw in enumerate(new, start=1):
                 response = ctx.send(ctx.apdu("update_record", k, P2_NUMBER, raw))
                 written = written or response.sw == ctx.sw("ok")
                 ctx.expect_sw(response, "ok", what=f"UPDATE RECORD {k:02X} 04 on {path}")
             after = _read_all(ctx, path, n)
-            _compare(ctx, path, after, [(raw, f"the record written to {k}")
-                                        for k, raw in enumerate(new, start=1)])
+            _compare(
+                ctx,
+                path,
+                after,
+                [(raw, f"the record written to {k}") for k, raw in enumerate(new, start=1)],
+            )
 
 
 def _noncyclic_targets(profile: CardProfile) -> list[str]:
     """One record file per non-cyclic record structure, preferring the DFs of cyclic files."""
-    cyclic_dfs = {p.partition("/")[0] for p, ef in profile.files.items()
-                  if ef.structure is Structure.CYCLIC}
+    cyclic_dfs = {
+        p.partition("/")[0] for p, ef in profile.files.items() if ef.structure is Structure.CYCLIC
+    }
     targets = []
     for structure in (Structure.TLV_RECORDS, Structure.LINEAR_FIXED):
         paths = [p for p, ef in profile.files.items() if ef.structure is structure]
@@ -296,7 +303,9 @@ def _noncyclic_case(profile: CardProfile, path: str, out: list[Case]) -> None:
     rights = [ef.access.read, writer]
 
     @make(
-        out, f"CYC-NONCYCLIC-{slug(path)}-001", "CYC",
+        out,
+        f"CYC-NONCYCLIC-{slug(path)}-001",
+        "CYC",
         f"对非循环文件 {path} 的 P2=03 更新被拒绝",
         f"UPDATE RECORD P2=03 on the non-cyclic file {path} is refused",
         "REFERENCE.md §5 UPDATE RECORD, check order (6981); WS/T 543 (evidence §3.2)",
@@ -304,19 +313,26 @@ def _noncyclic_case(profile: CardProfile, path: str, out: list[Case]) -> None:
         f"6981 even with {', '.join(r for r in rights if r not in (None, 'free'))} granted, "
         "and record 1 is unchanged.",
         preconditions=f"card reset; the read and write rights of {path} granted",
-        expected_sw=("6981",), reference_choice=NONCYCLIC_CHOICE,
+        expected_sw=("6981",),
+        reference_choice=NONCYCLIC_CHOICE,
     )
     def refused(ctx: CaseContext, path: str = path) -> None:
-        _authenticate(ctx, path, rights)
+        grant_families(ctx, path, rights)
         with ctx.precondition(f"READ RECORD 1 of {path}"):
             first = ctx.expect_sw(read_record(ctx, 1), "ok", what=f"READ RECORD 1 of {path}").data
         response = _append(ctx, first)  # record 1's own bytes: harmless if wrongly accepted
         structure = ctx.profile.file(path).structure
-        ctx.expect_sw(response, "incompatible_file_structure",
-                      what=f"UPDATE RECORD 00 DC 00 03 on {path} ({structure})")
+        ctx.expect_sw(
+            response,
+            "incompatible_file_structure",
+            what=f"UPDATE RECORD 00 DC 00 03 on {path} ({structure})",
+        )
         again = ctx.expect_sw(read_record(ctx, 1), "ok", what=f"READ RECORD 1 of {path}").data
-        ctx.check(again == first, f"record 1 of {path} changed from {_describe(first)} to "
-                                  f"{_describe(again)} ({sw_hex(response.sw)})")
+        ctx.check(
+            again == first,
+            f"record 1 of {path} changed from {_describe(first)} to "
+            f"{_describe(again)} ({sw_hex(response.sw)})",
+        )
 
 
 def cases(profile: CardProfile) -> list[Case]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from conformance.apdu import ApduError, CommandAPDU, ResponseAPDU, sw_hex
+from conformance.host.session import HostError
 
 if TYPE_CHECKING:
     from conformance.host.session import HealthCardSession
@@ -151,8 +152,29 @@ class CaseContext:
         """Errors inside are INCONCLUSIVE: the state the case needs could not be established."""
         try:
             yield
-        except (ApduError, CaseFailure, ValueError) as exc:
+        except (ApduError, HostError, CaseFailure, ValueError) as exc:
             raise Inconclusive(f"precondition '{what}' not established: {exc}") from exc
 
     def note(self, text: str) -> None:
         self.trace.annotate(text)
+
+    @contextlib.contextmanager
+    def restoring(self, what: str, undo: Callable[[], None]) -> Iterator[None]:
+        """Run `undo` after the block, so a case leaves the card as it found it.
+
+        When the block already ended with a verdict, a failing `undo` is only noted (the
+        first failure is the verdict); otherwise the case is INCONCLUSIVE, because the card
+        could not be put back and the lab must know.
+        """
+        try:
+            yield
+        except BaseException:
+            try:
+                undo()
+            except Exception as exc:
+                self.note(f"restoring {what} failed too: {exc}")
+            raise
+        try:
+            undo()
+        except (ApduError, HostError, CaseFailure, Inconclusive, ValueError) as exc:
+            raise Inconclusive(f"could not restore {what}: {exc}") from exc

@@ -10,11 +10,8 @@ item's code table (used, free). Every case puts back the flags it found.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
-
 from conformance.apdu import CommandAPDU, ResponseAPDU
-from conformance.cases.common import make, read_record, slug
+from conformance.cases.common import grant_families, make, read_record, slug
 from conformance.cases.framework import Case, CaseContext
 from conformance.model.profile import CardProfile
 from conformance.model.schema import Structure
@@ -33,24 +30,13 @@ FORMS_CHOICE = (
 
 def sw_choice(*sws: str) -> str:
     """The reference_choice sentence for a verdict that rests on §5 status words."""
-    return (f"Expects {', '.join(sws)}: the evidence shows no status-word table, so these "
-            "are the REFERENCE.md §5 [choice].")
+    return (
+        f"Expects {', '.join(sws)}: the evidence shows no status-word table, so these "
+        "are the REFERENCE.md §5 [choice]."
+    )
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-@contextlib.contextmanager
-def _restoring(ctx: CaseContext, what: str, undo: Callable[[], None]) -> Iterator[None]:
-    try:
-        yield
-    except BaseException:
-        try:
-            undo()
-        except Exception as exc:
-            ctx.note(f"restoring {what} failed too: {exc}")
-        raise
-    undo()
 
 
 def flag_values(profile: CardProfile, path: str) -> tuple[bytes, bytes]:
@@ -68,37 +54,35 @@ def flag_values(profile: CardProfile, path: str) -> tuple[bytes, bytes]:
 
 def index_files(profile: CardProfile) -> list[str]:
     return [
-        p for p, ef in profile.files.items()
+        p
+        for p, ef in profile.files.items()
         if ef.structure is Structure.LINEAR_FIXED and ef.access.mark and ef.access.erase
     ]
-
-
-def _grant(ctx: CaseContext, path: str, families: list[str | None]) -> None:
-    wanted = [f for f in dict.fromkeys(families) if f not in (None, "free")]
-    with ctx.precondition(f"rights {', '.join(wanted)} for {path}"):
-        for family in wanted:
-            if family not in ctx.session.granted:
-                ctx.session.authenticate(family)
-        ctx.session.select(path)
 
 
 def _flags(ctx: CaseContext, path: str) -> list[bytes]:
     out = []
     for n in range(1, ctx.profile.record_count(path) + 1):
-        out.append(ctx.expect_sw(read_record(ctx, n), "ok",
-                                 what=f"READ RECORD {n} of {path}").data)
+        out.append(ctx.expect_sw(read_record(ctx, n), "ok", what=f"READ RECORD {n} of {path}").data)
     return out
 
 
 def _start(ctx: CaseContext, path: str, families: list[str | None]) -> list[bytes]:
     """Grant the read right and ``families``, select the file, read its flags (preconditions)."""
-    _grant(ctx, path, [ctx.profile.file(path).access.read, *families])
+    grant_families(ctx, path, [ctx.profile.file(path).access.read, *families])
     with ctx.precondition(f"read the flags of {path}"):
         return _flags(ctx, path)
 
 
-def _command(ctx: CaseContext, name: str, n: int, p2: int = P2_NUMBER, *,
-             le: int | None = None, data: bytes = b"") -> tuple[CommandAPDU, ResponseAPDU]:
+def _command(
+    ctx: CaseContext,
+    name: str,
+    n: int,
+    p2: int = P2_NUMBER,
+    *,
+    le: int | None = None,
+    data: bytes = b"",
+) -> tuple[CommandAPDU, ResponseAPDU]:
     command = ctx.apdu(name, n, p2, data, le)
     return command, ctx.send(command)
 
@@ -114,10 +98,11 @@ def _restore(ctx: CaseContext, path: str, original: list[bytes]) -> None:
         if was not in (used, free):
             ctx.note(f"{path} record {n} held {was.hex().upper()}: it cannot be written back")
             continue
-        name, family = ("mark_record", ef.access.mark) if was == used else \
-            ("erase_record", ef.access.erase)
+        name, family = (
+            ("mark_record", ef.access.mark) if was == used else ("erase_record", ef.access.erase)
+        )
         if family not in ctx.session.granted:
-            _grant(ctx, path, [family])
+            grant_families(ctx, path, [family])
         _, response = _command(ctx, name, n, le=LE_ZERO)
         ctx.expect_sw(response, "ok", what=f"restoring record {n} of {path}")
     ctx.check(_flags(ctx, path) == original, f"the flags of {path} are not as before")
@@ -126,8 +111,10 @@ def _restore(ctx: CaseContext, path: str, original: list[bytes]) -> None:
 def _unchanged(ctx: CaseContext, path: str, original: list[bytes], after: str) -> None:
     now = _flags(ctx, path)
     for n, (a, b) in enumerate(zip(now, original, strict=True), start=1):
-        ctx.check(a == b, f"{path} record {n} changed from {b.hex().upper()} to "
-                          f"{a.hex().upper()} after {after}")
+        ctx.check(
+            a == b,
+            f"{path} record {n} changed from {b.hex().upper()} to {a.hex().upper()} after {after}",
+        )
 
 
 # --------------------------------------------------------------------------- cases
@@ -138,33 +125,45 @@ def _record_case(profile: CardProfile, path: str, n: int, out: list[Case]) -> No
     used, free = flag_values(profile, path)
 
     @make(
-        out, f"IDX-{slug(path)}-R{n}-001", "IDX",
+        out,
+        f"IDX-{slug(path)}-R{n}-001",
+        "IDX",
         f"{path} 第 {n} 条索引标记与擦除",
         f"{path} record {n}: mark sets {used.hex().upper()}, erase sets {free.hex().upper()}",
         CLAUSE,
         f"84 D2 {n:02X} 04 with {ef.access.mark} sets record {n} to {used.hex().upper()} and "
         f"84 0C {n:02X} 04 with {ef.access.erase} sets it back to {free.hex().upper()}, in "
         "both forms (with and without the trailing 00); the other records do not change.",
-        preconditions=(f"card reset; {ef.access.read}, {ef.access.mark} and {ef.access.erase} "
-                       "granted in DF03; the flags are put back afterwards"),
-        expected_sw=("9000",), severity="critical", reference_choice=FORMS_CHOICE,
+        preconditions=(
+            f"card reset; {ef.access.read}, {ef.access.mark} and {ef.access.erase} "
+            "granted in DF03; the flags are put back afterwards"
+        ),
+        expected_sw=("9000",),
+        severity="critical",
+        reference_choice=FORMS_CHOICE,
     )
     def mark_erase(ctx: CaseContext, path: str = path, n: int = n) -> None:
         acc = ctx.profile.file(path).access
         original = _start(ctx, path, [acc.mark, acc.erase])
-        with _restoring(ctx, path, lambda: _restore(ctx, path, original)):
+        with ctx.restoring(path, lambda: _restore(ctx, path, original)):
             for le in (None, LE_ZERO):
                 for name, flag in (("mark_record", used), ("erase_record", free)):
                     command, response = _command(ctx, name, n, le=le)
                     ctx.expect_sw(response, "ok", what=command.hex())
                     now = _flags(ctx, path)
-                    ctx.check(now[n - 1] == flag,
-                              f"after {command.hex()} record {n} of {path} is "
-                              f"{now[n - 1].hex().upper()}, expected {flag.hex().upper()}")
-                    others = [k for k in range(1, len(now) + 1)
-                              if k != n and now[k - 1] != original[k - 1]]
-                    ctx.check(not others,
-                              f"{command.hex()} also changed record(s) {others} of {path}")
+                    ctx.check(
+                        now[n - 1] == flag,
+                        f"after {command.hex()} record {n} of {path} is "
+                        f"{now[n - 1].hex().upper()}, expected {flag.hex().upper()}",
+                    )
+                    others = [
+                        k
+                        for k in range(1, len(now) + 1)
+                        if k != n and now[k - 1] != original[k - 1]
+                    ]
+                    ctx.check(
+                        not others, f"{command.hex()} also changed record(s) {others} of {path}"
+                    )
 
 
 def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
@@ -176,34 +175,43 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
     both = f"card reset; {read}, {mark} and {erase} granted in DF03; flags put back afterwards"
 
     @make(
-        out, f"{sid}-001", "IDX",
+        out,
+        f"{sid}-001",
+        "IDX",
         f"{path} 带数据域的标记/擦除返回 6700",
         f"{path}: mark/erase with a data field answer 6700",
         CLAUSE + " (6700)",
         "84 D2 01 04 01 00 and 84 0C 01 04 01 00 (a one-byte data field) answer 6700 with "
         "both keys granted, and no flag changes.",
-        preconditions=both, expected_sw=("6700",), reference_choice=sw_choice("6700"),
+        preconditions=both,
+        expected_sw=("6700",),
+        reference_choice=sw_choice("6700"),
     )
     def data_field(ctx: CaseContext, path: str = path) -> None:
         original = _start(ctx, path, [mark, erase])
-        with _restoring(ctx, path, lambda: _restore(ctx, path, original)):
+        with ctx.restoring(path, lambda: _restore(ctx, path, original)):
             for name in ("mark_record", "erase_record"):
                 command, response = _command(ctx, name, 1, data=b"\x00")
                 ctx.expect_sw(response, "wrong_length", what=command.hex())
             _unchanged(ctx, path, original, "mark/erase with a data field")
 
     @make(
-        out, f"{sid}-002", "IDX",
+        out,
+        f"{sid}-002",
+        "IDX",
         f"{path} 标记/擦除 P2≠04 返回 6A86",
         f"{path}: mark/erase with P2 other than 04 answer 6A86",
         CLAUSE + " (6A86)",
-        "Mark and erase with P2 = " + ", ".join(f"{p:02X}" for p in WRONG_P2)
+        "Mark and erase with P2 = "
+        + ", ".join(f"{p:02X}" for p in WRONG_P2)
         + " answer 6A86 with both keys granted, and no flag changes.",
-        preconditions=both, expected_sw=("6A86",), reference_choice=sw_choice("6A86"),
+        preconditions=both,
+        expected_sw=("6A86",),
+        reference_choice=sw_choice("6A86"),
     )
     def wrong_p2(ctx: CaseContext, path: str = path) -> None:
         original = _start(ctx, path, [mark, erase])
-        with _restoring(ctx, path, lambda: _restore(ctx, path, original)):
+        with ctx.restoring(path, lambda: _restore(ctx, path, original)):
             for p2 in WRONG_P2:
                 for name in ("mark_record", "erase_record"):
                     command, response = _command(ctx, name, 1, p2, le=LE_ZERO)
@@ -211,18 +219,22 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             _unchanged(ctx, path, original, "mark/erase with a wrong P2")
 
     @make(
-        out, f"{sid}-003", "IDX",
+        out,
+        f"{sid}-003",
+        "IDX",
         f"{path} 标记/擦除记录 0 与 {count + 1} 返回 6A83",
         f"{path}: mark/erase of record 0 and {count + 1} answer 6A83",
         CLAUSE + " (6A83)",
         f"Mark and erase of record 0 and of record {count + 1} (the file has {count}) answer "
         "6A83 with both keys granted.",
-        preconditions=both, expected_sw=("6A83",), reference_choice=sw_choice("6A83"),
+        preconditions=both,
+        expected_sw=("6A83",),
+        reference_choice=sw_choice("6A83"),
     )
     def out_of_range(ctx: CaseContext, path: str = path) -> None:
         original = _start(ctx, path, [mark, erase])
         last = ctx.profile.record_count(path)
-        with _restoring(ctx, path, lambda: _restore(ctx, path, original)):
+        with ctx.restoring(path, lambda: _restore(ctx, path, original)):
             for n in (0, last + 1):
                 for name in ("mark_record", "erase_record"):
                     command, response = _command(ctx, name, n, le=LE_ZERO)
@@ -230,40 +242,49 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             _unchanged(ctx, path, original, "mark/erase out of range")
 
     @make(
-        out, f"{sid}-004", "IDX",
+        out,
+        f"{sid}-004",
+        "IDX",
         f"{path} 无 {mark} 不能标记",
         f"{path}: marking needs {mark}",
         CLAUSE + "; REFERENCE.md §3 (6982)",
         f"84 D2 01 04 00 answers 6982 with only {read}, and still 6982 with {erase} granted "
         "as well; the flag does not change.",
         preconditions=f"card reset; {read}, then {erase} granted in DF03",
-        expected_sw=("6982",), severity="critical", reference_choice=sw_choice("6982"),
+        expected_sw=("6982",),
+        severity="critical",
+        reference_choice=sw_choice("6982"),
     )
     def mark_needs_key(ctx: CaseContext, path: str = path) -> None:
         original = _start(ctx, path, [])
-        with _restoring(ctx, path, lambda: _restore(ctx, path, original)):
+        with ctx.restoring(path, lambda: _restore(ctx, path, original)):
             command, response = _command(ctx, "mark_record", 1, le=LE_ZERO)
             ctx.expect_sw(response, "security_not_satisfied", what=f"{command.hex()} ({read})")
-            _grant(ctx, path, [erase])
+            grant_families(ctx, path, [erase])
             command, response = _command(ctx, "mark_record", 1, le=LE_ZERO)
-            ctx.expect_sw(response, "security_not_satisfied",
-                          what=f"{command.hex()} ({read} + {erase})")
+            ctx.expect_sw(
+                response, "security_not_satisfied", what=f"{command.hex()} ({read} + {erase})"
+            )
             _unchanged(ctx, path, original, "a refused mark")
 
     @make(
-        out, f"{sid}-005", "IDX",
+        out,
+        f"{sid}-005",
+        "IDX",
         f"{path} 仅有 {mark} 不能擦除",
         f"{path}: {mark} alone does not erase",
         CLAUSE + "; REFERENCE.md §3 (6982)",
         f"With {read} and {mark} granted and record 1 marked, 84 0C 01 04 00 answers 6982 "
         "and record 1 stays marked.",
         preconditions=f"card reset; {read} and {mark} granted; record 1 marked; "
-                      f"{erase} granted at the end to put the flag back",
-        expected_sw=("6982",), severity="critical", reference_choice=sw_choice("6982"),
+        f"{erase} granted at the end to put the flag back",
+        expected_sw=("6982",),
+        severity="critical",
+        reference_choice=sw_choice("6982"),
     )
     def erase_needs_key(ctx: CaseContext, path: str = path) -> None:
         original = _start(ctx, path, [mark])
-        with _restoring(ctx, path, lambda: _restore(ctx, path, original)):
+        with ctx.restoring(path, lambda: _restore(ctx, path, original)):
             if original[0] != used:
                 with ctx.precondition(f"mark record 1 of {path}"):
                     command, response = _command(ctx, "mark_record", 1, le=LE_ZERO)
@@ -271,22 +292,29 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             command, response = _command(ctx, "erase_record", 1, le=LE_ZERO)
             ctx.expect_sw(response, "security_not_satisfied", what=f"{command.hex()} ({mark})")
             now = _flags(ctx, path)[0]
-            ctx.check(now == used, f"record 1 of {path} is {now.hex().upper()} after a refused "
-                                   f"erase, expected {used.hex().upper()}")
+            ctx.check(
+                now == used,
+                f"record 1 of {path} is {now.hex().upper()} after a refused "
+                f"erase, expected {used.hex().upper()}",
+            )
 
     @make(
-        out, f"{sid}-006", "IDX",
+        out,
+        f"{sid}-006",
+        "IDX",
         f"{path} 不能用明文 UPDATE RECORD 修改",
         f"{path}: a plain UPDATE RECORD is refused",
         CLAUSE + "; REFERENCE.md §5 UPDATE RECORD (6982)",
         "00 DC 01 04 with a flag value answers 6982 even with both index keys granted: index "
         "files change only by mark/erase; the flag does not change.",
-        preconditions=both, expected_sw=("6982",), reference_choice=sw_choice("6982"),
+        preconditions=both,
+        expected_sw=("6982",),
+        reference_choice=sw_choice("6982"),
     )
     def plain_update(ctx: CaseContext, path: str = path) -> None:
         original = _start(ctx, path, [mark, erase])
         flag = used if original[0] != used else free
-        with _restoring(ctx, path, lambda: _restore(ctx, path, original)):
+        with ctx.restoring(path, lambda: _restore(ctx, path, original)):
             command = ctx.apdu("update_record", 1, P2_NUMBER, flag)
             response = ctx.send(command)
             ctx.expect_sw(response, "security_not_satisfied", what=command.hex())

@@ -14,9 +14,6 @@ The PIN never appears in notes or failure messages; the trace masks VERIFY / CHA
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
-
 from conformance.apdu import ResponseAPDU, sw_hex
 from conformance.cases.common import make
 from conformance.cases.framework import Case, CaseContext, Inconclusive
@@ -129,19 +126,6 @@ class _Pin:
         self.ctx.fail("the sample PIN could not be restored")
 
 
-@contextlib.contextmanager
-def _restoring(ctx: CaseContext, undo: Callable[[], None]) -> Iterator[None]:
-    try:
-        yield
-    except BaseException:
-        try:
-            undo()
-        except Exception as exc:
-            ctx.note(f"restoring the sample PIN failed too: {exc}")
-        raise
-    undo()
-
-
 def shifted(pin: str, k: int) -> str:
     """The PIN with every digit shifted by k (mod 10): as long, and different in every digit."""
     return "".join(str((int(d) + k) % 10) for d in pin)
@@ -168,7 +152,7 @@ def cases(profile: CardProfile) -> list[Case]:
         p = _Pin(ctx)
         pin = p.start()
         wrong = shifted(pin, WRONG)
-        with _restoring(ctx, lambda: p.restore(pin, [])):
+        with ctx.restoring("the sample PIN", lambda: p.restore(pin, [])):
             p.expect_wrong(p.verify(wrong, "VERIFY, wrong PIN"), p.tries - 1,
                            "VERIFY with a wrong PIN")
             ctx.expect_sw(p.verify(pin, "VERIFY"), "ok", what="VERIFY with the right PIN")
@@ -190,7 +174,7 @@ def cases(profile: CardProfile) -> list[Case]:
         p = _Pin(ctx)
         pin = p.start()
         new = shifted(pin, NEW)
-        with _restoring(ctx, lambda: p.restore(pin, [new])):
+        with ctx.restoring("the sample PIN", lambda: p.restore(pin, [new])):
             ctx.expect_sw(p.change(pin, new, "CHANGE PIN"), "ok",
                           what="CHANGE PIN from the sample PIN to a new PIN")
             ctx.expect_sw(p.verify(new, "VERIFY, new PIN"), "ok",
@@ -216,7 +200,7 @@ def cases(profile: CardProfile) -> list[Case]:
         p = _Pin(ctx)
         pin = p.start()
         wrong, new = shifted(pin, WRONG), shifted(pin, NEW)
-        with _restoring(ctx, lambda: p.restore(pin, [new])):
+        with ctx.restoring("the sample PIN", lambda: p.restore(pin, [new])):
             ctx.expect_sw(p.change(wrong, new, "CHANGE PIN, wrong old PIN"), "wrong_cryptogram",
                           what="CHANGE PIN with a wrong old PIN")
             ctx.expect_sw(p.verify(pin, "VERIFY"), "ok",

@@ -17,14 +17,12 @@ no one's real key.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import secrets
-from collections.abc import Callable, Iterator
 
 from conformance import crypto
 from conformance.apdu import CommandAPDU, ResponseAPDU
-from conformance.cases.common import make, read_binary, slug
+from conformance.cases.common import grant_families, make, read_binary, slug
 from conformance.cases.framework import Case, CaseContext
 from conformance.model import codecs
 from conformance.model.codecs import Coding, CodingError
@@ -45,23 +43,10 @@ SIGNATURE_CHOICE = (
 # --------------------------------------------------------------------------- helpers
 def sw_choice(*sws: str) -> str:
     """The reference_choice sentence for a verdict that rests on §5 status words."""
-    return (f"Expects {', '.join(sws)}: the evidence shows no status-word table, so these "
-            "are the REFERENCE.md §5 [choice].")
-
-
-
-
-@contextlib.contextmanager
-def _restoring(ctx: CaseContext, what: str, undo: Callable[[], None]) -> Iterator[None]:
-    try:
-        yield
-    except BaseException:
-        try:
-            undo()
-        except Exception as exc:
-            ctx.note(f"restoring {what} failed too: {exc}")
-        raise
-    undo()
+    return (
+        f"Expects {', '.join(sws)}: the evidence shows no status-word table, so these "
+        "are the REFERENCE.md §5 [choice]."
+    )
 
 
 def record_files(profile: CardProfile) -> list[str]:
@@ -82,20 +67,14 @@ def _role(profile: CardProfile, path: str, role: str) -> LayoutField | None:
     return next((f for f in layout if f.role == role), None)
 
 
-def _grant(ctx: CaseContext, path: str, families: list[str | None]) -> None:
-    wanted = [f for f in dict.fromkeys(families) if f not in (None, "free")]
-    with ctx.precondition(f"rights {', '.join(wanted) or 'none'} for {path}"):
-        for family in wanted:
-            if family not in ctx.session.granted:
-                ctx.session.authenticate(family)
-        ctx.session.select(path)
-
-
 def other_keys(profile: CardProfile, path: str, *excluded: str | None) -> list[str]:
     """Every key of the file's DF that EXTERNAL AUTHENTICATE can grant, but ``excluded``."""
     df = path.partition("/")[0]
-    return [name for name, key in profile.keys.items()
-            if key.df == df and key.kid is not None and name not in excluded]
+    return [
+        name
+        for name, key in profile.keys.items()
+        if key.df == df and key.kid is not None and name not in excluded
+    ]
 
 
 def _update(ctx: CaseContext, offset: int, data: bytes) -> tuple[CommandAPDU, ResponseAPDU]:
@@ -103,27 +82,29 @@ def _update(ctx: CaseContext, offset: int, data: bytes) -> tuple[CommandAPDU, Re
     return command, ctx.send(command)
 
 
-def _write(ctx: CaseContext, path: str, offset: int, data: bytes,
-           chunk: int = WRITE_CHUNK) -> None:
+def _write(ctx: CaseContext, path: str, offset: int, data: bytes, chunk: int = WRITE_CHUNK) -> None:
     """UPDATE BINARY of ``data`` at ``offset`` in chunks; FAIL unless each answers 9000."""
     for start in range(0, len(data), chunk):
         at = offset + start
         command, response = _update(ctx, at, data[start : start + chunk])
-        ctx.expect_sw(response, "ok",
-                      what=f"UPDATE BINARY of {path} at {at} ({command.hex()[:14]}…)")
+        ctx.expect_sw(
+            response, "ok", what=f"UPDATE BINARY of {path} at {at} ({command.hex()[:14]}…)"
+        )
 
 
-def _read(ctx: CaseContext, path: str, offset: int, length: int,
-          chunk: int = WRITE_CHUNK) -> bytes:
+def _read(ctx: CaseContext, path: str, offset: int, length: int, chunk: int = WRITE_CHUNK) -> bytes:
     """READ BINARY of ``length`` bytes in chunks; FAIL unless each answers 9000 in full."""
     out = bytearray()
     while len(out) < length:
         at = offset + len(out)
         n = min(chunk, length - len(out))
-        response = ctx.expect_sw(read_binary(ctx, at, n), "ok",
-                                 what=f"READ BINARY of {path} at {at}, Le {n:02X}")
-        ctx.check(len(response.data) == n, f"READ BINARY of {path} at {at} returned "
-                                           f"{len(response.data)} bytes, asked for {n}")
+        response = ctx.expect_sw(
+            read_binary(ctx, at, n), "ok", what=f"READ BINARY of {path} at {at}, Le {n:02X}"
+        )
+        ctx.check(
+            len(response.data) == n,
+            f"READ BINARY of {path} at {at} returned {len(response.data)} bytes, asked for {n}",
+        )
         out += response.data
     return bytes(out)
 
@@ -135,8 +116,10 @@ def _read_original(ctx: CaseContext, path: str) -> bytes:
 
 def _first_difference(ctx: CaseContext, path: str, got: bytes, want: bytes) -> str:
     """Where two images first differ, named by the layout field."""
-    at = next((i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b),
-              min(len(got), len(want)))
+    at = next(
+        (i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b),
+        min(len(got), len(want)),
+    )
     layout = ctx.profile.layout(ctx.profile.file(path).layout or "")
     field = next((f for f in layout if f.offset <= at < f.offset + f.length), None)
     where = f" ({_field_name(field)}, byte {at - field.offset} of it)" if field else ""
@@ -152,8 +135,13 @@ def _check_image(ctx: CaseContext, path: str, got: bytes, want: bytes, what: str
 
 def _restore(ctx: CaseContext, path: str, original: bytes) -> None:
     _write(ctx, path, 0, original)
-    _check_image(ctx, path, _read(ctx, path, 0, len(original)), original,
-                 "is not as before after writing its original bytes back")
+    _check_image(
+        ctx,
+        path,
+        _read(ctx, path, 0, len(original)),
+        original,
+        "is not as before after writing its original bytes back",
+    )
 
 
 def fill_value(field: LayoutField, seed: int) -> str:
@@ -180,8 +168,9 @@ def probe_fields(profile: CardProfile, path: str, chunk: int = WRITE_CHUNK) -> l
     size = ef.size or 0
     chosen = [layout[0], layout[-1], *(f for f in layout if f.role)]
     for boundary in range(chunk, size, chunk):
-        chosen += [f for f in layout if f.offset < boundary <= f.offset + f.length
-                   or f.offset == boundary]
+        chosen += [
+            f for f in layout if f.offset < boundary <= f.offset + f.length or f.offset == boundary
+        ]
     return sorted({f.offset: f for f in chosen}.values(), key=lambda f: f.offset)
 
 
@@ -219,52 +208,74 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
     rw = f"card reset; {read} and {update} granted in DF03; the file's bytes are written back"
 
     @make(
-        out, f"{sid}-001", "REC",
+        out,
+        f"{sid}-001",
+        "REC",
         f"{path} 大小 {size} 字节与文件末尾",
         f"{path} is {size} bytes; writes past its end are refused",
         CLAUSE + "; REFERENCE.md §5 READ/UPDATE BINARY (6B00, 6700)",
         f"READ BINARY at {size - 1} returns 1 byte and at {size} answers 6B00; UPDATE BINARY "
         f"at {size} and {size + 1} answers 6B00 and 2 bytes at {size - 1} answer 6700 without "
         f"writing; the last byte ({size - 1}) can be written and reads back.",
-        preconditions=rw, expected_sw=("9000", "6B00", "6700"), severity="critical",
+        preconditions=rw,
+        expected_sw=("9000", "6B00", "6700"),
+        severity="critical",
         reference_choice=sw_choice("6B00", "6700"),
     )
     def size_and_end(ctx: CaseContext, path: str = path) -> None:
         size = ctx.profile.file(path).size or 0
-        _grant(ctx, path, [read, update])
-        response = ctx.expect_sw(read_binary(ctx, size - 1), "ok",
-                                 what=f"READ BINARY of {path} at {size - 1} (its last byte)")
-        ctx.check(len(response.data) == 1, f"READ BINARY at {size - 1} returned "
-                                           f"{len(response.data)} bytes: {path} is not {size} "
-                                           "bytes")
+        grant_families(ctx, path, [read, update])
+        response = ctx.expect_sw(
+            read_binary(ctx, size - 1),
+            "ok",
+            what=f"READ BINARY of {path} at {size - 1} (its last byte)",
+        )
+        ctx.check(
+            len(response.data) == 1,
+            f"READ BINARY at {size - 1} returned "
+            f"{len(response.data)} bytes: {path} is not {size} "
+            "bytes",
+        )
         last = response.data
-        ctx.expect_sw(read_binary(ctx, size), "offset_beyond_end",
-                      what=f"READ BINARY of {path} at {size} (its end)")
+        ctx.expect_sw(
+            read_binary(ctx, size),
+            "offset_beyond_end",
+            what=f"READ BINARY of {path} at {size} (its end)",
+        )
 
         def undo() -> None:
             _write(ctx, path, size - 1, last)
 
-        with _restoring(ctx, f"the last byte of {path}", undo):
+        with ctx.restoring(f"the last byte of {path}", undo):
             for offset, where in ((size, "at the end"), (size + 1, "past the end")):
                 command, response = _update(ctx, offset, b"\x00")
                 ctx.expect_sw(response, "offset_beyond_end", what=f"{command.hex()} ({where})")
             flipped = bytes([last[0] ^ 0xFF])
             command, response = _update(ctx, size - 1, flipped + b"\x00")
-            ctx.expect_sw(response, "wrong_length",
-                          what=f"{command.hex()} (2 bytes at the last offset)")
+            ctx.expect_sw(
+                response, "wrong_length", what=f"{command.hex()} (2 bytes at the last offset)"
+            )
             now = _read(ctx, path, size - 1, 1)
-            ctx.check(now == last, f"a refused UPDATE BINARY past the end changed the last byte "
-                                   f"of {path} from {last.hex().upper()} to {now.hex().upper()}")
+            ctx.check(
+                now == last,
+                f"a refused UPDATE BINARY past the end changed the last byte "
+                f"of {path} from {last.hex().upper()} to {now.hex().upper()}",
+            )
             _write(ctx, path, size - 1, flipped)
             now = _read(ctx, path, size - 1, 1)
-            ctx.check(now == flipped, f"the last byte of {path} reads back {now.hex().upper()}, "
-                                      f"written {flipped.hex().upper()}")
+            ctx.check(
+                now == flipped,
+                f"the last byte of {path} reads back {now.hex().upper()}, "
+                f"written {flipped.hex().upper()}",
+            )
 
     fields = probe_fields(profile, path)
     listed = ", ".join(f"{_field_name(f)} @{f.offset}" for f in fields)
 
     @make(
-        out, f"{sid}-002", "REC",
+        out,
+        f"{sid}-002",
+        "REC",
         f"{path} 按数据项偏移写入并读回",
         f"{path}: UPDATE BINARY at the layout's item offsets reads back exactly",
         CLAUSE + "; REFERENCE.md §5 UPDATE BINARY",
@@ -272,10 +283,12 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         "(first and last byte of the file, every 0xFF chunk boundary, the signature fields) "
         "reads back byte for byte, the rest of the file untouched, each field decoding by "
         "its coding.",
-        preconditions=rw, expected_sw=("9000",), severity="critical",
+        preconditions=rw,
+        expected_sw=("9000",),
+        severity="critical",
     )
     def item_offsets(ctx: CaseContext, path: str = path) -> None:
-        _grant(ctx, path, [read, update])
+        grant_families(ctx, path, [read, update])
         original = _read_original(ctx, path)
         chosen = probe_fields(ctx.profile, path)
         expected = bytearray(original)
@@ -283,11 +296,16 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         for seed, field in enumerate(chosen, start=1):
             values[field.offset] = fill_value(field, seed)
             expected[field.offset : field.offset + field.length] = _encode(
-                field, values[field.offset])
-        with _restoring(ctx, path, lambda: _restore(ctx, path, original)):
+                field, values[field.offset]
+            )
+        with ctx.restoring(path, lambda: _restore(ctx, path, original)):
             for field in chosen:
-                _write(ctx, path, field.offset,
-                       bytes(expected[field.offset : field.offset + field.length]))
+                _write(
+                    ctx,
+                    path,
+                    field.offset,
+                    bytes(expected[field.offset : field.offset + field.length]),
+                )
             got = _read(ctx, path, 0, len(original))
             _check_image(ctx, path, got, bytes(expected), "after writes at item offsets")
             for field in chosen:
@@ -296,25 +314,31 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
                     decoded = codecs.decode(Coding(field.coding), raw)
                 except CodingError as exc:
                     ctx.fail(f"{path} {_field_name(field)} does not decode: {exc}")
-                ctx.check(decoded == codecs.decode(Coding(field.coding),
-                                                   _encode(field, values[field.offset])),
-                          f"{path} {_field_name(field)} decodes to {decoded!r}")
+                ctx.check(
+                    decoded
+                    == codecs.decode(Coding(field.coding), _encode(field, values[field.offset])),
+                    f"{path} {_field_name(field)} decodes to {decoded!r}",
+                )
 
     @make(
-        out, f"{sid}-003", "REC",
+        out,
+        f"{sid}-003",
+        "REC",
         f"{path} 整文件写入并以不同分块读回",
         f"{path}: a whole-file image survives a different chunking",
         CLAUSE + "; REFERENCE.md §5 READ/UPDATE BINARY",
         f"An image of all {size} bytes (each byte changed) written in 0xFF-byte chunks reads "
         "back identical in 0x80-byte chunks: the card keeps every byte, at every chunk "
         "boundary, up to the last.",
-        preconditions=rw, expected_sw=("9000",), severity="critical",
+        preconditions=rw,
+        expected_sw=("9000",),
+        severity="critical",
     )
     def whole_image(ctx: CaseContext, path: str = path) -> None:
-        _grant(ctx, path, [read, update])
+        grant_families(ctx, path, [read, update])
         original = _read_original(ctx, path)
         image = bytes(b ^ (1 + i % 0xFF) for i, b in enumerate(original))
-        with _restoring(ctx, path, lambda: _restore(ctx, path, original)):
+        with ctx.restoring(path, lambda: _restore(ctx, path, original)):
             _write(ctx, path, 0, image, WRITE_CHUNK)
             got = _read(ctx, path, 0, len(image), READ_CHUNK)
             _check_image(ctx, path, got, image, "read back in 0x80-byte chunks")
@@ -322,28 +346,40 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
     keys = ", ".join(other_keys(profile, path, read))
 
     @make(
-        out, f"{sid}-004", "REC",
+        out,
+        f"{sid}-004",
+        "REC",
         f"{path} 无 {read} 不能读取",
         f"{path}: reading needs {read}",
         CLAUSE + "; REFERENCE.md §3 (an update right does not grant reading)",
         f"READ BINARY of {path} answers 6982 with no right, and still 6982 with every other "
         f"key of DF03 granted ({keys}).",
         preconditions=f"card reset; then {keys} granted in DF03",
-        expected_sw=("6982",), severity="critical", reference_choice=sw_choice("6982"),
+        expected_sw=("6982",),
+        severity="critical",
+        reference_choice=sw_choice("6982"),
     )
     def read_needs_key(ctx: CaseContext, path: str = path) -> None:
-        _grant(ctx, path, [])
-        ctx.expect_sw(read_binary(ctx, 0), "security_not_satisfied",
-                      what=f"READ BINARY of {path} with no right")
+        grant_families(ctx, path, [])
+        ctx.expect_sw(
+            read_binary(ctx, 0),
+            "security_not_satisfied",
+            what=f"READ BINARY of {path} with no right",
+        )
         others = other_keys(ctx.profile, path, read)
-        _grant(ctx, path, list(others))
-        ctx.expect_sw(read_binary(ctx, 0), "security_not_satisfied",
-                      what=f"READ BINARY of {path} with {', '.join(others)}")
+        grant_families(ctx, path, list(others))
+        ctx.expect_sw(
+            read_binary(ctx, 0),
+            "security_not_satisfied",
+            what=f"READ BINARY of {path} with {', '.join(others)}",
+        )
 
     writers = ", ".join([read or "", *other_keys(profile, path, read, update)])
 
     @make(
-        out, f"{sid}-005", "REC",
+        out,
+        f"{sid}-005",
+        "REC",
         f"{path} 无 {update} 不能写入",
         f"{path}: writing needs {update}",
         CLAUSE + "; REFERENCE.md §3",
@@ -351,15 +387,20 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         f"({writers}); the bytes written are the file's own, so nothing changes even if a "
         "card wrongly accepts them.",
         preconditions=f"card reset; {writers} granted in DF03",
-        expected_sw=("6982",), severity="critical", reference_choice=sw_choice("6982"),
+        expected_sw=("6982",),
+        severity="critical",
+        reference_choice=sw_choice("6982"),
     )
     def write_needs_key(ctx: CaseContext, path: str = path) -> None:
-        _grant(ctx, path, [read, *other_keys(ctx.profile, path, read, update)])
+        grant_families(ctx, path, [read, *other_keys(ctx.profile, path, read, update)])
         with ctx.precondition(f"READ BINARY of {path}"):
             head = _read(ctx, path, 0, 16)
         command, response = _update(ctx, 0, head)
-        ctx.expect_sw(response, "security_not_satisfied",
-                      what=f"{command.hex()[:14]}… with {', '.join(ctx.session.granted)}")
+        ctx.expect_sw(
+            response,
+            "security_not_satisfied",
+            what=f"{command.hex()[:14]}… with {', '.join(ctx.session.granted)}",
+        )
 
     sig = _role(profile, path, "signature")
     signer = _role(profile, path, "signer_key")
@@ -367,63 +408,84 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         return
 
     @make(
-        out, f"{sid}-006", "REC",
+        out,
+        f"{sid}-006",
+        "REC",
         f"{path} 记录签名经卡片存取后仍可验证",
         f"{path}: an SM2-signed record still verifies after the round trip through the card",
-        "REFERENCE.md §4 record signatures [choice]; WS/T 543 (evidence §2.3, §4.6, "
-        "Appendix A)",
+        "REFERENCE.md §4 record signatures [choice]; WS/T 543 (evidence §2.3, §4.6, Appendix A)",
         f"A record whose bytes 0–{sig.offset - 1} are signed with a demo SM2 key (signature at "
         f"{sig.offset}, public key at {signer.offset}) and written in 0xFF-byte chunks reads "
         "back so that the signature verifies; after the last signed byte is changed on the "
         "card the record no longer verifies; put back, the record is again exactly as signed.",
         applicability="record_signatures",
         preconditions=rw + "; an ephemeral demo SM2 signer key (DEMO ONLY)",
-        expected_sw=("9000",), severity="critical", reference_choice=SIGNATURE_CHOICE,
+        expected_sw=("9000",),
+        severity="critical",
+        reference_choice=SIGNATURE_CHOICE,
     )
     def signed_record(ctx: CaseContext, path: str = path) -> None:
         size = ctx.profile.file(path).size or 0
-        _grant(ctx, path, [read, update])
+        grant_families(ctx, path, [read, update])
         original = _read_original(ctx, path)
         private, public = _demo_signer()
         ctx.note(f"demo record signer (DEMO ONLY) public key {public.hex().upper()}")
-        layout = [f for f in ctx.profile.layout(ctx.profile.file(path).layout or "")
-                  if f.offset < sig.offset]
+        layout = [
+            f
+            for f in ctx.profile.layout(ctx.profile.file(path).layout or "")
+            if f.offset < sig.offset
+        ]
         body = bytearray(original[: sig.offset])
         for seed, field in enumerate(layout, start=1):
             body[field.offset : field.offset + field.length] = _encode(
-                field, fill_value(field, seed))
+                field, fill_value(field, seed)
+            )
         signed = bytes(body)
         signature = _sign(private, signed)
         image = bytearray(original)
         image[: sig.offset] = signed
         image[sig.offset : sig.offset + sig.length] = signature.ljust(sig.length, b"\x00")
-        image[signer.offset : signer.offset + signer.length] = public.ljust(signer.length,
-                                                                           b"\x00")
+        image[signer.offset : signer.offset + signer.length] = public.ljust(signer.length, b"\x00")
         image = image[:size]
 
         def verifies(data: bytes) -> bool:
-            return _verify(data[signer.offset : signer.offset + 64], data[: sig.offset],
-                           data[sig.offset : sig.offset + 64])
+            return _verify(
+                data[signer.offset : signer.offset + 64],
+                data[: sig.offset],
+                data[sig.offset : sig.offset + 64],
+            )
 
-        with _restoring(ctx, path, lambda: _restore(ctx, path, original)):
+        with ctx.restoring(path, lambda: _restore(ctx, path, original)):
             _write(ctx, path, 0, bytes(image), WRITE_CHUNK)
             got = _read(ctx, path, 0, size, READ_CHUNK)
             if not verifies(got):
-                ctx.fail(f"the signed record read back from {path} does not verify: "
-                         f"{_first_difference(ctx, path, got, bytes(image))}")
+                ctx.fail(
+                    f"the signed record read back from {path} does not verify: "
+                    f"{_first_difference(ctx, path, got, bytes(image))}"
+                )
             _check_image(ctx, path, got, bytes(image), "signed record read back")
             last = sig.offset - 1
             changed = bytes([image[last] ^ 0x01])
             _write(ctx, path, last, changed)
             got = _read(ctx, path, 0, size, READ_CHUNK)
-            ctx.check(got[last : last + 1] == changed,
-                      f"{path} byte {last} (the last signed byte) reads back "
-                      f"{got[last : last + 1].hex().upper()}, written {changed.hex().upper()}")
-            ctx.check(not verifies(got), f"{path} still verifies after its last signed byte "
-                                         "was changed: the card did not keep the change")
+            ctx.check(
+                got[last : last + 1] == changed,
+                f"{path} byte {last} (the last signed byte) reads back "
+                f"{got[last : last + 1].hex().upper()}, written {changed.hex().upper()}",
+            )
+            ctx.check(
+                not verifies(got),
+                f"{path} still verifies after its last signed byte "
+                "was changed: the card did not keep the change",
+            )
             _write(ctx, path, last, bytes(image[last : last + 1]))
-            _check_image(ctx, path, _read(ctx, path, 0, size, READ_CHUNK), bytes(image),
-                         "after its last signed byte was put back (the signed record again)")
+            _check_image(
+                ctx,
+                path,
+                _read(ctx, path, 0, size, READ_CHUNK),
+                bytes(image),
+                "after its last signed byte was put back (the signed record again)",
+            )
 
 
 def cases(profile: CardProfile) -> list[Case]:

@@ -247,7 +247,7 @@ def _keys_do_not_follow_item57(family: str) -> Body:
         value = bytearray(original[2:])
         value[0] = 0x31 if value[0] != 0x31 else 0x11
         changed = original[:2] + bytes(value)
-        with sec.guard(), sec.restoring(f"item {CITY_CODE_ITEM}",
+        with sec.guard(), sec.ctx.restoring(f"item {CITY_CODE_ITEM}",
                            lambda: sec.write_back_record(place.path, place.record or 1,
                                                          original)):
             with sec.pre(f"write another city code into item {CITY_CODE_ITEM}"):

@@ -23,7 +23,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from conformance.apdu import ApduError, CommandAPDU, ResponseAPDU, sw_hex
+from conformance.apdu import CommandAPDU, ResponseAPDU, sw_hex
 from conformance.cases.framework import Case, CaseContext, Inconclusive
 from conformance.host.session import HostError
 from conformance.model.profile import CardProfile
@@ -377,25 +377,6 @@ class Sec:
     def expect_refused(self, response: ResponseAPDU, what: str) -> ResponseAPDU:
         return self.ctx.expect_sw(response, "security_not_satisfied", what=what)
 
-    # -- restoring -----------------------------------------------------------------------
-    @contextlib.contextmanager
-    def restoring(self, what: str, undo: Callable[[], None]) -> Iterator[None]:
-        """Run ``undo`` after the block. When the block already ended with a verdict, a
-        failing ``undo`` is only noted; otherwise the case is INCONCLUSIVE (the card could
-        not be put back, which the lab must know)."""
-        try:
-            yield
-        except BaseException:
-            try:
-                undo()
-            except Exception as exc:
-                self.ctx.note(f"restoring {what} failed too: {exc}")
-            raise
-        try:
-            undo()
-        except (ApduError, HostError, Inconclusive, ValueError) as exc:
-            raise Inconclusive(f"could not restore {what}: {exc}") from exc
-
     def restore_counter(self, family: str) -> None:
         """A correct authentication, which sets the key's retry counter back to full."""
         self.factors()
@@ -411,7 +392,7 @@ class Sec:
             for family in sorted(self.debt):
                 self.restore_counter(family)
 
-        with self.restoring("retry counters", pay):
+        with self.ctx.restoring("retry counters", pay):
             yield
 
     def send_auth(self, family: str, command: CommandAPDU) -> ResponseAPDU:

@@ -194,7 +194,7 @@ def _replay_sm(path: str) -> Body:
         changed = original[:2] + changed_value(profile, item, original[2:])
         sec.grant(profile.file(path).access.update or "")
         sec.go(path)
-        with sec.restoring(f"record 1 of {path}",
+        with sec.ctx.restoring(f"record 1 of {path}",
                            lambda: _put_back(sec, path, original)):
             challenge = sec.challenge()
             first = sec.sm_command(path, 1, changed, challenge)

@@ -95,7 +95,7 @@ def _sm_refused(path: str, variant: str) -> Body:
         item = profile.file(path).items[0]
         original = _sm_state(sec, path)
         value = original[2:]
-        with sec.restoring(f"record 1 of {path}", lambda: _restore_record(sec, path, original)):
+        with sec.ctx.restoring(f"record 1 of {path}", lambda: _restore_record(sec, path, original)):
             if variant == "mac":
                 tlv = original[:2] + changed_value(profile, item, value)
                 response = sec.sm_update(path, 1, tlv, bad_mac=True)
@@ -130,7 +130,7 @@ def _sm_writes(path: str) -> Body:
         item = profile.file(path).items[0]
         original = _sm_state(sec, path)
         changed = original[:2] + changed_value(profile, item, original[2:])
-        with sec.restoring(f"record 1 of {path}", lambda: _restore_record(sec, path, original)):
+        with sec.ctx.restoring(f"record 1 of {path}", lambda: _restore_record(sec, path, original)):
             sec.expect_ok(sec.sm_update(path, 1, changed),
                           f"SM update of record 1 of {path} with "
                           f"{profile.file(path).access.update}")
@@ -155,7 +155,7 @@ def _plain_with_read_key_only(path: str, right: str) -> Body:
         probe = sec.probe(family, path, right)  # reads with the read key
         sec.go(path)
         undo = (lambda: sec.undo_mark(path, probe.record)) if right == "mark" else _noop
-        with sec.restoring(f"index record {probe.record} of {path}", undo):
+        with sec.ctx.restoring(f"index record {probe.record} of {path}", undo):
             sec.expect_refused(sec.run(probe, select=False),
                                f"{probe.describe()} with only "
                                f"{ctx.profile.file(path).access.read} granted")
@@ -223,7 +223,7 @@ def _index_split(path: str, family: str) -> Body:
         sec.go(path)
         mark = Probe(family, path, "mark", record=n)
         erase = Probe(family, path, "erase", record=n)
-        with sec.restoring(f"index record {n} of {path}", lambda: sec.undo_mark(path, n)):
+        with sec.ctx.restoring(f"index record {n} of {path}", lambda: sec.undo_mark(path, n)):
             if own == "mark":
                 sec.expect_ok(sec.run(mark, select=False), f"mark record {n} of {path} "
                                                           f"with {family}")
