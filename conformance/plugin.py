@@ -40,6 +40,7 @@ from conformance.runner import CaseRunner
 from conformance.transport.base import BenchError, Transport
 
 RUN_KEY = pytest.StashKey["RunState"]()
+SUMMARY_KEY = pytest.StashKey[RunSummary]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -289,9 +290,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state.write(summary)
     state.runner.close()
     session.config.stash[SUMMARY_KEY] = summary
-
-
-SUMMARY_KEY = pytest.StashKey[RunSummary]()
 
 
 def report_outcome(result: CaseResult) -> None:
