@@ -1,7 +1,7 @@
 """The CYC, IDX, REC and PIN case groups against the reference virtual card.
 
-- every applicable case PASSes on the reference card (the destructive PIN-BLOCK case on a
-  card of its own) and leaves the card exactly as it found it;
+- every applicable case PASSes on the reference card and leaves it exactly as it found it
+  (none is destructive: the PIN is never blocked);
 - with the minimal product, the PIN and record-signature cases are NOT_APPLICABLE;
 - each fault of these groups makes at least one of their cases FAIL, and only cases of the
   fault's own group;
@@ -48,15 +48,12 @@ CATCHERS: dict[str, tuple[str, ...]] = {
     r"PIN-VERIFY-001": ("pin_wrong_not_decremented",),
     r"PIN-CHANGE-001": ("pin_change_ignored",),
     r"PIN-CHANGE-002": ("pin_change_no_old_check",),
-    r"PIN-BLOCK-001": ("pin_blocked_still_verifies",),
 }
 
 
 @cache
 def my_cases() -> tuple[Case, ...]:
-    cases = [c for m in MODULES for c in m.cases(profile())]
-    # destructive cases last, so that they cannot spoil the others on a shared card
-    return tuple(sorted(cases, key=lambda c: c.destructive))
+    return tuple(c for m in MODULES for c in m.cases(profile()))
 
 
 def _bad(results: dict[str, CaseResult], allowed: tuple[Verdict, ...]) -> dict[str, str]:
@@ -83,7 +80,7 @@ def test_cases_are_generated_from_the_model() -> None:
     index_records = sum(prof.file(p).records or 0 for p in indexes)
     assert len(by_group["IDX"]) == index_records + 6 * len(indexes)
     assert len(by_group["REC"]) == 6 * len(records)
-    assert len(by_group["PIN"]) == 4
+    assert len(by_group["PIN"]) == 3
     ids = [c.id for c in my_cases()]
     assert len(ids) == len(set(ids))
     for case in my_cases():
@@ -94,7 +91,7 @@ def test_cases_are_generated_from_the_model() -> None:
     assert all(c.applicability == "pin" for c in by_group["PIN"])
     signed = [c for c in by_group["REC"] if c.id.endswith("-006")]
     assert len(signed) == 8 and all(c.applicability == "record_signatures" for c in signed)
-    assert [c.id for c in my_cases() if c.destructive] == ["PIN-BLOCK-001"]
+    assert not [c.id for c in my_cases() if c.destructive]
     for case in my_cases():  # verdicts that rest on a [choice] say so
         rests_on_choice = (
             set(case.expected_sw) - {"9000"}  # §5 status words are choices
@@ -122,12 +119,8 @@ def test_record_files_and_probe_fields_follow_the_layout() -> None:
 
 
 def test_every_case_passes_on_the_reference_card() -> None:
-    cases = [c for c in my_cases() if not c.destructive]
-    results = run_cases(cases)
+    results = run_cases(my_cases())
     assert not _bad(results, (Verdict.PASS,)), _bad(results, (Verdict.PASS,))
-    for case in (c for c in my_cases() if c.destructive):  # each on a card of its own
-        result = run_cases([case])[case.id]
-        assert result.verdict is Verdict.PASS, result.reason
 
 
 def test_every_case_leaves_the_card_as_it_found_it() -> None:
@@ -135,8 +128,6 @@ def test_every_case_leaves_the_card_as_it_found_it() -> None:
     runner = runner_for(card)
     changed = []
     for case in my_cases():
-        if case.destructive:
-            continue
         before = card.image()
         result = runner.run(case)
         assert result.verdict is Verdict.PASS, (case.id, result.reason)
@@ -180,7 +171,7 @@ def test_sample_pin_stays_out_of_dumps_reasons_and_traces(tmp_path) -> None:
     headers = ("".join(f"{b:02X}" for b in profile().command(name)) for name in
                ("verify_pin", "change_pin"))
     pin_headers = tuple(headers)
-    for case in (c for c in my_cases() if c.group == "PIN" and not c.destructive):
+    for case in (c for c in my_cases() if c.group == "PIN"):
         result = runner.run(case)
         assert secret not in result.reason
         pin_commands = [e["command"] for e in map(json.loads, (

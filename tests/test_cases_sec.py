@@ -51,7 +51,6 @@ CATCHES: dict[str, list[str]] = {
     "wrong_p1p2_6b00": ["SEC-EA-*-003"],
     "wrong_lc_6a87": ["SEC-EA-*-004"],
     "sec_keys_follow_item57": ["SEC-DIV-003"],
-    "sec_locked_key_accepts": ["SEC-LOCK-001"],
     # security state and challenge
     "sec_rights_survive_df_change": ["SEC-ST-*-001", "SEC-CH-*-*-001"],
     "sec_rights_survive_reset": ["SEC-ST-*-002"],
@@ -117,7 +116,7 @@ def test_group_is_thorough_and_well_formed() -> None:
     # cases relying on [choice] values say so; only the free read relies on none
     without_choice = [c.id for c in cases if not c.reference_choice]
     assert without_choice == ["SEC-RD-DDF1-EF05-001"]
-    assert [c.id for c in cases if c.destructive] == ["SEC-LOCK-001"]
+    assert not [c.id for c in cases if c.destructive]  # no case locks a key (§3)
     retry_cases = [c for c in cases if c.id.startswith(("SEC-KEY-", "SEC-DIV-00"))]
     assert all("retry_limit" in c.reference_choice or c.id == "SEC-DIV-003"
                for c in retry_cases)
@@ -211,15 +210,6 @@ def test_wrong_tries_follow_the_plan_but_never_exceed_two(tmp_path, tries, last)
         assert "63CC" not in evidence and (tries > 1 or "63CD" not in evidence)
 
 
-def test_locking_is_destructive_and_passes_on_a_card_of_its_own() -> None:
-    case = by_id()["SEC-LOCK-001"]
-    assert case.destructive and "lock_key_family" in case.preconditions
-    results = run_cases([case])
-    assert results[case.id].verdict is Verdict.PASS, results[case.id].reason
-    runner = _runner({"lock_key_family": "UK_DF03_2"})
-    assert runner.run(case).verdict is Verdict.PASS
-
-
 # ------------------------------------------------------------------------------- faults
 
 
@@ -236,11 +226,7 @@ def test_every_sec_fault_has_case_families_and_every_case_one_fault() -> None:
 def test_fault_fails_every_case_of_its_families(fault: str) -> None:
     family = [c for c in sec_cases() if matches(c.id, CATCHES[fault])]
     assert family, f"{fault}: its patterns match no case"
-    plain = [c for c in family if not c.destructive]
-    results = run_cases(plain, faults=[fault]) if plain else {}
-    for case in family:  # a destructive case runs on a card of its own
-        if case.destructive:
-            results.update(run_cases([case], faults=[fault]))
+    results = run_cases(family, faults=[fault])
     not_failing = {i: f"{r.verdict}: {r.reason}" for i, r in results.items()
                    if r.verdict is not Verdict.FAIL}
     assert not not_failing, f"{fault} ({FAULTS[fault].group}) should fail: {not_failing}"

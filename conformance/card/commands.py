@@ -682,7 +682,7 @@ class CardOS:
         if family is None:
             return self.KEY_NOT_FOUND
         left = self.content.retry[family]
-        if left == 0 and not faults.active("sec_locked_key_accepts"):
+        if left == 0:
             return self.KEY_LOCKED
         if challenge is None:
             return self.NO_CHALLENGE
@@ -738,7 +738,7 @@ class CardOS:
             return self._wrong_p1p2()
         if c.malformed or len(c.data) != self._pin_len:
             return self.WRONG_LENGTH
-        if self.content.pin_tries == 0 and not self.faults.active("pin_blocked_still_verifies"):
+        if self.content.pin_tries == 0:
             return self.KEY_LOCKED
         if not hmac.compare_digest(c.data, self._pin_bcd()):
             return self._wrong_pin()

@@ -20,6 +20,7 @@ from conformance.model.profile import CardProfile
 from conformance.model.schema import Structure
 
 CLAUSE = "REFERENCE.md §1; WS/T 543.3 (evidence §2.1)"
+SW_CHOICE = "The status words expected here are the REFERENCE.md §5 [choice]."
 
 
 def _df_cases(profile: CardProfile, out: list[Case]) -> None:
@@ -72,6 +73,7 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             CLAUSE + "; REFERENCE.md §5 (6981)",
             f"READ RECORD 1 answers 9000 and READ BINARY answers 6981 ({ef.structure}).",
             expected_sw=("9000", "6981"),
+            reference_choice=SW_CHOICE,
         )
         def record_structure(ctx: CaseContext, path: str = path) -> None:
             grant(ctx, path)
@@ -92,6 +94,7 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             f"Records 1..{count} exist with the declared lengths; record {count + 1} "
             "does not (6A83).",
             expected_sw=("9000", "6A83"),
+            reference_choice=SW_CHOICE,
             severity="critical",
         )
         def records(ctx: CaseContext, path: str = path, count: int = count) -> None:
@@ -123,6 +126,8 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
                 "The file accepts the cyclic form of UPDATE RECORD (P2 = 03) only with its "
                 "update right: without it the card answers 6982, not 6981/6A86.",
                 expected_sw=("6982",),
+                reference_choice=SW_CHOICE
+                + " The §5 check order puts the structure check (6981) before security.",
             )
             def cyclic(ctx: CaseContext, path: str = path) -> None:
                 grant(ctx, path)
@@ -145,6 +150,7 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             CLAUSE + "; REFERENCE.md §5 (6981)",
             "READ BINARY at offset 0 answers 9000 and READ RECORD answers 6981.",
             expected_sw=("9000", "6981"),
+            reference_choice=SW_CHOICE,
         )
         def transparent(ctx: CaseContext, path: str = path) -> None:
             grant(ctx, path)
@@ -164,6 +170,7 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             CLAUSE,
             f"The file is exactly {size} bytes: the last byte reads, the next offset answers 6B00.",
             expected_sw=("9000", "6B00"),
+            reference_choice=SW_CHOICE,
             severity="critical",
         )
         def file_size(ctx: CaseContext, path: str = path, size: int = size) -> None:

@@ -5,9 +5,8 @@ Applicable when the ICS declares the feature ``pin``. The sample's PIN comes fro
 case first verifies the declared PIN (a precondition: it also resets the try counter), never
 lets the counter fall below 2 tries left (a guard refuses any further PIN guess), and ends by
 verifying the sample's PIN again, so the card leaves every case with its PIN and a full
-counter. The one exception is the destructive PIN-BLOCK case, which blocks the PIN for good
-(the profile has no unblock command): it runs only where a plan allows destructive cases, on
-a sacrificial sample.
+counter. No case blocks the PIN: the sample must never be blocked (the profile has no unblock
+command).
 
 The PIN never appears in notes or failure messages; the trace masks VERIFY / CHANGE PIN data.
 """
@@ -42,11 +41,11 @@ class _Pin:
     """VERIFY / CHANGE PIN with the try counter tracked from the card's answers, and a guard
     that refuses a PIN command when a wrong guess could leave fewer than ``floor`` tries."""
 
-    def __init__(self, ctx: CaseContext, *, floor: int = 1) -> None:
+    def __init__(self, ctx: CaseContext) -> None:
         self.ctx = ctx
         self.tries = ctx.profile.spec.security.pin.tries
         self.length = ctx.profile.spec.security.pin.length_bytes
-        self.floor = floor
+        self.floor = 1
         self.left: int | None = None
         prefix = ctx.profile.sw_prefix("wrong_cryptogram")
         self.base = int(prefix.ljust(4, "0"), 16)
@@ -205,30 +204,5 @@ def cases(profile: CardProfile) -> list[Case]:
                           what="CHANGE PIN with a wrong old PIN")
             ctx.expect_sw(p.verify(pin, "VERIFY"), "ok",
                           what="VERIFY with the sample PIN after a refused CHANGE PIN")
-
-    @make(
-        out, "PIN-BLOCK-001", "PIN",
-        "PIN 连续错误后锁定（破坏性）",
-        "PIN blocks after its tries are spent (destructive)",
-        CLAUSE + " (6983)",
-        f"{tries} wrong VERIFYs answer 63C{tries - 1:X} … 63C0, after which VERIFY answers "
-        "6983 even with the right PIN (the PIN stays blocked: the profile has no unblock "
-        "command).",
-        applicability="pin", destructive=True, severity="critical",
-        preconditions=("a sacrificial sample: this case blocks its PIN for good; card reset; "
-                       "VERIFY with the sample PIN answers 9000"),
-        expected_sw=("63C", "6983"), reference_choice=PIN_CHOICE,
-    )
-    def block(ctx: CaseContext) -> None:
-        p = _Pin(ctx, floor=-1)  # destructive: the guard must let the counter reach 0
-        pin = p.start()
-        wrong = shifted(pin, WRONG)
-        for left in range(p.tries - 1, -1, -1):
-            p.expect_wrong(p.verify(wrong, "VERIFY, wrong PIN"), left,
-                           f"wrong VERIFY {p.tries - left} of {p.tries}")
-        ctx.expect_sw(p.verify(pin, "VERIFY"), "key_locked",
-                      what="VERIFY with the right PIN once the PIN is blocked")
-        ctx.expect_sw(p.verify(wrong, "VERIFY"), "key_locked",
-                      what="VERIFY with a wrong PIN once the PIN is blocked")
 
     return out

@@ -5,11 +5,13 @@ The group is split by subject; this module gathers it for the catalogue:
 
 - ``sec_read``   SEC-RD-*   read rights, per EF;
 - ``sec_keys``   SEC-KEY-*  per authentication key (counters, rights kept after a failure),
-                 SEC-EA-*   EXTERNAL AUTHENTICATE checks per DF, SEC-DIV-* diversification,
-                 SEC-LOCK-* locking (destructive);
+                 SEC-EA-*   EXTERNAL AUTHENTICATE checks per DF, SEC-DIV-* diversification;
 - ``sec_state``  SEC-ST-*   rights cleared / kept, SEC-CH-* the challenge;
 - ``sec_update`` SEC-UPD-*  update rights and secure messaging per updatable file,
                  SEC-SEP-*  key separation.
+
+No case locks a key: REFERENCE.md §3 lets a test spend at most 2 tries and restore the counter,
+so a key's behaviour at 0 tries (6983) is left to the card's own tests.
 
 Shared tools (raw authentication, probes of one right, paying back retry counters) are in
 ``sec_kit``.
@@ -28,5 +30,4 @@ def cases(profile: CardProfile) -> list[Case]:
         *sec_keys.cases(profile),
         *sec_state.cases(profile),
         *sec_update.cases(profile),
-        *sec_keys.lock_cases(profile),  # destructive: last, so a plan that allows it ends here
     ]

@@ -1,4 +1,4 @@
-"""SEC-KEY, SEC-EA, SEC-DIV, SEC-LOCK: authentication keys, their counters and the command.
+"""SEC-KEY, SEC-EA, SEC-DIV: authentication keys, their counters and the command.
 
 Per authentication key family (every key with a KID, REFERENCE.md §3): a wrong cryptogram
 answers 63Cx with x = tries left; a correct one afterwards succeeds, grants the declared right
@@ -37,7 +37,6 @@ from conformance.cases.sec_kit import (
 )
 from conformance.host.session import CITY_CODE_ITEM
 from conformance.model.profile import CardProfile
-from conformance.model.schema import KeyUse
 
 Body = Callable[[CaseContext], None]
 
@@ -261,27 +260,6 @@ def _keys_do_not_follow_item57(family: str) -> Body:
     return body
 
 
-# --------------------------------------------------------------------------- destructive: lock
-
-
-def _lock(default_family: str) -> Body:
-    def body(ctx: CaseContext) -> None:
-        family = str(ctx.parameters.get("lock_key_family", default_family))
-        sec = Sec(ctx)
-        sec.grant(family)
-        ctx.note(f"DESTRUCTIVE: key {family} will be locked; it cannot be unlocked")
-        for i in range(sec.limit):
-            attempt = sec.attempt(family, wrong=True)
-            sec.expect(attempt.response, sec.cryptogram_sw(sec.limit - 1 - i),
-                       f"wrong cryptogram {i + 1} of {sec.limit} for {family}")
-        ctx.expect_sw(sec.attempt(family).response, "key_locked",
-                      what=f"correct cryptogram for locked key {family}")
-        ctx.expect_sw(sec.attempt(family, wrong=True).response, "key_locked",
-                      what=f"wrong cryptogram for locked key {family}")
-
-    return body
-
-
 # --------------------------------------------------------------------------- catalogue
 
 
@@ -429,37 +407,3 @@ def cases(profile: CardProfile) -> list[Case]:
                           f"{profile.file(place.path).access.update}; restored afterwards",
             reference_choice=CRYPTO_CHOICE)
     return out
-
-
-def least_needed_update_key(profile: CardProfile) -> str:
-    """The update key whose loss disables the least: fewest files, then fewest records (the
-    default key the destructive lock case sacrifices)."""
-    def weight(family: str) -> tuple[int, int]:
-        opened = rights_of(profile, family)
-        return len(opened), sum(profile.record_count(path) for path, _ in opened)
-
-    updates = [f for f in auth_families(profile) if profile.key(f).use is KeyUse.UPDATE]
-    return min(updates or auth_families(profile), key=weight)
-
-
-def lock_cases(profile: CardProfile) -> list[Case]:
-    """The destructive case, kept apart so that the group lists it last."""
-    out: list[Case] = []
-    limit = profile.spec.security.retry_limit
-    prefix = profile.sw_prefix("wrong_cryptogram")
-    locked = sw_hex(profile.sw("key_locked"))
-    lock_default = least_needed_update_key(profile)
-    add(out, "SEC-LOCK-001",
-        "重试次数用尽后密钥锁定（破坏性）",
-        "A key whose tries are used up is locked (destructive)",
-        CLAUSE_KEY,
-        f"{limit} wrong cryptograms answer {prefix}{limit - 1:X} down to {prefix}0; then "
-        f"even a correct cryptogram answers {locked}. The key cannot be unlocked afterwards.",
-        _lock(lock_default),
-        expected_sw=(f"{prefix}0", locked), severity="critical",
-        destructive=True,
-        preconditions=f"plan parameter lock_key_family (default {lock_default}, the update "
-                      "key whose loss disables the fewest files); the key is locked for good",
-        reference_choice=choices(retry_choice(profile), sw_choice(locked)))
-    return out
-
