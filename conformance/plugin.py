@@ -156,15 +156,18 @@ class RunState:
     def summary(self, interrupted: bool) -> RunSummary:
         complete = (
             not interrupted
-            and len(self.results) == self.expected
+            and len(self.results) == len(self.cases)
             and self.runner.bench_lost is None
         )
         verdict = conclude(self.results, complete=complete)
         notes = []
         if self.runner.bench_lost:
             notes.append(f"bench lost during the run: {self.runner.bench_lost}")
-        if len(self.results) != self.expected:
-            notes.append(f"{len(self.results)} of {self.expected} selected cases ran")
+        if len(self.results) != len(self.cases):
+            notes.append(
+                f"{len(self.results)} of the {len(self.cases)} cases of plan {self.plan.name} "
+                "ran (a selection such as -k, or an interruption): no certification verdict"
+            )
         return RunSummary(
             verdict=verdict,
             counts=count(self.results),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -42,7 +43,8 @@ class RunProgress:
         if result.verdict not in (Verdict.PASS, Verdict.NOT_APPLICABLE):
             style = STYLE[result.verdict]
             self.progress.console.print(
-                f"[{style}]{result.verdict.value:<13}[/{style}] {result.id}  {result.reason}",
+                f"[{style}]{result.verdict.value:<13}[/{style}] {result.id}  "
+                f"{escape(result.reason)}",
                 markup=True,
                 highlight=False,
             )

@@ -91,7 +91,7 @@ class RunSummary:
 
 def conclude(results: list[CaseResult], *, complete: bool) -> Conclusion:
     """CONFORMANT only if every applicable mandatory case PASSes and the run completed."""
-    if any(r.verdict is Verdict.FAIL for r in results):
+    if any(r.verdict is Verdict.FAIL for r in results if r.mandatory):
         return Conclusion.NOT_CONFORMANT
     if not complete or any(
         r.verdict in (Verdict.ERROR, Verdict.INCONCLUSIVE) for r in results if r.mandatory

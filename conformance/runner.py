@@ -18,7 +18,7 @@ from typing import Any
 from conformance.apdu import ApduError, ApduFormatError
 from conformance.cases.framework import Case, CaseContext, CaseFailure, Inconclusive
 from conformance.host.keys import KeyProvider
-from conformance.host.session import HealthCardSession, HostError
+from conformance.host.session import AuthenticationWithheld, HealthCardSession, HostError
 from conformance.model.codecs import CodingError
 from conformance.model.products import Plan, Product, applicable
 from conformance.model.profile import CardProfile
@@ -36,6 +36,8 @@ def judge(exc: BaseException | None) -> tuple[Verdict, str]:
         return Verdict.INCONCLUSIVE, str(exc)
     if isinstance(exc, BenchError):
         return Verdict.INCONCLUSIVE, f"bench: {exc}"
+    if isinstance(exc, AuthenticationWithheld):
+        return Verdict.INCONCLUSIVE, f"authentication withheld to protect the sample: {exc}"
     if isinstance(exc, CaseFailure):
         return Verdict.FAIL, str(exc)
     if isinstance(exc, ApduError):
@@ -69,6 +71,7 @@ class CaseRunner:
         self.bench_lost: str | None = None
         self._stack: TraceLayer | None = None
         self.features = list(profile.spec.features)
+        self.withheld: dict[str, str] = {}  # key families refused a correct cryptogram
 
     # -- connection --------------------------------------------------------------------
     def _open(self) -> TraceLayer:
@@ -134,7 +137,7 @@ class CaseRunner:
             mark = stack.mark()
             stack.annotate(f"case {case.id} begins")
             stack.reset()
-            session = HealthCardSession(stack, self.profile, self.keys)
+            session = HealthCardSession(stack, self.profile, self.keys, withheld=self.withheld)
             context = CaseContext(
                 session=session,
                 trace=stack,
@@ -146,6 +149,8 @@ class CaseRunner:
         except Exception as caught:  # every way a case can end becomes a verdict
             exc = caught
         result.verdict, result.reason = judge(exc)
+        if stack is not None:  # failure messages quote APDUs: mask what the trace masks
+            result.reason = stack.scrub(result.reason)
         result.duration_s = round(time.perf_counter() - started, 6)
         if stack is not None:
             self._write_evidence(result, stack, mark)

@@ -111,6 +111,10 @@ def _bad_profile(tmp_path: Path, old: str, new: str) -> Path:
         ("size: 1893", "size: 1900", "ends at 1893, not 1900"),
         ("coding: AN, length: 1,", "coding: XX, length: 1,", "items.1.coding"),
         ("  t0: 0x6D", "  t0: 0x6C", "historical bytes"),
+        ("DDF1: {fid: DDF1, parent: MF,", "DDF1: {fid: DDF1, parent: DF01,", "cycle"),
+        ("{fid: EF05, structure: tlv_records, items: [21", "{fid: EFX5, structure: tlv_records, "
+         "items: [21", "String should match pattern"),
+        ("  ts: 0x3B", "  ts: !!python/object 1", "atr.ts"),
     ],
 )
 def test_malformed_profile_names_file_key_and_line(tmp_path, old, new, expected) -> None:
@@ -120,6 +124,13 @@ def test_malformed_profile_names_file_key_and_line(tmp_path, old, new, expected)
     message = str(exc.value)
     assert str(path) in message and expected in message
     assert f"{path}:" in message and ": key " in message
+
+
+def test_duplicate_key_is_named(tmp_path) -> None:
+    path = tmp_path / "dup.yaml"
+    path.write_text("profile: 1\nprofile: 2\n", encoding="utf-8")
+    with pytest.raises(ProfileError, match=r"dup\.yaml:2: duplicate key 'profile'"):
+        load_profile(path)
 
 
 def test_invalid_yaml_is_named(tmp_path) -> None:

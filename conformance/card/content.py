@@ -10,7 +10,7 @@ where a real card's file system and personalization would go wrong.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,12 +60,12 @@ class CardContent:
 
     card_number_factor: bytes
     files: dict[str, EFile]
-    card_keys: dict[str, bytes]
+    card_keys: dict[str, bytes] = field(repr=False)
     """Key family → the card's key (derived once at personalization)."""
-    card_number_keys: dict[str, bytes]
+    card_number_keys: dict[str, bytes] = field(repr=False)
     """Level-2 families → the first-level key div(MK, CardNo8) (only a faulty card uses it)."""
     retry: dict[str, int]
-    pin: str | None = None
+    pin: str | None = field(default=None, repr=False)
     pin_tries: int = 0
 
 

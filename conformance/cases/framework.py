@@ -3,7 +3,7 @@
 A case body receives a CaseContext and judges the card only through the APDU interface.
 It signals its verdict by how it ends: returning is PASS, `ctx.fail` / a failed expectation is
 FAIL, `ctx.inconclusive` (or a failed precondition) is INCONCLUSIVE. Mapping exceptions to
-verdicts happens in one place, `conformance.runner.execute`.
+verdicts happens in one place, `conformance.runner.judge`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from conformance.apdu import ApduError, CommandAPDU, ResponseAPDU, sw_hex
+from conformance.apdu import ApduError, ApduFormatError, CommandAPDU, ResponseAPDU, sw_hex
 from conformance.host.session import HostError
+from conformance.model.codecs import CodingError
 
 if TYPE_CHECKING:
     from conformance.host.session import HealthCardSession
@@ -152,7 +153,7 @@ class CaseContext:
         """Errors inside are INCONCLUSIVE: the state the case needs could not be established."""
         try:
             yield
-        except (ApduError, HostError, CaseFailure, ValueError) as exc:
+        except (ApduError, HostError, CaseFailure, CodingError, ApduFormatError) as exc:
             raise Inconclusive(f"precondition '{what}' not established: {exc}") from exc
 
     def note(self, text: str) -> None:
@@ -168,13 +169,21 @@ class CaseContext:
         """
         try:
             yield
+        except (CaseFailure, Inconclusive) as verdict:
+            try:
+                undo()
+            except Exception as exc:
+                raise type(verdict)(
+                    f"{verdict}; restoring {what} failed too, the card was left modified: {exc}"
+                ) from verdict
+            raise
         except BaseException:
             try:
                 undo()
             except Exception as exc:
-                self.note(f"restoring {what} failed too: {exc}")
+                self.note(f"restoring {what} failed too, the card was left modified: {exc}")
             raise
         try:
             undo()
-        except (ApduError, HostError, CaseFailure, Inconclusive, ValueError) as exc:
+        except (ApduError, HostError, CaseFailure, Inconclusive, CodingError) as exc:
             raise Inconclusive(f"could not restore {what}: {exc}") from exc

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from conformance.apdu import CommandAPDU, ResponseAPDU, sw_hex
 from conformance.cases.framework import Case, CaseContext, Inconclusive
-from conformance.host.session import HostError
+from conformance.host.session import AuthenticationWithheld, HostError
 from conformance.model.profile import CardProfile
 from conformance.model.schema import KeyUse, Structure, UpdateMode
 
@@ -344,7 +344,13 @@ class Sec:
         x8, challenge = self.x_and_challenge(family)
         data = self.auth_data(family, challenge, x8, wrong=wrong, **factors)
         command = self.ext_auth(self.kid(family), data)
-        return Attempt(command, self.send_auth(family, command), challenge, x8)
+        response = self.send_auth(family, command)
+        locked = response.sw == self.profile.sw("key_locked")
+        if not wrong and not factors and (self.is_cryptogram_sw(response.sw) or locked):
+            self.session.withheld[family] = (
+                f"it refused a correct cryptogram with {sw_hex(response.sw)}"
+            )
+        return Attempt(command, response, challenge, x8)
 
     def enter_key_df(self, family: str) -> None:
         self.factors()
@@ -397,7 +403,13 @@ class Sec:
 
     def send_auth(self, family: str, command: CommandAPDU) -> ResponseAPDU:
         """Send an EXTERNAL AUTHENTICATE meant for ``family``; a non-9000 answer puts the key
-        in debt (its counter may have dropped) until a correct authentication."""
+        in debt (its counter may have dropped) until a correct authentication. A family that
+        refused a correct cryptogram earlier in the run is not tried again: its counter could
+        not be paid back, so every try would drive the sample towards a lock."""
+        if family in self.session.withheld:
+            raise AuthenticationWithheld(
+                f"{family} is not tried again: {self.session.withheld[family]} earlier in this run"
+            )
         response = self.ctx.send(command)
         if response.sw == self.profile.sw("ok"):
             self.debt.discard(family)

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from typing import Literal
 
 from conformance import crypto
-from conformance.apdu import ApduError, ApduFormatError, CommandAPDU, ResponseAPDU
+from conformance.apdu import ApduError, ApduFormatError, CommandAPDU, ResponseAPDU, sw_hex
 from conformance.host.keys import KeyProvider
 from conformance.model import (
     CardProfile,
@@ -36,7 +36,13 @@ from conformance.model import codecs as _codecs
 from conformance.model.schema import LayoutField
 from conformance.transport.base import Transport
 
-__all__ = ["CITY_CODE_ITEM", "HealthCardSession", "HostError"]
+__all__ = [
+    "CITY_CODE_ITEM",
+    "AuthenticationWithheld",
+    "HealthCardSession",
+    "HostError",
+    "HostUsageError",
+]
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +87,17 @@ class HostError(Exception):
         super().__init__(message)
 
 
+class HostUsageError(Exception):
+    """The host was asked for something the profile makes impossible (a harness or profile
+    error, never the card's): a verdict on the card cannot rest on it."""
+
+
+class AuthenticationWithheld(Exception):
+    """A key family already refused a cryptogram the host believes correct, so the host does
+    not try it again: every further try would spend the sample's retry counter towards a
+    lock, and the cause (a wrong key set, or a faulty card) needs a person."""
+
+
 class HealthCardSession:
     """A terminal's session with one card: select, authenticate, read, update.
 
@@ -95,6 +112,7 @@ class HealthCardSession:
         keys: KeyProvider,
         *,
         chunk_size: int = 0xFF,
+        withheld: dict[str, str] | None = None,
     ) -> None:
         limit = min(MAX_SHORT_LC, profile.spec.security.max_short_le)
         if not 1 <= chunk_size <= limit:
@@ -108,6 +126,8 @@ class HealthCardSession:
         self._current_df: str | None = None
         self._current_ef: str | None = None
         self._granted: set[str] = set()
+        # key families refused with a correct cryptogram: shared across the sessions of a run
+        self.withheld: dict[str, str] = {} if withheld is None else withheld
 
     def __repr__(self) -> str:
         return (
@@ -136,7 +156,7 @@ class HealthCardSession:
             place = self.profile.place(CITY_CODE_ITEM)
             read_key = self.profile.file(place.path).access.read
             if read_key != "free" and self.profile.key(read_key).level > 1:
-                raise HostError(
+                raise HostUsageError(
                     f"item {CITY_CODE_ITEM} (city code) is behind {read_key}, whose keys "
                     "need the city code itself"
                 )
@@ -277,6 +297,10 @@ class HealthCardSession:
         key = self.profile.key(family)
         if key.kid is None:
             raise ValueError(f"{family} is a {key.use} key: it cannot be authenticated")
+        if family in self.withheld:
+            raise AuthenticationWithheld(
+                f"{family} is not tried again: {self.withheld[family]} earlier in this run"
+            )
         card_no8 = self.card_number_factor
         city8 = self.city_code_factor  # may select DDF1: fetch before selecting our DF
         self.select(key.df)
@@ -295,6 +319,9 @@ class HealthCardSession:
             self._send(command)
         except ApduError as exc:
             exc.add_note(f"authenticating with key family {family} in {key.df}")
+            refused = sw_hex(exc.sw).startswith(self.profile.sw_prefix("wrong_cryptogram"))
+            if refused or exc.sw == self.profile.sw("key_locked"):
+                self.withheld[family] = f"it refused a correct cryptogram with {exc.sw:04X}"
             raise
         self._granted.add(family)
         log.debug("granted %s in %s", family, key.df)
@@ -305,7 +332,7 @@ class HealthCardSession:
         ef = self.profile.file(path)
         family = getattr(ef.access, right)
         if family is None:
-            raise HostError(f"{path} has no {right} access in the profile")
+            raise HostUsageError(f"{path} has no {right} access in the profile")
         df_name = path.partition("/")[0]
         if family != "free" and not (self._current_df == df_name and family in self._granted):
             self.authenticate(family)
@@ -341,8 +368,7 @@ class HealthCardSession:
             response = self._send(command)
             if len(response.data) != n:
                 raise HostError(
-                    f"READ BINARY of {path} at {at} returned {len(response.data)} bytes, "
-                    f"not {n}",
+                    f"READ BINARY of {path} at {at} returned {len(response.data)} bytes, not {n}",
                     command=command,
                     response=response,
                 )
@@ -421,7 +447,7 @@ class HealthCardSession:
         """Write ``tlv`` to record ``n`` under SM: update right, fresh challenge, 04 DC."""
         ef = self.profile.file(path)
         if ef.access.update_mode is not UpdateMode.SM:
-            raise HostError(f"{path} is not updated with secure messaging in the profile")
+            raise HostUsageError(f"{path} is not updated with secure messaging in the profile")
         card_no8 = self.card_number_factor
         city8 = self.city_code_factor
         self._ensure_right(path, "update")
@@ -432,10 +458,10 @@ class HealthCardSession:
         try:
             command = CommandAPDU.parse(raw)
         except ApduFormatError as exc:
-            raise HostError(f"the key provider built a malformed SM APDU: {exc}") from None
+            raise HostUsageError(f"the key provider built a malformed SM APDU: {exc}") from None
         expected = self.profile.command("update_record_sm")
         if (command.cla, command.ins, command.p1, command.p2) != (*expected, n, P2_RECORD_NUMBER):
-            raise HostError(
+            raise HostUsageError(
                 f"the key provider built {command.header().hex().upper()}, not the profile's "
                 f"update_record_sm {expected[0]:02X} {expected[1]:02X} for record {n}"
             )
@@ -458,7 +484,7 @@ class HealthCardSession:
         ef = self.profile.file(path)
         plain = ef.access.update_mode is UpdateMode.PLAIN
         if ef.structure is not Structure.TRANSPARENT or not plain:
-            raise HostError(f"{path} is not a plainly updated transparent file in the profile")
+            raise HostUsageError(f"{path} is not a plainly updated transparent file in the profile")
         data = bytes(data)
         self._check_range(path, ef.size or 0, offset, len(data))
         self._ensure_right(path, "update")
@@ -519,7 +545,7 @@ class HealthCardSession:
         fields not given are written as their empty coding."""
         ef = self.profile.file(path)
         if ef.structure is not Structure.CYCLIC:
-            raise HostError(f"{path} is not a cyclic file in the profile")
+            raise HostUsageError(f"{path} is not a cyclic file in the profile")
         record = bytearray()
         for field in sorted(self._layout(path), key=lambda f: f.offset):
             record += _codecs.empty(Coding(field.coding), field.length)
@@ -531,7 +557,7 @@ class HealthCardSession:
     def read_cyclic(self, path: str) -> list[dict[int | str, str]]:
         """Every record of a cyclic file, newest first, decoded by its layout."""
         if self.profile.file(path).structure is not Structure.CYCLIC:
-            raise HostError(f"{path} is not a cyclic file in the profile")
+            raise HostUsageError(f"{path} is not a cyclic file in the profile")
         records = self.read_file(path)
         assert isinstance(records, list)
         return [self._decode_layout(path, raw) for raw in records]
@@ -540,13 +566,13 @@ class HealthCardSession:
         """A transparent file decoded field by field (item number, or name for item-less
         fields such as the photo)."""
         if self.profile.file(path).structure is not Structure.TRANSPARENT:
-            raise HostError(f"{path} is not a transparent file in the profile")
+            raise HostUsageError(f"{path} is not a transparent file in the profile")
         return self._decode_layout(path, self.read_binary(path))
 
     def write_layout(self, path: str, values: Mapping[int | str, str]) -> None:
         """Write only the touched fields' bytes; adjacent fields go in one UPDATE BINARY."""
         if self.profile.file(path).structure is not Structure.TRANSPARENT:
-            raise HostError(f"{path} is not a transparent file in the profile")
+            raise HostUsageError(f"{path} is not a transparent file in the profile")
         runs: list[tuple[int, bytearray]] = []
         for field, raw in self._encode_fields(path, values):
             if runs and runs[-1][0] + len(runs[-1][1]) == field.offset:
@@ -560,7 +586,7 @@ class HealthCardSession:
     def _index_command(self, path: str, n: int, right: RightKind, command: str) -> None:
         ef = self.profile.file(path)
         if ef.structure is not Structure.LINEAR_FIXED or getattr(ef.access, right) is None:
-            raise HostError(f"{path} is not an index file with a {right} key in the profile")
+            raise HostUsageError(f"{path} is not an index file with a {right} key in the profile")
         if not 1 <= n <= (ef.records or 0):
             raise ValueError(f"{path} has records 1..{ef.records}, not {n}")
         self._ensure_right(path, right)
@@ -580,7 +606,7 @@ class HealthCardSession:
         for field in self._layout(path):
             if field.role == role:
                 return field
-        raise HostError(f"{path}'s layout has no field with role {role}")
+        raise HostUsageError(f"{path}'s layout has no field with role {role}")
 
     def record_signature(self, path: str) -> tuple[bytes, bytes, bytes]:
         """(signed bytes, signature r‖s, signer public key x‖y) of an EE/ED record: the

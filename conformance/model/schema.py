@@ -7,9 +7,16 @@ cross-references (files → keys, items, layouts) are checked once, here.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from conformance.model.codecs import Coding
 
@@ -129,8 +136,11 @@ class KeyFamily(Strict):
     level: Literal[1, 2]
 
 
+Fid = Annotated[str, StringConstraints(pattern=r"^[0-9A-Fa-f]{4}$")]
+
+
 class DFSpec(Strict):
-    fid: str
+    fid: Fid
     parent: str
     sm_key: str
     zh: str
@@ -158,7 +168,7 @@ class Access(Strict):
 
 
 class EFSpec(Strict):
-    fid: str
+    fid: Fid
     structure: Structure
     zh: str
     en: str
@@ -257,6 +267,12 @@ class ProfileSpec(Strict):
             if key.df not in self.dfs:
                 problems.append((("keys", name, "df"), f"{key.df} is not a DF of the profile"))
         for name, df in self.dfs.items():
+            seen, parent = {name}, df.parent
+            while parent in self.dfs and parent not in seen:
+                seen.add(parent)
+                parent = self.dfs[parent].parent
+            if parent in seen:
+                problems.append((("dfs", name, "parent"), "the DF tree has a cycle"))
             if df.parent != "MF" and df.parent not in self.dfs:
                 problems.append((("dfs", name, "parent"), f"{df.parent} is not a DF"))
             if df.sm_key not in self.keys:
@@ -285,7 +301,7 @@ class ProfileSpec(Strict):
                     problems.append((("files", path, "layout"), f"unknown layout {ef.layout}"))
                 else:
                     total = ef.size if ef.structure is Structure.TRANSPARENT else ef.record_length
-                    end = max(f.offset + f.length for f in fields)
+                    end = max((f.offset + f.length for f in fields), default=0)
                     if end != total:
                         problems.append(
                             (("files", path), f"layout {ef.layout} ends at {end}, not {total}")

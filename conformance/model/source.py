@@ -22,15 +22,27 @@ def _construct(
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            key = _scalar(key_node, loader, path)
+            if not isinstance(key, (str, int)):
+                raise ValueError(f"{key_node.start_mark.line + 1}: a key must be a scalar")
             if key in out:
-                raise ProfileError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}")
+                raise ValueError(f"{key_node.start_mark.line + 1}: duplicate key {key!r}")
             out[key] = _construct(value_node, (*path, key), lines, loader)
             lines[(*path, key)] = key_node.start_mark.line + 1
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_construct(c, (*path, i), lines, loader) for i, c in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+    return _scalar(node, loader, path)
+
+
+def _scalar(node: yaml.Node, loader: yaml.SafeLoader, path: KeyPath) -> Any:
+    try:
+        return loader.construct_object(node, deep=True)
+    except yaml.constructor.ConstructorError as exc:
+        dotted = ".".join(str(k) for k in path) or "(top level)"
+        raise ValueError(
+            f"{node.start_mark.line + 1}: key {dotted}: {exc.problem or exc}"
+        ) from None
 
 
 class YamlDocument:
@@ -65,7 +77,10 @@ def load_yaml(path: Path | str) -> YamlDocument:
         raise ProfileError(f"{path}: not valid YAML: {exc}") from exc
     lines: dict[KeyPath, int] = {}
     loader = yaml.SafeLoader("")
-    data = _construct(node, (), lines, loader) if node is not None else {}
+    try:
+        data = _construct(node, (), lines, loader) if node is not None else {}
+    except ValueError as exc:
+        raise ProfileError(f"{path}:{exc}") from None
     return YamlDocument(path, data, lines)
 
 

@@ -233,6 +233,9 @@ class TraceLayer:
         # what crossed the wire (they see different GET RESPONSEs).
         self._origin_logical: bytes | None = None
         self._origin_wire: bytes | None = None
+        # Raw secret fields seen since the last mark(), kept in memory only, so that text
+        # written about this stretch (a failure reason, a note) can be scrubbed of them.
+        self._secrets: list[bytes] = []
 
     # -- Transport ----------------------------------------------------------------------
 
@@ -290,8 +293,15 @@ class TraceLayer:
         return list(self._entries)
 
     def mark(self) -> int:
-        """The current position; :meth:`since` with it gives what was recorded after."""
+        """The current position; :meth:`since` with it gives what was recorded after.
+
+        It also starts a new stretch for :meth:`scrub` (the secrets of one case)."""
+        self._secrets = []
         return len(self._entries)
+
+    def scrub(self, text: str) -> str:
+        """`text` with every secret field seen since the last mark() masked."""
+        return self.redactor.scrub(text, self._secrets)
 
     def since(self, mark: int) -> list[TraceEntry]:
         """The entries recorded after ``mark``: one case's slice of the trace."""
@@ -300,7 +310,7 @@ class TraceLayer:
     def annotate(self, text: str) -> TraceEntry:
         """Add a note entry, e.g. ``"case SEC-RD-DF01-003 begins"``."""
         now = self._clock()
-        entry = TraceEntry(self._take_seq(), now, now, "", None, None, 0.0, note=text)
+        entry = TraceEntry(self._take_seq(), now, now, "", None, None, 0.0, note=self.scrub(text))
         self._store(entry)
         return entry
 
@@ -361,6 +371,7 @@ class TraceLayer:
         except Exception as exc:
             self._origin_logical = None
             secrets = self.redactor.secret_fields(apdu) + opened.secrets
+            self._secrets += secrets
             error = self.redactor.scrub(_error_text(exc), secrets)
             entry = self._make(
                 seq, t_start, self._clock(), apdu, None, origin, note=note, error=error
@@ -370,6 +381,8 @@ class TraceLayer:
         finally:
             self._open = None
         self._origin_logical = _next_origin(origin, apdu, response)
+        self._secrets += self.redactor.secret_fields(apdu, response, origin=origin)
+        self._secrets += opened.secrets
         entry = self._make(seq, t_start, self._clock(), apdu, response, origin, note=note)
         self._store(entry, *opened.wires)
         return response

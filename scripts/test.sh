@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite: set up this machine, then ruff and pytest with pcscd running for the
+# end-to-end tests (started here when none runs, stopped afterwards). Any failure, pytest's
+# "no tests collected" included, makes the exit status non-zero.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/setup.sh
+exec bash scripts/with-pcscd.sh bash -c '
+    rc=0
+    .venv/bin/ruff check . || rc=1
+    .venv/bin/pytest -q "$@" || rc=1
+    exit $rc' test-suite "$@"
