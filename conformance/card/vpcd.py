@@ -160,11 +160,18 @@ class VpcdBridge:
 
     def serve_forever(self) -> None:
         """Serve until vpcd closes the connection or stop() is called; then close the socket."""
+        with self._lock:
+            served = self._sock  # close this connection only, never a later one
         try:
             while self.serve_once():
                 pass
         finally:
-            self._close_socket()
+            with self._lock:
+                if self._sock is served:
+                    self._sock = None
+            if served is not None:
+                with contextlib.suppress(OSError):
+                    served.close()
             log.debug("vpcd bridge on %s stopped after %d APDUs", self.address, self.apdu_count)
 
     def run_in_thread(self, connect_timeout_s: float = 2.0) -> threading.Thread:

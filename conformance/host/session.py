@@ -144,7 +144,14 @@ class HealthCardSession:
     @property
     def card_number_factor(self) -> bytes:
         """CardNo8: the first historical bytes of the ATR, located by the profile."""
-        return self.profile.card_number_factor(self._atr)
+        factor = self.profile.card_number_factor(self._atr)
+        wanted = self.profile.spec.atr.card_number_factor.length
+        if len(factor) != wanted:
+            raise HostError(
+                f"the ATR {self._atr.hex().upper()} is too short to carry the {wanted}-byte "
+                "card-number factor"
+            )
+        return factor
 
     @property
     def city_code_factor(self) -> bytes:

@@ -57,6 +57,11 @@ def _mapping(doc: YamlDocument, where: tuple[Any, ...], value: Any) -> dict[Any,
     return value
 
 
+def _text(value: Any) -> str:
+    """A personalization value as text: an empty (null) value is the empty string."""
+    return "" if value is None else str(value)
+
+
 def load_personalization(path: Path | str, profile: CardProfile) -> Personalization:
     doc = load_yaml(path)
     data = _mapping(doc, (), doc.data)
@@ -84,7 +89,7 @@ def load_personalization(path: Path | str, profile: CardProfile) -> Personalizat
                 f"{doc.where(('items', number))}: {number!r} is not a TLV data item "
                 "of the profile (1..57)"
             )
-        text = "" if value is None else str(value)
+        text = _text(value)
         try:
             profile.encode_item(number, text)
         except CodingError as exc:
@@ -110,12 +115,12 @@ def load_personalization(path: Path | str, profile: CardProfile) -> Personalizat
                         f"item {number} is not a field of {fpath}"
                     )
                 try:
-                    profile.encode_item(number, str(value))
+                    profile.encode_item(number, _text(value))
                 except CodingError as exc:
                     raise ProfileError(
                         f"{doc.where(('cyclic', fpath, i, number))}: {exc}"
                     ) from None
-            parsed.append({int(k): str(v) for k, v in record.items()})
+            parsed.append({int(k): _text(v) for k, v in record.items()})
         cyclic[fpath] = parsed
     return Personalization(factor, items, pin, cyclic, doc.path)
 
