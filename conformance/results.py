@@ -90,8 +90,9 @@ class RunSummary:
 
 
 def conclude(results: list[CaseResult], *, complete: bool) -> Conclusion:
-    """CONFORMANT only if every applicable mandatory case PASSes and the run completed."""
-    if any(r.verdict is Verdict.FAIL for r in results if r.mandatory):
+    """CONFORMANT only if every applicable mandatory case PASSes, no case FAILs and the run
+    completed."""
+    if any(r.verdict is Verdict.FAIL for r in results):  # optional or not, a FAIL is a FAIL
         return Conclusion.NOT_CONFORMANT
     if not complete or any(
         r.verdict in (Verdict.ERROR, Verdict.INCONCLUSIVE) for r in results if r.mandatory

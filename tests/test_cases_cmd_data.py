@@ -26,10 +26,15 @@ from conformance.cases.rules import (
     check_rule,
     id_check_char,
 )
+from conformance.host.keys import TestKeyProvider
+from conformance.model import DEFAULT_TEST_KEYS, load_key_set
 from conformance.model.codecs import Coding
-from conformance.model.products import PRODUCTS_DIR, load_product
+from conformance.model.products import PRODUCTS_DIR, Plan, load_plan, load_product
 from conformance.model.schema import CodeTable, Structure
 from conformance.results import CaseResult, Verdict
+from conformance.runner import CaseRunner
+from conformance.transport.base import ApduResponder
+from conformance.transport.inprocess import InProcessTransport
 
 MY_GROUPS = ("CMD", "DATA")
 MY_FAULTS = sorted(name for name, f in FAULTS.items() if f.group in MY_GROUPS)
@@ -169,14 +174,114 @@ def test_every_case_is_caught_by_some_fault_of_the_catalogue() -> None:
     caught: set[str] = set()
     for fault in MY_FAULTS:
         caught |= {i for i, r in group_results(fault).items() if r.verdict is Verdict.FAIL}
-    rest = [c for c in all_mine() if c.id not in caught]
-    assert [c.id for c in rest] == ["CMD-ORD-009"]  # security before range: SEC faults
+    rest = [c for c in all_mine() if c.id not in caught]  # e.g. CMD-ORD-009: SEC faults
     for fault in sorted(set(FAULTS) - set(MY_FAULTS)):
         if not rest:
             break
         results = run_cases(rest, faults=[fault])
         rest = [c for c in rest if results[c.id].verdict is not Verdict.FAIL]
     assert not rest, [c.id for c in rest]
+
+
+# --------------------------------------------------------------------------- plan parameters
+
+CMD_PARAMETERS = ("challenge_samples", "unknown_classes", "unknown_ins", "missing_fids")
+
+
+def _run_with(case_ids: list[str], parameters: dict[str, object] | None = None,
+              drop: tuple[str, ...] = (),
+              responder: ApduResponder | None = None) -> dict[str, CaseResult]:
+    """Run cases with the certification plan's parameters changed (or dropped), on a fresh
+    reference card or on ``responder``."""
+    prof = profile()
+    base = load_plan("certification")
+    merged = {k: v for k, v in {**base.parameters, **(parameters or {})}.items()
+              if k not in drop}
+    plan = Plan(name="cmd-test", title_zh=base.title_zh, title_en=base.title_en,
+                parameters=merged)
+    card = responder or new_card()
+    runner = CaseRunner(
+        connect=lambda: InProcessTransport(card, name="virtual"),
+        profile=prof,
+        keys=TestKeyProvider(load_key_set(DEFAULT_TEST_KEYS, prof)),
+        product=load_product(None, prof),
+        plan=plan,
+    )
+    cases = {c.id: c for c in all_mine()}
+    return {i: runner.run(cases[i]) for i in case_ids}
+
+
+def test_plans_carry_the_cmd_parameters() -> None:
+    for name in ("certification", "selftest"):
+        parameters = load_plan(name).parameters
+        assert set(CMD_PARAMETERS) <= parameters.keys(), name
+        assert parameters["challenge_samples"] >= 2
+        assert all(isinstance(v, str) for k in CMD_PARAMETERS[1:] for v in parameters[k])
+
+
+@pytest.mark.parametrize(
+    ("case_ids", "parameters", "drop", "named"),
+    [
+        (["CMD-CHAL-001"], {"challenge_samples": 1}, (), "challenge_samples"),
+        (["CMD-CHAL-001"], {"challenge_samples": 0}, (), "challenge_samples"),
+        (["CMD-CHAL-001"], {}, ("challenge_samples",), "challenge_samples"),
+        (["CMD-CHAL-001"], {"challenge_samples": "300"}, (), "challenge_samples"),
+        # every INS listed is one the profile uses: nothing is left to try
+        (["CMD-INS-001", "CMD-ORD-003", "CMD-ORD-004"], {"unknown_ins": ["B2", "A4"]}, (),
+         "unknown_ins"),
+        (["CMD-INS-001"], {}, ("unknown_ins",), "unknown_ins"),
+        (["CMD-CLA-001", "CMD-ORD-001"], {"unknown_classes": ["00", "84"]}, (),
+         "unknown_classes"),
+        (["CMD-CLA-001"], {"unknown_classes": [160]}, (), "unknown_classes"),  # unquoted
+        (["CMD-SEL-MF-001"], {"missing_fids": ["DF09", 1]}, (), "missing_fids"),
+        (["CMD-SEL-MF-001"], {}, ("missing_fids",), "missing_fids"),
+    ],
+)
+def test_plan_mistakes_are_errors_not_verdicts(case_ids, parameters, drop, named) -> None:
+    results = _run_with(case_ids, parameters, drop)
+    for case_id, result in results.items():
+        assert result.verdict is Verdict.ERROR, (case_id, result.verdict, result.reason)
+        assert named in result.reason, (case_id, result.reason)
+
+
+def test_unknown_ins_and_class_come_from_the_plan() -> None:
+    results = _run_with(["CMD-INS-001", "CMD-ORD-003", "CMD-ORD-004", "CMD-CLA-001"],
+                        {"unknown_ins": ["B2", "E2"], "unknown_classes": ["00", "C0"]})
+    assert all(r.verdict is Verdict.PASS for r in results.values()), results
+
+
+# --------------------------------------------------------------------------- T=0
+
+
+class _GetResponseFlipsFirstByte:
+    """A double of a card whose GET RESPONSE corrupts the first byte of what it returns."""
+
+    def __init__(self) -> None:
+        self.card = new_card()
+
+    def reset(self) -> bytes:
+        return self.card.reset()
+
+    def process(self, apdu: bytes) -> bytes:
+        answer = self.card.process(apdu)
+        if apdu[1] == 0xC0 and len(answer) > 2:
+            return bytes([answer[0] ^ 0xFF]) + answer[1:]
+        return answer
+
+
+def test_t0_record_is_judged_against_the_profile_not_the_card() -> None:
+    """CMD-T0-002 checks the TLV framing the profile gives (tag = item number, length = item
+    length): a card that corrupts GET RESPONSE everywhere cannot agree with itself into a
+    PASS."""
+    result = _run_with(["CMD-T0-002"], responder=_GetResponseFlipsFirstByte())["CMD-T0-002"]
+    assert result.verdict is Verdict.FAIL, (result.verdict, result.reason)
+    assert "tag and length" in result.reason
+
+
+def test_t0_cases_fail_on_a_short_get_response() -> None:
+    results = run_cases([c for c in all_mine() if c.id in ("CMD-T0-001", "CMD-T0-002")],
+                        faults=["get_response_broken"])
+    assert all(r.verdict is Verdict.FAIL for r in results.values()), results
 
 
 # --------------------------------------------------------------------------- rules

@@ -147,6 +147,21 @@ def test_minimal_product_makes_pin_and_signature_cases_not_applicable() -> None:
             assert verdict is Verdict.NOT_APPLICABLE, case.id
 
 
+def test_signature_case_judges_the_stored_bytes_not_sm2(monkeypatch) -> None:
+    """REC-*-006 judges the card (the signed bytes, signature and key come back as written);
+    verifying SM2 over bytes equal to those signed would only test the harness."""
+
+    def no_verify(*_: object) -> bool:
+        raise AssertionError("REC-*-006 must not verify SM2 signatures")
+
+    monkeypatch.setattr("conformance.crypto.sm2_verify", no_verify)
+    signed = [c for c in my_cases() if c.id.startswith("REC-") and c.id.endswith("-006")][:1]
+    results = run_cases(signed)
+    assert all(r.verdict is Verdict.PASS for r in results.values()), results
+    results = run_cases(signed, faults=["rec_signature_readonly"])
+    assert all(r.verdict is Verdict.FAIL for r in results.values()), results
+
+
 # --------------------------------------------------------------------------- the sample PIN
 
 

@@ -182,11 +182,13 @@ def test_every_case_passes_on_the_minimal_product() -> None:
     assert not bad, bad
 
 
-def _runner(parameters: dict[str, object], out_dir: Path | None = None) -> CaseRunner:
+def _runner(parameters: dict[str, object], out_dir: Path | None = None,
+            drop: tuple[str, ...] = ()) -> CaseRunner:
     prof = profile()
     base = load_plan("certification")
+    merged = {k: v for k, v in {**base.parameters, **parameters}.items() if k not in drop}
     plan = Plan(name="sec-test", title_zh=base.title_zh, title_en=base.title_en,
-                parameters={**base.parameters, **parameters}, include_destructive=True)
+                parameters=merged, include_destructive=True)
     card = new_card()
     return CaseRunner(
         connect=lambda: InProcessTransport(card, name="virtual"),
@@ -198,8 +200,8 @@ def _runner(parameters: dict[str, object], out_dir: Path | None = None) -> CaseR
     )
 
 
-@pytest.mark.parametrize(("tries", "last"), [(1, "63CE"), (2, "63CD"), (9, "63CD")])
-def test_wrong_tries_follow_the_plan_but_never_exceed_two(tmp_path, tries, last) -> None:
+@pytest.mark.parametrize(("tries", "last"), [(1, "63CE"), (2, "63CD")])
+def test_wrong_tries_follow_the_plan(tmp_path, tries, last) -> None:
     cases = [c for c in sec_cases() if fnmatch.fnmatchcase(c.id, "SEC-KEY-*-001")]
     runner = _runner({"wrong_cryptogram_tries": tries}, tmp_path)
     for case in cases:
@@ -208,6 +210,83 @@ def test_wrong_tries_follow_the_plan_but_never_exceed_two(tmp_path, tries, last)
         evidence = (tmp_path / (result.evidence or "")).read_text(encoding="utf-8")
         assert last in evidence
         assert "63CC" not in evidence and (tries > 1 or "63CD" not in evidence)
+
+
+def test_plans_carry_the_try_budget_within_the_reference_cap() -> None:
+    for name in ("certification", "selftest"):
+        parameters = load_plan(name).parameters
+        assert 1 <= parameters["wrong_cryptogram_tries"] <= parameters["max_wrong_tries"] <= 2
+
+
+@pytest.mark.parametrize(
+    ("parameters", "drop", "named"),
+    [
+        ({"wrong_cryptogram_tries": 9}, (), "wrong_cryptogram_tries"),
+        ({"wrong_cryptogram_tries": 0}, (), "wrong_cryptogram_tries"),
+        ({"wrong_cryptogram_tries": "2"}, (), "wrong_cryptogram_tries"),
+        ({"wrong_cryptogram_tries": True}, (), "wrong_cryptogram_tries"),
+        ({"wrong_cryptogram_tries": 2, "max_wrong_tries": 1}, (), "wrong_cryptogram_tries"),
+        ({"max_wrong_tries": 3}, (), "max_wrong_tries"),  # beyond REFERENCE.md §3's cap
+        ({"max_wrong_tries": 0}, (), "max_wrong_tries"),
+        ({}, ("max_wrong_tries",), "max_wrong_tries"),
+    ],
+)
+def test_a_bad_try_budget_is_a_plan_error_not_clamped(tmp_path, parameters, drop,
+                                                       named) -> None:
+    case = next(c for c in sec_cases() if fnmatch.fnmatchcase(c.id, "SEC-KEY-*-001"))
+    result = _runner(parameters, tmp_path, drop).run(case)
+    assert result.verdict is Verdict.ERROR, (result.verdict, result.reason)
+    assert named in result.reason
+    evidence = (tmp_path / (result.evidence or "")).read_text(encoding="utf-8")
+    assert "63C" not in evidence  # no wrong try was spent
+
+
+def test_wrong_tries_default_to_one_when_the_plan_leaves_them_out(tmp_path) -> None:
+    case = next(c for c in sec_cases() if fnmatch.fnmatchcase(c.id, "SEC-KEY-*-001"))
+    result = _runner({}, tmp_path, ("wrong_cryptogram_tries",)).run(case)
+    assert result.verdict is Verdict.PASS, result.reason
+    evidence = (tmp_path / (result.evidence or "")).read_text(encoding="utf-8")
+    assert "63CE" in evidence and "63CD" not in evidence
+
+
+class _KeepsAChallenge:
+    """A double of a card that, without a fresh challenge, answers as if it still held some
+    other one: a wrong cryptogram (63CE) to EXTERNAL AUTHENTICATE, a wrong MAC (6988) to an
+    SM update, where REFERENCE.md §3 requires 6985."""
+
+    def __init__(self) -> None:
+        self.card = new_card()
+
+    def reset(self) -> bytes:
+        return self.card.reset()
+
+    def process(self, apdu: bytes) -> bytes:
+        answer = self.card.process(apdu)
+        if answer[-2:] == bytes.fromhex("6985"):
+            if apdu[1] == 0x82:
+                return bytes.fromhex("63CE")
+            if apdu[:2] == bytes.fromhex("04DC"):
+                return bytes.fromhex("6988")
+        return answer
+
+
+@pytest.mark.parametrize("case_id", ["SEC-CH-RK-DDF1-001", "SEC-CH-DDF1-EF05-005"])
+def test_a_replay_must_answer_no_challenge(case_id: str) -> None:
+    """REFERENCE.md §3: a consumed challenge is gone, so a replay answers 6985; 63Cx or 6988
+    (a card that kept a challenge) is a FAIL, not an accepted refusal."""
+    case = by_id()[case_id]
+    assert "6985" in case.expected_sw
+    double = _KeepsAChallenge()
+    runner = CaseRunner(
+        connect=lambda: InProcessTransport(double, name="keeps-a-challenge"),
+        profile=profile(),
+        keys=TestKeyProvider(load_key_set(DEFAULT_TEST_KEYS, profile())),
+        product=load_product(None, profile()),
+        plan=load_plan("certification"),
+    )
+    result = runner.run(case)
+    assert result.verdict is Verdict.FAIL, (result.verdict, result.reason)
+    assert "6985" in result.reason
 
 
 # ------------------------------------------------------------------------------- faults

@@ -9,6 +9,14 @@ from conformance.model.schema import AtrField
 
 CLAUSE = "REFERENCE.md §2; WS/T 543.4 §4 (evidence §4.5)"
 CHOICE = "The historical-byte layout is a reference-profile choice following evidence §4.5."
+ATR_CHOICE = (
+    "The whole ATR (3B 6D 00 00 ‖ 13 historical bytes) is a REFERENCE.md §2 [choice], "
+    "following evidence §4.5."
+)
+FACTOR_CHOICE = (
+    "That ATR bytes 5–12 are the card-number factor is REFERENCE.md §2 [choice]; the key "
+    "diversification that uses it is REFERENCE.md §4 [choice, following evidence §4.3–4.5]."
+)
 
 
 def _parts(ctx: CaseContext) -> tuple[bytes, bytes, bytes]:
@@ -41,6 +49,7 @@ def cases(profile: CardProfile) -> list[Case]:
         CLAUSE + "; ISO/IEC 7816-3 §8.1",
         f"TS is {spec.ts:02X} (direct convention).",
         expected_sw=(),
+        reference_choice=ATR_CHOICE,
         severity="blocker",
     )
     def ts(ctx: CaseContext) -> None:
@@ -57,6 +66,7 @@ def cases(profile: CardProfile) -> list[Case]:
         CLAUSE + "; ISO/IEC 7816-3 §8.2",
         "T0 announces the interface bytes present and the number of historical bytes, "
         "and the ATR has exactly that many bytes (no TCK for T=0 only).",
+        reference_choice=ATR_CHOICE,
         severity="critical",
     )
     def t0(ctx: CaseContext) -> None:
@@ -126,6 +136,7 @@ def cases(profile: CardProfile) -> list[Case]:
         "The card-number factor (ATR bytes 5..12) is the diversification factor: the read "
         "key of DDF1 derived from it is accepted.",
         expected_sw=("9000",),
+        reference_choice=FACTOR_CHOICE,
         severity="blocker",
     )
     def factor(ctx: CaseContext) -> None:
@@ -150,6 +161,7 @@ def cases(profile: CardProfile) -> list[Case]:
         "ATR stable across resets",
         CLAUSE,
         "Every reset gives the same ATR (the factor may not change between sessions).",
+        reference_choice=f"{ATR_CHOICE} {FACTOR_CHOICE}",
         severity="normal",
     )
     def stable(ctx: CaseContext) -> None:

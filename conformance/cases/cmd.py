@@ -10,10 +10,12 @@ Commands sent only to provoke an error are shaped so that a card which wrongly a
 still could not change anything (no data for VERIFY, no rights for updates, no challenge for
 EXTERNAL AUTHENTICATE): a case must leave the card as it found it, even a faulty one.
 
-Plan parameters (``ctx.parameters``), all optional: ``challenge_samples`` (GET CHALLENGE
-answers collected, default 300), ``unknown_classes`` and ``unknown_ins`` (hex bytes tried as
-classes / instructions the card must not support; values the profile uses are skipped),
-``missing_fids`` (FIDs tried as files the card must not have; FIDs of the profile are skipped).
+Plan parameters (``ctx.parameters``, set in profiles/plans/*.yaml; a case whose parameter is
+missing or malformed ends in ERROR, a plan mistake, never in a card verdict):
+``challenge_samples`` (GET CHALLENGE answers collected, at least 2), ``unknown_classes`` and
+``unknown_ins`` (hex bytes tried as classes / instructions the card must not support; values
+the profile uses are skipped, and at least one must be left), ``missing_fids`` (FIDs tried as
+files the card must not have; FIDs of the profile are skipped).
 """
 
 from __future__ import annotations
@@ -25,8 +27,12 @@ from conformance.cases.common import (
     LE_WHOLE,
     P2_RECORD_NUMBER,
     df_of,
+    files_of,
     grant,
     make,
+    plan_count,
+    plan_hex_bytes,
+    plan_hex_strings,
     read_binary,
     read_record,
     slug,
@@ -44,6 +50,16 @@ CHOICE_SELECT = (
     "Relies on the SELECT lookup order of REFERENCE.md §5 (MF, children, the current DF, its "
     "parent, sibling DFs; EFs only among the current DF's children), a [choice]."
 )
+NO_EF_AFTER_DF = (
+    "REFERENCE.md does not say what becomes of the current EF when a DF is selected: this "
+    "case assumes that selecting a DF (even the current one) leaves no current EF, so that "
+    "EF commands answer 6986 (an interpretation, not a REFERENCE.md rule)."
+)
+DF_KEPT_AFTER_6A82 = (
+    "REFERENCE.md does not say what a SELECT answered 6A82 leaves current: this case assumes "
+    "that the current DF stays, and checks it by selecting one of its EFs afterwards (an "
+    "interpretation, not a REFERENCE.md rule)."
+)
 
 # ISO/IEC 7816-4 encodings the profile does not model (as in the host session).
 MF = "MF"
@@ -51,15 +67,9 @@ MF_FID = "3F00"
 P1_SELECT_BY_FID = 0x00
 SELECT_P2_FCI = 0x00
 SELECT_P2_NO_FCI = 0x0C
-P2_CYCLIC_NEW = 0x03
 SFI_BIT = 0x80
 MAX_OFFSET = 0x7FFF
-
-# Case parameters (plan `parameters`) and their defaults.
-DEFAULT_UNKNOWN_CLASSES = ("A0", "B0")
-DEFAULT_UNKNOWN_INS = ("CA", "E2", "88", "0E", "44", "16")
-DEFAULT_MISSING_FIDS = ("DF09", "EF0F", "EE0F", "ED0F", "0001")
-DEFAULT_CHALLENGE_SAMPLES = 300
+T0_BINARY_LE = 0x20  # READ BINARY length CMD-T0-003 asks for
 
 
 # --------------------------------------------------------------------------- helpers
@@ -111,17 +121,6 @@ def expect_wrong_le(ctx: CaseContext, response: ResponseAPDU, right: int, what: 
               f"{right} (6C{right & 0xFF:02X})")
 
 
-def grant_once(ctx: CaseContext, path: str) -> None:
-    """Like `grant`, but without authenticating again when the session already holds the
-    read right in the file's DF."""
-    family = ctx.profile.file(path).access.read
-    session = ctx.session
-    if session.current_df == df_of(path) and family in session.granted:
-        ctx.select(path)
-    else:
-        grant(ctx, path)
-
-
 def enter(ctx: CaseContext, df: str) -> None:
     """Make `df` current (a precondition). The MF is current after the reset of every case."""
     if df != MF:
@@ -145,15 +144,11 @@ def child_dfs(profile: CardProfile, df: str) -> list[str]:
     return [n for n, d in profile.dfs.items() if d.parent == df]
 
 
-def child_efs(profile: CardProfile, df: str) -> list[str]:
-    return [p for p in profile.files if df_of(p) == df]
-
-
 def reachable_fids(profile: CardProfile, df: str) -> set[str]:
     """FIDs SELECT finds while `df` is current (REFERENCE.md §5 lookup order)."""
     found = {MF_FID, fid_of(profile, df)}
     found |= {profile.df(n).fid for n in child_dfs(profile, df)}
-    found |= {profile.file(p).fid for p in child_efs(profile, df)}
+    found |= {profile.file(p).fid for p in files_of(profile, df)}
     up = parent_of(profile, df)
     if up is not None:
         found.add(fid_of(profile, up))
@@ -168,14 +163,14 @@ def all_fids(profile: CardProfile) -> set[str]:
 
 def foreign_ef_fids(profile: CardProfile, df: str) -> list[str]:
     """EF FIDs of the profile that are not children of `df` (so SELECT must not find them)."""
-    own = {profile.file(p).fid for p in child_efs(profile, df)}
+    own = {profile.file(p).fid for p in files_of(profile, df)}
     dfs = {d.fid for d in profile.dfs.values()} | {MF_FID}
     return sorted({ef.fid for ef in profile.files.values()} - own - dfs)
 
 
 def free_read_ef(profile: CardProfile, df: str) -> str | None:
     """A record file of `df` that is free to read (a proof that `df` is current), if any."""
-    for path in child_efs(profile, df):
+    for path in files_of(profile, df):
         ef = profile.file(path)
         if ef.access.read == "free" and ef.structure is not Structure.TRANSPARENT:
             return path
@@ -235,8 +230,23 @@ def transparent_files(profile: CardProfile, df: str | None = None) -> list[str]:
             if ef.structure is Structure.TRANSPARENT and (df is None or df_of(p) == df)]
 
 
-def hexes(values: Iterable[str]) -> list[int]:
-    return [int(v, 16) for v in values]
+def unknown_classes(ctx: CaseContext) -> list[int]:
+    """Plan parameter ``unknown_classes`` without the profile's classes (ValueError, a plan
+    error, if none is left)."""
+    unknown = [c for c in plan_hex_bytes(ctx, "unknown_classes") if c not in classes(ctx.profile)]
+    if not unknown:
+        raise ValueError("plan parameter unknown_classes leaves no class the profile does not use")
+    return unknown
+
+
+def unknown_instructions(ctx: CaseContext) -> list[int]:
+    """Plan parameter ``unknown_ins`` without the profile's instructions (ValueError, a plan
+    error, if none is left)."""
+    used = set(instructions(ctx.profile))
+    unknown = [i for i in plan_hex_bytes(ctx, "unknown_ins") if i not in used]
+    if not unknown:
+        raise ValueError("plan parameter unknown_ins leaves no INS the profile does not use")
+    return unknown
 
 
 # --------------------------------------------------------------------------- CLA / INS
@@ -264,8 +274,8 @@ def _class_cases(profile: CardProfile, out: list[Case]) -> None:
         def class_check(ctx: CaseContext, ins: int = ins, name: str = names[0],
                         others: list[int] = others) -> None:
             p1, p2, data, le = probe(ctx.profile, name)
-            unknown = hexes(ctx.parameters.get("unknown_classes", DEFAULT_UNKNOWN_CLASSES))
-            for cla in [c for c in unknown if c not in classes(ctx.profile)] + others:
+            unknown = unknown_classes(ctx)
+            for cla in unknown + others:
                 ctx.expect_sw(send(ctx, short_apdu(cla, ins, p1, p2, data, le)),
                               "cla_not_supported", what=f"CLA {cla:02X} INS {ins:02X}")
 
@@ -288,11 +298,7 @@ def _ins_cases(profile: CardProfile, out: list[Case]) -> None:
             reference_choice=CHOICE_SW,
         )
         def ins_check(ctx: CaseContext, cla: int = cla) -> None:
-            used = set(instructions(ctx.profile))
-            unknown = [i for i in hexes(ctx.parameters.get("unknown_ins", DEFAULT_UNKNOWN_INS))
-                       if i not in used]
-            ctx.check(bool(unknown), "no unknown INS left to try (parameter unknown_ins)")
-            for ins in unknown:
+            for ins in unknown_instructions(ctx):
                 ctx.expect_sw(send(ctx, short_apdu(cla, ins, 0x00, 0x00)),
                               "ins_not_supported", what=f"CLA {cla:02X} INS {ins:02X}")
 
@@ -503,7 +509,7 @@ def _record_cases(profile: CardProfile, out: list[Case]) -> None:
         )
         def missing_record(ctx: CaseContext, files: list[str] = files) -> None:
             for path in files:
-                grant_once(ctx, path)
+                grant(ctx, path)
                 count = ctx.profile.record_count(path)
                 for n in (0, count + 1):
                     ctx.expect_sw(read_record(ctx, n), "record_not_found",
@@ -566,8 +572,7 @@ def _select_cases(profile: CardProfile, out: list[Case]) -> None:
         def missing(ctx: CaseContext, df: str = df) -> None:
             profile = ctx.profile
             known = all_fids(profile)
-            fids = [f for f in ctx.parameters.get("missing_fids", DEFAULT_MISSING_FIDS)
-                    if f.upper() not in known]
+            fids = [f for f in plan_hex_strings(ctx, "missing_fids", 2) if f not in known]
             unreachable = sorted({d.fid for d in profile.dfs.values()}
                                  - reachable_fids(profile, df))
             enter(ctx, df)
@@ -586,7 +591,7 @@ def _select_cases(profile: CardProfile, out: list[Case]) -> None:
                 "other DFs) answers 6A82, and the current DF stays.",
                 expected_sw=("6A82",),
                 preconditions=f"card reset; {df} current",
-                reference_choice=CHOICE_SELECT,
+                reference_choice=f"{CHOICE_SELECT} {DF_KEPT_AFTER_6A82}",
                 severity="critical",
             )
             def foreign_ef(ctx: CaseContext, df: str = df, foreign: list[str] = foreign) -> None:
@@ -595,11 +600,11 @@ def _select_cases(profile: CardProfile, out: list[Case]) -> None:
                     ctx.expect_sw(select_fid(ctx, fid), "file_not_found",
                                   what=f"SELECT {fid} (not a child of {df}) from {df}")
                 # the DF is still current: its own EFs are found
-                for path in child_efs(ctx.profile, df)[:1]:
+                for path in files_of(ctx.profile, df)[:1]:
                     fid = ctx.profile.file(path).fid
                     expect_select(ctx, fid, f"SELECT {fid} of {df} after the refusals")
 
-        targets = [fid_of(profile, df)] + [profile.file(p).fid for p in child_efs(profile, df)]
+        targets = [fid_of(profile, df)] + [profile.file(p).fid for p in files_of(profile, df)]
 
         @make(
             out, f"CMD-SEL-{df}-003", "CMD",
@@ -646,7 +651,7 @@ def _lookup_cases(profile: CardProfile, out: list[Case]) -> None:
         for df in dfs:
             enter(ctx, df)
             expect_select(ctx, MF_FID, f"SELECT 3F00 from {df}")
-            efs = child_efs(ctx.profile, df)
+            efs = files_of(ctx.profile, df)
             if efs:
                 fid = ctx.profile.file(efs[0]).fid
                 ctx.expect_sw(select_fid(ctx, fid), "file_not_found",
@@ -687,8 +692,8 @@ def _lookup_cases(profile: CardProfile, out: list[Case]) -> None:
                           and parent_of(profile, d) == parent_of(profile, df)]:
                 enter(ctx, df)
                 expect_select(ctx, profile.df(other).fid, f"SELECT sibling {other} from {df}")
-                mine = {profile.file(p).fid for p in child_efs(profile, df)}
-                theirs = [profile.file(p).fid for p in child_efs(profile, other)
+                mine = {profile.file(p).fid for p in files_of(profile, df)}
+                theirs = [profile.file(p).fid for p in files_of(profile, other)
                           if profile.file(p).fid not in mine]
                 if theirs:
                     expect_select(ctx, theirs[0],
@@ -699,11 +704,11 @@ def _lookup_cases(profile: CardProfile, out: list[Case]) -> None:
         CLAUSE + " (SELECT lookup: the current DF)",
         "With an EF of a DF current, SELECT of the DF itself answers 9000, leaves no "
         "current EF (READ RECORD 6986) and keeps the DF (its EFs are still found).",
-        expected_sw=("9000", "6986"), reference_choice=CHOICE_SELECT,
+        expected_sw=("9000", "6986"), reference_choice=f"{CHOICE_SELECT} {NO_EF_AFTER_DF}",
     )
     def itself(ctx: CaseContext) -> None:
         for df in dfs:
-            efs = child_efs(ctx.profile, df)
+            efs = files_of(ctx.profile, df)
             if not efs:
                 continue
             ctx.select(efs[0])
@@ -768,7 +773,7 @@ def _structure_cases(profile: CardProfile, out: list[Case]) -> None:
 def _no_ef_cases(profile: CardProfile, out: list[Case]) -> None:
     for df in df_chain_names(profile):
         up = parent_of(profile, df)
-        before = next(iter(child_efs(profile, up)), None) if up is not None else None
+        before = next(iter(files_of(profile, up)), None) if up is not None else None
 
         @make(
             out, f"CMD-NOEF-{df}-001", "CMD",
@@ -780,7 +785,7 @@ def _no_ef_cases(profile: CardProfile, out: list[Case]) -> None:
             + ", READ RECORD, READ BINARY, UPDATE RECORD, UPDATE BINARY, mark and erase "
             "answer 6986.",
             expected_sw=("6986",),
-            reference_choice=CHOICE_SW,
+            reference_choice=f"{CHOICE_SW} {NO_EF_AFTER_DF}",
         )
         def no_ef(ctx: CaseContext, df: str = df, before: str | None = before) -> None:
             p = ctx.profile
@@ -815,7 +820,6 @@ def _order_cases(profile: CardProfile, out: list[Case]) -> None:
     sel = profile.command("select")
     rr = profile.command("read_record")
     ea = profile.command("external_authenticate")
-    used_ins = set(instructions(profile))
     challenge = profile.spec.security.challenge_length
     first_kid = next(k.kid for k in profile.keys.values() if k.kid is not None)
     protected = next((p for p in record_files(profile)
@@ -833,16 +837,19 @@ def _order_cases(profile: CardProfile, out: list[Case]) -> None:
             reference_choice=CHOICE_SW,
         )
         def body(ctx: CaseContext) -> None:
+            # the plan's unknown class / INS replace the placeholders (plan errors first)
+            cla = unknown_classes(ctx)[0] if "unknown_cla" in params else None
+            ins = unknown_instructions(ctx)[0] if "unknown_ins" in params else None
             if setup is not None:
                 ctx.select(setup)
-            unknown = hexes(ctx.parameters.get("unknown_classes", DEFAULT_UNKNOWN_CLASSES))
-            cla = next(c for c in unknown if c not in classes(ctx.profile))
             for apdu in apdus:
-                if "unknown_cla" in params:
+                if cla is not None:
                     apdu = bytes([cla]) + apdu[1:]
+                if ins is not None:
+                    apdu = apdu[:1] + bytes([ins]) + apdu[2:]
                 ctx.expect_sw(send(ctx, apdu), expected, what=apdu.hex(" ").upper())
 
-    unknown_ins = next(int(i, 16) for i in DEFAULT_UNKNOWN_INS if int(i, 16) not in used_ins)
+    any_ins = 0x00  # placeholder for the first INS of plan parameter unknown_ins
     order(1, "CLA 先于 P1/P2 检查", "CLA is checked before P1/P2",
           "An unknown class with a SELECT of wrong P1 answers 6E00, not 6A86.",
           "cla_not_supported", None,
@@ -854,12 +861,15 @@ def _order_cases(profile: CardProfile, out: list[Case]) -> None:
           "cla_not_supported", None,
           [short_apdu(wrong_class, sel[1], 0x04, SELECT_P2_FCI, df_fid)])
     order(3, "CLA 先于 INS 检查", "CLA is checked before INS",
-          f"An unknown class with an unknown INS {unknown_ins:02X} answers 6E00, not 6D00.",
-          "cla_not_supported", None, [short_apdu(0x00, unknown_ins, 0x00, 0x00)],
-          ("unknown_cla",))
+          "An unknown class with an unknown INS (the first ones of plan parameters "
+          "unknown_classes and unknown_ins the profile does not use) answers 6E00, not 6D00.",
+          "cla_not_supported", None, [short_apdu(0x00, any_ins, 0x00, 0x00)],
+          ("unknown_cla", "unknown_ins"))
     order(4, "INS 先于 P1/P2 检查", "INS is checked before P1/P2",
-          f"Unknown INS {unknown_ins:02X} in class 00 with P1P2 FFFF answers 6D00, not 6A86.",
-          "ins_not_supported", None, [short_apdu(0x00, unknown_ins, 0xFF, 0xFF)])
+          "An unknown INS (the first of plan parameter unknown_ins the profile does not use) "
+          "in class 00 with P1P2 FFFF answers 6D00, not 6A86.",
+          "ins_not_supported", None, [short_apdu(0x00, any_ins, 0xFF, 0xFF)],
+          ("unknown_ins",))
     order(5, "P1/P2 先于 Lc 检查", "P1/P2 are checked before Lc",
           "SELECT with P1 = 04 and a 1-byte data field answers 6A86, not 6700; EXTERNAL "
           "AUTHENTICATE with P1 = 01 and a short data field answers 6A86.",
@@ -898,13 +908,17 @@ def _challenge_cases(profile: CardProfile, out: list[Case]) -> None:
         out, "CMD-CHAL-001", "CMD", "随机数不重复", "GET CHALLENGE freshness",
         "REFERENCE.md §3 (single-use challenge), §4 (session keys from the challenge), §5 "
         "GET CHALLENGE; evidence §4.3",
-        f"Many GET CHALLENGE answers (parameter challenge_samples, default "
-        f"{DEFAULT_CHALLENGE_SAMPLES}) are each {n} bytes with 9000, and no two are equal.",
+        f"Many GET CHALLENGE answers (plan parameter challenge_samples, at least 2) are "
+        f"each {n} bytes with 9000, and no two are equal.",
         expected_sw=("9000",),
         severity="critical",
     )
     def freshness(ctx: CaseContext) -> None:
-        samples = int(ctx.parameters.get("challenge_samples", DEFAULT_CHALLENGE_SAMPLES))
+        samples = plan_count(ctx, "challenge_samples")
+        if samples < 2:
+            raise ValueError(
+                f"plan parameter challenge_samples is {samples}: freshness needs at least 2"
+            )
         cla, ins = ctx.profile.command("get_challenge")
         apdu = short_apdu(cla, ins, 0x00, 0x00, le=n)
         seen: dict[bytes, int] = {}
@@ -936,9 +950,13 @@ def _challenge_cases(profile: CardProfile, out: list[Case]) -> None:
                           what=apdu.hex(" ").upper())
 
 
-def _get_response(ctx: CaseContext, first: ResponseAPDU, what: str) -> bytes:
-    """Check a 61xx answer and collect its data with one raw GET RESPONSE."""
+def _get_response(ctx: CaseContext, first: ResponseAPDU, what: str, expected: int) -> bytes:
+    """Check a 61xx answer announcing ``expected`` bytes (the length the profile gives) and
+    collect its data with one raw GET RESPONSE."""
     ctx.expect_sw(first, "bytes_available", what=what)
+    ctx.check(first.sw2 == expected & 0xFF,
+              f"{what}: card answered {sw_hex(first.sw)}, the profile's length is {expected} "
+              f"({ctx.profile.spec.status_words['bytes_available']}{expected & 0xFF:02X})")
     cla, ins = ctx.profile.command("get_response")
     n = first.sw2 or 256
     second = ctx.expect_sw(send(ctx, short_apdu(cla, ins, 0x00, 0x00, le=n)), "ok",
@@ -947,6 +965,16 @@ def _get_response(ctx: CaseContext, first: ResponseAPDU, what: str) -> bytes:
               f"GET RESPONSE {first.sw2:02X} returned {len(second.data)} bytes, "
               f"61{first.sw2:02X} announced {n}")
     return second.data
+
+
+def _tlv_framing(profile: CardProfile, path: str) -> bytes | None:
+    """Tag and length of record 1 of a TLV file as the profile defines them (tag = item
+    number, length = the item's length); None for other files."""
+    ef = profile.file(path)
+    if ef.structure is not Structure.TLV_RECORDS:
+        return None
+    item = ef.items[0]
+    return bytes([item, profile.item(item).length])
 
 
 def _t0_cases(profile: CardProfile, out: list[Case]) -> None:
@@ -968,47 +996,51 @@ def _t0_cases(profile: CardProfile, out: list[Case]) -> None:
     def challenge(ctx: CaseContext) -> None:
         cla, ins = ctx.profile.command("get_challenge")
         apdu = short_apdu(cla, ins, 0x00, 0x00, le=n)
-        got = [_get_response(ctx, send(ctx, apdu), f"GET CHALLENGE #{i}") for i in (1, 2)]
+        got = [_get_response(ctx, send(ctx, apdu), f"GET CHALLENGE #{i}", n) for i in (1, 2)]
         ctx.check(got[0] != got[1], "two challenges collected by GET RESPONSE are equal")
 
     if free is not None:
         length = profile.record_length(free, 1)
+        tlv = _tlv_framing(profile, free)
 
         @make(
             out, "CMD-T0-002", "CMD", "T=0 下 READ RECORD 的取响应",
             "GET RESPONSE after READ RECORD under T=0", clause,
             f"READ RECORD 1 of {free} sent raw with Le {length:02X} answers 61{length:02X}; "
-            "GET RESPONSE returns the same record as a read through the T=0 layer, and 9000.",
+            f"GET RESPONSE returns the {length}-byte record with 9000"
+            + (f", framed as the profile's TLV record 1 (tag {tlv[0]:02X} = item {tlv[0]}, "
+               f"length {tlv[1]:02X})." if tlv else "."),
             applicability="t0_get_response", expected_sw=(f"61{length:02X}", "9000"),
             reference_choice=choice,
         )
         def record(ctx: CaseContext, path: str = free, length: int = length) -> None:
             ctx.select(path)
             data = _get_response(ctx, read_record(ctx, 1, le=length, raw=True),
-                                 f"READ RECORD 1 of {path}")
-            whole = ctx.expect_sw(read_record(ctx, 1), "ok", what="READ RECORD 1 (T=0 layer)")
-            ctx.check(data == whole.data,
-                      f"GET RESPONSE returned {data.hex().upper()}, the record is "
-                      f"{whole.data.hex().upper()}")
+                                 f"READ RECORD 1 of {path}", length)
+            framing = _tlv_framing(ctx.profile, path)
+            if framing is not None:
+                ctx.check(data[:2] == framing,
+                          f"GET RESPONSE returned {data[:2].hex().upper()} as tag and length of "
+                          f"record 1 of {path}; the profile's item {framing[0]} is "
+                          f"{framing.hex().upper()}")
 
     if photo is not None:
+        want = min(T0_BINARY_LE, profile.file(photo).size or 0)
 
         @make(
             out, "CMD-T0-003", "CMD", "T=0 下 READ BINARY 的取响应",
             "GET RESPONSE after READ BINARY under T=0", clause,
-            f"READ BINARY of {photo} sent raw with Le 20 answers 6120; GET RESPONSE returns "
-            "the 32 bytes the T=0 layer reads, and 9000.",
-            applicability="t0_get_response", expected_sw=("6120", "9000"),
+            f"READ BINARY of {photo} at offset 0 sent raw with Le {T0_BINARY_LE:02X} answers "
+            f"61{want:02X} (the file has {profile.file(photo).size} bytes); GET RESPONSE "
+            f"{want:02X} returns {want} bytes and 9000.",
+            applicability="t0_get_response", expected_sw=(f"61{want:02X}", "9000"),
             preconditions="card reset; read right of the file granted",
             reference_choice=choice,
         )
-        def binary(ctx: CaseContext, path: str = photo) -> None:
+        def binary(ctx: CaseContext, path: str = photo, want: int = want) -> None:
             grant(ctx, path)
-            data = _get_response(ctx, read_binary(ctx, 0, le=0x20, raw=True),
-                                 f"READ BINARY of {path}")
-            whole = ctx.expect_sw(read_binary(ctx, 0, le=0x20), "ok",
-                                  what="READ BINARY (T=0 layer)")
-            ctx.check(data == whole.data, "GET RESPONSE returned other bytes than the file's")
+            _get_response(ctx, read_binary(ctx, 0, le=T0_BINARY_LE, raw=True),
+                          f"READ BINARY of {path} at 0 with Le {T0_BINARY_LE:02X}", want)
 
 
 # --------------------------------------------------------------------------- catalogue

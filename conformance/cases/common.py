@@ -6,9 +6,11 @@ from collections.abc import Callable
 
 from conformance.apdu import ResponseAPDU
 from conformance.cases.framework import Case, CaseContext
+from conformance.model.profile import CardProfile
 
 P2_RECORD_NUMBER = 0x04
 P2_RECORD_ID = 0x00
+P2_CYCLIC_NEW = 0x03  # UPDATE RECORD on a cyclic file: write a new record 1 (§5)
 LE_WHOLE = 256  # Le = 00 on the wire: the whole record / up to 256 bytes
 
 
@@ -16,9 +18,78 @@ def df_of(path: str) -> str:
     return path.partition("/")[0]
 
 
+def files_of(profile: CardProfile, df: str) -> list[str]:
+    """The EFs of a DF (its children), in profile order."""
+    return [path for path in profile.files if df_of(path) == df]
+
+
+def index_flags(profile: CardProfile, path: str) -> tuple[bytes, bytes]:
+    """(used, free) record contents of an index file: the first two values of its flag
+    item's code table, repeated to the record length."""
+    ef = profile.file(path)
+    length = ef.record_length or 1
+    for number in ef.items:
+        for rule in profile.item(number).rules:
+            kind, _, table = rule.partition(":")
+            values = profile.spec.code_tables[table].values if kind == "code" else None
+            if values and len(values) >= 2:
+                return bytes.fromhex(values[0]) * length, bytes.fromhex(values[1]) * length
+    raise ValueError(f"{path}: its item has no code table of (used, free) flags")
+
+
+def sw_choice(*sws: str) -> str:
+    """The reference_choice sentence for a verdict that rests on §5 status words."""
+    return (
+        f"Expects {', '.join(sws)}: the evidence shows no status-word table, so these "
+        "are the REFERENCE.md §5 [choice]."
+    )
+
+
 def slug(path: str) -> str:
     """'DF02/EF07' → 'DF02-EF07', for case IDs."""
     return path.replace("/", "-")
+
+
+def plan_parameter(ctx: CaseContext, name: str, default: object = None) -> object:
+    """A plan parameter (``ctx.parameters``); missing, when there is no default, is a plan
+    error: ValueError, which the runner reports as ERROR (the harness, not the card)."""
+    value = ctx.parameters.get(name, default)
+    if value is None:
+        raise ValueError(f"plan parameter {name} is missing")
+    return value
+
+
+def plan_count(ctx: CaseContext, name: str, default: int | None = None) -> int:
+    """A whole-number plan parameter (see plan_parameter)."""
+    value = plan_parameter(ctx, name, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"plan parameter {name} must be a whole number, not {value!r}")
+    return value
+
+
+def plan_hex_bytes(ctx: CaseContext, name: str) -> list[int]:
+    """A plan parameter listing single bytes in hex ("A0", "CA", …) (see plan_hex_strings)."""
+    return [int(item, 16) for item in plan_hex_strings(ctx, name, 1)]
+
+
+def plan_hex_strings(ctx: CaseContext, name: str, size: int) -> list[str]:
+    """A plan parameter listing hex strings of ``size`` bytes each ("A0", "DF09", …), quoted
+    in the YAML so that none is read as a number (see plan_parameter); upper case."""
+    value = plan_parameter(ctx, name)
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise ValueError(f"plan parameter {name} must be a list of hex strings, not {value!r}")
+    for item in value:
+        ok = isinstance(item, str) and len(item) == 2 * size
+        if ok:
+            try:
+                bytes.fromhex(item)
+            except ValueError:
+                ok = False
+        if not ok:
+            raise ValueError(
+                f"plan parameter {name}: {item!r} is not {size} byte(s) of hex in quotes"
+            )
+    return [item.upper() for item in value]
 
 
 def grant(ctx: CaseContext, path: str, right: str = "read") -> None:
@@ -42,6 +113,15 @@ def read_record(
 ) -> ResponseAPDU:
     """READ RECORD on the current EF, as raw as the case wants it."""
     return ctx.send(ctx.apdu("read_record", n, p2, le=le), raw=raw)
+
+
+def read_records(ctx: CaseContext, path: str, count: int | None = None) -> list[bytes]:
+    """Records 1..count (default: all) of the current EF; FAIL unless each answers 9000."""
+    last = ctx.profile.record_count(path) if count is None else count
+    return [
+        ctx.expect_sw(read_record(ctx, n), "ok", what=f"READ RECORD {n} of {path}").data
+        for n in range(1, last + 1)
+    ]
 
 
 def read_binary(

@@ -20,8 +20,7 @@ The rule checkers are pure functions in :mod:`conformance.cases.rules`.
 
 from __future__ import annotations
 
-from conformance.cases.cmd import grant_once
-from conformance.cases.common import P2_RECORD_ID, make, read_record, slug
+from conformance.cases.common import P2_RECORD_ID, grant, make, read_record, slug
 from conformance.cases.framework import Case, CaseContext
 from conformance.cases.rules import check_coding, check_rule, parse_date
 from conformance.model import codecs
@@ -56,7 +55,7 @@ def read_item_record(ctx: CaseContext, number: int) -> bytes:
     """The record that holds TLV item `number`, read by record number after its read right."""
     place = ctx.profile.place(number)
     assert place.record is not None
-    grant_once(ctx, place.path)
+    grant(ctx, place.path)
     response = ctx.expect_sw(read_record(ctx, place.record), "ok",
                              what=f"READ RECORD {place.record} of {place.path} (item {number})")
     return response.data
@@ -278,7 +277,7 @@ def _read_by_tag_cases(profile: CardProfile, out: list[Case]) -> None:
             )
             def by_tag(ctx: CaseContext, path: str = path, record: int = record,
                        number: int = number) -> None:
-                grant_once(ctx, path)
+                grant(ctx, path)
                 by_number = ctx.expect_sw(read_record(ctx, record), "ok",
                                           what=f"READ RECORD {record} by number")
                 tagged = ctx.expect_sw(read_record(ctx, number, P2_RECORD_ID), "ok",
@@ -300,7 +299,7 @@ def _read_by_tag_cases(profile: CardProfile, out: list[Case]) -> None:
             reference_choice="Relies on the status words of REFERENCE.md §5, a [choice].",
         )
         def absent_tag(ctx: CaseContext, path: str = path, absent: list[int] = absent) -> None:
-            grant_once(ctx, path)
+            grant(ctx, path)
             for tag in absent:
                 ctx.expect_sw(read_record(ctx, tag, P2_RECORD_ID), "record_not_found",
                               what=f"READ RECORD by identifier {tag:02X} in {path}")
@@ -331,7 +330,7 @@ def _cyclic_cases(profile: CardProfile, out: list[Case]) -> None:
         def cyclic(ctx: CaseContext, path: str = path) -> None:
             p = ctx.profile
             ef = p.file(path)
-            grant_once(ctx, path)
+            grant(ctx, path)
             for n in range(1, (ef.records or 0) + 1):
                 raw = ctx.expect_sw(read_record(ctx, n), "ok", what=f"READ RECORD {n}").data
                 ctx.check(len(raw) == ef.record_length,
@@ -371,7 +370,7 @@ def _index_cases(profile: CardProfile, out: list[Case]) -> None:
         def index(ctx: CaseContext, path: str = path, number: int = number) -> None:
             p = ctx.profile
             ef = p.file(path)
-            grant_once(ctx, path)
+            grant(ctx, path)
             for n in range(1, (ef.records or 0) + 1):
                 raw = ctx.expect_sw(read_record(ctx, n), "ok", what=f"READ RECORD {n}").data
                 ctx.check(len(raw) == ef.record_length,

@@ -1,7 +1,9 @@
 """FS: the file tree of the model, file by file (REFERENCE.md §1; evidence §2).
 
 Generated from the profile: every DF is selectable; every EF is selectable, has the declared
-structure, and the declared record count and lengths or size.
+structure, and the declared record count and lengths or size. The cyclic behaviour of cyclic
+files is the CYC group's; that writing one needs its update right is SEC-UPD-*-001 (no case
+here sends an append a faulty card might accept, which would drop its oldest record).
 """
 
 from __future__ import annotations
@@ -114,30 +116,6 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
                 what=f"READ RECORD {count + 1} (one past the last)",
             )
 
-        if ef.structure is Structure.CYCLIC:
-
-            @make(
-                out,
-                f"{sid}-004",
-                "FS",
-                f"{path} 为循环文件",
-                f"{path} is cyclic",
-                CLAUSE + "; evidence §3.2",
-                "The file accepts the cyclic form of UPDATE RECORD (P2 = 03) only with its "
-                "update right: without it the card answers 6982, not 6981/6A86.",
-                expected_sw=("6982",),
-                reference_choice=SW_CHOICE
-                + " The §5 check order puts the structure check (6981) before security.",
-            )
-            def cyclic(ctx: CaseContext, path: str = path) -> None:
-                grant(ctx, path)
-                length = ctx.profile.file(path).record_length or 0
-                response = ctx.send(ctx.apdu("update_record", 0, 0x03, bytes(length)))
-                ctx.expect_sw(
-                    response,
-                    "security_not_satisfied",
-                    what="cyclic UPDATE RECORD without the update right",
-                )
     else:
         size = ef.size or 0
 

@@ -11,15 +11,22 @@ item's code table (used, free). Every case puts back the flags it found.
 from __future__ import annotations
 
 from conformance.apdu import CommandAPDU, ResponseAPDU
-from conformance.cases.common import grant_families, make, read_record, slug
+from conformance.cases.common import (
+    LE_WHOLE,
+    P2_RECORD_NUMBER,
+    grant_families,
+    index_flags,
+    make,
+    read_records,
+    slug,
+    sw_choice,
+)
 from conformance.cases.framework import Case, CaseContext
 from conformance.model.profile import CardProfile
 from conformance.model.schema import Structure
 
 CLAUSE = "REFERENCE.md §1 (DF03/EF05, EF06), §5 mark/erase; WS/T 543 (evidence §2.4, §3.3)"
 
-P2_NUMBER = 0x04  # the only P2 of mark/erase: P1 is a record number
-LE_ZERO = 256  # the evidence's trailing 00 (Le = 00 on the wire)
 WRONG_P2 = (0x00, 0x03, 0x05)
 
 FORMS_CHOICE = (
@@ -28,28 +35,7 @@ FORMS_CHOICE = (
 )
 
 
-def sw_choice(*sws: str) -> str:
-    """The reference_choice sentence for a verdict that rests on §5 status words."""
-    return (
-        f"Expects {', '.join(sws)}: the evidence shows no status-word table, so these "
-        "are the REFERENCE.md §5 [choice]."
-    )
-
-
 # --------------------------------------------------------------------------- helpers
-
-
-def flag_values(profile: CardProfile, path: str) -> tuple[bytes, bytes]:
-    """(used, free) record contents of an index file, from its flag item's code table."""
-    ef = profile.file(path)
-    length = ef.record_length or 1
-    for number in ef.items:
-        for rule in profile.item(number).rules:
-            kind, _, table = rule.partition(":")
-            values = profile.spec.code_tables[table].values if kind == "code" else None
-            if values and len(values) >= 2:
-                return bytes.fromhex(values[0]) * length, bytes.fromhex(values[1]) * length
-    raise ValueError(f"{path}: its item has no code table of (used, free) flags")
 
 
 def index_files(profile: CardProfile) -> list[str]:
@@ -60,25 +46,18 @@ def index_files(profile: CardProfile) -> list[str]:
     ]
 
 
-def _flags(ctx: CaseContext, path: str) -> list[bytes]:
-    out = []
-    for n in range(1, ctx.profile.record_count(path) + 1):
-        out.append(ctx.expect_sw(read_record(ctx, n), "ok", what=f"READ RECORD {n} of {path}").data)
-    return out
-
-
 def _start(ctx: CaseContext, path: str, families: list[str | None]) -> list[bytes]:
     """Grant the read right and ``families``, select the file, read its flags (preconditions)."""
     grant_families(ctx, path, [ctx.profile.file(path).access.read, *families])
     with ctx.precondition(f"read the flags of {path}"):
-        return _flags(ctx, path)
+        return read_records(ctx, path)
 
 
 def _command(
     ctx: CaseContext,
     name: str,
     n: int,
-    p2: int = P2_NUMBER,
+    p2: int = P2_RECORD_NUMBER,
     *,
     le: int | None = None,
     data: bytes = b"",
@@ -90,8 +69,8 @@ def _command(
 def _restore(ctx: CaseContext, path: str, original: list[bytes]) -> None:
     """Mark or erase the records whose flag changed, authenticating the key it needs."""
     ef = ctx.profile.file(path)
-    used, free = flag_values(ctx.profile, path)
-    current = _flags(ctx, path)
+    used, free = index_flags(ctx.profile, path)
+    current = read_records(ctx, path)
     for n, (now, was) in enumerate(zip(current, original, strict=True), start=1):
         if now == was:
             continue
@@ -103,13 +82,13 @@ def _restore(ctx: CaseContext, path: str, original: list[bytes]) -> None:
         )
         if family not in ctx.session.granted:
             grant_families(ctx, path, [family])
-        _, response = _command(ctx, name, n, le=LE_ZERO)
+        _, response = _command(ctx, name, n, le=LE_WHOLE)
         ctx.expect_sw(response, "ok", what=f"restoring record {n} of {path}")
-    ctx.check(_flags(ctx, path) == original, f"the flags of {path} are not as before")
+    ctx.check(read_records(ctx, path) == original, f"the flags of {path} are not as before")
 
 
 def _unchanged(ctx: CaseContext, path: str, original: list[bytes], after: str) -> None:
-    now = _flags(ctx, path)
+    now = read_records(ctx, path)
     for n, (a, b) in enumerate(zip(now, original, strict=True), start=1):
         ctx.check(
             a == b,
@@ -122,7 +101,7 @@ def _unchanged(ctx: CaseContext, path: str, original: list[bytes], after: str) -
 
 def _record_case(profile: CardProfile, path: str, n: int, out: list[Case]) -> None:
     ef = profile.file(path)
-    used, free = flag_values(profile, path)
+    used, free = index_flags(profile, path)
 
     @make(
         out,
@@ -146,11 +125,11 @@ def _record_case(profile: CardProfile, path: str, n: int, out: list[Case]) -> No
         acc = ctx.profile.file(path).access
         original = _start(ctx, path, [acc.mark, acc.erase])
         with ctx.restoring(path, lambda: _restore(ctx, path, original)):
-            for le in (None, LE_ZERO):
+            for le in (None, LE_WHOLE):
                 for name, flag in (("mark_record", used), ("erase_record", free)):
                     command, response = _command(ctx, name, n, le=le)
                     ctx.expect_sw(response, "ok", what=command.hex())
-                    now = _flags(ctx, path)
+                    now = read_records(ctx, path)
                     ctx.check(
                         now[n - 1] == flag,
                         f"after {command.hex()} record {n} of {path} is "
@@ -169,7 +148,7 @@ def _record_case(profile: CardProfile, path: str, n: int, out: list[Case]) -> No
 def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
     ef = profile.file(path)
     count = ef.records or 0
-    used, free = flag_values(profile, path)
+    used, free = index_flags(profile, path)
     sid = f"IDX-{slug(path)}"
     mark, erase, read = ef.access.mark, ef.access.erase, ef.access.read
     both = f"card reset; {read}, {mark} and {erase} granted in DF03; flags put back afterwards"
@@ -214,7 +193,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         with ctx.restoring(path, lambda: _restore(ctx, path, original)):
             for p2 in WRONG_P2:
                 for name in ("mark_record", "erase_record"):
-                    command, response = _command(ctx, name, 1, p2, le=LE_ZERO)
+                    command, response = _command(ctx, name, 1, p2, le=LE_WHOLE)
                     ctx.expect_sw(response, "wrong_p1p2", what=command.hex())
             _unchanged(ctx, path, original, "mark/erase with a wrong P2")
 
@@ -237,7 +216,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         with ctx.restoring(path, lambda: _restore(ctx, path, original)):
             for n in (0, last + 1):
                 for name in ("mark_record", "erase_record"):
-                    command, response = _command(ctx, name, n, le=LE_ZERO)
+                    command, response = _command(ctx, name, n, le=LE_WHOLE)
                     ctx.expect_sw(response, "record_not_found", what=command.hex())
             _unchanged(ctx, path, original, "mark/erase out of range")
 
@@ -258,10 +237,10 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
     def mark_needs_key(ctx: CaseContext, path: str = path) -> None:
         original = _start(ctx, path, [])
         with ctx.restoring(path, lambda: _restore(ctx, path, original)):
-            command, response = _command(ctx, "mark_record", 1, le=LE_ZERO)
+            command, response = _command(ctx, "mark_record", 1, le=LE_WHOLE)
             ctx.expect_sw(response, "security_not_satisfied", what=f"{command.hex()} ({read})")
             grant_families(ctx, path, [erase])
-            command, response = _command(ctx, "mark_record", 1, le=LE_ZERO)
+            command, response = _command(ctx, "mark_record", 1, le=LE_WHOLE)
             ctx.expect_sw(
                 response, "security_not_satisfied", what=f"{command.hex()} ({read} + {erase})"
             )
@@ -287,11 +266,11 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         with ctx.restoring(path, lambda: _restore(ctx, path, original)):
             if original[0] != used:
                 with ctx.precondition(f"mark record 1 of {path}"):
-                    command, response = _command(ctx, "mark_record", 1, le=LE_ZERO)
+                    command, response = _command(ctx, "mark_record", 1, le=LE_WHOLE)
                     ctx.expect_sw(response, "ok", what=command.hex())
-            command, response = _command(ctx, "erase_record", 1, le=LE_ZERO)
+            command, response = _command(ctx, "erase_record", 1, le=LE_WHOLE)
             ctx.expect_sw(response, "security_not_satisfied", what=f"{command.hex()} ({mark})")
-            now = _flags(ctx, path)[0]
+            now = read_records(ctx, path)[0]
             ctx.check(
                 now == used,
                 f"record 1 of {path} is {now.hex().upper()} after a refused "
@@ -315,7 +294,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         original = _start(ctx, path, [mark, erase])
         flag = used if original[0] != used else free
         with ctx.restoring(path, lambda: _restore(ctx, path, original)):
-            command = ctx.apdu("update_record", 1, P2_NUMBER, flag)
+            command = ctx.apdu("update_record", 1, P2_RECORD_NUMBER, flag)
             response = ctx.send(command)
             ctx.expect_sw(response, "security_not_satisfied", what=command.hex())
             _unchanged(ctx, path, original, "a refused UPDATE RECORD")

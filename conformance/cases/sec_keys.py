@@ -10,8 +10,13 @@ Per DF: EXTERNAL AUTHENTICATE with a KID that is not a key of the current DF (6A
 byte other than 01 (6A80), P1 ≠ 00 (6A86), Lc ≠ 11 (6700), and without a challenge (6985).
 
 Diversification: keys derived from another card-number or city-code factor fail (63Cx), and the
-card keys do not follow a later update of item 57. Locking a key (6983) cannot be undone on a
-real card, so that case is destructive and outside the default plan.
+card keys do not follow a later update of item 57.
+
+No case locks a key: REFERENCE.md §3 lets a test spend at most 2 tries and requires it to
+restore the counter, so a key's behaviour at 0 tries (6983) is not tested here. The plan says
+how many wrong tries SEC-KEY-*-001 spends (``wrong_cryptogram_tries``, default 1) within its
+budget (``max_wrong_tries``, which may not exceed the §3 cap); a value outside those bounds is a
+plan error (ERROR), never silently clamped.
 """
 
 from __future__ import annotations
@@ -19,38 +24,47 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from conformance.apdu import sw_hex
+from conformance.cases.common import df_of, make, plan_count, sw_choice
 from conformance.cases.framework import Case, CaseContext
 from conformance.cases.sec_kit import (
     CLAUSE_DIV,
     CLAUSE_EA,
     CLAUSE_KEY,
     CRYPTO_CHOICE,
+    GROUP,
     Sec,
-    add,
     auth_families,
     choices,
     key_slug,
     read_key,
     retry_choice,
     rights_of,
-    sw_choice,
 )
 from conformance.host.session import CITY_CODE_ITEM
 from conformance.model.profile import CardProfile
 
 Body = Callable[[CaseContext], None]
 
-MAX_WRONG_TRIES = 2  # REFERENCE.md §3: a test may spend at most 2 tries per key
-DEFAULT_WRONG_TRIES = 1
+REFERENCE_TRY_CAP = 2  # REFERENCE.md §3: "a test may spend at most 2 tries" per key
+DEFAULT_WRONG_TRIES = 1  # a plan may leave wrong_cryptogram_tries out: the least a case spends
 
 
 def _wrong_tries(ctx: CaseContext) -> int:
-    """Plan parameter ``wrong_cryptogram_tries``, kept within 1..2 (REFERENCE.md §3)."""
-    try:
-        n = int(ctx.parameters.get("wrong_cryptogram_tries", DEFAULT_WRONG_TRIES))
-    except (TypeError, ValueError):
-        n = DEFAULT_WRONG_TRIES
-    return max(1, min(MAX_WRONG_TRIES, n))
+    """Plan parameter ``wrong_cryptogram_tries``, within 1..``max_wrong_tries``, which is
+    itself within 1..2 (REFERENCE.md §3). Out of bounds is a plan error, not clamped."""
+    budget = plan_count(ctx, "max_wrong_tries")
+    if not 1 <= budget <= REFERENCE_TRY_CAP:
+        raise ValueError(
+            f"plan parameter max_wrong_tries is {budget}: REFERENCE.md §3 lets a test spend "
+            f"1 to {REFERENCE_TRY_CAP} tries per key"
+        )
+    tries = plan_count(ctx, "wrong_cryptogram_tries", DEFAULT_WRONG_TRIES)
+    if not 1 <= tries <= budget:
+        raise ValueError(
+            f"plan parameter wrong_cryptogram_tries is {tries}: it must be 1 to {budget} "
+            "(max_wrong_tries)"
+        )
+    return tries
 
 
 # --------------------------------------------------------------------------- per key family
@@ -58,13 +72,13 @@ def _wrong_tries(ctx: CaseContext) -> int:
 
 def _wrong_then_right(family: str) -> Body:
     def body(ctx: CaseContext) -> None:
+        tries = _wrong_tries(ctx)  # a plan error stops the case before it touches the card
         sec = Sec(ctx)
         probe = sec.probe(family)
         df = ctx.profile.key(family).df
         sec.grant(family)  # a correct authentication: the counter is full
         sec.leave_and_return(df)  # and the right it granted is gone again
         with sec.guard():
-            tries = _wrong_tries(ctx)
             for i in range(tries):
                 attempt = sec.attempt(family, wrong=True)
                 left = sec.limit - 1 - i
@@ -104,7 +118,7 @@ def _failed_try_keeps_rights(family: str) -> Body:
         sec = Sec(ctx)
         probe = sec.probe(family)
         sec.grant(family)
-        with sec.pre(f"{probe.describe()} with {family} granted"):
+        with ctx.precondition(f"{probe.describe()} with {family} granted"):
             sec.run(probe).check()
         with sec.guard():
             attempt = sec.attempt(family, wrong=True)
@@ -201,7 +215,7 @@ def _no_challenge(df: str, family: str) -> Body:
                           what=f"EXTERNAL AUTHENTICATE {family} with no challenge since reset")
             # (b) the challenge was used up by a successful EXTERNAL AUTHENTICATE
             first = sec.attempt(family)
-            with sec.pre(f"authenticate {family} once"):
+            with ctx.precondition(f"authenticate {family} once"):
                 first.response.check()
             x8 = bytes(b ^ 0xFF for b in first.x8)
             data = sec.auth_data(family, first.challenge, x8)
@@ -246,10 +260,11 @@ def _keys_do_not_follow_item57(family: str) -> Body:
         value = bytearray(original[2:])
         value[0] = 0x31 if value[0] != 0x31 else 0x11
         changed = original[:2] + bytes(value)
-        with sec.guard(), sec.ctx.restoring(f"item {CITY_CODE_ITEM}",
-                           lambda: sec.write_back_record(place.path, place.record or 1,
-                                                         original)):
-            with sec.pre(f"write another city code into item {CITY_CODE_ITEM}"):
+        def undo() -> None:
+            sec.write_back_record(place.path, place.record or 1, original)
+
+        with sec.guard(), ctx.restoring(f"item {CITY_CODE_ITEM}", undo):
+            with ctx.precondition(f"write another city code into item {CITY_CODE_ITEM}"):
                 ctx.session.update_record_sm(place.path, place.record, changed)
             sec.enter_key_df(family)
             attempt = sec.attempt(family)  # factors: the original CityCode8
@@ -278,38 +293,38 @@ def cases(profile: CardProfile) -> list[Case]:
         if not opened:
             continue
         probe_path, probe_right = opened[0]
-        add(out, f"SEC-KEY-{key_slug(family)}-001",
-            f"{family} 认证码错误返回 {prefix}x，正确认证后恢复",
-            f"{family}: a wrong cryptogram answers {prefix}x, a correct one then succeeds",
-            CLAUSE_KEY,
-            f"With the counter of {family} full, a wrong cryptogram answers {first_wrong} "
-            f"(tries left); a correct one afterwards answers {ok} and grants the declared "
-            f"right ({probe_right} {probe_path}).",
-            _wrong_then_right(family),
-            expected_sw=(first_wrong, ok), severity="critical",
-            preconditions=f"{family} authenticated once (counter full), then its DF left and "
-                          "entered again (right cleared)",
-            reference_choice=choices(retry, CRYPTO_CHOICE))
-        add(out, f"SEC-KEY-{key_slug(family)}-002",
-            f"{family} 认证成功后重试计数器恢复",
-            f"{family}: a successful authentication restores the retry counter",
-            CLAUSE_KEY,
-            f"Wrong, correct, wrong again: both wrong cryptograms answer {first_wrong}, so the "
-            f"success in between restored the counter of {family} to {limit}.",
-            _counter_restored(family),
-            expected_sw=(first_wrong, ok), severity="critical",
-            preconditions=f"{family} authenticated once (counter full)",
-            reference_choice=choices(retry, CRYPTO_CHOICE))
-        add(out, f"SEC-KEY-{key_slug(family)}-003",
-            f"{family} 认证失败不影响已获得的权限",
-            f"{family}: a failed try leaves the rights already granted",
-            CLAUSE_KEY,
-            f"With {family} granted, a wrong cryptogram for it ({first_wrong}) leaves its "
-            f"right: {probe_right} {probe_path} still answers {ok}.",
-            _failed_try_keeps_rights(family),
-            expected_sw=(first_wrong, ok), severity="critical",
-            preconditions=f"{family} authenticated in {key.df}",
-            reference_choice=choices(retry, CRYPTO_CHOICE))
+        make(out, f"SEC-KEY-{key_slug(family)}-001", GROUP,
+             f"{family} 认证码错误返回 {prefix}x，正确认证后恢复",
+             f"{family}: a wrong cryptogram answers {prefix}x, a correct one then succeeds",
+             CLAUSE_KEY,
+             f"With the counter of {family} full, a wrong cryptogram answers {first_wrong} "
+             f"(tries left); a correct one afterwards answers {ok} and grants the declared "
+             f"right ({probe_right} {probe_path}).",
+             expected_sw=(first_wrong, ok), severity="critical",
+             preconditions=f"{family} authenticated once (counter full), then its DF left and "
+                           "entered again (right cleared)",
+             reference_choice=choices(retry, CRYPTO_CHOICE),
+        )(_wrong_then_right(family))
+        make(out, f"SEC-KEY-{key_slug(family)}-002", GROUP,
+             f"{family} 认证成功后重试计数器恢复",
+             f"{family}: a successful authentication restores the retry counter",
+             CLAUSE_KEY,
+             f"Wrong, correct, wrong again: both wrong cryptograms answer {first_wrong}, so the "
+             f"success in between restored the counter of {family} to {limit}.",
+             expected_sw=(first_wrong, ok), severity="critical",
+             preconditions=f"{family} authenticated once (counter full)",
+             reference_choice=choices(retry, CRYPTO_CHOICE),
+        )(_counter_restored(family))
+        make(out, f"SEC-KEY-{key_slug(family)}-003", GROUP,
+             f"{family} 认证失败不影响已获得的权限",
+             f"{family}: a failed try leaves the rights already granted",
+             CLAUSE_KEY,
+             f"With {family} granted, a wrong cryptogram for it ({first_wrong}) leaves its "
+             f"right: {probe_right} {probe_path} still answers {ok}.",
+             expected_sw=(first_wrong, ok), severity="critical",
+             preconditions=f"{family} authenticated in {key.df}",
+             reference_choice=choices(retry, CRYPTO_CHOICE),
+        )(_failed_try_keeps_rights(family))
     for df in profile.dfs:
         rk = read_key(profile, df)
         if rk is None:
@@ -317,22 +332,22 @@ def cases(profile: CardProfile) -> list[Case]:
         other = _other_df_key(profile, df)
         if other is not None:
             kid = profile.key(other).kid or 0
-            add(out, f"SEC-EA-{df}-001",
-                f"{df} 中使用其他 DF 的密钥标识 {kid:02X} 返回 6A88",
-                f"EXTERNAL AUTHENTICATE in {df} with KID {kid:02X} (not of {df}) is refused",
-                CLAUSE_EA,
-                f"In {df}, EXTERNAL AUTHENTICATE with KID {kid:02X} (key {other} of "
-                f"{profile.key(other).df}) and a cryptogram correct for that key answers "
-                f"{sw_hex(profile.sw('key_not_found'))}: keys are looked up in the current "
-                "DF only.",
-                _foreign_kid(df, other),
-                expected_sw=(sw_hex(profile.sw("key_not_found")),), severity="critical",
-                reference_choice=choices(
-                    sw_choice(sw_hex(profile.sw("key_not_found"))),
-                    "REFERENCE.md §5 does not place 6A88 in its check order; the case sends a "
-                    "fresh challenge and a cryptogram correct for the other DF's key, so the "
-                    "KID is the only thing wrong.",
-                    CRYPTO_CHOICE))
+            make(out, f"SEC-EA-{df}-001", GROUP,
+                 f"{df} 中使用其他 DF 的密钥标识 {kid:02X} 返回 6A88",
+                 f"EXTERNAL AUTHENTICATE in {df} with KID {kid:02X} (not of {df}) is refused",
+                 CLAUSE_EA,
+                 f"In {df}, EXTERNAL AUTHENTICATE with KID {kid:02X} (key {other} of "
+                 f"{profile.key(other).df}) and a cryptogram correct for that key answers "
+                 f"{sw_hex(profile.sw('key_not_found'))}: keys are looked up in the current "
+                 "DF only.",
+                 expected_sw=(sw_hex(profile.sw("key_not_found")),), severity="critical",
+                 reference_choice=choices(
+                     sw_choice(sw_hex(profile.sw("key_not_found"))),
+                     "REFERENCE.md §5 does not place 6A88 in its check order; the case sends a "
+                     "fresh challenge and a cryptogram correct for the other DF's key, so the "
+                     "KID is the only thing wrong.",
+                     CRYPTO_CHOICE),
+            )(_foreign_kid(df, other))
         for number, variant, sw_name, zh, en, what in (
             (2, "trailer", "wrong_data", "结尾字节非 01", "a trailing byte other than 01",
              "the trailing byte of the data is not 01"),
@@ -341,69 +356,69 @@ def cases(profile: CardProfile) -> list[Case]:
              "Lc is 10 (no trailer), then 12 (one byte too many)"),
         ):
             sw = sw_hex(profile.sw(sw_name))
-            add(out, f"SEC-EA-{df}-{number:03d}",
-                f"{df} 外部认证{zh}返回 {sw}",
-                f"EXTERNAL AUTHENTICATE in {df} with {en} answers {sw}",
-                CLAUSE_EA,
-                f"EXTERNAL AUTHENTICATE {rk} with a correct cryptogram where {what} answers "
-                f"{sw}, and the read right of {df} is not granted (a read then answers "
-                f"{refused}).",
-                _malformed(df, rk, variant),
-                expected_sw=(sw, refused), severity="normal",
-                reference_choice=choices(
-                    sw_choice(sw, refused),
-                    "The cryptogram is correct and the challenge fresh, so the answer does not "
-                    "depend on the order of the cryptogram and syntax checks.",
-                    CRYPTO_CHOICE))
+            make(out, f"SEC-EA-{df}-{number:03d}", GROUP,
+                 f"{df} 外部认证{zh}返回 {sw}",
+                 f"EXTERNAL AUTHENTICATE in {df} with {en} answers {sw}",
+                 CLAUSE_EA,
+                 f"EXTERNAL AUTHENTICATE {rk} with a correct cryptogram where {what} answers "
+                 f"{sw}, and the read right of {df} is not granted (a read then answers "
+                 f"{refused}).",
+                 expected_sw=(sw, refused), severity="normal",
+                 reference_choice=choices(
+                     sw_choice(sw, refused),
+                     "The cryptogram is correct and the challenge fresh, so the answer does not "
+                     "depend on the order of the cryptogram and syntax checks.",
+                     CRYPTO_CHOICE),
+            )(_malformed(df, rk, variant))
         no_challenge = sw_hex(profile.sw("no_challenge"))
-        add(out, f"SEC-EA-{df}-005",
-            f"{df} 无随机数时外部认证返回 {no_challenge}",
-            f"EXTERNAL AUTHENTICATE in {df} without a challenge answers {no_challenge}",
-            CLAUSE_EA,
-            f"EXTERNAL AUTHENTICATE {rk} with no GET CHALLENGE since the reset, and again "
-            f"over a challenge a successful authentication already used, answers "
-            f"{no_challenge} both times.",
-            _no_challenge(df, rk),
-            expected_sw=(no_challenge, ok), severity="critical",
-            reference_choice=choices(sw_choice(no_challenge), CRYPTO_CHOICE))
+        make(out, f"SEC-EA-{df}-005", GROUP,
+             f"{df} 无随机数时外部认证返回 {no_challenge}",
+             f"EXTERNAL AUTHENTICATE in {df} without a challenge answers {no_challenge}",
+             CLAUSE_EA,
+             f"EXTERNAL AUTHENTICATE {rk} with no GET CHALLENGE since the reset, and again "
+             f"over a challenge a successful authentication already used, answers "
+             f"{no_challenge} both times.",
+             expected_sw=(no_challenge, ok), severity="critical",
+             reference_choice=choices(sw_choice(no_challenge), CRYPTO_CHOICE),
+        )(_no_challenge(df, rk))
     first = families[0]
-    add(out, "SEC-DIV-001",
-        "以其他卡号分散因子分散的密钥认证失败",
-        "Keys diversified with another card-number factor fail",
-        CLAUSE_DIV,
-        f"{first} with a cryptogram from keys diversified by a card-number factor other "
-        f"than ATR bytes 5–12 answers {first_wrong}; the card's own factor then succeeds "
-        "and restores the counter.",
-        _other_factor(first, "card"),
-        expected_sw=(first_wrong, ok), severity="critical",
-        preconditions=f"{first} authenticated once (counter full)",
-        reference_choice=choices(retry, CRYPTO_CHOICE))
+    make(out, "SEC-DIV-001", GROUP,
+         "以其他卡号分散因子分散的密钥认证失败",
+         "Keys diversified with another card-number factor fail",
+         CLAUSE_DIV,
+         f"{first} with a cryptogram from keys diversified by a card-number factor other "
+         f"than ATR bytes 5–12 answers {first_wrong}; the card's own factor then succeeds "
+         "and restores the counter.",
+         expected_sw=(first_wrong, ok), severity="critical",
+         preconditions=f"{first} authenticated once (counter full)",
+         reference_choice=choices(retry, CRYPTO_CHOICE),
+    )(_other_factor(first, "card"))
     level2 = [f for f in families if profile.key(f).level == 2]
     if level2:
-        add(out, "SEC-DIV-002",
-            "以其他城市代码分散因子分散的密钥认证失败",
-            "Keys diversified with another city-code factor fail",
-            CLAUSE_DIV,
-            f"{level2[0]} (two-level diversification) with a cryptogram from keys "
-            f"diversified by a city-code factor other than item 57's answers {first_wrong}; "
-            "the card's own factors then succeed and restore the counter.",
-            _other_factor(level2[0], "city"),
-            expected_sw=(first_wrong, ok), severity="critical",
-            preconditions=f"{level2[0]} authenticated once (counter full)",
-            reference_choice=choices(retry, CRYPTO_CHOICE))
+        make(out, "SEC-DIV-002", GROUP,
+             "以其他城市代码分散因子分散的密钥认证失败",
+             "Keys diversified with another city-code factor fail",
+             CLAUSE_DIV,
+             f"{level2[0]} (two-level diversification) with a cryptogram from keys "
+             f"diversified by a city-code factor other than item 57's answers {first_wrong}; "
+             "the card's own factors then succeed and restore the counter.",
+             expected_sw=(first_wrong, ok), severity="critical",
+             preconditions=f"{level2[0]} authenticated once (counter full)",
+             reference_choice=choices(retry, CRYPTO_CHOICE),
+        )(_other_factor(level2[0], "city"))
         place = profile.place(CITY_CODE_ITEM)
-        here = [f for f in level2 if profile.key(f).df == place.path.partition("/")[0]]
+        here = [f for f in level2 if profile.key(f).df == df_of(place.path)]
         family = (here or level2)[0]
-        add(out, "SEC-DIV-003",
-            f"更新数据项 {CITY_CODE_ITEM} 后卡片密钥不变",
-            f"Updating item {CITY_CODE_ITEM} (city code) does not change the card keys",
-            CLAUSE_DIV,
-            f"After item {CITY_CODE_ITEM} is updated by secure messaging, {family} still "
-            "authenticates with keys diversified by the city code of personalization: card "
-            "keys are derived once (§3).",
-            _keys_do_not_follow_item57(family),
-            expected_sw=(ok,), severity="critical",
-            preconditions=f"item {CITY_CODE_ITEM} changed with "
-                          f"{profile.file(place.path).access.update}; restored afterwards",
-            reference_choice=CRYPTO_CHOICE)
+        make(out, "SEC-DIV-003", GROUP,
+             f"更新数据项 {CITY_CODE_ITEM} 后卡片密钥不变",
+             f"Updating item {CITY_CODE_ITEM} (city code) does not change the card keys",
+             CLAUSE_DIV,
+             f"After item {CITY_CODE_ITEM} is updated by secure messaging, {family} still "
+             "authenticates with keys diversified by the city code of personalization: card "
+             "keys are derived once (§3).",
+             expected_sw=(ok,), severity="critical",
+             preconditions=f"item {CITY_CODE_ITEM} changed with "
+                           f"{profile.file(place.path).access.update}; restored afterwards",
+             reference_choice=CRYPTO_CHOICE,
+        )(_keys_do_not_follow_item57(family))
     return out

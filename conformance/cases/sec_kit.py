@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from conformance.apdu import CommandAPDU, ResponseAPDU, sw_hex
-from conformance.cases.framework import Case, CaseContext, Inconclusive
-from conformance.host.session import AuthenticationWithheld, HostError
+from conformance.cases.common import LE_WHOLE, P2_RECORD_NUMBER, df_of, index_flags
+from conformance.cases.framework import CaseContext, Inconclusive
+from conformance.host.session import AuthenticationWithheld
 from conformance.model.profile import CardProfile
 from conformance.model.schema import KeyUse, Structure, UpdateMode
 
@@ -34,8 +35,6 @@ GROUP = "SEC"
 # ISO/IEC 7816-4 parameters the profile uses (REFERENCE.md §5); CLA/INS come from the profile.
 P1_SELECT = 0x00
 P2_SELECT = 0x00
-P2_RECORD_NUMBER = 0x04
-LE_WHOLE = 256  # Le = 00: the whole record, or up to 256 bytes
 PROBE_BYTES = 16  # bytes of a transparent file a probe rewrites with themselves
 
 RIGHTS = ("read", "update", "mark", "erase")
@@ -58,15 +57,6 @@ CRYPTO_CHOICE = (
     "The cryptograms, key diversification (CardNo8 = ATR bytes 5–12, CityCode8 from item 57) "
     "and secure messaging are REFERENCE.md §2/§4 [choice, following evidence §4.3–4.5]."
 )
-
-
-def sw_choice(*sws: str) -> str:
-    """The reference_choice sentence for cases that expect particular status words."""
-    listed = ", ".join(sws)
-    return (
-        f"Expects {listed}: the evidence shows no status-word table, so these are the "
-        "REFERENCE.md §5 [choice]."
-    )
 
 
 def retry_choice(profile: CardProfile) -> str:
@@ -103,14 +93,6 @@ def key_slug(family: str) -> str:
     return family.replace("_", "-")
 
 
-def df_of(path: str) -> str:
-    return path.partition("/")[0]
-
-
-def files_of(profile: CardProfile, df: str) -> list[str]:
-    return [path for path in profile.files if df_of(path) == df]
-
-
 def rights_of(profile: CardProfile, family: str) -> list[tuple[str, str]]:
     """(path, right) pairs a key family opens, rights in the order read/update/mark/erase."""
     return [
@@ -133,18 +115,6 @@ def neighbour_df(profile: CardProfile, df: str) -> str | None:
     return parent if parent in profile.dfs else None
 
 
-def index_flags(profile: CardProfile, path: str) -> tuple[bytes, bytes]:
-    """(used, free) flag bytes of an index file, from its item's code table."""
-    ef = profile.file(path)
-    for rule in profile.item(ef.items[0]).rules:
-        kind, _, table = rule.partition(":")
-        if kind == "code":
-            values = profile.spec.code_tables[table].values or []
-            if len(values) == 2:
-                return bytes.fromhex(values[0]), bytes.fromhex(values[1])
-    raise ValueError(f"{path}: its flag item has no (used, free) code table")
-
-
 def changed_value(profile: CardProfile, item: int, current: bytes) -> bytes:
     """A value of the item's length and coding that differs from ``current``: the item's
     empty coding, or (if the record is empty) a short sample value."""
@@ -157,23 +127,6 @@ def changed_value(profile: CardProfile, item: int, current: bytes) -> bytes:
         return profile.encode_item(item, sample[: info.length * 2])
     except ValueError:
         return bytes([empty[0] ^ 0x01]) + empty[1:]
-
-
-# --------------------------------------------------------------------------- case building
-
-
-def add(
-    cases: list[Case],
-    id: str,
-    title_zh: str,
-    title_en: str,
-    clause: str,
-    purpose: str,
-    body: Callable[[CaseContext], None],
-    **meta: object,
-) -> None:
-    cases.append(Case(id=id, group=GROUP, title_zh=title_zh, title_en=title_en, clause=clause,
-                      purpose=purpose, body=body, **meta))  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- the toolkit
@@ -225,20 +178,12 @@ class Sec:
         self.debt: set[str] = set()
 
     # -- preconditions -------------------------------------------------------------------
-    @contextlib.contextmanager
-    def pre(self, what: str) -> Iterator[None]:
-        """A precondition: refusals, malformed answers and host errors are INCONCLUSIVE."""
-        try:
-            with self.ctx.precondition(what):
-                yield
-        except HostError as exc:
-            raise Inconclusive(f"precondition '{what}' not established: {exc}") from exc
-
     def factors(self) -> tuple[bytes, bytes]:
         """(CardNo8, CityCode8) as a terminal reads them (ATR, item 57). Fetch before
         selecting the DF under test: reading item 57 selects DDF1."""
         if self._card_no8 is None or self._city8 is None:
-            with self.pre("diversification factors (ATR card number, item 57 city code)"):
+            what = "diversification factors (ATR card number, item 57 city code)"
+            with self.ctx.precondition(what):
                 self._card_no8 = self.session.card_number_factor
                 self._city8 = self.session.city_code_factor
         return self._card_no8, self._city8
@@ -246,7 +191,7 @@ class Sec:
     # -- selection -----------------------------------------------------------------------
     def go(self, path: str) -> None:
         """Select a DF or EF through the session (keeps the DF, and its rights, if current)."""
-        with self.pre(f"select {path}"):
+        with self.ctx.precondition(f"select {path}"):
             self.session.select(path)
 
     def raw_select(self, fid: str) -> ResponseAPDU:
@@ -279,7 +224,7 @@ class Sec:
         return other
 
     def reset(self) -> None:
-        with self.pre("reset the card"):
+        with self.ctx.precondition("reset the card"):
             self.session.reset()
 
     # -- challenge and EXTERNAL AUTHENTICATE ------------------------------------------------
@@ -359,7 +304,7 @@ class Sec:
     def grant(self, family: str) -> None:
         """Precondition: the right of ``family`` in its DF, by the session."""
         self.factors()
-        with self.pre(f"authenticate {family}"):
+        with self.ctx.precondition(f"authenticate {family}"):
             self.session.authenticate(family)
         self.debt.discard(family)
 
@@ -432,7 +377,7 @@ class Sec:
 
     def current_record(self, path: str, n: int = 1) -> bytes:
         """Record n as the session reads it (authenticating the read key): a precondition."""
-        with self.pre(f"read record {n} of {path}"):
+        with self.ctx.precondition(f"read record {n} of {path}"):
             return self.session.read_record(path, n)
 
     def sm_command(self, path: str, n: int, tlv: bytes, challenge: bytes, *,
@@ -455,6 +400,12 @@ class Sec:
         self.factors()
         self.session.update_record_sm(path, n, original)
 
+    def put_back_record(self, path: str, original: bytes, n: int = 1) -> None:
+        """Write record n back by SM unless it already holds ``original`` (the read right
+        of the current EF is held)."""
+        if self.record_now(n) != original:
+            self.write_back_record(path, n, original)
+
     def record_now(self, n: int = 1) -> bytes | None:
         """Record n of the current EF if it reads (9000), else None."""
         response = self.read_record(n)
@@ -475,7 +426,7 @@ class Sec:
         if right == "update":
             self.factors()
             if ef.structure is Structure.TRANSPARENT:
-                with self.pre(f"read the first bytes of {path}"):
+                with self.ctx.precondition(f"read the first bytes of {path}"):
                     probe.payload = self.session.read_binary(path, 0, PROBE_BYTES)
             else:
                 probe.payload = self.current_record(path, 1)
@@ -488,7 +439,7 @@ class Sec:
         self.factors()
         _used, free = index_flags(self.profile, path)
         for n in range(1, self.profile.record_count(path) + 1):
-            if self.current_record(path, n) == free * (self.profile.file(path).record_length or 1):
+            if self.current_record(path, n) == free:
                 return n
         raise Inconclusive(f"precondition: no free record in {path}")
 
@@ -517,5 +468,5 @@ class Sec:
         happened); uses the file's erase key through the session."""
         self.factors()
         used, _free = index_flags(self.profile, path)
-        if self.session.read_record(path, n)[:1] == used:
+        if self.session.read_record(path, n) == used:
             self.session.erase_index(path, n)

@@ -12,18 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from conformance.apdu import sw_hex
-from conformance.cases.common import slug
+from conformance.cases.common import df_of, make, slug, sw_choice
 from conformance.cases.framework import Case, CaseContext
 from conformance.cases.sec_kit import (
     CLAUSE_READ,
     CRYPTO_CHOICE,
+    GROUP,
     RIGHTS,
     Sec,
-    add,
     choices,
-    df_of,
     read_key,
-    sw_choice,
 )
 from conformance.model.profile import CardProfile
 from conformance.model.schema import Structure
@@ -113,81 +111,82 @@ def cases(profile: CardProfile) -> list[Case]:
         if own == "free":
             body = (_free_transparent(path) if ef.structure is Structure.TRANSPARENT
                     else _free_read(path))
-            add(out, f"SEC-RD-{s}-001",
-                f"{path} 读权限为自由：无需认证即可读取",
-                f"{path} (read right free) reads without authentication",
-                CLAUSE_READ,
-                f"Every record of {path} reads with 9000 and its declared length while no key "
-                "has been authenticated, as its read right is free.",
-                body, expected_sw=(ok,), severity="critical",
-                preconditions="card reset; no rights granted",
-                reference_choice="")
+            make(out, f"SEC-RD-{s}-001", GROUP,
+                 f"{path} 读权限为自由：无需认证即可读取",
+                 f"{path} (read right free) reads without authentication",
+                 CLAUSE_READ,
+                 f"Every record of {path} reads with 9000 and its declared length while no key "
+                 "has been authenticated, as its read right is free.",
+                 expected_sw=(ok,), severity="critical",
+                 preconditions="card reset; no rights granted",
+                 reference_choice="",
+            )(body)
             continue
-        add(out, f"SEC-RD-{s}-001",
-            f"未认证读取 {path} 被拒绝",
-            f"Reading {path} without its read right is refused",
-            CLAUSE_READ,
-            f"{structure} of {path} with no key authenticated answers {refused}: its read "
-            f"right is {own}.",
-            _read_refused(path, _nothing, "with no rights"),
-            expected_sw=(refused,), severity="blocker",
-            reference_choice=sw_choice(refused))
+        make(out, f"SEC-RD-{s}-001", GROUP,
+             f"未认证读取 {path} 被拒绝",
+             f"Reading {path} without its read right is refused",
+             CLAUSE_READ,
+             f"{structure} of {path} with no key authenticated answers {refused}: its read "
+             f"right is {own}.",
+             expected_sw=(refused,), severity="blocker",
+             reference_choice=sw_choice(refused),
+        )(_read_refused(path, _nothing, "with no rights"))
         # 002: the read key of a DF above or below does not open it
         others = [d for d in profile.dfs if d != df
                   and (profile.df(d).parent == df or profile.df(df).parent == d)]
         other_rk = next((read_key(profile, d) for d in others if read_key(profile, d)), None)
         if other_rk is not None:
-            add(out, f"SEC-RD-{s}-002",
-                f"{other_rk} 不能打开 {path} 的读权限",
-                f"The read right of {other_rk} (another DF) does not open {path}",
-                CLAUSE_READ,
-                f"After {other_rk} is granted in {profile.key(other_rk).df}, selecting {path} "
-                f"and reading it answers {refused}: rights belong to the DF they were "
-                "granted in.",
-                _read_refused(path, _grant_all(other_rk), f"with only {other_rk} granted"),
-                expected_sw=(refused,), severity="blocker",
-                preconditions=f"{other_rk} authenticated in {profile.key(other_rk).df}",
-                reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE))
+            make(out, f"SEC-RD-{s}-002", GROUP,
+                 f"{other_rk} 不能打开 {path} 的读权限",
+                 f"The read right of {other_rk} (another DF) does not open {path}",
+                 CLAUSE_READ,
+                 f"After {other_rk} is granted in {profile.key(other_rk).df}, selecting {path} "
+                 f"and reading it answers {refused}: rights belong to the DF they were "
+                 "granted in.",
+                 expected_sw=(refused,), severity="blocker",
+                 preconditions=f"{other_rk} authenticated in {profile.key(other_rk).df}",
+                 reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE),
+            )(_read_refused(path, _grant_all(other_rk), f"with only {other_rk} granted"))
         # 003: the file's own read key opens it
-        add(out, f"SEC-RD-{s}-003",
-            f"{own} 认证后可读取 {path}",
-            f"After {own}, {path} reads",
-            CLAUSE_READ,
-            f"A correct EXTERNAL AUTHENTICATE with {own} grants the read right of {path}: "
-            f"{structure} answers {ok} with the declared length.",
-            _read_with_own_key(path, own),
-            expected_sw=(ok,), severity="critical",
-            preconditions=f"{own} authenticated in {df}",
-            reference_choice=CRYPTO_CHOICE)
+        make(out, f"SEC-RD-{s}-003", GROUP,
+             f"{own} 认证后可读取 {path}",
+             f"After {own}, {path} reads",
+             CLAUSE_READ,
+             f"A correct EXTERNAL AUTHENTICATE with {own} grants the read right of {path}: "
+             f"{structure} answers {ok} with the declared length.",
+             expected_sw=(ok,), severity="critical",
+             preconditions=f"{own} authenticated in {df}",
+             reference_choice=CRYPTO_CHOICE,
+        )(_read_with_own_key(path, own))
         # 004: the read key of a sibling DF (same KID in the profile) does not open it
         parent = profile.df(df).parent
         siblings = [d for d, spec in profile.dfs.items() if spec.parent == parent and d != df]
         sibling_rk = next((read_key(profile, d) for d in siblings if read_key(profile, d)), None)
         if parent in profile.dfs and sibling_rk is not None:
-            add(out, f"SEC-RD-{s}-004",
-                f"同级 DF 的 {sibling_rk} 不能打开 {path} 的读权限",
-                f"The read right of sibling DF key {sibling_rk} does not open {path}",
-                CLAUSE_READ,
-                f"After {sibling_rk} (KID {profile.key(sibling_rk).kid:02X}, as the "
-                f"file's own key) is granted in {profile.key(sibling_rk).df}, selecting "
-                f"{path} and reading it answers {refused}.",
-                _read_refused(path, _grant_all(sibling_rk), f"with only {sibling_rk} granted"),
-                expected_sw=(refused,), severity="blocker",
-                preconditions=f"{sibling_rk} authenticated in {profile.key(sibling_rk).df}",
-                reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE))
+            make(out, f"SEC-RD-{s}-004", GROUP,
+                 f"同级 DF 的 {sibling_rk} 不能打开 {path} 的读权限",
+                 f"The read right of sibling DF key {sibling_rk} does not open {path}",
+                 CLAUSE_READ,
+                 f"After {sibling_rk} (KID {profile.key(sibling_rk).kid:02X}, as the "
+                 f"file's own key) is granted in {profile.key(sibling_rk).df}, selecting "
+                 f"{path} and reading it answers {refused}.",
+                 expected_sw=(refused,), severity="blocker",
+                 preconditions=f"{sibling_rk} authenticated in {profile.key(sibling_rk).df}",
+                 reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE),
+            )(_read_refused(path, _grant_all(sibling_rk), f"with only {sibling_rk} granted"))
         # 005…: update, mark and erase keys of the file do not grant reading
         non_read = list(dict.fromkeys(
             getattr(ef.access, r) for r in RIGHTS[1:] if getattr(ef.access, r) is not None
         ))
         for number, family in enumerate(non_read, start=5):
-            add(out, f"SEC-RD-{s}-{number:03d}",
-                f"{family} 不授予 {path} 的读权限",
-                f"{family} (an update right) does not grant reading {path}",
-                CLAUSE_READ,
-                f"With only {family} granted in {df}, {structure} of {path} answers "
-                f"{refused}: an update right does not grant reading (§3).",
-                _read_refused(path, _grant_all(family), f"with only {family} granted"),
-                expected_sw=(refused,), severity="blocker",
-                preconditions=f"{family} authenticated in {df}",
-                reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE))
+            make(out, f"SEC-RD-{s}-{number:03d}", GROUP,
+                 f"{family} 不授予 {path} 的读权限",
+                 f"{family} (an update right) does not grant reading {path}",
+                 CLAUSE_READ,
+                 f"With only {family} granted in {df}, {structure} of {path} answers "
+                 f"{refused}: an update right does not grant reading (§3).",
+                 expected_sw=(refused,), severity="blocker",
+                 preconditions=f"{family} authenticated in {df}",
+                 reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE),
+            )(_read_refused(path, _grant_all(family), f"with only {family} granted"))
     return out

@@ -8,9 +8,11 @@ Per DF: a challenge is consumed by a failed EXTERNAL AUTHENTICATE too, a reset c
 other commands in between (SELECT, READ) leave it. Per file updated by secure messaging: an SM
 update cannot reuse the challenge an earlier SM update consumed.
 
-A replay may be refused as "no challenge" (6985, what a conforming card answers) or, by a card
-that kept some other challenge, as a wrong cryptogram / MAC: either is a refusal, and the case
-then checks that no right was granted (or no record written) and pays back any try spent.
+A replay must be refused as "no challenge" (6985): REFERENCE.md §3 makes every EXTERNAL
+AUTHENTICATE and CLA-04 command consume the challenge, and without a fresh one the card answers
+6985. A card that answers a wrong cryptogram (63Cx) or a wrong MAC (6988) instead still holds
+a challenge it should have dropped, and fails. The case then checks that no right was granted
+(or no record written) and pays back any try spent.
 """
 
 from __future__ import annotations
@@ -18,24 +20,21 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from conformance.apdu import sw_hex
-from conformance.cases.common import slug
+from conformance.cases.common import df_of, files_of, make, slug, sw_choice
 from conformance.cases.framework import Case, CaseContext
 from conformance.cases.sec_kit import (
     CLAUSE_CHALLENGE,
     CLAUSE_STATE,
     CRYPTO_CHOICE,
+    GROUP,
     Sec,
-    add,
     auth_families,
     changed_value,
     choices,
-    df_of,
-    files_of,
     key_slug,
     neighbour_df,
     read_key,
     rights_of,
-    sw_choice,
 )
 from conformance.model.profile import CardProfile
 from conformance.model.schema import UpdateMode
@@ -43,9 +42,9 @@ from conformance.model.schema import UpdateMode
 Body = Callable[[CaseContext], None]
 
 REPLAY_NOTE = (
-    "REFERENCE.md §3 makes a card without a fresh challenge answer 6985; a card that kept "
-    "some other challenge and answers a wrong cryptogram / MAC instead is counted as refusing "
-    "(an interpretation), as long as nothing is granted or written."
+    "REFERENCE.md §3: a challenge is single-use (the EXTERNAL AUTHENTICATE or CLA-04 command "
+    "that follows consumes it, whatever its outcome) and without a fresh challenge the card "
+    "answers 6985; a wrong-cryptogram or wrong-MAC answer means the card kept a challenge."
 )
 
 
@@ -58,7 +57,7 @@ def _cleared_by_df_change(family: str) -> Body:
         probe = sec.probe(family)
         df = ctx.profile.key(family).df
         sec.grant(family)
-        with sec.pre(f"{probe.describe()} with {family} granted"):
+        with ctx.precondition(f"{probe.describe()} with {family} granted"):
             sec.run(probe).check()
         other = sec.leave_and_return(df)
         sec.expect_refused(sec.run(probe),
@@ -72,7 +71,7 @@ def _cleared_by_reset(family: str) -> Body:
         sec = Sec(ctx)
         probe = sec.probe(family)
         sec.grant(family)
-        with sec.pre(f"{probe.describe()} with {family} granted"):
+        with ctx.precondition(f"{probe.describe()} with {family} granted"):
             sec.run(probe).check()
         sec.reset()
         sec.go(probe.path)
@@ -87,7 +86,7 @@ def _kept_by_selects(family: str) -> Body:
         probe = sec.probe(family)
         df = ctx.profile.key(family).df
         sec.grant(family)
-        with sec.pre(f"{probe.describe()} with {family} granted"):
+        with ctx.precondition(f"{probe.describe()} with {family} granted"):
             sec.run(probe).check()
         other_ef = next((p for p in files_of(ctx.profile, df) if p != probe.path), None)
         if other_ef is not None:
@@ -111,14 +110,14 @@ def _replay_auth(family: str) -> Body:
         sec.enter_key_df(family)
         with sec.guard():
             first = sec.attempt(family)
-            with sec.pre(f"authenticate {family}"):
+            with ctx.precondition(f"authenticate {family}"):
                 first.response.check()
             other = sec.leave_and_return(df)  # the right granted is gone; the challenge too
             ctx.note(f"replaying the EXTERNAL AUTHENTICATE of {family} after {other} and {df}")
             again = sec.send_auth(family, first.command)
-            if not sec.is_cryptogram_sw(again.sw):
-                ctx.expect_sw(again, "no_challenge",
-                              what=f"replayed EXTERNAL AUTHENTICATE of {family}")
+            ctx.expect_sw(again, "no_challenge",
+                          what=f"replayed EXTERNAL AUTHENTICATE of {family} (its challenge "
+                               "was consumed)")
             sec.expect_refused(sec.run(probe),
                                f"{probe.describe()} after the replay: it must grant nothing")
 
@@ -194,15 +193,14 @@ def _replay_sm(path: str) -> Body:
         changed = original[:2] + changed_value(profile, item, original[2:])
         sec.grant(profile.file(path).access.update or "")
         sec.go(path)
-        with sec.ctx.restoring(f"record 1 of {path}",
-                           lambda: _put_back(sec, path, original)):
+        with ctx.restoring(f"record 1 of {path}", lambda: sec.put_back_record(path, original)):
             challenge = sec.challenge()
             first = sec.sm_command(path, 1, changed, challenge)
             second = sec.sm_command(path, 1, original, challenge)
-            with sec.pre(f"SM update of record 1 of {path}"):
+            with ctx.precondition(f"SM update of record 1 of {path}"):
                 ctx.send(first).check()
             again = ctx.send(second)
-            ctx.expect_sw(again, "no_challenge", "wrong_mac",
+            ctx.expect_sw(again, "no_challenge",
                           what=f"a second SM update of {path} over the challenge the first "
                                "consumed")
             now = sec.record_now(1)
@@ -213,12 +211,6 @@ def _replay_sm(path: str) -> Body:
     return body
 
 
-def _put_back(sec: Sec, path: str, original: bytes) -> None:
-    """Write record 1 back unless it already holds the original (read with the read right)."""
-    if sec.record_now(1) != original:
-        sec.write_back_record(path, 1, original)
-
-
 # --------------------------------------------------------------------------- catalogue
 
 
@@ -227,7 +219,6 @@ def cases(profile: CardProfile) -> list[Case]:
     ok = sw_hex(profile.sw("ok"))
     refused = sw_hex(profile.sw("security_not_satisfied"))
     no_challenge = sw_hex(profile.sw("no_challenge"))
-    wrong_mac = sw_hex(profile.sw("wrong_mac"))
     prefix = profile.sw_prefix("wrong_cryptogram")
     for family in auth_families(profile):
         opened = rights_of(profile, family)
@@ -237,94 +228,93 @@ def cases(profile: CardProfile) -> list[Case]:
         probe = f"{opened[0][1]} {opened[0][0]}"
         other = neighbour_df(profile, df)
         if other is not None:
-            add(out, f"SEC-ST-{key_slug(family)}-001",
-                f"选择其他 DF 后 {family} 的权限被清除",
-                f"Selecting another DF clears the right of {family}",
-                CLAUSE_STATE,
-                f"After {family} is granted in {df}, SELECT {other} then {df} again: "
-                f"{probe} answers {refused}.",
-                _cleared_by_df_change(family),
-                expected_sw=(refused,), severity="blocker",
-                preconditions=f"{family} authenticated in {df}",
-                reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE))
-        add(out, f"SEC-ST-{key_slug(family)}-002",
-            f"复位后 {family} 的权限被清除",
-            f"A reset clears the right of {family}",
-            CLAUSE_STATE,
-            f"After {family} is granted and the card is reset, {probe} answers {refused}.",
-            _cleared_by_reset(family),
-            expected_sw=(refused,), severity="blocker",
-            preconditions=f"{family} authenticated in {df}",
-            reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE))
-        add(out, f"SEC-ST-{key_slug(family)}-003",
-            f"选择 EF 或重选当前 DF 不清除 {family} 的权限",
-            f"Selecting an EF or the same DF again keeps the right of {family}",
-            CLAUSE_STATE,
-            f"After {family} is granted in {df}, selecting another EF of {df} and {df} itself "
-            f"again keeps the right: {probe} answers {ok}.",
-            _kept_by_selects(family),
-            expected_sw=(ok,), severity="critical",
-            preconditions=f"{family} authenticated in {df}",
-            reference_choice=CRYPTO_CHOICE)
+            make(out, f"SEC-ST-{key_slug(family)}-001", GROUP,
+                 f"选择其他 DF 后 {family} 的权限被清除",
+                 f"Selecting another DF clears the right of {family}",
+                 CLAUSE_STATE,
+                 f"After {family} is granted in {df}, SELECT {other} then {df} again: "
+                 f"{probe} answers {refused}.",
+                 expected_sw=(refused,), severity="blocker",
+                 preconditions=f"{family} authenticated in {df}",
+                 reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE),
+            )(_cleared_by_df_change(family))
+        make(out, f"SEC-ST-{key_slug(family)}-002", GROUP,
+             f"复位后 {family} 的权限被清除",
+             f"A reset clears the right of {family}",
+             CLAUSE_STATE,
+             f"After {family} is granted and the card is reset, {probe} answers {refused}.",
+             expected_sw=(refused,), severity="blocker",
+             preconditions=f"{family} authenticated in {df}",
+             reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE),
+        )(_cleared_by_reset(family))
+        make(out, f"SEC-ST-{key_slug(family)}-003", GROUP,
+             f"选择 EF 或重选当前 DF 不清除 {family} 的权限",
+             f"Selecting an EF or the same DF again keeps the right of {family}",
+             CLAUSE_STATE,
+             f"After {family} is granted in {df}, selecting another EF of {df} and {df} itself "
+             f"again keeps the right: {probe} answers {ok}.",
+             expected_sw=(ok,), severity="critical",
+             preconditions=f"{family} authenticated in {df}",
+             reference_choice=CRYPTO_CHOICE,
+        )(_kept_by_selects(family))
         if other is not None:
-            add(out, f"SEC-CH-{key_slug(family)}-001",
-                f"重放 {family} 的外部认证被拒绝",
-                f"A replayed EXTERNAL AUTHENTICATE of {family} is refused",
-                CLAUSE_CHALLENGE,
-                f"The EXTERNAL AUTHENTICATE that granted {family}, sent again after its right "
-                f"was cleared, is refused ({no_challenge}, or {prefix}x from a card holding "
-                f"another challenge) and grants nothing: {probe} answers {refused}.",
-                _replay_auth(family),
-                expected_sw=(no_challenge, refused), severity="blocker",
-                preconditions=f"{family} authenticated once in {df}, then {other} and {df} "
-                              "selected",
-                reference_choice=choices(
-                    sw_choice(no_challenge, refused), REPLAY_NOTE, CRYPTO_CHOICE))
+            make(out, f"SEC-CH-{key_slug(family)}-001", GROUP,
+                 f"重放 {family} 的外部认证被拒绝",
+                 f"A replayed EXTERNAL AUTHENTICATE of {family} is refused",
+                 CLAUSE_CHALLENGE,
+                 f"The EXTERNAL AUTHENTICATE that granted {family}, sent again after its right "
+                 f"was cleared, answers {no_challenge} (its challenge was consumed, none is "
+                 f"fresh) and grants nothing: {probe} answers {refused}.",
+                 expected_sw=(no_challenge, refused), severity="blocker",
+                 preconditions=f"{family} authenticated once in {df}, then {other} and {df} "
+                               "selected",
+                 reference_choice=choices(
+                     sw_choice(no_challenge, refused), REPLAY_NOTE, CRYPTO_CHOICE),
+            )(_replay_auth(family))
     for df in profile.dfs:
         rk = read_key(profile, df)
         if rk is None:
             continue
-        add(out, f"SEC-CH-{df}-002",
-            f"{df} 认证失败也消耗随机数",
-            f"A failed EXTERNAL AUTHENTICATE in {df} consumes the challenge",
-            CLAUSE_CHALLENGE,
-            f"A wrong cryptogram for {rk} ({prefix}x) uses the challenge up: a correct "
-            f"cryptogram over the same challenge then answers {no_challenge}.",
-            _consumed_by_failure(df, rk),
-            expected_sw=(f"{prefix}x", no_challenge), severity="blocker",
-            reference_choice=choices(sw_choice(no_challenge), CRYPTO_CHOICE))
-        add(out, f"SEC-CH-{df}-003",
-            f"{df} 复位清除随机数",
-            f"A reset clears the challenge ({df})",
-            CLAUSE_CHALLENGE,
-            f"A challenge taken in {df} before a reset cannot be used after it: EXTERNAL "
-            f"AUTHENTICATE {rk} over it answers {no_challenge}.",
-            _cleared_by_reset_challenge(df, rk),
-            expected_sw=(no_challenge,), severity="blocker",
-            reference_choice=choices(sw_choice(no_challenge), CRYPTO_CHOICE))
-        add(out, f"SEC-CH-{df}-004",
-            f"{df} 其他命令不影响随机数",
-            f"Other commands leave the challenge ({df})",
-            CLAUSE_CHALLENGE,
-            f"GET CHALLENGE, then SELECT an EF of {df}, READ it and SELECT {df} again: "
-            f"EXTERNAL AUTHENTICATE {rk} over that challenge still answers {ok}.",
-            _kept_across_commands(df, rk),
-            expected_sw=(ok,), severity="normal",
-            reference_choice=CRYPTO_CHOICE)
+        make(out, f"SEC-CH-{df}-002", GROUP,
+             f"{df} 认证失败也消耗随机数",
+             f"A failed EXTERNAL AUTHENTICATE in {df} consumes the challenge",
+             CLAUSE_CHALLENGE,
+             f"A wrong cryptogram for {rk} ({prefix}x) uses the challenge up: a correct "
+             f"cryptogram over the same challenge then answers {no_challenge}.",
+             expected_sw=(f"{prefix}x", no_challenge), severity="blocker",
+             reference_choice=choices(sw_choice(no_challenge), CRYPTO_CHOICE),
+        )(_consumed_by_failure(df, rk))
+        make(out, f"SEC-CH-{df}-003", GROUP,
+             f"{df} 复位清除随机数",
+             f"A reset clears the challenge ({df})",
+             CLAUSE_CHALLENGE,
+             f"A challenge taken in {df} before a reset cannot be used after it: EXTERNAL "
+             f"AUTHENTICATE {rk} over it answers {no_challenge}.",
+             expected_sw=(no_challenge,), severity="blocker",
+             reference_choice=choices(sw_choice(no_challenge), CRYPTO_CHOICE),
+        )(_cleared_by_reset_challenge(df, rk))
+        make(out, f"SEC-CH-{df}-004", GROUP,
+             f"{df} 其他命令不影响随机数",
+             f"Other commands leave the challenge ({df})",
+             CLAUSE_CHALLENGE,
+             f"GET CHALLENGE, then SELECT an EF of {df}, READ it and SELECT {df} again: "
+             f"EXTERNAL AUTHENTICATE {rk} over that challenge still answers {ok}.",
+             expected_sw=(ok,), severity="normal",
+             reference_choice=CRYPTO_CHOICE,
+        )(_kept_across_commands(df, rk))
     for path, ef in profile.files.items():
         if ef.access.update_mode is not UpdateMode.SM or ef.access.update is None:
             continue
-        add(out, f"SEC-CH-{slug(path)}-005",
-            f"{path} 安全报文更新不能重用已消耗的随机数",
-            f"An SM update of {path} cannot reuse a consumed challenge",
-            CLAUSE_CHALLENGE,
-            f"Two SM updates of record 1 of {path} computed over one challenge: the first "
-            f"writes ({ok}); the second is refused ({no_challenge}, or {wrong_mac}) and does "
-            "not write. The record is restored afterwards.",
-            _replay_sm(path),
-            expected_sw=(ok, no_challenge), severity="blocker",
-            preconditions=f"{profile.file(path).access.read} and {ef.access.update} "
-                          f"authenticated in {df_of(path)}",
-            reference_choice=choices(sw_choice(no_challenge, wrong_mac), REPLAY_NOTE,
-                                     CRYPTO_CHOICE))
+        make(out, f"SEC-CH-{slug(path)}-005", GROUP,
+             f"{path} 安全报文更新不能重用已消耗的随机数",
+             f"An SM update of {path} cannot reuse a consumed challenge",
+             CLAUSE_CHALLENGE,
+             f"Two SM updates of record 1 of {path} computed over one challenge: the first "
+             f"writes ({ok}); the second answers {no_challenge} (the first consumed the "
+             "challenge) and does not write. The record is restored afterwards.",
+             expected_sw=(ok, no_challenge), severity="blocker",
+             preconditions=f"{profile.file(path).access.read} and {ef.access.update} "
+                           f"authenticated in {df_of(path)}",
+             reference_choice=choices(sw_choice(no_challenge), REPLAY_NOTE, CRYPTO_CHOICE),
+        )(_replay_sm(path))
     return out

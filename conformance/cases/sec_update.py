@@ -22,32 +22,23 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from conformance.apdu import sw_hex
-from conformance.cases.common import slug
+from conformance.cases.common import P2_RECORD_NUMBER, df_of, index_flags, make, slug, sw_choice
 from conformance.cases.framework import Case, CaseContext, Inconclusive
 from conformance.cases.sec_kit import (
     CLAUSE_SEPARATION,
     CLAUSE_UPDATE,
     CRYPTO_CHOICE,
+    GROUP,
     PROBE_BYTES,
     Probe,
     Sec,
-    add,
     changed_value,
     choices,
-    df_of,
-    index_flags,
-    sw_choice,
 )
 from conformance.model.profile import CardProfile
 from conformance.model.schema import KeyUse, Structure, UpdateMode
 
 Body = Callable[[CaseContext], None]
-
-
-def _restore_record(sec: Sec, path: str, original: bytes) -> None:
-    """Write record 1 back if it no longer holds ``original`` (the read right is held)."""
-    if sec.record_now(1) != original:
-        sec.write_back_record(path, 1, original)
 
 
 def _sm_state(sec: Sec, path: str) -> bytes:
@@ -77,7 +68,7 @@ def _plain_update_of_tlv(path: str) -> Body:
     def body(ctx: CaseContext) -> None:
         sec = Sec(ctx)
         original = _sm_state(sec, path)
-        command = ctx.apdu("update_record", 1, 0x04, original)
+        command = ctx.apdu("update_record", 1, P2_RECORD_NUMBER, original)
         sec.expect_refused(ctx.send(command),
                            f"plain UPDATE RECORD of {path} with "
                            f"{ctx.profile.file(path).access.update} (SM required)")
@@ -95,7 +86,7 @@ def _sm_refused(path: str, variant: str) -> Body:
         item = profile.file(path).items[0]
         original = _sm_state(sec, path)
         value = original[2:]
-        with sec.ctx.restoring(f"record 1 of {path}", lambda: _restore_record(sec, path, original)):
+        with ctx.restoring(f"record 1 of {path}", lambda: sec.put_back_record(path, original)):
             if variant == "mac":
                 tlv = original[:2] + changed_value(profile, item, value)
                 response = sec.sm_update(path, 1, tlv, bad_mac=True)
@@ -130,7 +121,7 @@ def _sm_writes(path: str) -> Body:
         item = profile.file(path).items[0]
         original = _sm_state(sec, path)
         changed = original[:2] + changed_value(profile, item, original[2:])
-        with sec.ctx.restoring(f"record 1 of {path}", lambda: _restore_record(sec, path, original)):
+        with ctx.restoring(f"record 1 of {path}", lambda: sec.put_back_record(path, original)):
             sec.expect_ok(sec.sm_update(path, 1, changed),
                           f"SM update of record 1 of {path} with "
                           f"{profile.file(path).access.update}")
@@ -155,7 +146,7 @@ def _plain_with_read_key_only(path: str, right: str) -> Body:
         probe = sec.probe(family, path, right)  # reads with the read key
         sec.go(path)
         undo = (lambda: sec.undo_mark(path, probe.record)) if right == "mark" else _noop
-        with sec.ctx.restoring(f"index record {probe.record} of {path}", undo):
+        with ctx.restoring(f"index record {probe.record} of {path}", undo):
             sec.expect_refused(sec.run(probe, select=False),
                                f"{probe.describe()} with only "
                                f"{ctx.profile.file(path).access.read} granted")
@@ -174,7 +165,7 @@ def _sm_on_non_tlv(path: str, right: str) -> Body:
         ef = profile.file(path)
         family = getattr(ef.access, right)
         if ef.structure is Structure.TRANSPARENT:
-            with sec.pre(f"read the first bytes of {path}"):
+            with ctx.precondition(f"read the first bytes of {path}"):
                 payload = ctx.session.read_binary(path, 0, PROBE_BYTES)
         else:
             payload = sec.current_record(path, 1)
@@ -223,7 +214,7 @@ def _index_split(path: str, family: str) -> Body:
         sec.go(path)
         mark = Probe(family, path, "mark", record=n)
         erase = Probe(family, path, "erase", record=n)
-        with sec.ctx.restoring(f"index record {n} of {path}", lambda: sec.undo_mark(path, n)):
+        with ctx.restoring(f"index record {n} of {path}", lambda: sec.undo_mark(path, n)):
             if own == "mark":
                 sec.expect_ok(sec.run(mark, select=False), f"mark record {n} of {path} "
                                                           f"with {family}")
@@ -240,7 +231,7 @@ def _index_split(path: str, family: str) -> Body:
             if now is None:
                 raise Inconclusive(f"record {n} of {path} unreadable after the {other_right}")
             expected = used if own == "mark" else free
-            ctx.check(now[:1] == expected,
+            ctx.check(now == expected,
                       f"record {n} of {path} holds {now.hex().upper()} after the {own} by "
                       f"{family} and the refused {other_right}, not {expected.hex().upper()}")
 
@@ -276,66 +267,66 @@ def cases(profile: CardProfile) -> list[Case]:
         if access.update_mode is UpdateMode.SM and access.update is not None:
             uk = access.update
             item = ef.items[0]
-            add(out, f"SEC-UPD-{s}-001",
-                f"无 {uk} 时 {path} 的安全报文更新被拒绝",
-                f"An SM update of {path} without {uk} is refused",
-                CLAUSE_UPDATE,
-                f"With only the read right ({read}), an SM update of record 1 of {path} with "
-                f"a good MAC answers {refused}.",
-                _sm_without_update_key(path),
-                expected_sw=(refused,), severity="blocker",
-                preconditions=f"{read} authenticated in {df} (or free read)",
-                reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE))
-            add(out, f"SEC-UPD-{s}-002",
-                f"{path} 明文 UPDATE RECORD 被拒绝（须安全报文）",
-                f"A plain UPDATE RECORD of {path} is refused (SM required)",
-                CLAUSE_UPDATE,
-                f"With {uk} granted, a plain UPDATE RECORD (00 DC 01 04) of {path} answers "
-                f"{refused}: TLV files change only under secure messaging.",
-                _plain_update_of_tlv(path),
-                expected_sw=(refused,), severity="blocker",
-                preconditions=f"{read} and {uk} authenticated in {df}",
-                reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE))
-            add(out, f"SEC-UPD-{s}-003",
-                f"{path} MAC 错误的安全报文更新被拒绝",
-                f"An SM update of {path} with a wrong MAC is refused",
-                CLAUSE_UPDATE,
-                f"With {uk} granted, an SM update of record 1 of {path} whose MAC is wrong "
-                f"answers {wrong_mac} and leaves the record unchanged.",
-                _sm_refused(path, "mac"),
-                expected_sw=(wrong_mac,), severity="blocker",
-                preconditions=f"{read} and {uk} authenticated in {df}",
-                reference_choice=choices(sw_choice(wrong_mac), CRYPTO_CHOICE))
-            add(out, f"SEC-UPD-{s}-004",
-                f"{path} 正确的安全报文更新成功",
-                f"A correct SM update of {path} writes",
-                CLAUSE_UPDATE,
-                f"With {uk} granted, a correct SM update of record 1 (item {item}) of {path} "
-                f"answers {ok} and the record reads back as written; it is restored after.",
-                _sm_writes(path),
-                expected_sw=(ok,), severity="critical",
-                preconditions=f"{read} and {uk} authenticated in {df}",
-                reference_choice=CRYPTO_CHOICE)
-            add(out, f"SEC-UPD-{s}-005",
-                f"{path} 标签不符的安全报文更新返回 {wrong_data}",
-                f"An SM update of {path} with a tag that does not fit answers {wrong_data}",
-                CLAUSE_UPDATE,
-                f"A good MAC over a TLV whose tag is not item {item} (record 1 of {path}) "
-                f"answers {wrong_data} and does not write.",
-                _sm_refused(path, "tag"),
-                expected_sw=(wrong_data,), severity="critical",
-                preconditions=f"{read} and {uk} authenticated in {df}",
-                reference_choice=choices(sw_choice(wrong_data), CRYPTO_CHOICE))
-            add(out, f"SEC-UPD-{s}-006",
-                f"{path} 长度不符的安全报文更新返回 {wrong_data}",
-                f"An SM update of {path} with a length that does not fit answers {wrong_data}",
-                CLAUSE_UPDATE,
-                f"A good MAC over a TLV of item {item} one byte shorter than the item "
-                f"(record 1 of {path}) answers {wrong_data} and does not write.",
-                _sm_refused(path, "length"),
-                expected_sw=(wrong_data,), severity="critical",
-                preconditions=f"{read} and {uk} authenticated in {df}",
-                reference_choice=choices(sw_choice(wrong_data), CRYPTO_CHOICE))
+            make(out, f"SEC-UPD-{s}-001", GROUP,
+                 f"无 {uk} 时 {path} 的安全报文更新被拒绝",
+                 f"An SM update of {path} without {uk} is refused",
+                 CLAUSE_UPDATE,
+                 f"With only the read right ({read}), an SM update of record 1 of {path} with "
+                 f"a good MAC answers {refused}.",
+                 expected_sw=(refused,), severity="blocker",
+                 preconditions=f"{read} authenticated in {df} (or free read)",
+                 reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE),
+            )(_sm_without_update_key(path))
+            make(out, f"SEC-UPD-{s}-002", GROUP,
+                 f"{path} 明文 UPDATE RECORD 被拒绝（须安全报文）",
+                 f"A plain UPDATE RECORD of {path} is refused (SM required)",
+                 CLAUSE_UPDATE,
+                 f"With {uk} granted, a plain UPDATE RECORD (00 DC 01 04) of {path} answers "
+                 f"{refused}: TLV files change only under secure messaging.",
+                 expected_sw=(refused,), severity="blocker",
+                 preconditions=f"{read} and {uk} authenticated in {df}",
+                 reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE),
+            )(_plain_update_of_tlv(path))
+            make(out, f"SEC-UPD-{s}-003", GROUP,
+                 f"{path} MAC 错误的安全报文更新被拒绝",
+                 f"An SM update of {path} with a wrong MAC is refused",
+                 CLAUSE_UPDATE,
+                 f"With {uk} granted, an SM update of record 1 of {path} whose MAC is wrong "
+                 f"answers {wrong_mac} and leaves the record unchanged.",
+                 expected_sw=(wrong_mac,), severity="blocker",
+                 preconditions=f"{read} and {uk} authenticated in {df}",
+                 reference_choice=choices(sw_choice(wrong_mac), CRYPTO_CHOICE),
+            )(_sm_refused(path, "mac"))
+            make(out, f"SEC-UPD-{s}-004", GROUP,
+                 f"{path} 正确的安全报文更新成功",
+                 f"A correct SM update of {path} writes",
+                 CLAUSE_UPDATE,
+                 f"With {uk} granted, a correct SM update of record 1 (item {item}) of {path} "
+                 f"answers {ok} and the record reads back as written; it is restored after.",
+                 expected_sw=(ok,), severity="critical",
+                 preconditions=f"{read} and {uk} authenticated in {df}",
+                 reference_choice=CRYPTO_CHOICE,
+            )(_sm_writes(path))
+            make(out, f"SEC-UPD-{s}-005", GROUP,
+                 f"{path} 标签不符的安全报文更新返回 {wrong_data}",
+                 f"An SM update of {path} with a tag that does not fit answers {wrong_data}",
+                 CLAUSE_UPDATE,
+                 f"A good MAC over a TLV whose tag is not item {item} (record 1 of {path}) "
+                 f"answers {wrong_data} and does not write.",
+                 expected_sw=(wrong_data,), severity="critical",
+                 preconditions=f"{read} and {uk} authenticated in {df}",
+                 reference_choice=choices(sw_choice(wrong_data), CRYPTO_CHOICE),
+            )(_sm_refused(path, "tag"))
+            make(out, f"SEC-UPD-{s}-006", GROUP,
+                 f"{path} 长度不符的安全报文更新返回 {wrong_data}",
+                 f"An SM update of {path} with a length that does not fit answers {wrong_data}",
+                 CLAUSE_UPDATE,
+                 f"A good MAC over a TLV of item {item} one byte shorter than the item "
+                 f"(record 1 of {path}) answers {wrong_data} and does not write.",
+                 expected_sw=(wrong_data,), severity="critical",
+                 preconditions=f"{read} and {uk} authenticated in {df}",
+                 reference_choice=choices(sw_choice(wrong_data), CRYPTO_CHOICE),
+            )(_sm_refused(path, "length"))
         else:
             # plain updates, and index files' mark / erase
             for number, right in enumerate(("update", "mark", "erase"), start=1):
@@ -349,28 +340,28 @@ def cases(profile: CardProfile) -> list[Case]:
                     "erase": "erase (84 0C)",
                 }[right]
                 verb = {"update": "更新", "mark": "标记", "erase": "擦除"}[right]
-                add(out, f"SEC-UPD-{s}-{number:03d}",
-                    f"仅有读权限时 {path} 的{verb}被拒绝",
-                    f"{operation} of {path} with only its read right is refused",
-                    CLAUSE_UPDATE,
-                    f"With only {read} granted, {operation} of {path} (writing back what it "
-                    f"holds, or on a free index record) answers {refused}: it needs {family}.",
-                    _plain_with_read_key_only(path, right),
-                    expected_sw=(refused,), severity="blocker",
-                    preconditions=f"{read} authenticated in {df}",
-                    reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE))
+                make(out, f"SEC-UPD-{s}-{number:03d}", GROUP,
+                     f"仅有读权限时 {path} 的{verb}被拒绝",
+                     f"{operation} of {path} with only its read right is refused",
+                     CLAUSE_UPDATE,
+                     f"With only {read} granted, {operation} of {path} (writing back what it "
+                     f"holds, or on a free index record) answers {refused}: it needs {family}.",
+                     expected_sw=(refused,), severity="blocker",
+                     preconditions=f"{read} authenticated in {df}",
+                     reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE),
+                )(_plain_with_read_key_only(path, right))
             key_right = "update" if access.update is not None else "mark"
-            add(out, f"SEC-UPD-{s}-004",
-                f"{path} 非 TLV 文件的安全报文更新返回 {incompatible}",
-                f"An SM update of non-TLV file {path} answers {incompatible}",
-                CLAUSE_UPDATE,
-                f"With {getattr(access, key_right)} granted, SM UPDATE RECORD (04 DC) of "
-                f"{path} ({ef.structure}) answers {incompatible}: secure messaging is for TLV "
-                "files only.",
-                _sm_on_non_tlv(path, key_right),
-                expected_sw=(incompatible,), severity="normal",
-                preconditions=f"{getattr(access, key_right)} authenticated in {df}",
-                reference_choice=choices(sw_choice(incompatible), CRYPTO_CHOICE))
+            make(out, f"SEC-UPD-{s}-004", GROUP,
+                 f"{path} 非 TLV 文件的安全报文更新返回 {incompatible}",
+                 f"An SM update of non-TLV file {path} answers {incompatible}",
+                 CLAUSE_UPDATE,
+                 f"With {getattr(access, key_right)} granted, SM UPDATE RECORD (04 DC) of "
+                 f"{path} ({ef.structure}) answers {incompatible}: secure messaging is for TLV "
+                 "files only.",
+                 expected_sw=(incompatible,), severity="normal",
+                 preconditions=f"{getattr(access, key_right)} authenticated in {df}",
+                 reference_choice=choices(sw_choice(incompatible), CRYPTO_CHOICE),
+            )(_sm_on_non_tlv(path, key_right))
         # key separation
         number = 0
         if access.update is not None:
@@ -383,29 +374,29 @@ def cases(profile: CardProfile) -> list[Case]:
             for other in [*others, *([cross] if cross else [])]:
                 number += 1
                 where = profile.key(other).df
-                add(out, f"SEC-SEP-{s}-{number:03d}",
-                    f"{other} 不能更新 {path}",
-                    f"{other} does not open the update of {path}",
-                    CLAUSE_SEPARATION,
-                    f"With {other} granted (in {where}), updating {path} answers {refused}; "
-                    f"with its declared key {access.update} it answers {ok}. The write puts "
-                    "back what the file holds.",
-                    _other_key_refused(path, other),
-                    expected_sw=(refused, ok), severity="blocker",
-                    preconditions=f"{read} authenticated in {df} to read what to write back",
-                    reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE))
+                make(out, f"SEC-SEP-{s}-{number:03d}", GROUP,
+                     f"{other} 不能更新 {path}",
+                     f"{other} does not open the update of {path}",
+                     CLAUSE_SEPARATION,
+                     f"With {other} granted (in {where}), updating {path} answers {refused}; "
+                     f"with its declared key {access.update} it answers {ok}. The write puts "
+                     "back what the file holds.",
+                     expected_sw=(refused, ok), severity="blocker",
+                     preconditions=f"{read} authenticated in {df} to read what to write back",
+                     reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE),
+                )(_other_key_refused(path, other))
         for family in dict.fromkeys(f for f in (access.mark, access.erase) if f):
             number += 1
             own = "mark" if family == access.mark else "erase"
             other_right = "erase" if own == "mark" else "mark"
-            add(out, f"SEC-SEP-{s}-{number:03d}",
-                f"{family} 只能{'标记' if own == 'mark' else '擦除'} {path} 的索引记录",
-                f"{family} can {own} but not {other_right} index records of {path}",
-                CLAUSE_SEPARATION,
-                f"With {family} granted, {own} of a free record of {path} answers {ok} and "
-                f"{other_right} of it answers {refused}; the record is left free afterwards.",
-                _index_split(path, family),
-                expected_sw=(ok, refused), severity="blocker",
-                preconditions=f"{read} authenticated in {df}; a free index record",
-                reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE))
+            make(out, f"SEC-SEP-{s}-{number:03d}", GROUP,
+                 f"{family} 只能{'标记' if own == 'mark' else '擦除'} {path} 的索引记录",
+                 f"{family} can {own} but not {other_right} index records of {path}",
+                 CLAUSE_SEPARATION,
+                 f"With {family} granted, {own} of a free record of {path} answers {ok} and "
+                 f"{other_right} of it answers {refused}; the record is left free afterwards.",
+                 expected_sw=(ok, refused), severity="blocker",
+                 preconditions=f"{read} authenticated in {df}; a free index record",
+                 reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE),
+            )(_index_split(path, family))
     return out
