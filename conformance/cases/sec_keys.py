@@ -116,10 +116,7 @@ def _counter_restored(family: str) -> Body:
 def _failed_try_keeps_rights(family: str) -> Body:
     def body(ctx: CaseContext) -> None:
         sec = Sec(ctx)
-        probe = sec.probe(family)
-        sec.grant(family)
-        with ctx.precondition(f"{probe.describe()} with {family} granted"):
-            sec.run(probe).check()
+        probe = sec.probe_granted(family)
         with sec.guard():
             attempt = sec.attempt(family, wrong=True)
             sec.expect(attempt.response, sec.cryptogram_sw(sec.limit - 1),

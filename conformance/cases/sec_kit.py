@@ -301,6 +301,14 @@ class Sec:
         self.factors()
         self.go(self.profile.key(family).df)
 
+    def probe_granted(self, family: str) -> Probe:
+        """Precondition: ``family`` granted and its probe answered; returns the probe."""
+        probe = self.probe(family)
+        self.grant(family)
+        with self.ctx.precondition(f"{probe.describe()} with {family} granted"):
+            self.run(probe).check()
+        return probe
+
     def grant(self, family: str) -> None:
         """Precondition: the right of ``family`` in its DF, by the session."""
         self.factors()

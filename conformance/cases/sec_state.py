@@ -54,11 +54,8 @@ REPLAY_NOTE = (
 def _cleared_by_df_change(family: str) -> Body:
     def body(ctx: CaseContext) -> None:
         sec = Sec(ctx)
-        probe = sec.probe(family)
         df = ctx.profile.key(family).df
-        sec.grant(family)
-        with ctx.precondition(f"{probe.describe()} with {family} granted"):
-            sec.run(probe).check()
+        probe = sec.probe_granted(family)
         other = sec.leave_and_return(df)
         sec.expect_refused(sec.run(probe),
                            f"{probe.describe()} after selecting {other} and {df} again")
@@ -69,10 +66,7 @@ def _cleared_by_df_change(family: str) -> Body:
 def _cleared_by_reset(family: str) -> Body:
     def body(ctx: CaseContext) -> None:
         sec = Sec(ctx)
-        probe = sec.probe(family)
-        sec.grant(family)
-        with ctx.precondition(f"{probe.describe()} with {family} granted"):
-            sec.run(probe).check()
+        probe = sec.probe_granted(family)
         sec.reset()
         sec.go(probe.path)
         sec.expect_refused(sec.run(probe), f"{probe.describe()} after a reset")
@@ -83,11 +77,8 @@ def _cleared_by_reset(family: str) -> Body:
 def _kept_by_selects(family: str) -> Body:
     def body(ctx: CaseContext) -> None:
         sec = Sec(ctx)
-        probe = sec.probe(family)
         df = ctx.profile.key(family).df
-        sec.grant(family)
-        with ctx.precondition(f"{probe.describe()} with {family} granted"):
-            sec.run(probe).check()
+        probe = sec.probe_granted(family)
         other_ef = next((p for p in files_of(ctx.profile, df) if p != probe.path), None)
         if other_ef is not None:
             sec.select_fid(ctx.profile.file(other_ef).fid, f"select {other_ef}")
