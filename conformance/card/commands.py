@@ -136,10 +136,22 @@ class CardOS:
     def _init_status_words(self) -> None:
         p = self.profile
         needed = [
-            "ok", "wrong_length", "incompatible_file_structure", "security_not_satisfied",
-            "key_locked", "no_challenge", "no_current_ef", "wrong_mac", "wrong_data",
-            "file_not_found", "record_not_found", "wrong_p1p2", "key_not_found",
-            "offset_beyond_end", "ins_not_supported", "cla_not_supported",
+            "ok",
+            "wrong_length",
+            "incompatible_file_structure",
+            "security_not_satisfied",
+            "key_locked",
+            "no_challenge",
+            "no_current_ef",
+            "wrong_mac",
+            "wrong_data",
+            "file_not_found",
+            "record_not_found",
+            "wrong_p1p2",
+            "key_not_found",
+            "offset_beyond_end",
+            "ins_not_supported",
+            "cla_not_supported",
         ]
         missing = [n for n in needed if n not in p.spec.status_words]
         if missing:
@@ -273,7 +285,8 @@ class CardOS:
             self._pending = None
         if cla == self._sm_cla:  # any CLA-04 command uses the challenge up, whatever its fate
             self._sm_challenge = self.state.take_challenge(
-                keep=self.faults.active("sec_challenge_reusable"))
+                keep=self.faults.active("sec_challenge_reusable")
+            )
         cla_known = cla in self._classes
         if not cla_known and not self.faults.active("unknown_cla_accepted"):
             return self.CLA_NOT_SUPPORTED
@@ -301,35 +314,27 @@ class CardOS:
     def _fault_sw(self, name: str) -> bytes:
         return bytes.fromhex(FAULTS[name].value)
 
+    def _answer(self, reference: bytes, fault: str) -> bytes:
+        """The reference status word, or the deviating one of `fault` when it is active."""
+        return self._fault_sw(fault) if self.faults.active(fault) else reference
+
     def _wrong_p1p2(self) -> bytes:
-        if self.faults.active("wrong_p1p2_6b00"):
-            return self._fault_sw("wrong_p1p2_6b00")
-        return self.WRONG_P1P2
+        return self._answer(self.WRONG_P1P2, "wrong_p1p2_6b00")
 
     def _wrong_le(self, right: int) -> bytes:
-        if self.faults.active("wrong_le_6700"):
-            return self._fault_sw("wrong_le_6700")
-        return bytes([self._sw1_wrong_le, right & 0xFF])
+        return self._answer(bytes([self._sw1_wrong_le, right & 0xFF]), "wrong_le_6700")
 
     def _wrong_lc(self) -> bytes:
-        if self.faults.active("wrong_lc_6a87"):
-            return self._fault_sw("wrong_lc_6a87")
-        return self.WRONG_LENGTH
+        return self._answer(self.WRONG_LENGTH, "wrong_lc_6a87")
 
     def _no_current_ef(self) -> bytes:
-        if self.faults.active("no_current_ef_6a82"):
-            return self._fault_sw("no_current_ef_6a82")
-        return self.NO_CURRENT_EF
+        return self._answer(self.NO_CURRENT_EF, "no_current_ef_6a82")
 
     def _incompatible(self) -> bytes:
-        if self.faults.active("wrong_structure_6986"):
-            return self._fault_sw("wrong_structure_6986")
-        return self.INCOMPATIBLE
+        return self._answer(self.INCOMPATIBLE, "wrong_structure_6986")
 
     def _record_not_found(self) -> bytes:
-        if self.faults.active("missing_record_6a82"):
-            return self._fault_sw("missing_record_6a82")
-        return self.RECORD_NOT_FOUND
+        return self._answer(self.RECORD_NOT_FOUND, "missing_record_6a82")
 
     def _cryptogram_sw(self, tries_left: int) -> bytes:
         return (self._sw_cryptogram | tries_left).to_bytes(2, "big")
@@ -384,9 +389,12 @@ class CardOS:
     def _select(self, c: Command) -> bytes:
         if self.faults.active("sec_challenge_cleared_by_select"):
             self.state.challenge = None
-        if c.p1 != 0 or c.p2 not in SELECT_P2 or (
-            c.p2 == SELECT_P2[1] and self.faults.active("select_p2_0c_rejected")
-        ) or (c.p2 == SELECT_P2[0] and self.faults.active("select_p2_00_rejected")):
+        if (
+            c.p1 != 0
+            or c.p2 not in SELECT_P2
+            or (c.p2 == SELECT_P2[1] and self.faults.active("select_p2_0c_rejected"))
+            or (c.p2 == SELECT_P2[0] and self.faults.active("select_p2_00_rejected"))
+        ):
             return self._wrong_p1p2()
         if c.malformed:
             return self.WRONG_LENGTH
@@ -541,8 +549,10 @@ class CardOS:
             return self._record_not_found()
         if len(c.data) != length:
             return self.WRONG_LENGTH
-        if not new_cyclic and ef.structure is Structure.CYCLIC and self.faults.active(
-            "cyc_rewrite_appends"
+        if (
+            not new_cyclic
+            and ef.structure is Structure.CYCLIC
+            and self.faults.active("cyc_rewrite_appends")
         ):
             new_cyclic = True
         if not new_cyclic:
@@ -629,9 +639,11 @@ class CardOS:
             return self._incompatible()
         rights = self.state.rights_in(self.cur_df)
         other = FAULTS["sec_uk_df03_2_marks" if mark else "sec_uk_df03_1_erases"]
-        if key not in rights and not (self.faults.active(other.name) and other.value in rights) \
-                and not (self.faults.active("sec_update_any_key")
-                         and self.state.granted_since_reset):
+        if (
+            key not in rights
+            and not (self.faults.active(other.name) and other.value in rights)
+            and not (self.faults.active("sec_update_any_key") and self.state.granted_since_reset)
+        ):
             return self.SECURITY
         if not 1 <= c.p1 <= len(records):
             return self._record_not_found()
@@ -653,8 +665,12 @@ class CardOS:
             return self._wrong_p1p2()
         n = self._challenge_len
         if c.malformed or c.data or c.le != n:
-            if not (self.faults.active("get_challenge_any_le") and not c.malformed
-                    and not c.data and c.le is not None):
+            if not (
+                self.faults.active("get_challenge_any_le")
+                and not c.malformed
+                and not c.data
+                and c.le is not None
+            ):
                 return self.WRONG_LENGTH
             n = c.le
         if self.faults.active("constant_challenge"):
@@ -700,8 +716,9 @@ class CardOS:
             return self.WRONG_DATA
         if not faults.active("sec_retry_not_restored"):
             self.content.retry[family] = self._retry_limit
-        if not (faults.active("sec_read_key_grants_nothing")
-                and self.profile.key(family).use == "read"):
+        if not (
+            faults.active("sec_read_key_grants_nothing") and self.profile.key(family).use == "read"
+        ):
             self.state.grant(self.cur_df, family)
         return self.OK
 

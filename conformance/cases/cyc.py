@@ -12,6 +12,9 @@ oldest first, which leaves the file byte for byte as it was: the cases are non-d
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from conformance.apdu import ResponseAPDU, sw_hex
 from conformance.cases.common import (
     P2_CYCLIC_NEW,
@@ -87,6 +90,23 @@ def _append(ctx: CaseContext, record: bytes) -> ResponseAPDU:
     return ctx.send(ctx.apdu("update_record", P1_NEW, P2_CYCLIC_NEW, record))
 
 
+@contextlib.contextmanager
+def _appended(ctx: CaseContext, path: str, before: list[bytes], new: list[bytes]) -> Iterator[None]:
+    """Append `new` (each answered 9000, or FAIL), run the block, then put `before` back."""
+    appended = False
+
+    def undo() -> None:
+        if appended:
+            _restore_by_appending(ctx, path, before)
+
+    with ctx.restoring(path, undo):
+        for i, raw in enumerate(new, start=1):
+            response = _append(ctx, raw)
+            appended = appended or response.sw == ctx.sw("ok")
+            ctx.expect_sw(response, "ok", what=f"UPDATE RECORD P2=03 (append {i}) on {path}")
+        yield
+
+
 def _restore_by_appending(ctx: CaseContext, path: str, before: list[bytes]) -> None:
     """Re-append the previous records oldest first, then check the file is as it was."""
     for n in range(len(before), 0, -1):
@@ -154,17 +174,7 @@ def _cyclic_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         grant_families(ctx, path, rights)
         before = _read_before(ctx, path, n)
         new = [_record(ctx.profile, path, seed) for seed in (1, 2)[: min(2, n)]]
-        appended = False
-
-        def undo() -> None:
-            if appended:
-                _restore_by_appending(ctx, path, before)
-
-        with ctx.restoring(path, undo):
-            for i, raw in enumerate(new, start=1):
-                response = _append(ctx, raw)
-                appended = appended or response.sw == ctx.sw("ok")
-                ctx.expect_sw(response, "ok", what=f"UPDATE RECORD P2=03 (append {i}) on {path}")
+        with _appended(ctx, path, before, new):
             after = read_records(ctx, path, n)
             _check_lengths(ctx, path, after, size)
             expected = [(raw, f"append {i}") for i, raw in enumerate(new, start=1)][::-1]
@@ -192,17 +202,7 @@ def _cyclic_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         grant_families(ctx, path, rights)
         before = _read_before(ctx, path, n)
         new = [_record(ctx.profile, path, seed) for seed in range(11, 11 + n + 1)]
-        appended = False
-
-        def undo() -> None:
-            if appended:
-                _restore_by_appending(ctx, path, before)
-
-        with ctx.restoring(path, undo):
-            for i, raw in enumerate(new, start=1):
-                response = _append(ctx, raw)
-                appended = appended or response.sw == ctx.sw("ok")
-                ctx.expect_sw(response, "ok", what=f"UPDATE RECORD P2=03 (append {i}) on {path}")
+        with _appended(ctx, path, before, new):
             after = read_records(ctx, path, n)
             expected = [(new[i - 1], f"append {i}") for i in range(n + 1, 1, -1)]
             _compare(ctx, path, after, expected)
@@ -257,9 +257,7 @@ def _cyclic_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
 
 def _noncyclic_targets(profile: CardProfile) -> list[str]:
     """One record file per non-cyclic record structure, preferring the DFs of cyclic files."""
-    cyclic_dfs = {
-        df_of(p) for p, ef in profile.files.items() if ef.structure is Structure.CYCLIC
-    }
+    cyclic_dfs = {df_of(p) for p, ef in profile.files.items() if ef.structure is Structure.CYCLIC}
     targets = []
     for structure in (Structure.TLV_RECORDS, Structure.LINEAR_FIXED):
         paths = [p for p, ef in profile.files.items() if ef.structure is structure]
