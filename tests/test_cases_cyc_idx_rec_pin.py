@@ -22,7 +22,7 @@ from conformance.card.faults import FAULTS
 from conformance.cases import cyc, idx, pin, rec
 from conformance.cases.framework import Case
 from conformance.model.products import load_product
-from conformance.model.profile import PROFILES_DIR
+from conformance.resources import PROFILES_DIR
 from conformance.results import CaseResult, Verdict
 from conformance.transport.redact import MASK_PREFIX
 

@@ -20,9 +20,7 @@ from conformance.model.schema import (
     Structure,
 )
 from conformance.model.source import ProfileError, load_yaml, pydantic_errors
-
-PROFILES_DIR = Path(__file__).resolve().parents[2] / "profiles"
-DEFAULT_PROFILE = PROFILES_DIR / "standard" / "wst543.yaml"
+from conformance.resources import DEFAULT_PROFILE
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from conformance.resources import DEMO_LAB, PACKAGE_DIR, UNTESTED_PATH, shipped_name
 from conformance.results import (
     CaseResult,
     Conclusion,
@@ -33,18 +34,6 @@ from conformance.results import (
     read_results,
     read_summary,
 )
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-REPORTS_DIR = REPO_ROOT / "reports"
-TEMPLATES_DIR = REPORTS_DIR / "templates"
-XSD_PATH = REPORTS_DIR / "report.xsd"
-PKI_DIR = REPO_ROOT / "fixtures" / "pki"
-DEMO_CA = PKI_DIR / "demo-ca.pem"
-DEMO_CERT = PKI_DIR / "demo-lab.pem"
-DEMO_KEY = PKI_DIR / "demo-lab-key.pem"
-DEMO_P12 = PKI_DIR / "demo-lab.p12"
-DEMO_LAB = REPO_ROOT / "fixtures" / "lab-demo.yaml"
-UNTESTED_PATH = REPO_ROOT / "profiles" / "standard" / "untested.yaml"
 
 VERDICTS: tuple[str, ...] = tuple(v.value for v in Verdict)
 METHODS = ("declaration", "inspection", "lab_apparatus")
@@ -380,7 +369,7 @@ def _artifact(role: str, data: dict[str, Any]) -> Artifact:
     if not art.sha256 and art.path:
         candidate = Path(art.path)
         if not candidate.is_absolute():
-            candidate = REPO_ROOT / candidate
+            candidate = PACKAGE_DIR / candidate
         if candidate.is_file():
             art.sha256 = sha256_path(candidate)
     return art
@@ -509,7 +498,7 @@ def build_model(
         untested_source=Artifact(
             role="untested",
             name="untested requirements",
-            path=UNTESTED_PATH.relative_to(REPO_ROOT).as_posix(),
+            path=shipped_name(UNTESTED_PATH),
             sha256=untested_digest,
         ),
         demo_key=demo_key,
