@@ -221,3 +221,43 @@ def test_paths_name_the_shipped_demo_ca(capsys) -> None:
     places = json.loads(out)
     assert code == 0 and Path(places["demo-ca"]).is_file()
     assert Path(places["profile"]).read_text("utf-8") == DEFAULT_PROFILE.read_text("utf-8")
+
+
+def test_verify_trusts_the_shipped_demo_ca_by_name(capsys, tmp_path) -> None:
+    from report_support import make_run
+
+    from conformance.report import write_report
+
+    make_run(tmp_path / "run", 6)
+    write_report(tmp_path / "run", pdf=False)
+    code, out, _ = run(capsys, "report", "verify", str(tmp_path / "run"), "--trust", "demo")
+    assert code == 0 and "VALID" in out and "chain NOT checked" not in out
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"card": "virtual", "reader": "X"}, "--reader: for --card pcsc only"),
+        ({"personalization": "a.yaml", "image": "b.json"}, "give one"),
+        ({"reader": "X", "apdu_timeout": 0.0}, "--apdu-timeout"),
+        ({"reader": "X", "fault": ["constant_challenge"]}, "--fault: for --card virtual only"),
+        ({"plan": "nightly"}, "known: certification, selftest"),
+        ({"product": "no-such-ics"}, "known: minimal, reference"),
+        ({"keys": "/nonexistent/keys.yaml"}, "--keys: /nonexistent/keys.yaml: file not found"),
+        ({"colour": "red"}, "not run options: colour"),
+    ],
+)
+def test_build_config_names_the_bad_input(values: dict, expected: str) -> None:
+    from conformance.config import ConfigError, build_config
+
+    with pytest.raises(ConfigError) as caught:
+        build_config(values)
+    assert expected in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_reader_alone_means_pcsc() -> None:
+    from conformance.config import build_config
+
+    config = build_config({"reader": "Virtual PCD 00 00"})
+    assert config.card == "pcsc" and config.virtual_card is None
+    assert config.apdu_timeout_s == 10.0
