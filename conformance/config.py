@@ -46,15 +46,16 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class RunOption:
-    """One run option: `--NAME` on `rhc`, `--rhc-NAME` in pytest, `values[key]` here."""
+    """One run option: `--NAME` on `rhc`, `--rhc-NAME` in pytest, `values[key]` here.
+
+    Values reach `build_config` as the strings the user typed: the parsers only collect them,
+    so a bad value is the same one-line error through either door.
+    """
 
     name: str
     help: str
-    default: Any = None
-    type: Callable[[str], Any] | None = None
-    choices: tuple[str, ...] | None = None
+    metavar: str
     repeat: bool = False
-    metavar: str | None = None
 
     @property
     def key(self) -> str:
@@ -62,39 +63,31 @@ class RunOption:
 
     def argparse_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for argparse's (and so pytest's) add_argument/addoption."""
-        kwargs: dict[str, Any] = {"help": self.help, "metavar": self.metavar}
+        kwargs: dict[str, Any] = {"help": self.help, "metavar": self.metavar, "default": None}
         if self.repeat:
             kwargs.update(action="append", default=[])
-        else:
-            kwargs["default"] = self.default
-        if self.type is not None:
-            kwargs["type"] = self.type
-        if self.choices is not None:
-            kwargs["choices"] = list(self.choices)
-            kwargs.pop("metavar")
         return kwargs
 
 
 RUN_OPTIONS: tuple[RunOption, ...] = (
     RunOption("card", "card under test: the built-in virtual card or a PC/SC reader "
-              "(default: pcsc with --reader, else virtual)", choices=CARDS),
-    RunOption("reader", "PC/SC reader: exact name or regular expression", metavar="NAME"),
-    RunOption("profile", "card profile YAML (default: the shipped WS/T 543 profile)",
-              metavar="FILE"),
+              "(default: pcsc with --reader, else virtual)", "{" + ",".join(CARDS) + "}"),
+    RunOption("reader", "PC/SC reader: exact name or regular expression", "NAME"),
+    RunOption("profile", "card profile YAML (default: the shipped WS/T 543 profile)", "FILE"),
     RunOption("product", "the product's ICS: a file, or a shipped name such as minimal "
-              "(default: reference)", metavar="FILE|NAME"),
+              "(default: reference)", "FILE|NAME"),
     RunOption("plan", "test plan: a file, or a shipped name such as selftest "
-              "(default: certification)", metavar="FILE|NAME"),
-    RunOption("keys", "test master keys YAML (default: the shipped test keys)", metavar="FILE"),
+              "(default: certification)", "FILE|NAME"),
+    RunOption("keys", "test master keys YAML (default: the shipped test keys)", "FILE"),
     RunOption("personalization", "virtual card: personalization YAML (default: the shipped "
-              "one)", metavar="FILE"),
+              "one)", "FILE"),
     RunOption("image", "virtual card: load a JSON card image (rhc card serve --save-image)",
-              metavar="FILE"),
+              "FILE"),
     RunOption("fault", "virtual card: a fault of the defect catalogue (repeatable; "
-              "`rhc card faults` lists them)", repeat=True, metavar="NAME"),
+              "`rhc card faults` lists them)", "NAME", repeat=True),
     RunOption("apdu-timeout", f"PC/SC: seconds the card may take to answer one APDU "
-              f"(default: {APDU_TIMEOUT_S:g})", type=float, metavar="S"),
-    RunOption("out", "run directory for results, evidence and report", metavar="DIR"),
+              f"(default: {APDU_TIMEOUT_S:g})", "S"),
+    RunOption("out", "run directory for results, evidence and report", "DIR"),
 )
 OPTIONS_BY_NAME = {option.name: option for option in RUN_OPTIONS}
 VIRTUAL_ONLY = ("personalization", "image", "fault")
@@ -163,9 +156,13 @@ def _timeout(values: Mapping[str, Any]) -> float:
     value = values.get("apdu_timeout")
     if value is None:
         return APDU_TIMEOUT_S
-    if not value > 0:
-        raise ConfigError(f"--apdu-timeout: {value:g} is not a positive number of seconds")
-    return float(value)
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:  # also refuses nan
+        raise ConfigError(f"--apdu-timeout: {value!r} is not a positive number of seconds")
+    return seconds
 
 
 def _out_dir(values: Mapping[str, Any]) -> Path | None:
@@ -249,10 +246,12 @@ def card_under_test(config: RunConfig) -> Callable[[], Transport]:
 
 
 __all__ = [
+    "OPTIONS_BY_NAME",
     "RUN_OPTIONS",
     "ConfigError",
     "RunConfig",
     "RunOption",
     "build_config",
     "card_under_test",
+    "given",
 ]

@@ -148,6 +148,8 @@ BAD_RUNS = {
         lambda tmp: [f"personalization={_too_long_name(tmp)}"], ["items.11", "longer than 30"]
     ),
     "missing-reader": (lambda tmp: ["card=pcsc"], ["--card pcsc needs --reader"]),
+    "unknown-card": (lambda tmp: ["card=contactless"], ["--card: 'contactless' is not one of"]),
+    "bad-timeout": (lambda tmp: ["reader=X", "apdu-timeout=soon"], ["--apdu-timeout: 'soon'"]),
 }
 
 
@@ -239,7 +241,7 @@ def test_verify_trusts_the_shipped_demo_ca_by_name(capsys, tmp_path) -> None:
     [
         ({"card": "virtual", "reader": "X"}, "--reader: for --card pcsc only"),
         ({"personalization": "a.yaml", "image": "b.json"}, "give one"),
-        ({"reader": "X", "apdu_timeout": 0.0}, "--apdu-timeout"),
+        ({"reader": "X", "apdu_timeout": "0"}, "--apdu-timeout: '0' is not a positive"),
         ({"reader": "X", "fault": ["constant_challenge"]}, "--fault: for --card virtual only"),
         ({"plan": "nightly"}, "known: certification, selftest"),
         ({"product": "no-such-ics"}, "known: minimal, reference"),
