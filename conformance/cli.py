@@ -209,6 +209,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     ]
     if args.k:
         pytest_args += ["-k", args.k]
+    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):  # else their entry points load them
+        for plugin in ("conformance.plugin", "pytest_timeout", "allure_pytest.plugin"):
+            pytest_args += ["-p", plugin]
     prepared = PreparedRun(config, progress=not args.quiet)
     code = pytest.main(pytest_args, plugins=[prepared])
     for error in prepared.errors:

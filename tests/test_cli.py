@@ -263,3 +263,13 @@ def test_a_reader_alone_means_pcsc() -> None:
     config = build_config({"reader": "Virtual PCD 00 00"})
     assert config.card == "pcsc" and config.virtual_card is None
     assert config.apdu_timeout_s == 10.0
+
+
+def test_run_without_plugin_autoload(capsys, tmp_path, monkeypatch) -> None:
+    """With entry points disabled, `rhc run` names the plugins it needs itself."""
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    out = tmp_path / "run"
+    code, _, err = run(capsys, "run", "--plan", "selftest", "--out", str(out), "--quiet",
+                       "--no-report")
+    assert code == 0, err
+    assert (out / "junit.xml").is_file() and (out / "allure-results").is_dir()
