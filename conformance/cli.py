@@ -111,10 +111,11 @@ def cmd_card_dump(args: argparse.Namespace) -> int:
         from conformance.transport.inprocess import InProcessTransport
 
         transport = InProcessTransport(_virtual_card(args, profile))
-    from conformance.transport.layers import T0Layer
+    from conformance.transport.layers import T0Layer, T0Rules
 
     try:
-        session = HealthCardSession(T0Layer(transport), profile, keys)
+        t0 = T0Layer(transport, rules=T0Rules.from_profile(profile))
+        session = HealthCardSession(t0, profile, keys)
         items = session.read_items()
     finally:
         transport.close()

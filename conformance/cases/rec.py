@@ -23,12 +23,13 @@ import secrets
 
 from conformance import crypto
 from conformance.apdu import CommandAPDU, ResponseAPDU
-from conformance.cases.common import df_of, grant_families, make, read_binary, slug, sw_choice
+from conformance.cases.common import grant_families, make, read_binary, slug, sw_choice
 from conformance.cases.framework import Case, CaseContext
 from conformance.model import codecs
 from conformance.model.codecs import Coding
 from conformance.model.profile import CardProfile
 from conformance.model.schema import LayoutField
+from conformance.model.tree import df_of
 
 CLAUSE = "REFERENCE.md §1 (DF03 EE01–EE03, ED01–ED05); WS/T 543 (evidence §2.3, Appendix A)"
 WRITE_CHUNK = 0xFF  # the short-APDU limit: the chunking a terminal writes with
@@ -206,14 +207,16 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         "REC",
         f"{path} 大小 {size} 字节与文件末尾",
         f"{path} is {size} bytes; writes past its end are refused",
-        CLAUSE + "; REFERENCE.md §5 READ/UPDATE BINARY (6B00, 6700)",
-        f"READ BINARY at {size - 1} returns 1 byte and at {size} answers 6B00; UPDATE BINARY "
-        f"at {size} and {size + 1} answers 6B00 and 2 bytes at {size - 1} answer 6700 without "
+        CLAUSE + "; REFERENCE.md §5 READ/UPDATE BINARY (<sw:offset_beyond_end>, <sw:wrong_length>)",
+        f"READ BINARY at {size - 1} returns 1 byte and at {size} answers <sw:offset_beyond_end>; "
+        "UPDATE BINARY "
+        f"at {size} and {size + 1} answers <sw:offset_beyond_end> and 2 bytes at {size - 1} answer "
+        "<sw:wrong_length> without "
         f"writing; the last byte ({size - 1}) can be written and reads back.",
         preconditions=rw,
-        expected_sw=("9000", "6B00", "6700"),
+        expected_sw=("ok", "offset_beyond_end", "wrong_length"),
         severity="critical",
-        reference_choice=sw_choice("6B00", "6700"),
+        reference_choice=sw_choice("offset_beyond_end", "wrong_length"),
     )
     def size_and_end(ctx: CaseContext, path: str = path) -> None:
         size = ctx.profile.file(path).size or 0
@@ -277,7 +280,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         "each value valid for the field's coding, reads back byte for byte, the rest of the "
         "file untouched.",
         preconditions=rw,
-        expected_sw=("9000",),
+        expected_sw=("ok",),
         severity="critical",
     )
     def item_offsets(ctx: CaseContext, path: str = path) -> None:
@@ -311,7 +314,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         "back identical in 0x80-byte chunks: the card keeps every byte, at every chunk "
         "boundary, up to the last.",
         preconditions=rw,
-        expected_sw=("9000",),
+        expected_sw=("ok",),
         severity="critical",
     )
     def whole_image(ctx: CaseContext, path: str = path) -> None:
@@ -332,12 +335,13 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         f"{path} 无 {read} 不能读取",
         f"{path}: reading needs {read}",
         CLAUSE + "; REFERENCE.md §3 (an update right does not grant reading)",
-        f"READ BINARY of {path} answers 6982 with no right, and still 6982 with every other "
+        f"READ BINARY of {path} answers <sw:security_not_satisfied> with no right, and still "
+        "<sw:security_not_satisfied> with every other "
         f"key of DF03 granted ({keys}).",
         preconditions=f"card reset; then {keys} granted in DF03",
-        expected_sw=("6982",),
+        expected_sw=("security_not_satisfied",),
         severity="critical",
-        reference_choice=sw_choice("6982"),
+        reference_choice=sw_choice("security_not_satisfied"),
     )
     def read_needs_key(ctx: CaseContext, path: str = path) -> None:
         grant_families(ctx, path, [])
@@ -363,13 +367,14 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         f"{path} 无 {update} 不能写入",
         f"{path}: writing needs {update}",
         CLAUSE + "; REFERENCE.md §3",
-        f"UPDATE BINARY of {path} answers 6982 with every key of DF03 but {update} granted "
+        f"UPDATE BINARY of {path} answers <sw:security_not_satisfied> with every key of DF03 but "
+        f"{update} granted "
         f"({writers}); the bytes written are the file's own, so nothing changes even if a "
         "card wrongly accepts them.",
         preconditions=f"card reset; {writers} granted in DF03",
-        expected_sw=("6982",),
+        expected_sw=("security_not_satisfied",),
         severity="critical",
-        reference_choice=sw_choice("6982"),
+        reference_choice=sw_choice("security_not_satisfied"),
     )
     def write_needs_key(ctx: CaseContext, path: str = path) -> None:
         grant_families(ctx, path, [read, *other_keys(ctx.profile, path, read, update)])
@@ -403,7 +408,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         "record.",
         applicability="record_signatures",
         preconditions=rw + "; an ephemeral demo SM2 signer key (DEMO ONLY)",
-        expected_sw=("9000",),
+        expected_sw=("ok",),
         severity="critical",
         reference_choice=SIGNATURE_CHOICE,
     )

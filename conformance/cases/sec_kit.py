@@ -24,11 +24,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from conformance.apdu import CommandAPDU, ResponseAPDU, sw_hex
-from conformance.cases.common import LE_WHOLE, P2_RECORD_NUMBER, df_of, index_flags
 from conformance.cases.framework import CaseContext, Inconclusive
 from conformance.host.session import AuthenticationWithheld
+from conformance.iso7816 import LE_WHOLE, RECORD_P2_BY_NUMBER
 from conformance.model.profile import CardProfile
 from conformance.model.schema import KeyUse, Structure, UpdateMode
+from conformance.model.tree import df_of, index_flags
 
 GROUP = "SEC"
 
@@ -372,7 +373,7 @@ class Sec:
 
     # -- records ---------------------------------------------------------------------------
     def read_record(self, n: int = 1) -> ResponseAPDU:
-        return self.ctx.send(self.ctx.apdu("read_record", n, P2_RECORD_NUMBER, le=LE_WHOLE))
+        return self.ctx.send(self.ctx.apdu("read_record", n, RECORD_P2_BY_NUMBER, le=LE_WHOLE))
 
     def read_binary(self, offset: int = 0, le: int = LE_WHOLE) -> ResponseAPDU:
         return self.ctx.send(self.ctx.apdu("read_binary", offset >> 8, offset & 0xFF, le=le))
@@ -464,11 +465,11 @@ class Sec:
             if ef.structure is Structure.TRANSPARENT:
                 return self.ctx.send(self.ctx.apdu("update_binary", 0, 0, probe.payload))
             return self.ctx.send(
-                self.ctx.apdu("update_record", probe.record, P2_RECORD_NUMBER, probe.payload)
+                self.ctx.apdu("update_record", probe.record, RECORD_P2_BY_NUMBER, probe.payload)
             )
         command = "mark_record" if probe.right == "mark" else "erase_record"
         return self.ctx.send(
-            self.ctx.apdu(command, probe.record, P2_RECORD_NUMBER, le=LE_WHOLE)
+            self.ctx.apdu(command, probe.record, RECORD_P2_BY_NUMBER, le=LE_WHOLE)
         )
 
     def undo_mark(self, path: str, n: int) -> None:
