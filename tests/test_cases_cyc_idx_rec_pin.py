@@ -23,6 +23,7 @@ from conformance.cases import cyc, idx, pin, rec
 from conformance.cases.framework import Case
 from conformance.model.products import load_product
 from conformance.model.profile import PROFILES_DIR
+from conformance.model.tree import indexed_files
 from conformance.results import CaseResult, Verdict
 from conformance.transport.redact import MASK_PREFIX
 
@@ -74,7 +75,7 @@ def test_cases_are_generated_from_the_model() -> None:
     by_group = {g: [c for c in my_cases() if c.group == g] for g in GROUPS}
     cyclic = [p for p, ef in prof.files.items() if ef.structure == "cyclic"]
     indexes = idx.index_files(prof)
-    records = rec.record_files(prof)
+    records = indexed_files(prof)
     assert len(cyclic) == 2 and len(indexes) == 2 and len(records) == 8
     assert len(by_group["CYC"]) == 3 * len(cyclic) + 2
     index_records = sum(prof.file(p).records or 0 for p in indexes)
@@ -102,9 +103,9 @@ def test_cases_are_generated_from_the_model() -> None:
         assert bool(case.reference_choice) == bool(rests_on_choice), case.id
 
 
-def test_record_files_and_probe_fields_follow_the_layout() -> None:
+def test_indexed_files_and_probe_fields_follow_the_layout() -> None:
     prof = profile()
-    assert rec.record_files(prof)[:3] == ["DF03/EE01", "DF03/EE02", "DF03/EE03"]
+    assert indexed_files(prof)[:3] == ["DF03/EE01", "DF03/EE02", "DF03/EE03"]
     fields = rec.probe_fields(prof, "DF03/EE01")
     offsets = [f.offset for f in fields]
     assert offsets[0] == 0 and fields[-1].offset + fields[-1].length == 1893

@@ -529,12 +529,11 @@ def test_session_over_the_t0_and_trace_layers(
 ) -> None:
     from conformance.card import VirtualCard
     from conformance.transport.layers import build_stack
-    from conformance.transport.redact import Redactor
 
     card = VirtualCard.personalize(
         profile, personalization, key_set, features=frozenset({"t0_get_response"})
     )
-    stack = build_stack(InProcessTransport(card), redactor=Redactor())
+    stack = build_stack(InProcessTransport(card), profile=profile)
     session = HealthCardSession(stack, profile, TestKeyProvider(key_set))
     assert session.read_item(11) == personalization.items[11]
     session.update_item(22, "测试")

@@ -36,7 +36,8 @@ def cases(profile: CardProfile) -> list[Case]:
     out: list[Case] = []
     spec = profile.spec.atr
     head = bytes([spec.ts, spec.t0]) + bytes.fromhex(spec.interface_bytes)
-    iface_names = [f"T{c}1" for bit, c in zip((0x10, 0x20, 0x40, 0x80), "ABCD", strict=True) if spec.t0 & bit]
+    presence = zip((0x10, 0x20, 0x40, 0x80), "ABCD", strict=True)
+    iface_names = [f"T{c}1" for bit, c in presence if spec.t0 & bit]
     iface_hex = " ".join(f"{b:02X}" for b in bytes.fromhex(spec.interface_bytes))
     atr_choice = (
         f"The whole ATR ({head.hex(' ').upper()} ‖ {spec.historical_length} historical bytes) "

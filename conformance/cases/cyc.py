@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from conformance.apdu import ResponseAPDU, sw_hex
 from conformance.cases.common import grant_families, make, read_record, read_records, slug
 from conformance.cases.framework import Case, CaseContext
-from conformance.iso7816 import RECORD_P2_BY_NUMBER, RECORD_P2_CYCLIC_NEW
+from conformance.iso7816 import RECORD_P1_CYCLIC_NEW, RECORD_P2_BY_NUMBER, RECORD_P2_CYCLIC_NEW
 from conformance.model import codecs
 from conformance.model.codecs import Coding
 from conformance.model.profile import CardProfile
@@ -27,7 +27,6 @@ from conformance.model.tree import df_of
 
 CLAUSE = "REFERENCE.md §1 (DF02/EF07, EF08), §5 UPDATE RECORD; WS/T 543 (evidence §3.2)"
 
-P1_NEW = 0x00  # UPDATE RECORD P2 = 03 (a new cyclic record) has P1 = 00 (REFERENCE.md §1)
 
 NONCYCLIC_CHOICE = (
     "REFERENCE.md §5 names no status word for UPDATE RECORD P2 = 03 on a file that is not "
@@ -82,7 +81,7 @@ def _describe(raw: bytes) -> str:
 
 
 def _append(ctx: CaseContext, record: bytes) -> ResponseAPDU:
-    return ctx.send(ctx.apdu("update_record", P1_NEW, RECORD_P2_CYCLIC_NEW, record))
+    return ctx.send(ctx.apdu("update_record", RECORD_P1_CYCLIC_NEW, RECORD_P2_CYCLIC_NEW, record))
 
 
 @contextlib.contextmanager

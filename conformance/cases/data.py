@@ -383,19 +383,15 @@ def _index_cases(profile: CardProfile, out: list[Case]) -> None:
 
 
 def _city_cases(profile: CardProfile, out: list[Case]) -> None:
-    city = [n for n, item in profile.items.items()
-            if "code:city" in item.rules and n in profile.tlv_items()]
-    if len(city) != 1:
-        return
-    number = city[0]
+    number = profile.role_item("city_code")
     item = profile.item(number)
 
     @make(
         out, "DATA-CITY-001", "DATA",
         f"应用城市代码（数据项 {number}）已个人化",
         f"The application city code (item {number}) is personalised",
-        "REFERENCE.md §4 (CityCode8 = first 2 bytes of item 57), §3 (keys derived at "
-        "personalization); evidence §3.1 item 57, §4.5",
+        f"REFERENCE.md §4 (CityCode8 = first 2 bytes of item {number}), §3 (keys derived at "
+        f"personalization); evidence §3.1 item {number}, §4.5",
         f"Item {number} ({item.en}) holds a city code (not the empty FF…): the level-2 card "
         "keys are diversified with it, so a terminal needs it to authenticate.",
         expected_sw=("ok",),

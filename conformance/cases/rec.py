@@ -29,7 +29,7 @@ from conformance.model import codecs
 from conformance.model.codecs import Coding
 from conformance.model.profile import CardProfile
 from conformance.model.schema import LayoutField
-from conformance.model.tree import df_of
+from conformance.model.tree import df_of, indexed_files
 
 CLAUSE = "REFERENCE.md §1 (DF03 EE01–EE03, ED01–ED05); WS/T 543 (evidence §2.3, Appendix A)"
 WRITE_CHUNK = 0xFF  # the short-APDU limit: the chunking a terminal writes with
@@ -43,15 +43,6 @@ SIGNATURE_CHOICE = (
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def record_files(profile: CardProfile) -> list[str]:
-    """The files the index files point at (EE0n, ED0n), in index order."""
-    out: list[str] = []
-    for path, ef in profile.files.items():
-        df = df_of(path)
-        out.extend(f"{df}/{fid}" for fid in ef.index_of if f"{df}/{fid}" in profile.files)
-    return out
 
 
 def _field_name(field: LayoutField) -> str:
@@ -475,6 +466,6 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
 
 def cases(profile: CardProfile) -> list[Case]:
     out: list[Case] = []
-    for path in record_files(profile):
+    for path in indexed_files(profile):
         _file_cases(profile, path, out)
     return out

@@ -33,15 +33,12 @@ from conformance.cases.sec_kit import (
     CRYPTO_CHOICE,
     GROUP,
     Sec,
-    auth_families,
     choices,
     key_slug,
-    read_key,
     retry_choice,
-    rights_of,
 )
 from conformance.model.profile import CardProfile
-from conformance.model.tree import df_of
+from conformance.model.tree import auth_families, df_of, read_key, rights_of
 
 Body = Callable[[CaseContext], None]
 

@@ -26,19 +26,15 @@ from dataclasses import dataclass
 from conformance.apdu import CommandAPDU, ResponseAPDU, sw_hex
 from conformance.cases.framework import CaseContext, Inconclusive
 from conformance.host.session import AuthenticationWithheld
-from conformance.iso7816 import LE_WHOLE, RECORD_P2_BY_NUMBER
+from conformance.iso7816 import LE_WHOLE, RECORD_P2_BY_NUMBER, SELECT_P1_BY_FID, SELECT_P2_FCI
 from conformance.model.profile import CardProfile
 from conformance.model.schema import KeyUse, Structure, UpdateMode
-from conformance.model.tree import df_of, index_flags
+from conformance.model.tree import df_of, index_flags, neighbour_df, rights_of
 
 GROUP = "SEC"
 
-# ISO/IEC 7816-4 parameters the profile uses (REFERENCE.md §5); CLA/INS come from the profile.
-P1_SELECT = 0x00
-P2_SELECT = 0x00
 PROBE_BYTES = 16  # bytes of a transparent file a probe rewrites with themselves
 
-RIGHTS = ("read", "update", "mark", "erase")
 
 # --------------------------------------------------------------------------- clauses, choices
 
@@ -76,44 +72,9 @@ def choices(*parts: str) -> str:
 # --------------------------------------------------------------------------- the model
 
 
-def auth_families(profile: CardProfile) -> list[str]:
-    """Key families a terminal authenticates (RK_*, UK_*): those with a KID, profile order."""
-    return [name for name, key in profile.keys.items() if key.kid is not None]
-
-
-def read_key(profile: CardProfile, df: str) -> str | None:
-    """The read key (RK) of a DF: the first read-use family with a KID there."""
-    for name, key in profile.keys.items():
-        if key.df == df and key.use is KeyUse.READ and key.kid is not None:
-            return name
-    return None
-
-
 def key_slug(family: str) -> str:
     """'UK_DF02_1' → 'UK-DF02-1', for case IDs (so that 'SEC-*-DDF1-*' selects DDF1 keys)."""
     return family.replace("_", "-")
-
-
-def rights_of(profile: CardProfile, family: str) -> list[tuple[str, str]]:
-    """(path, right) pairs a key family opens, rights in the order read/update/mark/erase."""
-    return [
-        (path, right)
-        for right in RIGHTS
-        for path, ef in profile.files.items()
-        if getattr(ef.access, right) == family
-    ]
-
-
-def neighbour_df(profile: CardProfile, df: str) -> str | None:
-    """Another DF selectable directly from ``df`` (REFERENCE.md §5 SELECT lookup): a sibling
-    under the same parent, else a child, else the parent; None if there is none."""
-    parent = profile.df(df).parent
-    siblings = [n for n, d in profile.dfs.items() if d.parent == parent and n != df]
-    children = [n for n, d in profile.dfs.items() if d.parent == df]
-    for candidates in (siblings, children):
-        if candidates:
-            return candidates[0]
-    return parent if parent in profile.dfs else None
 
 
 def changed_value(profile: CardProfile, item: int, current: bytes) -> bytes:
@@ -197,7 +158,7 @@ class Sec:
 
     def raw_select(self, fid: str) -> ResponseAPDU:
         """SELECT one FID as is (the session forgets its state) and return the answer."""
-        command = self.ctx.apdu("select", P1_SELECT, P2_SELECT, bytes.fromhex(fid))
+        command = self.ctx.apdu("select", SELECT_P1_BY_FID, SELECT_P2_FCI, bytes.fromhex(fid))
         return self.session.transmit(command)
 
     def select_fid(self, fid: str, what: str) -> None:

@@ -18,14 +18,12 @@ from conformance.cases.sec_kit import (
     CLAUSE_READ,
     CRYPTO_CHOICE,
     GROUP,
-    RIGHTS,
     Sec,
     choices,
-    read_key,
 )
 from conformance.model.profile import CardProfile
 from conformance.model.schema import Structure
-from conformance.model.tree import df_of
+from conformance.model.tree import RIGHTS, df_of, read_key
 
 Body = Callable[[CaseContext], None]
 

@@ -28,17 +28,13 @@ from conformance.cases.sec_kit import (
     CRYPTO_CHOICE,
     GROUP,
     Sec,
-    auth_families,
     changed_value,
     choices,
     key_slug,
-    neighbour_df,
-    read_key,
-    rights_of,
 )
 from conformance.model.profile import CardProfile
 from conformance.model.schema import UpdateMode
-from conformance.model.tree import df_of, files_of
+from conformance.model.tree import auth_families, df_of, files_of, neighbour_df, read_key, rights_of
 
 Body = Callable[[CaseContext], None]
 
