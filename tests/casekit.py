@@ -33,6 +33,11 @@ def catalogue() -> tuple[Case, ...]:
     return tuple(build_catalogue(profile()))
 
 
+def group_cases(*groups: str) -> tuple[Case, ...]:
+    """The catalogue's cases of these groups (metadata rendered from the profile)."""
+    return tuple(c for c in catalogue() if c.group in groups)
+
+
 def reference_product() -> Product:
     return load_product(None, profile())
 

@@ -16,10 +16,10 @@ import re
 from functools import cache
 
 import pytest
-from casekit import new_card, profile, reference_product, run_cases, runner_for
+from casekit import group_cases, new_card, profile, reference_product, run_cases, runner_for
 
 from conformance.card.faults import FAULTS
-from conformance.cases import cyc, idx, pin, rec
+from conformance.cases import idx, rec
 from conformance.cases.framework import Case
 from conformance.model.products import load_product
 from conformance.model.profile import PROFILES_DIR
@@ -28,7 +28,6 @@ from conformance.results import CaseResult, Verdict
 from conformance.transport.redact import MASK_PREFIX
 
 GROUPS = ("CYC", "IDX", "REC", "PIN")
-MODULES = (cyc, idx, rec, pin)
 
 # Case-ID pattern (regex, full match) → faults that must make every matching case FAIL.
 CATCHERS: dict[str, tuple[str, ...]] = {
@@ -54,7 +53,7 @@ CATCHERS: dict[str, tuple[str, ...]] = {
 
 @cache
 def my_cases() -> tuple[Case, ...]:
-    return tuple(c for m in MODULES for c in m.cases(profile()))
+    return group_cases(*GROUPS)
 
 
 def _bad(results: dict[str, CaseResult], allowed: tuple[Verdict, ...]) -> dict[str, str]:
