@@ -9,6 +9,8 @@ REFERENCE.md and not against another part of the suite.
 from __future__ import annotations
 
 from conformance import crypto
+from conformance.apdu import CommandAPDU
+from conformance.iso7816 import EXT_AUTH_P1
 from conformance.model import CardProfile, KeySet
 from conformance.transport.base import ApduResponder
 
@@ -124,18 +126,25 @@ class Terminal:
         if wrong:
             key = bytes(b ^ 0x5A for b in key)
         c = crypto.auth_cryptogram(crypto.session_key(key, _eight(challenge)), x)
-        apdu = bytearray(crypto.external_authenticate_apdu(kid, c, x))
-        if trailer is not None:
-            apdu[-1] = trailer
-        return self.sw(bytes(apdu))
+        return self.sw(self.ext_auth_apdu(kid, c, x, trailer=trailer))
+
+    def ext_auth_apdu(self, kid: int, cryptogram8: bytes, x8: bytes, *,
+                      trailer: int | None = None) -> bytes:
+        """EXTERNAL AUTHENTICATE C' ‖ X ‖ trailer (the profile's, unless given) for KID."""
+        cla, ins = self.profile.command("external_authenticate")
+        end = self.profile.spec.security.ext_auth_trailer if trailer is None else trailer
+        data = bytes(cryptogram8) + bytes(x8) + bytes([end])
+        return CommandAPDU(cla, ins, EXT_AUTH_P1, kid, data).to_bytes()
 
     def sm_apdu(self, df: str, record: int, tlv: bytes, *, bad_mac: bool = False,
                 challenge: bytes | None = None) -> bytes:
-        """The 04 DC APDU for ``tlv`` under the STK of ``df`` (takes a challenge unless given)."""
+        """The update_record_sm APDU for ``tlv`` under the STK of ``df`` (takes a challenge
+        unless given)."""
         if challenge is None:
             challenge = self.challenge()
         sk = crypto.session_key(self.card_key(self.profile.df(df).sm_key), _eight(challenge))
-        apdu = bytearray(crypto.sm_wrap_update(sk, record, tlv))
+        command = self.profile.command("update_record_sm")
+        apdu = bytearray(crypto.sm_wrap_update(sk, record, tlv, command=command))
         if bad_mac:
             apdu[-1] ^= 0x01
         return bytes(apdu)

@@ -565,7 +565,7 @@ def test_key_provider_protocol_and_secrecy(
 
 
 def test_provider_computes_what_crypto_does(
-    key_set: KeySet, personalization: Personalization
+    profile: CardProfile, key_set: KeySet, personalization: Personalization
 ) -> None:
     provider = TestKeyProvider(key_set)
     card_no8 = personalization.card_number_factor
@@ -576,8 +576,10 @@ def test_provider_computes_what_crypto_does(
     assert provider.auth_cryptogram("RK_DF02", card_no8, city8, challenge, x8) == expected
     kc1 = crypto.card_key(key_set.master_keys["STK_DDF1"], 1, card_no8, city8)
     tlv = bytes([11, 30]) + bytes(30)
-    expected_sm = crypto.sm_wrap_update(crypto.session_key(kc1, challenge), 2, tlv)
-    assert provider.sm_update_apdu("STK_DDF1", card_no8, city8, challenge, 2, tlv) == expected_sm
+    sm = profile.command("update_record_sm")
+    expected_sm = crypto.sm_wrap_update(crypto.session_key(kc1, challenge), 2, tlv, command=sm)
+    got = provider.sm_update_apdu("STK_DDF1", card_no8, city8, challenge, 2, tlv, command=sm)
+    assert got == expected_sm
 
 
 # ------------------------------------------------------------------------------- boundary

@@ -352,11 +352,13 @@ class Sec:
 
     def sm_command(self, path: str, n: int, tlv: bytes, challenge: bytes, *,
                    bad_mac: bool = False) -> CommandAPDU:
-        """``04 DC n 04 Lc E‖MAC`` under the SM key of the file's DF and ``challenge``."""
+        """The profile's update_record_sm ``CLA INS n 04 Lc E‖MAC`` (04 DC in the reference)
+        under the SM key of the file's DF and ``challenge``."""
         card_no8, city8 = self.factors()
         family = self.profile.df(df_of(path)).sm_key
-        raw = bytearray(self.session.keys.sm_update_apdu(family, card_no8, city8, challenge, n,
-                                                         bytes(tlv)))
+        raw = bytearray(self.session.keys.sm_update_apdu(
+            family, card_no8, city8, challenge, n, bytes(tlv),
+            command=self.profile.command("update_record_sm")))
         if bad_mac:
             raw[-1] ^= 0x01
         return CommandAPDU.parse(bytes(raw))

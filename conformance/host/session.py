@@ -461,12 +461,14 @@ class HealthCardSession:
         df_name = path.partition("/")[0]
         family = self.profile.df(df_name).sm_key
         challenge = self.get_challenge()
-        raw = self.keys.sm_update_apdu(family, card_no8, city8, challenge, n, bytes(tlv))
+        expected = self.profile.command("update_record_sm")
+        raw = self.keys.sm_update_apdu(
+            family, card_no8, city8, challenge, n, bytes(tlv), command=expected
+        )
         try:
             command = CommandAPDU.parse(raw)
         except ApduFormatError as exc:
             raise HostUsageError(f"the key provider built a malformed SM APDU: {exc}") from None
-        expected = self.profile.command("update_record_sm")
         wanted = (*expected, n, RECORD_P2_BY_NUMBER)
         if (command.cla, command.ins, command.p1, command.p2) != wanted:
             raise HostUsageError(
