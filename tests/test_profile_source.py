@@ -1,0 +1,132 @@
+"""The profile is the only source of wire facts: a lab's copy with other status words and
+classes changes the catalogue, the verdicts' basis and the masking of evidence together.
+
+The copy renames no meaning; it only gives ``security_not_satisfied`` and ``wrong_mac`` other
+values and moves the SM update and READ BINARY to other classes. The catalogue must show the
+new bytes and none of the old, the virtual card built from the copy must pass every case (the
+bodies judge by the same names the card answers by), and the SM data under the new class must
+be masked in the evidence.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conformance.card import VirtualCard
+from conformance.cases.catalogue import build_catalogue
+from conformance.host.keys import TestKeyProvider
+from conformance.model import (
+    DEFAULT_PERSONALIZATION,
+    DEFAULT_TEST_KEYS,
+    CardProfile,
+    load_key_set,
+    load_personalization,
+    load_profile,
+)
+from conformance.model.products import load_plan, load_product
+from conformance.model.profile import DEFAULT_PROFILE
+from conformance.results import Verdict
+from conformance.runner import CaseRunner
+from conformance.transport.inprocess import InProcessTransport
+from conformance.transport.redact import MASK_PREFIX, Redactor
+
+STATUS_WORDS = {"security_not_satisfied": "6A81", "wrong_mac": "6987"}
+CLASSES = {"update_record_sm": 0x0C, "read_binary": 0x80}
+OLD_SW = ("6982", "6988")
+NEW_SW = ("6A81", "6987")
+
+
+def lab_profile(directory: Path) -> CardProfile:
+    """A copy of the reference profile with other status words and classes, as a lab writes it."""
+    data = yaml.safe_load(DEFAULT_PROFILE.read_text(encoding="utf-8"))
+    data["status_words"].update(STATUS_WORDS)
+    for name, cla in CLASSES.items():
+        data["commands"][name]["cla"] = cla
+    path = directory / "lab.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return load_profile(path)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> CardProfile:
+    return lab_profile(tmp_path_factory.mktemp("lab-profile"))
+
+
+def _catalogue_text(profile: CardProfile) -> str:
+    return json.dumps([c.describe() for c in build_catalogue(profile)], ensure_ascii=False)
+
+
+def test_the_catalogue_shows_the_copy_s_status_words_and_classes(lab: CardProfile) -> None:
+    reference = build_catalogue(load_profile())
+    cases = build_catalogue(lab)
+    assert [c.id for c in cases] == [c.id for c in reference]
+    text = _catalogue_text(lab)
+    for old, new in zip(OLD_SW, NEW_SW, strict=True):
+        assert not re.search(rf"\b{old}\b", text), f"the catalogue still shows {old}"
+        assert re.search(rf"\b{new}\b", text)
+    expecting = [c for c in cases if "6A81" in c.expected_sw]
+    assert len(expecting) == sum("6982" in c.expected_sw for c in reference) > 50
+    assert "04 DC" not in text and "0C DC" in text
+    assert "80, 84" in text or "84, 80" in text  # the CLA cases list the copy's classes
+
+
+def test_expected_status_words_are_the_profile_s_hex() -> None:
+    profile = load_profile()
+    names = {v: k for k, v in profile.spec.status_words.items()}
+    for case in build_catalogue(profile):
+        for sw in case.expected_sw:
+            assert len(sw) == 4 and (sw in names or sw[:2] in names or sw[:3] in names), (
+                case.id,
+                sw,
+            )
+
+
+def test_the_virtual_card_of_the_copy_passes_every_case(
+    lab: CardProfile, tmp_path: Path
+) -> None:
+    keys = load_key_set(DEFAULT_TEST_KEYS, lab)
+    product = load_product(None, lab)
+    card = VirtualCard.personalize(
+        lab,
+        load_personalization(DEFAULT_PERSONALIZATION, lab),
+        keys,
+        features=frozenset(product.features),
+    )
+    runner = CaseRunner(
+        connect=lambda: InProcessTransport(card, name="virtual"),
+        profile=lab,
+        keys=TestKeyProvider(keys),
+        product=product,
+        plan=load_plan("certification"),
+        out_dir=tmp_path,
+    )
+    results = {case.id: runner.run(case) for case in build_catalogue(lab)}
+    bad = {
+        i: f"{r.verdict.value}: {r.reason}"
+        for i, r in results.items()
+        if r.verdict not in (Verdict.PASS, Verdict.NOT_APPLICABLE)
+    }
+    assert not bad
+    assert sum(r.verdict is Verdict.PASS for r in results.values()) > 700
+    # the SM updates went out under the copy's class, their data masked in the evidence
+    evidence = "".join(p.read_text(encoding="utf-8") for p in (tmp_path / "evidence").iterdir())
+    sm = [json.loads(line)["command"] for line in evidence.splitlines() if '"0CDC' in line]
+    assert sm and all(cmd[10:].startswith(MASK_PREFIX) for cmd in sm if len(cmd) > 10)
+    assert '"04DC' not in evidence
+
+
+def test_redaction_follows_the_copy_s_classes(lab: CardProfile) -> None:
+    salt = bytes(16)
+    secret = bytes(range(20))
+    lab_redactor = Redactor.from_profile(lab, salt)
+    shown = lab_redactor.redact_command(bytes.fromhex("0CDC010414") + secret)
+    assert shown == "0CDC010414" + lab_redactor.mask(secret)
+    reference = Redactor.from_profile(load_profile(), salt)
+    unmasked = reference.redact_command(bytes.fromhex("0CDC010414") + secret)
+    assert unmasked.endswith(secret.hex().upper())  # 0C is no class of the reference
+    assert MASK_PREFIX in reference.redact_command(bytes.fromhex("04DC010414") + secret)
