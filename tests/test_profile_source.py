@@ -130,3 +130,25 @@ def test_redaction_follows_the_copy_s_classes(lab: CardProfile) -> None:
     unmasked = reference.redact_command(bytes.fromhex("0CDC010414") + secret)
     assert unmasked.endswith(secret.hex().upper())  # 0C is no class of the reference
     assert MASK_PREFIX in reference.redact_command(bytes.fromhex("04DC010414") + secret)
+
+
+def test_no_reference_byte_survives_when_the_copy_changes_them_all(tmp_path: Path) -> None:
+    """Every status word, class and instruction moved: the catalogue names none of the old."""
+    data = yaml.safe_load(DEFAULT_PROFILE.read_text(encoding="utf-8"))
+    old_sw = dict(data["status_words"])
+    for i, (name, value) in enumerate(old_sw.items()):
+        data["status_words"][name] = {4: f"F{i:03X}", 3: "53C", 2: f"5{i % 10}"}[len(value)]
+    old_commands = {n: (c["cla"], c["ins"]) for n, c in data["commands"].items()}
+    for command in data["commands"].values():
+        command["cla"] |= 0x10
+        command["ins"] ^= 0x01
+    path = tmp_path / "moved.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    text = _catalogue_text(load_profile(path))
+    for value in old_sw.values():
+        if len(value) == 4:
+            assert not re.search(rf"\b{value}\b", text), value
+    for pattern in ("6Cxx", "61xx", "63Cx"):
+        assert pattern not in text
+    for cla, ins in old_commands.values():
+        assert f"{cla:02X} {ins:02X}" not in text

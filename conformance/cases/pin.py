@@ -134,7 +134,7 @@ def shifted(pin: str, k: int) -> str:
 def cases(profile: CardProfile) -> list[Case]:
     out: list[Case] = []
     tries = profile.spec.security.pin.tries
-    pre = ("card reset; the ICS gives the sample PIN; VERIFY with it answers 9000; it is "
+    pre = ("card reset; the ICS gives the sample PIN; VERIFY with it answers <sw:ok>; it is "
            "verified again at the end (try counter full)")
 
     @make(
