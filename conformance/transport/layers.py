@@ -2,7 +2,9 @@
 
 Each layer is itself a Transport wrapping an inner one, so a bench is assembled as
 ``TraceLayer(T0Layer(pcsc_or_inprocess))`` (see :func:`build_stack`). The layers work on raw
-bytes: they must carry malformed APDUs that a case sends on purpose, unchanged.
+bytes: they must carry malformed APDUs that a case sends on purpose, unchanged (the APDUs
+they build themselves, GET RESPONSE and a resend with the right Le, come from
+:class:`~conformance.apdu.CommandAPDU`).
 
 - :class:`T0Layer` is the one audited place for T=0 (``61xx`` → GET RESPONSE, ``6Cxx`` → resend
   with Le), and reports every physical exchange through ``on_wire``. GET RESPONSE's CLA/INS
@@ -21,6 +23,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from conformance.apdu import CommandAPDU
+from conformance.iso7816 import LE_WHOLE
 from conformance.transport.base import BenchError, Transport
 from conformance.transport.redact import Redactor
 
@@ -63,9 +67,10 @@ class T0Rules:
             int(profile.sw_prefix("wrong_le")[:2], 16),
         )
 
-    def get_response(self, length: int) -> bytes:
-        """GET RESPONSE for ``length`` bytes (P1 = P2 = 00, Le = SW2 of the 61xx)."""
-        return bytes([self.get_response_cla, self.get_response_ins, 0x00, 0x00, length])
+    def get_response(self, sw2: int) -> bytes:
+        """GET RESPONSE for the SW2 of a 61xx (P1 = P2 = 00; 00 asks for 256 bytes)."""
+        le = sw2 or LE_WHOLE
+        return CommandAPDU(self.get_response_cla, self.get_response_ins, 0, 0, le=le).to_bytes()
 
 
 def _sw(response: bytes) -> tuple[int, int] | None:
@@ -150,7 +155,8 @@ class T0Layer:
             and len(response) == 2
             and _is_short_case2(command)
         ):
-            response = self._wire(command[:4] + bytes([sw[1]]))
+            resend = CommandAPDU.parse(command).with_le(sw[1] or LE_WHOLE)
+            response = self._wire(resend.to_bytes())
         return self._collect(command, response)
 
     def _collect(self, command: bytes, response: bytes) -> bytes:
