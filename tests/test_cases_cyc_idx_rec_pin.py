@@ -19,11 +19,11 @@ import pytest
 from casekit import group_cases, new_card, profile, reference_product, run_cases, runner_for
 
 from conformance.card.faults import FAULTS
-from conformance.cases import idx, rec
+from conformance.cases import rec
 from conformance.cases.framework import Case
 from conformance.model.products import load_product
 from conformance.model.profile import PROFILES_DIR
-from conformance.model.tree import indexed_files
+from conformance.model.tree import index_files, indexed_files
 from conformance.results import CaseResult, Verdict
 from conformance.transport.redact import MASK_PREFIX
 
@@ -73,7 +73,7 @@ def test_cases_are_generated_from_the_model() -> None:
     prof = profile()
     by_group = {g: [c for c in my_cases() if c.group == g] for g in GROUPS}
     cyclic = [p for p, ef in prof.files.items() if ef.structure == "cyclic"]
-    indexes = idx.index_files(prof)
+    indexes = index_files(prof)
     records = indexed_files(prof)
     assert len(cyclic) == 2 and len(indexes) == 2 and len(records) == 8
     assert len(by_group["CYC"]) == 3 * len(cyclic) + 2

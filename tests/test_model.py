@@ -201,3 +201,23 @@ def test_wire_facts_by_meaning(profile) -> None:
         profile.sw_text("ok:00")
     with pytest.raises(KeyError, match="no item role"):
         profile.role_item("birth_date")
+
+
+def test_tree_queries_answer_from_the_profile(profile) -> None:
+    from conformance.model import tree
+
+    assert tree.df_names(profile) == ["MF", "DDF1", "DF01", "DF02", "DF03"]
+    assert tree.files_of(profile, "DF01") == ["DF01/EF05", "DF01/EF06", "DF01/EF07", "DF01/EF08"]
+    # from DF01: MF, itself, its EFs, its parent DDF1 and the parent's other children
+    assert tree.reachable_fids(profile, "DF01") == {
+        "3F00", "DDF1", "DF01", "DF02", "DF03", "EF05", "EF06", "EF07", "EF08"
+    }
+    assert "EE01" in tree.foreign_ef_fids(profile, "DF01")
+    assert tree.free_read_ef(profile, "DDF1") == "DDF1/EF05"
+    assert tree.index_files(profile) == ["DF03/EF05", "DF03/EF06"]
+    assert tree.indexed_files(profile)[:3] == ["DF03/EE01", "DF03/EE02", "DF03/EE03"]
+    assert tree.index_flags(profile, "DF03/EF05") == (b"\x00", b"\xff")
+    assert tree.read_key(profile, "DF02") == "RK_DF02"
+    assert tree.neighbour_df(profile, "DF01") == "DF02"
+    assert ("DF03/EF05", "mark") in tree.rights_of(profile, "UK_DF03_1")
+    assert tree.other_keys(profile, "DF03/EE01", "RK_DF03") == ["UK_DF03_1", "UK_DF03_2"]

@@ -15,8 +15,7 @@ from conformance.cases.common import grant_families, make, read_records, slug, s
 from conformance.cases.framework import Case, CaseContext
 from conformance.iso7816 import LE_WHOLE, RECORD_P2_BY_NUMBER
 from conformance.model.profile import CardProfile
-from conformance.model.schema import Structure
-from conformance.model.tree import index_flags
+from conformance.model.tree import index_files, index_flags
 
 CLAUSE = "REFERENCE.md §1 (DF03/EF05, EF06), §5 mark/erase; WS/T 543 (evidence §2.4, §3.3)"
 
@@ -30,14 +29,6 @@ FORMS_CHOICE = (
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def index_files(profile: CardProfile) -> list[str]:
-    return [
-        p
-        for p, ef in profile.files.items()
-        if ef.structure is Structure.LINEAR_FIXED and ef.access.mark and ef.access.erase
-    ]
 
 
 def _start(ctx: CaseContext, path: str, families: list[str | None]) -> list[bytes]:

@@ -29,7 +29,7 @@ from conformance.model import codecs
 from conformance.model.codecs import Coding
 from conformance.model.profile import CardProfile
 from conformance.model.schema import LayoutField
-from conformance.model.tree import df_of, indexed_files
+from conformance.model.tree import indexed_files, other_keys
 
 CLAUSE = "REFERENCE.md §1 (DF03 EE01–EE03, ED01–ED05); WS/T 543 (evidence §2.3, Appendix A)"
 WRITE_CHUNK = 0xFF  # the short-APDU limit: the chunking a terminal writes with
@@ -52,16 +52,6 @@ def _field_name(field: LayoutField) -> str:
 def _role(profile: CardProfile, path: str, role: str) -> LayoutField | None:
     layout = profile.layout(profile.file(path).layout or "")
     return next((f for f in layout if f.role == role), None)
-
-
-def other_keys(profile: CardProfile, path: str, *excluded: str | None) -> list[str]:
-    """Every key of the file's DF that EXTERNAL AUTHENTICATE can grant, but ``excluded``."""
-    df = df_of(path)
-    return [
-        name
-        for name, key in profile.keys.items()
-        if key.df == df and key.kid is not None and name not in excluded
-    ]
 
 
 def _update(ctx: CaseContext, offset: int, data: bytes) -> tuple[CommandAPDU, ResponseAPDU]:

@@ -28,9 +28,11 @@ __all__ = [
     "files_of",
     "foreign_ef_fids",
     "free_read_ef",
+    "index_files",
     "index_flags",
     "indexed_files",
     "neighbour_df",
+    "other_keys",
     "parent_of",
     "reachable_fids",
     "read_key",
@@ -150,6 +152,15 @@ def indexed_files(profile: CardProfile) -> list[str]:
     return out
 
 
+def index_files(profile: CardProfile) -> list[str]:
+    """Linear-fixed files changed only by mark / erase (DF03/EF05, EF06)."""
+    return [
+        p
+        for p, ef in profile.files.items()
+        if ef.structure is Structure.LINEAR_FIXED and ef.access.mark and ef.access.erase
+    ]
+
+
 def index_flags(profile: CardProfile, path: str) -> tuple[bytes, bytes]:
     """(used, free) record contents of an index file: the first two values of its flag
     item's code table, repeated to the record length."""
@@ -176,6 +187,16 @@ def read_key(profile: CardProfile, df: str) -> str | None:
         if key.df == df and key.use is KeyUse.READ and key.kid is not None:
             return name
     return None
+
+
+def other_keys(profile: CardProfile, path: str, *excluded: str | None) -> list[str]:
+    """Every key of the file's DF that EXTERNAL AUTHENTICATE can grant, but ``excluded``."""
+    df = df_of(path)
+    return [
+        name
+        for name, key in profile.keys.items()
+        if key.df == df and key.kid is not None and name not in excluded
+    ]
 
 
 def rights_of(profile: CardProfile, family: str) -> list[tuple[str, str]]:
