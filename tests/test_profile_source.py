@@ -16,23 +16,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from casekit import new_card, runner_for
 
-from conformance.card import VirtualCard
 from conformance.cases.catalogue import build_catalogue
-from conformance.host.keys import TestKeyProvider
 from conformance.model import (
-    DEFAULT_PERSONALIZATION,
-    DEFAULT_TEST_KEYS,
     CardProfile,
-    load_key_set,
-    load_personalization,
     load_profile,
 )
-from conformance.model.products import load_plan, load_product
 from conformance.model.profile import DEFAULT_PROFILE
 from conformance.results import Verdict
-from conformance.runner import CaseRunner
-from conformance.transport.inprocess import InProcessTransport
 from conformance.transport.redact import MASK_PREFIX, Redactor
 
 STATUS_WORDS = {"security_not_satisfied": "6A81", "wrong_mac": "6987"}
@@ -89,22 +81,7 @@ def test_expected_status_words_are_the_profile_s_hex() -> None:
 def test_the_virtual_card_of_the_copy_passes_every_case(
     lab: CardProfile, tmp_path: Path
 ) -> None:
-    keys = load_key_set(DEFAULT_TEST_KEYS, lab)
-    product = load_product(None, lab)
-    card = VirtualCard.personalize(
-        lab,
-        load_personalization(DEFAULT_PERSONALIZATION, lab),
-        keys,
-        features=frozenset(product.features),
-    )
-    runner = CaseRunner(
-        connect=lambda: InProcessTransport(card, name="virtual"),
-        profile=lab,
-        keys=TestKeyProvider(keys),
-        product=product,
-        plan=load_plan("certification"),
-        out_dir=tmp_path,
-    )
+    runner = runner_for(new_card(prof=lab), prof=lab, out_dir=tmp_path)
     results = {case.id: runner.run(case) for case in build_catalogue(lab)}
     bad = {
         i: f"{r.verdict.value}: {r.reason}"
