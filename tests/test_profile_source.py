@@ -2,10 +2,11 @@
 classes changes the catalogue, the verdicts' basis and the masking of evidence together.
 
 The copy renames no meaning; it only gives ``security_not_satisfied`` and ``wrong_mac`` other
-values and moves the SM update and READ BINARY to other classes. The catalogue must show the
-new bytes and none of the old, the virtual card built from the copy must pass every case (the
-bodies judge by the same names the card answers by), and the SM data under the new class must
-be masked in the evidence.
+values and moves the SM update, READ BINARY and GET RESPONSE to other classes. The catalogue
+must show the new bytes and none of the old, the virtual card built from the copy must pass
+every case (the bodies judge by the same names the card answers by), the T=0 layer must collect
+with the copy's GET RESPONSE, and the SM data under the new class must be masked in the
+evidence.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from conformance.results import Verdict
 from conformance.transport.redact import MASK_PREFIX, Redactor
 
 STATUS_WORDS = {"security_not_satisfied": "6A81", "wrong_mac": "6987"}
-CLASSES = {"update_record_sm": 0x0C, "read_binary": 0x80}
+CLASSES = {"update_record_sm": 0x0C, "read_binary": 0x80, "get_response": 0x80}
 OLD_SW = ("6982", "6988")
 NEW_SW = ("6A81", "6987")
 
@@ -92,9 +93,18 @@ def test_the_virtual_card_of_the_copy_passes_every_case(
     assert sum(r.verdict is Verdict.PASS for r in results.values()) > 700
     # the SM updates went out under the copy's class, their data masked in the evidence
     evidence = "".join(p.read_text(encoding="utf-8") for p in (tmp_path / "evidence").iterdir())
-    sm = [json.loads(line)["command"] for line in evidence.splitlines() if '"0CDC' in line]
-    assert sm and all(cmd[10:].startswith(MASK_PREFIX) for cmd in sm if len(cmd) > 10)
-    assert '"04DC' not in evidence
+    entries = [json.loads(line) for line in evidence.splitlines()]
+    commands = [entry["command"] for entry in entries]
+    sm = [cmd for cmd in commands if cmd.startswith("0CDC") and len(cmd) > 10]
+    assert sm and all(cmd[10:].startswith(MASK_PREFIX) for cmd in sm)
+    assert not [cmd for cmd in commands if cmd.startswith("04DC")]
+    # the T=0 layer collected 61xx answers with the copy's GET RESPONSE
+    # (wire exchanges the T=0 layer added under another logical command)
+    sent = {e["seq"]: e["command"] for e in entries if not e["wire"]}
+    added = [
+        e["command"][:4] for e in entries if e["wire"] and e["command"] != sent.get(e["parent"])
+    ]
+    assert "80C0" in added and "00C0" not in added
 
 
 def test_redaction_follows_the_copy_s_classes(lab: CardProfile) -> None:
