@@ -166,6 +166,14 @@ def test_61xx_with_le_00_asks_for_256_bytes() -> None:
     assert T0Layer(card, rules=T0).transmit(h("00B0000000")) == h("AA" * 256 + "9000")
 
 
+def test_t0_rules_come_from_the_profile_and_are_data() -> None:
+    assert T0 == T0Rules(0x00, 0xC0, 0x61, 0x6C)
+    lab = T0Rules(get_response_cla=0x80, get_response_ins=0xC0, bytes_available=0x61,
+                  wrong_le=0x6C)
+    card = Scripted([("00B2010400", "6103"), ("80C0000003", "010203 9000")])
+    assert T0Layer(card, rules=lab).transmit(h("00B2010400")) == h("010203 9000")
+
+
 def test_get_response_ending_in_error_returns_collected_data_and_last_sw() -> None:
     card = Scripted([("00B0000000", "6104"), ("00C0000004", "0102 6110"), ("00C0000010", "6F00")])
     assert T0Layer(card, rules=T0).transmit(h("00B0000000")) == h("0102 6F00")
