@@ -167,7 +167,7 @@ def test_61xx_with_le_00_asks_for_256_bytes() -> None:
 
 
 def test_t0_rules_come_from_the_profile_and_are_data() -> None:
-    assert T0 == T0Rules(0x00, 0xC0, 0x61, 0x6C)
+    assert T0Rules(0x00, 0xC0, 0x61, 0x6C) == T0
     lab = T0Rules(get_response_cla=0x80, get_response_ins=0xC0, bytes_available=0x61,
                   wrong_le=0x6C)
     card = Scripted([("00B2010400", "6103"), ("80C0000003", "010203 9000")])
