@@ -15,7 +15,7 @@ from conformance.cases.common import grant_families, make, read_records, slug, s
 from conformance.cases.framework import Case, CaseContext
 from conformance.iso7816 import LE_WHOLE, RECORD_P2_BY_NUMBER
 from conformance.model.profile import CardProfile
-from conformance.model.tree import index_files, index_flags
+from conformance.model.tree import df_of, index_files, index_flags
 
 CLAUSE = "REFERENCE.md §1 (DF03/EF05, EF06), §5 mark/erase; WS/T 543 (evidence §2.4, §3.3)"
 
@@ -102,7 +102,7 @@ def _record_case(profile: CardProfile, path: str, n: int, out: list[Case]) -> No
         "both forms (with and without the trailing 00); the other records do not change.",
         preconditions=(
             f"card reset; {ef.access.read}, {ef.access.mark} and {ef.access.erase} "
-            "granted in DF03; the flags are put back afterwards"
+            f"granted in {df_of(path)}; the flags are put back afterwards"
         ),
         expected_sw=("ok",),
         severity="critical",
@@ -138,7 +138,10 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
     used, free = index_flags(profile, path)
     sid = f"IDX-{slug(path)}"
     mark, erase, read = ef.access.mark, ef.access.erase, ef.access.read
-    both = f"card reset; {read}, {mark} and {erase} granted in DF03; flags put back afterwards"
+    both = (
+        f"card reset; {read}, {mark} and {erase} granted in {df_of(path)}; flags put back "
+        "afterwards"
+    )
 
     @make(
         out,
@@ -218,7 +221,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         f"<cmd:mark_record> 01 04 00 answers <sw:security_not_satisfied> with only {read}, and "
         f"still <sw:security_not_satisfied> with {erase} granted "
         "as well; the flag does not change.",
-        preconditions=f"card reset; {read}, then {erase} granted in DF03",
+        preconditions=f"card reset; {read}, then {erase} granted in {df_of(path)}",
         expected_sw=("security_not_satisfied",),
         severity="critical",
         reference_choice=sw_choice("security_not_satisfied"),

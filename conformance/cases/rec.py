@@ -29,7 +29,7 @@ from conformance.model import codecs
 from conformance.model.codecs import Coding
 from conformance.model.profile import CardProfile
 from conformance.model.schema import LayoutField
-from conformance.model.tree import indexed_files, other_keys
+from conformance.model.tree import df_of, indexed_files, other_keys
 
 CLAUSE = "REFERENCE.md §1 (DF03 EE01–EE03, ED01–ED05); WS/T 543 (evidence §2.3, Appendix A)"
 WRITE_CHUNK = 0xFF  # the short-APDU limit: the chunking a terminal writes with
@@ -180,7 +180,10 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
     size = ef.size or 0
     read, update = ef.access.read, ef.access.update
     sid = f"REC-{slug(path)}"
-    rw = f"card reset; {read} and {update} granted in DF03; the file's bytes are written back"
+    rw = (
+        f"card reset; {read} and {update} granted in {df_of(path)}; the file's bytes are "
+        "written back"
+    )
 
     @make(
         out,
@@ -318,8 +321,8 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         CLAUSE + "; REFERENCE.md §3 (an update right does not grant reading)",
         f"READ BINARY of {path} answers <sw:security_not_satisfied> with no right, and still "
         "<sw:security_not_satisfied> with every other "
-        f"key of DF03 granted ({keys}).",
-        preconditions=f"card reset; then {keys} granted in DF03",
+        f"key of {df_of(path)} granted ({keys}).",
+        preconditions=f"card reset; then {keys} granted in {df_of(path)}",
         expected_sw=("security_not_satisfied",),
         severity="critical",
         reference_choice=sw_choice("security_not_satisfied"),
@@ -348,11 +351,12 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         f"{path} 无 {update} 不能写入",
         f"{path}: writing needs {update}",
         CLAUSE + "; REFERENCE.md §3",
-        f"UPDATE BINARY of {path} answers <sw:security_not_satisfied> with every key of DF03 but "
+        f"UPDATE BINARY of {path} answers <sw:security_not_satisfied> with every key of "
+        f"{df_of(path)} but "
         f"{update} granted "
         f"({writers}); the bytes written are the file's own, so nothing changes even if a "
         "card wrongly accepts them.",
-        preconditions=f"card reset; {writers} granted in DF03",
+        preconditions=f"card reset; {writers} granted in {df_of(path)}",
         expected_sw=("security_not_satisfied",),
         severity="critical",
         reference_choice=sw_choice("security_not_satisfied"),
