@@ -19,7 +19,7 @@ import pytest
 import yaml
 from casekit import new_card, runner_for
 
-from conformance.cases.catalogue import build_catalogue
+from conformance.cases.catalogue import build_catalogue, render_text
 from conformance.model import (
     CardProfile,
     load_profile,
@@ -139,3 +139,13 @@ def test_no_reference_byte_survives_when_the_copy_changes_them_all(tmp_path: Pat
         assert pattern not in text
     for cla, ins in old_commands.values():
         assert f"{cla:02X} {ins:02X}" not in text
+
+
+def test_wire_terms_render_from_the_profile_and_unknown_names_are_refused() -> None:
+    profile = load_profile()
+    text = "<cmd:update_record_sm> n 04 → <sw:wrong_le:08>; <cla:mark_record>/<ins:erase_record>"
+    assert render_text(profile, text) == "04 DC n 04 → 6C08; 84/0C"
+    with pytest.raises(KeyError, match="no command 'update_sm'"):
+        render_text(profile, "<cmd:update_sm>")
+    with pytest.raises(KeyError, match="no status word 'refused'"):
+        render_text(profile, "<sw:refused>")

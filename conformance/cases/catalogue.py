@@ -22,8 +22,9 @@ TEXT_FIELDS = ("title_zh", "title_en", "clause", "purpose", "preconditions", "re
 
 
 def build_catalogue(profile: CardProfile) -> list[Case]:
-    """All cases for a profile, in group order, with unique IDs and valid applicability, their
-    expected status words (named by meaning in the case modules) rendered as the profile's hex."""
+    """All cases for a profile, in group order, with unique IDs and valid applicability; their
+    expected status words and wire terms (named by meaning in the case modules) rendered as
+    the profile's hex."""
     cases: list[Case] = []
     for name in GROUP_MODULES:
         module = import_module(f"conformance.cases.{name}")
@@ -49,8 +50,10 @@ def render_text(profile: CardProfile, text: str) -> str:
             return profile.sw_text(name)
         if name not in profile.spec.commands:
             raise KeyError(f"no command {name!r} in profile {profile.spec.profile.name}")
+        if kind == "cmd":
+            return profile.command_text(name)
         cla, ins = profile.command(name)
-        return {"cmd": f"{cla:02X} {ins:02X}", "cla": f"{cla:02X}", "ins": f"{ins:02X}"}[kind]
+        return f"{cla if kind == 'cla' else ins:02X}"
 
     return WIRE_TERM.sub(term, text)
 
