@@ -102,12 +102,13 @@ def cmd_card_serve(args: argparse.Namespace) -> int:
 
 def cmd_card_dump(args: argparse.Namespace) -> int:
     from conformance.host.session import HealthCardSession
-    from conformance.transport.layers import T0Layer
+    from conformance.transport.layers import T0Layer, T0Rules
 
     config = _config(args)
     transport = card_under_test(config)()
     try:
-        session = HealthCardSession(T0Layer(transport), config.profile, config.keys)
+        t0 = T0Layer(transport, rules=T0Rules.from_profile(config.profile))
+        session = HealthCardSession(t0, config.profile, config.keys)
         items = session.read_items()
     finally:
         transport.close()

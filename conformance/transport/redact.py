@@ -6,9 +6,10 @@ appear in them in clear. A secret field is replaced by ``<secret:sha256-salted:X
 that a trace shows the value they expect; nobody else learns anything. Header bytes, Lc, Le and
 the status word stay visible, because they are what a verdict rests on.
 
-Which fields are secret is data (:data:`SECRET_RULES`), so a new command is one line. This
-module works on raw bytes on purpose: it must mask even malformed APDUs, which a conformance
-case sends deliberately (wrong Lc, wrong class) and an APDU parser would refuse.
+Which fields are secret is the profile's data (``secret:`` beside each command and SAM command
+in the YAML), so a lab that changes a command's CLA keeps its masking. This module works on raw
+bytes on purpose: it must mask even malformed APDUs, which a conformance case sends
+deliberately (wrong Lc, wrong class) and an APDU parser would refuse.
 """
 
 from __future__ import annotations
@@ -16,21 +17,24 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from conformance.apdu import split_command
+
+if TYPE_CHECKING:
+    from conformance.model.profile import CardProfile
+    from conformance.model.schema import Secret
 
 __all__ = [
-    "GET_RESPONSE_INS",
     "MASK_PREFIX",
-    "SECRET_RULES",
+    "RedactionRules",
     "Redactor",
     "SecretRule",
-    "is_get_response",
-    "rule_for",
 ]
 
 MASK_PREFIX = "<secret:sha256-salted:"
-GET_RESPONSE_INS = 0xC0
 
 
 @dataclass(frozen=True)
@@ -49,71 +53,69 @@ class SecretRule:
     keep_tail: int = 0
     keep_tail_if_length: int | None = None
 
+    @classmethod
+    def of(cls, name: str, secret: Secret) -> SecretRule:
+        return cls(
+            name,
+            command_data=secret.data,
+            response_data=secret.response,
+            keep_tail=secret.keep_tail,
+            keep_tail_if_length=secret.keep_tail_if_length,
+        )
 
-# Keyed by (CLA, INS); CLA None means "in any class". The wildcard rows exist because a case
-# that probes class handling (e.g. EXTERNAL AUTHENTICATE with CLA 80, expecting 6E00) still
-# carries a real cryptogram. Exact (CLA, INS) rows take precedence over wildcard rows.
-SECRET_RULES: dict[tuple[int | None, int], SecretRule] = {
-    (0x00, 0x82): SecretRule(
-        "EXTERNAL AUTHENTICATE", command_data=True, keep_tail=1, keep_tail_if_length=17
-    ),
-    (None, 0x82): SecretRule(
-        "EXTERNAL AUTHENTICATE", command_data=True, keep_tail=1, keep_tail_if_length=17
-    ),
-    (0x00, 0x84): SecretRule("GET CHALLENGE", response_data=True),
-    (None, 0x84): SecretRule("GET CHALLENGE", response_data=True),
-    (0x04, 0xDC): SecretRule("UPDATE RECORD (secure messaging)", command_data=True),
-    (0x00, 0x20): SecretRule("VERIFY", command_data=True),
-    (None, 0x20): SecretRule("VERIFY", command_data=True),
-    (0x80, 0x5E): SecretRule("CHANGE PIN", command_data=True),
-    (0x80, 0xDE): SecretRule("SAM DERIVE SESSION KEY", command_data=True, response_data=True),
-    (0x80, 0xFA): SecretRule("SAM ENCRYPT / MAC", command_data=True, response_data=True),
-}
 
 # A GET RESPONSE whose originating command is unknown: its data could be anything, so it is
 # masked (over-masking loses evidence; under-masking leaks a secret for good).
 _UNKNOWN_ORIGIN = SecretRule("GET RESPONSE (origin unknown)", response_data=True)
 
 
-def rule_for(command: bytes) -> SecretRule | None:
-    """The secrecy rule for a command (by its CLA and INS), or None if nothing in it is secret."""
-    if len(command) < 2:
-        return None
-    cla, ins = command[0], command[1]
-    return SECRET_RULES.get((cla, ins)) or SECRET_RULES.get((None, ins))
+@dataclass(frozen=True)
+class RedactionRules:
+    """The secrecy rules of one profile, looked up by a command's CLA and INS.
 
-
-def is_get_response(command: bytes) -> bool:
-    """Whether a command is a GET RESPONSE (INS C0, any class): its data belongs to another."""
-    return len(command) >= 2 and command[1] == GET_RESPONSE_INS
-
-
-def _split_command(apdu: bytes) -> tuple[bytes, bytes, bytes] | None:
-    """Split a command into (header ‖ length fields, data, Le), or None if it is malformed.
-
-    Short and extended cases 1-4 per ISO/IEC 7816-3; anything whose length does not match its
-    Lc is malformed, and the caller then treats every byte after P3 as possibly secret.
+    ``exact`` rows are keyed by (CLA, INS) and take precedence over ``any_class`` rows, keyed
+    by INS alone. ``get_response_ins`` identifies GET RESPONSE, whose data belongs to the
+    command that answered ``bytes_available_sw1`` (61) before it.
     """
-    n = len(apdu)
-    if n <= 5:
-        return apdu, b"", b""  # case 1, or case 2 short (P3 is Le)
-    p3 = apdu[4]
-    if p3:
-        if n == 5 + p3:
-            return apdu[:5], apdu[5:], b""
-        if n == 6 + p3:
-            return apdu[:5], apdu[5:-1], apdu[-1:]
-        return None
-    if n == 7:
-        return apdu, b"", b""  # case 2 extended
-    lc = int.from_bytes(apdu[5:7], "big")
-    if lc == 0:
-        return None
-    if n == 7 + lc:
-        return apdu[:7], apdu[7:], b""
-    if n == 9 + lc:
-        return apdu[:7], apdu[7:-2], apdu[-2:]
-    return None
+
+    exact: Mapping[tuple[int, int], SecretRule]
+    any_class: Mapping[int, SecretRule]
+    get_response_ins: int
+    bytes_available_sw1: int
+
+    @classmethod
+    def from_profile(cls, profile: CardProfile) -> RedactionRules:
+        exact: dict[tuple[int, int], SecretRule] = {}
+        any_class: dict[int, SecretRule] = {}
+        spec = profile.spec
+        commands = [*spec.commands.items(), *spec.sam_commands.items()]
+        for name, command in commands:
+            if command.secret is None:
+                continue
+            rule = SecretRule.of(name, command.secret)
+            exact[(command.cla, command.ins)] = rule
+            if command.secret.any_class:
+                any_class[command.ins] = rule
+        _cla, get_response = profile.command("get_response")
+        sw1 = int(profile.sw_prefix("bytes_available")[:2], 16)
+        return cls(exact, any_class, get_response, sw1)
+
+    def rule_for(self, command: bytes) -> SecretRule | None:
+        """The rule for a command (by its CLA and INS), or None if nothing in it is secret."""
+        if len(command) < 2:
+            return None
+        cla, ins = command[0], command[1]
+        return self.exact.get((cla, ins)) or self.any_class.get(ins)
+
+    def is_get_response(self, command: bytes) -> bool:
+        """Whether a command is a GET RESPONSE (any class): its data belongs to another."""
+        return len(command) >= 2 and command[1] == self.get_response_ins
+
+    def announces_more(self, response: bytes | None) -> bool:
+        """Whether a response is 61xx: a GET RESPONSE will collect the rest of its data."""
+        return response is not None and len(response) >= 2 and (
+            response[-2] == self.bytes_available_sw1
+        )
 
 
 class Redactor:
@@ -123,12 +125,18 @@ class Redactor:
     somewhere safe, *not* beside the trace); it is never part of any output of this class.
     """
 
-    def __init__(self, salt: bytes | None = None) -> None:
+    def __init__(self, rules: RedactionRules, salt: bytes | None = None) -> None:
+        self.rules = rules
         if salt is None:
             salt = os.urandom(16)
         if not isinstance(salt, bytes | bytearray) or not salt:
             raise ValueError("the salt must be non-empty bytes")
         self._salt = bytes(salt)
+
+    @classmethod
+    def from_profile(cls, profile: CardProfile, salt: bytes | None = None) -> Redactor:
+        """A redactor masking what the profile's ``secret:`` entries name."""
+        return cls(RedactionRules.from_profile(profile), salt)
 
     @property
     def salt(self) -> bytes:
@@ -159,10 +167,10 @@ class Redactor:
         The secret part is empty when nothing in the command is secret.
         """
         apdu = bytes(apdu)
-        rule = rule_for(apdu)
+        rule = self.rules.rule_for(apdu)
         if rule is None or not rule.command_data:
             return apdu.hex().upper(), b"", ""
-        parts = _split_command(apdu)
+        parts = split_command(apdu)
         if parts is None:  # malformed: only the header and P3 can be trusted to be public
             return apdu[:5].hex().upper(), apdu[5:], ""
         head, data, le = parts
@@ -182,10 +190,10 @@ class Redactor:
         command, response = bytes(command), bytes(response)
         if len(response) < 2:
             return b"", response.hex().upper()  # not a response APDU; nothing fits in it
-        if is_get_response(command):
-            rule = rule_for(origin) if origin is not None else _UNKNOWN_ORIGIN
+        if self.rules.is_get_response(command):
+            rule = self.rules.rule_for(origin) if origin is not None else _UNKNOWN_ORIGIN
         else:
-            rule = rule_for(command)
+            rule = self.rules.rule_for(command)
         data, sw = response[:-2], response[-2:].hex().upper()
         if rule is None or not rule.response_data:
             return b"", data.hex().upper() + sw
