@@ -1,8 +1,10 @@
 """One certification run: the cases of the plan run on the card under test, the result set.
 
 Built from a validated `RunConfig`; knows nothing of pytest, so the plugin is only the way a
-pytest session drives it. The run directory receives results.jsonl, summary.json and
-evidence/ (conformance/results.py is the contract the report reads).
+pytest session drives it. The run directory receives results.jsonl, summary.json,
+evidence/ (conformance/results.py is the contract the report reads) and salt.sealed.json: the
+salt of the evidence's masks, sealed to the lab certificate of the configuration, so it is
+never on disk in clear.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from conformance.config import RunConfig, card_under_test
 from conformance.results import CaseResult, RunSummary, conclude, count
 from conformance.runner import CaseRunner
 from conformance.transport.base import BenchError
+from conformance.transport.redact import Redactor
 
 
 class CertificationRun:
@@ -35,6 +38,7 @@ class CertificationRun:
             product=config.product,
             plan=config.plan,
             out_dir=config.out_dir,
+            redactor=Redactor.from_profile(config.profile, privacy=config.privacy),
         )
         self.results: list[CaseResult] = []
         self.card: dict[str, Any] = {}
@@ -101,11 +105,33 @@ class CertificationRun:
             started=self.started,
             finished=_now(),
             notes=notes,
+            privacy=self.privacy(),
         )
+
+    def privacy(self) -> dict[str, Any]:
+        """What summary.json says of the privacy setting and of the sealed salt."""
+        from conformance.report.seal import SEALED_NAME, fingerprint
+
+        info: dict[str, Any] = {
+            "setting": "on" if self.config.privacy else "off",
+            "basis": self.config.privacy_basis,
+        }
+        cert = self.config.seal_cert
+        if cert is not None:
+            info["sealed_salt"] = SEALED_NAME
+            info["sealed_to"] = {
+                "subject": cert.subject.rfc4514_string(),
+                "fingerprint_sha256": fingerprint(cert),
+            }
+        return info
 
     def write(self, summary: RunSummary) -> None:
         if self.out_dir is None:
             return
+        if self.config.seal_cert is not None:
+            from conformance.report.seal import write_sealed
+
+            write_sealed(self.out_dir, self.runner.redactor.salt, self.config.seal_cert)
         lines = "".join(r.to_json() + "\n" for r in self.results)
         (self.out_dir / "results.jsonl").write_text(lines, encoding="utf-8")
         (self.out_dir / "summary.json").write_text(summary.to_json() + "\n", encoding="utf-8")

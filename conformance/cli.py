@@ -6,6 +6,7 @@ rhc card serve     the reference virtual card in a vpcd reader (the real PC/SC b
 rhc card dump      every data item of a card, decoded, as JSON
 rhc card faults    the defect catalogue of the virtual card
 rhc report verify  check a signed report and its evidence
+rhc report reveal  the lab proves what a masked field of the evidence held
 rhc report allure  build the Allure dashboard of a run
 rhc paths          where the shipped profiles, plans, fixtures and demo CA are
 
@@ -184,7 +185,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from conformance.results import Conclusion, read_results
 
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    config = _config(args, out=args.out or DEFAULT_OUT_ROOT / stamp)
+    seal_to = args.seal_to or args.sign_cert or args.sign_p12  # the salt goes to the signer
+    config = _config(args, out=args.out or DEFAULT_OUT_ROOT / stamp, seal_to=seal_to)
     out = config.out_dir
     assert out is not None  # given above
     module = Path(pytest_catalogue.__file__)
@@ -271,6 +273,64 @@ def cmd_report_verify(args: argparse.Namespace) -> int:
         print(f"VALID: {args.path}")
         return EXIT_OK
     return EXIT_NOT_CONFORMANT
+
+
+def cmd_report_reveal(args: argparse.Namespace) -> int:
+    """List the masked fields of a run, or check a candidate value against their digests."""
+    from conformance.config import PASSPHRASE_ENV
+    from conformance.report.reveal import (
+        RevealError,
+        candidate_values,
+        masked_fields,
+        matches,
+        open_salt,
+    )
+    from conformance.report.seal import SealError, load_private_key
+
+    run_dir = Path(args.dir)
+    if args.value is not None and args.text is not None:
+        raise CliError("give --value or --text, not both")
+    value = None
+    if args.value is not None:
+        try:
+            value = bytes.fromhex(args.value)
+        except ValueError:
+            raise CliError(f"--value: {args.value!r} is not hex") from None
+    try:
+        fields = masked_fields(run_dir, args.case)
+        if value is None and args.text is None:
+            for masked in fields:
+                print(f"{masked.digest}  {masked.where()}")
+            print(f"{len(fields)} masked fields in {run_dir}")
+            if args.key:  # prove the key opens the salt, without showing it
+                open_salt(run_dir, load_private_key(args.key, os.environ.get(PASSPHRASE_ENV)))
+                print(f"the key {args.key} opens the sealed salt of {run_dir}")
+            return EXIT_OK
+        if not args.key:
+            raise CliError("checking a value needs the lab's private key: --key FILE")
+        salt = open_salt(run_dir, load_private_key(args.key, os.environ.get(PASSPHRASE_ENV)))
+        items = _profile_items(run_dir) if args.text is not None else None
+        found = matches(salt, candidate_values(fields, value=value, text=args.text, items=items))
+    except (RevealError, SealError) as exc:
+        raise CliError(str(exc)) from None
+    for masked in found:
+        print(f"MATCH: {masked.where()} ({masked.file}) holds the value")
+    if not found:
+        scope = f"case {args.case}" if args.case else str(run_dir)
+        print(f"NO MATCH: none of the {len(fields)} masked fields of {scope} holds the value")
+        return EXIT_NOT_CONFORMANT
+    return EXIT_OK
+
+
+def _profile_items(run_dir: Path) -> dict[int, Any]:
+    """Coding and length of each data item, from the profile the run used (else the shipped)."""
+    try:
+        recorded = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+        source = recorded["profile"]["file"]
+        profile = load_profile(source if Path(source).is_file() else None)
+    except (OSError, ValueError, KeyError, TypeError, ProfileError):
+        profile = load_profile(None)
+    return {n: (item.coding, item.length) for n, item in profile.spec.items.items()}
 
 
 def cmd_report_allure(args: argparse.Namespace) -> int:
@@ -365,6 +425,16 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--trust", help="CA certificate (PEM) the lab certificate must chain "
                         "to; `demo`: the shipped demo CA (see `rhc paths`)")
     verify.set_defaults(func=cmd_report_verify)
+    reveal = report.add_parser("reveal", help="list the masked fields of a run, or prove with "
+                               "the lab's key what one held")
+    reveal.add_argument("dir", help="run directory")
+    reveal.add_argument("--key", help="the lab's private key (PEM or PKCS#12; passphrase in "
+                        "RHC_SIGN_PASSPHRASE) the salt was sealed to")
+    reveal.add_argument("--value", help="candidate value of a masked field, as hex")
+    reveal.add_argument("--text", help="candidate value as text, encoded as each masked item "
+                        "is (e.g. a name: GBK, 00-padded)")
+    reveal.add_argument("--case", help="only the fields of this case")
+    reveal.set_defaults(func=cmd_report_reveal)
     allure = report.add_parser("allure", help="build the Allure dashboard of a run")
     allure.add_argument("dir", help="run directory")
     allure.set_defaults(func=cmd_report_allure)

@@ -9,6 +9,7 @@ one line naming the problem. `card_under_test` then opens the card the configura
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -31,9 +32,13 @@ from conformance.model.products import Plan, Product, load_plan, load_product
 from conformance.transport.base import Transport
 
 if TYPE_CHECKING:  # the virtual card loads only when a configuration asks for it
+    from cryptography import x509
+
     from conformance.card import VirtualCard
 
 CARDS = ("virtual", "pcsc")
+PRIVACY = ("auto", "on", "off")
+PASSPHRASE_ENV = "RHC_SIGN_PASSPHRASE"  # a PKCS#12 lab certificate's passphrase
 
 
 class ConfigError(Exception):
@@ -88,6 +93,12 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
     RunOption("apdu-timeout", f"PC/SC: seconds the card may take to answer one APDU "
               f"(default: {APDU_TIMEOUT_S:g})", "S"),
     RunOption("out", "run directory for results, evidence and report", "DIR"),
+    RunOption("privacy", "mask the cardholder's personal data items in evidence and reports "
+              "(default auto: on unless the ICS declares `sample: test`)",
+              "{" + ",".join(PRIVACY) + "}"),
+    RunOption("seal-to", "lab certificate (PEM or PKCS#12) the run's trace salt is sealed to "
+              "(salt.sealed.json; default: the signing certificate of `rhc run`, else the "
+              "demo lab's)", "CERT"),
 )
 OPTIONS_BY_NAME = {option.name: option for option in RUN_OPTIONS}
 VIRTUAL_ONLY = ("personalization", "image", "fault")
@@ -107,6 +118,9 @@ class RunConfig:
     faults: tuple[str, ...] = ()
     virtual_card: VirtualCard | None = field(default=None, repr=False)
     out_dir: Path | None = None
+    privacy: bool = False
+    privacy_basis: str = ""
+    seal_cert: x509.Certificate | None = field(default=None, repr=False)
 
     @cached_property
     def keys(self) -> TestKeyProvider:
@@ -177,6 +191,30 @@ def _out_dir(values: Mapping[str, Any]) -> Path | None:
     return path
 
 
+def _privacy(values: Mapping[str, Any], product: Product) -> tuple[bool, str]:
+    """The privacy setting and why: on for an issued card unless the lab says otherwise."""
+    choice = values.get("privacy") or "auto"
+    if choice not in PRIVACY:
+        raise ConfigError(f"--privacy: {choice!r} is not one of {', '.join(PRIVACY)}")
+    if choice != "auto":
+        return choice == "on", f"--privacy {choice}"
+    if product.sample == "test":
+        return False, "auto: the ICS declares a test sample (sample: test)"
+    return True, f"auto: the ICS declares {product.sample!r} sample, not a test sample"
+
+
+def _seal_cert(values: Mapping[str, Any]) -> x509.Certificate:
+    """The certificate the trace salt is sealed to, read now so a bad file stops the run."""
+    from conformance.report.seal import SealError, load_certificate
+    from conformance.resources import DEMO_CERT
+
+    path = values.get("seal_to") or DEMO_CERT
+    try:
+        return load_certificate(path, os.environ.get(PASSPHRASE_ENV))
+    except SealError as exc:
+        raise ConfigError(f"--seal-to: {exc}") from None
+
+
 def build_config(values: Mapping[str, Any]) -> RunConfig:
     """The validated run configuration from option values keyed by `RunOption.key`.
 
@@ -193,6 +231,8 @@ def build_config(values: Mapping[str, Any]) -> RunConfig:
     key_set = _load("--keys", lambda: load_key_set(values.get("keys") or DEFAULT_TEST_KEYS,
                                                  profile))
     faults = tuple(values.get("fault") or ())
+    privacy, privacy_basis = _privacy(values, product)
+    seal_cert = _seal_cert(values)
     virtual = None
     if card == "virtual":
         virtual = _virtual_card(values, profile, product, key_set, faults)
@@ -207,6 +247,9 @@ def build_config(values: Mapping[str, Any]) -> RunConfig:
         faults=faults,
         virtual_card=virtual,
         out_dir=_out_dir(values),
+        privacy=privacy,
+        privacy_basis=privacy_basis,
+        seal_cert=seal_cert,
     )
 
 
@@ -247,6 +290,7 @@ def card_under_test(config: RunConfig) -> Callable[[], Transport]:
 
 __all__ = [
     "OPTIONS_BY_NAME",
+    "PASSPHRASE_ENV",
     "RUN_OPTIONS",
     "ConfigError",
     "RunConfig",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
@@ -28,6 +28,10 @@ class Product(_Strict):
     version: str
     kind: str = "user card"
     features: list[str] = []
+    sample: Literal["test", "issued"] = "issued"
+    """What the submitted sample carries: ``test`` data of a fictitious person, or the data of
+    an ``issued`` card, a real cardholder's. It decides the default privacy setting (on for an
+    issued card), so an ICS that does not say is taken to describe an issued card."""
     sample_pin: SecretStr | None = Field(default=None, exclude=True, repr=False)
     """The PIN of the sample under test (feature ``pin``), as the vendor declares it. It is a
     secret: left out of model_dump (so of run summaries and reports) and of the repr."""

@@ -125,10 +125,15 @@ class Secret(Strict):
 
 
 class Command(Strict):
+    """One command of the profile. ``personal``: which field of its exchange carries data items
+    of the card (``data`` for writes, ``response`` for reads): with privacy on, the evidence masks
+    what in it is personal (transport/redact.py)."""
+
     cla: int = Field(ge=0, le=255)
     ins: int = Field(ge=0, le=255)
     feature: str | None = None
     secret: Secret | None = None
+    personal: Literal["data", "response"] | None = None
 
 
 class SamCommand(Strict):
@@ -238,6 +243,7 @@ class Item(Strict):
     coding: Coding
     length: int = Field(gt=0, le=255)
     rules: list[str] = []
+    personal: bool = False  # data about the cardholder: masked in evidence when privacy is on
 
 
 class CodeTable(Strict):

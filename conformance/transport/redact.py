@@ -10,6 +10,14 @@ Which fields are secret is the profile's data (``secret:`` beside each command a
 in the YAML), so a lab that changes a command's CLA keeps its masking. This module works on raw
 bytes on purpose: it must mask even malformed APDUs, which a conformance case sends
 deliberately (wrong Lc, wrong class) and an APDU parser would refuse.
+
+With privacy on (an issued card: the data of a real cardholder), the data items a read returns
+or a write carries are masked too, with the same salted digest: a TLV record of an item marked
+``personal: true`` keeps its tag and length visible and shows
+``<personal:NN:sha256-salted:XXXXXXXXXXXXXXXX>`` (NN the item number) for its value; data that
+is not a TLV record of a known item (a cyclic or transparent file, a partial record) cannot be
+told apart from personal data and is masked whole (``<personal:sha256-salted:…>``). Which
+commands carry items is the profile's ``personal:`` beside them.
 """
 
 from __future__ import annotations
@@ -28,13 +36,29 @@ if TYPE_CHECKING:
     from conformance.model.schema import Secret
 
 __all__ = [
+    "MASK_DIGITS",
+    "MASK_PATTERN",
     "MASK_PREFIX",
+    "PERSONAL_PREFIX",
+    "PrivacyRules",
     "RedactionRules",
     "Redactor",
     "SecretRule",
+    "salted_digest",
 ]
 
 MASK_PREFIX = "<secret:sha256-salted:"
+PERSONAL_PREFIX = "<personal:"
+MASK_DIGITS = 16
+MASK_PATTERN = re.compile(
+    r"<(?P<kind>secret|personal)(?::(?P<item>\d+))?:sha256-salted:(?P<digest>[0-9a-f]{16})>"
+)
+"""Every mask token this module writes: kind, item number (personal TLV values), digest."""
+
+
+def salted_digest(salt: bytes, field: bytes) -> str:
+    """First 16 hex digits of SHA-256(salt ‖ field): what every mask token shows."""
+    return hashlib.sha256(bytes(salt) + bytes(field)).hexdigest()[:MASK_DIGITS]
 
 
 @dataclass(frozen=True)
@@ -118,25 +142,95 @@ class RedactionRules:
         )
 
 
+@dataclass(frozen=True)
+class PrivacyRules:
+    """Where a profile's data items travel, and which of them are personal.
+
+    ``data_ins`` / ``response_ins``: INS (any class) whose command data / response data carry
+    data items. ``items`` maps the tag of every TLV item to (its length, its coding, whether
+    it is personal); TLV tags are the item numbers.
+    """
+
+    data_ins: frozenset[int]
+    response_ins: frozenset[int]
+    items: Mapping[int, tuple[int, str, bool]]
+
+    @classmethod
+    def from_profile(cls, profile: CardProfile) -> PrivacyRules:
+        commands = profile.spec.commands.values()
+        return cls(
+            data_ins=frozenset(c.ins for c in commands if c.personal == "data"),
+            response_ins=frozenset(c.ins for c in commands if c.personal == "response"),
+            items={
+                number: (item.length, str(item.coding), item.personal)
+                for number, item in profile.spec.items.items()
+                if 0 < number < 256
+            },
+        )
+
+    def fields(self, data: bytes) -> tuple[str, bytes, int | None]:
+        """(visible hex, personal bytes, item number or None) of data carrying items.
+
+        A TLV record of a non-personal item is all visible; of a personal item, its tag and
+        length stay visible; anything else is personal as a whole.
+        """
+        if not data:
+            return "", b"", None
+        if len(data) >= 2 and data[0] in self.items and data[1] == len(data) - 2:
+            length, _coding, personal = self.items[data[0]]
+            if data[1] == length:
+                if not personal:
+                    return data.hex().upper(), b"", None
+                return data[:2].hex().upper(), data[2:], data[0]
+        return "", data, None
+
+    def text_forms(self, item: int | None, value: bytes) -> list[str]:
+        """How a personal value may be quoted as text (an AN name as GBK text, CN digits)."""
+        if item is None or item not in self.items:
+            return []
+        _length, coding, _personal = self.items[item]
+        from conformance.model.codecs import Coding, CodingError, decode
+
+        try:
+            text = decode(Coding(coding), value)
+        except (CodingError, ValueError):
+            return []
+        text = text.strip()
+        return [text] if len(text) >= 2 and coding != "B" else []
+
+
 class Redactor:
     """Turns APDUs into hex strings with their secret fields replaced by salted digests.
 
-    The salt is random per run unless given (a lab that wants to verify traces later keeps it
-    somewhere safe, *not* beside the trace); it is never part of any output of this class.
+    The salt is random per run unless given; it is never part of any output of this class (a
+    run seals it for the lab, conformance/report/seal.py). With ``privacy`` rules, personal
+    data items are masked as well (module docstring).
     """
 
-    def __init__(self, rules: RedactionRules, salt: bytes | None = None) -> None:
+    def __init__(
+        self,
+        rules: RedactionRules,
+        salt: bytes | None = None,
+        privacy: PrivacyRules | None = None,
+    ) -> None:
         self.rules = rules
+        self.privacy = privacy
         if salt is None:
             salt = os.urandom(16)
         if not isinstance(salt, bytes | bytearray) or not salt:
             raise ValueError("the salt must be non-empty bytes")
         self._salt = bytes(salt)
+        # personal values seen, with their item: scrub() masks them as personal, text included
+        self._personal: dict[bytes, int | None] = {}
 
     @classmethod
-    def from_profile(cls, profile: CardProfile, salt: bytes | None = None) -> Redactor:
-        """A redactor masking what the profile's ``secret:`` entries name."""
-        return cls(RedactionRules.from_profile(profile), salt)
+    def from_profile(
+        cls, profile: CardProfile, salt: bytes | None = None, *, privacy: bool = False
+    ) -> Redactor:
+        """A redactor masking what the profile's ``secret:`` entries name, and with privacy
+        on its personal items too."""
+        rules = PrivacyRules.from_profile(profile) if privacy else None
+        return cls(RedactionRules.from_profile(profile), salt, rules)
 
     @property
     def salt(self) -> bytes:
@@ -150,14 +244,49 @@ class Redactor:
 
     def digest(self, field: bytes) -> str:
         """First 16 hex digits of SHA-256(salt ‖ field): the checkable fingerprint of a secret."""
-        return hashlib.sha256(self._salt + bytes(field)).hexdigest()[:16]
+        return salted_digest(self._salt, field)
 
     def mask(self, field: bytes) -> str:
         """The token that stands for a secret field in every trace."""
         return f"{MASK_PREFIX}{self.digest(field)}>"
 
+    def personal_mask(self, field: bytes, item: int | None = None) -> str:
+        """The token that stands for a personal value (of data item ``item``, if known)."""
+        label = f"{item}:" if item is not None else ""
+        return f"{PERSONAL_PREFIX}{label}sha256-salted:{self.digest(field)}>"
+
     def _masked(self, field: bytes) -> str:
         return self.mask(field) if field else ""
+
+    def _personal_field(self, data: bytes) -> tuple[str, bytes]:
+        """(visible hex ‖ personal token, personal bytes) of data that carries items."""
+        assert self.privacy is not None
+        visible, personal, item = self.privacy.fields(data)
+        if not personal:
+            return visible, b""
+        self._personal.setdefault(personal, item)
+        return visible + self.personal_mask(personal, item), personal
+
+    def _command_items(self, apdu: bytes) -> tuple[str, bytes, str] | None:
+        """(prefix hex, item data, suffix hex) of a command that carries items, with privacy."""
+        if self.privacy is None or len(apdu) < 2 or apdu[1] not in self.privacy.data_ins:
+            return None
+        parts = split_command(apdu)
+        if parts is None:  # malformed: only the header and P3 can be trusted to be public
+            return apdu[:5].hex().upper(), apdu[5:], ""
+        head, data, le = parts
+        return head.hex().upper(), data, le.hex().upper()
+
+    def _response_items(
+        self, command: bytes, response: bytes, origin: bytes | None
+    ) -> bytes | None:
+        """The data of a response that carries items, with privacy (None: it carries none)."""
+        if self.privacy is None or len(response) < 2:
+            return None
+        source = origin if self.rules.is_get_response(command) else command
+        if source is None or len(source) < 2 or source[1] not in self.privacy.response_ins:
+            return None
+        return response[:-2]
 
     # -- what is secret -----------------------------------------------------------------
 
@@ -203,23 +332,39 @@ class Redactor:
         self, command: bytes, response: bytes | None = None, *, origin: bytes | None = None
     ) -> list[bytes]:
         """The raw secret fields of an exchange (to scrub them from free text, e.g. errors)."""
+        command = bytes(command)
         fields = [self.command_secret(command)[1]]
+        if not fields[0] and (items := self._command_items(command)) is not None:
+            fields.append(self._personal_field(items[1])[1])
         if response is not None:
-            fields.append(self.response_secret(command, response, origin=origin)[0])
+            response = bytes(response)
+            secret = self.response_secret(command, response, origin=origin)[0]
+            fields.append(secret)
+            data = None if secret else self._response_items(command, response, origin)
+            if data is not None:
+                fields.append(self._personal_field(data)[1])
         return [f for f in fields if f]
 
     # -- rendering ----------------------------------------------------------------------
 
     def redact_command(self, apdu: bytes) -> str:
         """The command as hex, secret data replaced by its mask."""
+        apdu = bytes(apdu)
         head, secret, tail = self.command_secret(apdu)
+        if not secret and (items := self._command_items(apdu)) is not None:
+            head, data, tail = items
+            return head + self._personal_field(data)[0] + tail
         return head + self._masked(secret) + tail
 
     def redact_response(
         self, command: bytes, response: bytes, *, origin: bytes | None = None
     ) -> str:
         """The response (data ‖ SW) as hex, secret data replaced by its mask."""
+        command, response = bytes(command), bytes(response)
         secret, visible = self.response_secret(command, response, origin=origin)
+        data = None if secret else self._response_items(command, response, origin)
+        if data is not None:
+            return self._personal_field(data)[0] + response[-2:].hex().upper()
         return self._masked(secret) + visible
 
     def scrub(self, text: str, fields: Iterable[bytes]) -> str:
@@ -228,9 +373,23 @@ class Redactor:
         Error messages from drivers sometimes quote the APDU; this keeps them safe to log.
         Both cases, contiguous or byte-separated by spaces or colons, are recognised. Fields
         shorter than 2 bytes are left alone: they reveal nothing, and replacing every
-        occurrence of one hex byte would garble the message.
+        occurrence of one hex byte would garble the message. A personal value is masked as
+        personal, and also where it is quoted as text (a name, an ID number).
         """
-        for field in sorted({bytes(f) for f in fields if len(f) >= 2}, key=len, reverse=True):
+        wanted = {bytes(f) for f in fields if len(f) >= 2}
+        for field in sorted(wanted, key=len, reverse=True):
             pattern = r"[ :]?".join(f"{b:02x}" for b in field)
-            text = re.sub(pattern, self.mask(field), text, flags=re.IGNORECASE)
+            if field in self._personal:
+                token = self.personal_mask(field, self._personal[field])
+            else:
+                token = self.mask(field)
+            text = re.sub(pattern, token, text, flags=re.IGNORECASE)
+        if self.privacy is not None:
+            quoted = {
+                form: self.personal_mask(value, item)
+                for value, item in self._personal.items()
+                for form in self.privacy.text_forms(item, value)
+            }
+            for form in sorted(quoted, key=len, reverse=True):
+                text = text.replace(form, quoted[form])
         return text
