@@ -166,6 +166,7 @@ class ReportModel:
     untested_source: Artifact
     demo_key: bool = True
     notes: list[str] = field(default_factory=list)
+    privacy: str = ""
     title_zh: str = TITLE_ZH
     title_en: str = TITLE_EN
 
@@ -434,6 +435,24 @@ def group_counts(cases: list[CaseEntry]) -> list[GroupCount]:
     return [GroupCount(name, counts) for name, counts in groups.items()]
 
 
+def privacy_text(privacy: Mapping[str, Any]) -> str:
+    """The report's line on the privacy setting of the evidence (summary.json ``privacy``)."""
+    if not privacy:
+        return "未记录 not recorded"
+    basis = f" ({privacy['basis']})" if privacy.get("basis") else ""
+    if privacy.get("setting") == "on":
+        shown = ("开 on — 持卡人个人数据项在证据中以加盐摘要代替 personal data items of the "
+                 "cardholder are salted digests in the evidence")
+    else:
+        shown = "关 off — 证据含样品的全部数据项 the evidence shows every data item of the sample"
+    sealed = privacy.get("sealed_to") or {}
+    seal = ""
+    if sealed:
+        seal = (f"; 盐值已加密给 salt sealed to {sealed.get('subject', '?')} "
+                f"(SHA-256 {str(sealed.get('fingerprint_sha256', ''))[:16]}…)")
+    return f"{shown}{basis}{seal}"
+
+
 def build_model(
     run_dir: Path | str, *, lab: Path | str | None = None, demo_key: bool = True
 ) -> ReportModel:
@@ -503,4 +522,5 @@ def build_model(
         ),
         demo_key=demo_key,
         notes=notes,
+        privacy=privacy_text(summary.privacy or {}),
     )
