@@ -152,7 +152,7 @@ def test_auto_privacy_follows_the_ics() -> None:
     assert build_config({"privacy": "off", "product": "minimal"}).privacy is False
     with pytest.raises(ConfigError, match="--privacy: 'maybe'"):
         build_config({"privacy": "maybe"})
-    with pytest.raises(ConfigError, match="--seal-to: .*no PEM X.509 certificate"):
+    with pytest.raises(ConfigError, match=r"--seal-to: .*no PEM X\.509 certificate"):
         build_config({"seal_to": str(DEMO_KEY)})
 
 
