@@ -186,7 +186,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     seal_to = args.seal_to or args.sign_cert or args.sign_p12  # the salt goes to the signer
-    config = _config(args, out=args.out or DEFAULT_OUT_ROOT / stamp, seal_to=seal_to)
+    try:
+        config = _config(args, out=args.out or DEFAULT_OUT_ROOT / stamp, seal_to=seal_to)
+    except ConfigError as exc:
+        signer = "--sign-cert" if args.sign_cert else "--sign-p12"
+        if args.seal_to or not seal_to or not str(exc).startswith("--seal-to:"):
+            raise
+        raise ConfigError(signer + str(exc).removeprefix("--seal-to")) from None
     out = config.out_dir
     assert out is not None  # given above
     module = Path(pytest_catalogue.__file__)

@@ -146,6 +146,19 @@ def test_with_a_test_sample_privacy_is_off_and_the_data_shows(capsys, tmp_path: 
     assert (out / SEALED_NAME).is_file()  # secrets are masked either way: their salt is sealed
 
 
+@pytest.mark.parametrize("fault", ["data_dates_ddmmyyyy", "data_card_number_altered",
+                                   "data_an_utf8", "data_tlv_value_short"])
+def test_failure_reasons_quote_no_personal_value(capsys, tmp_path: Path, fault: str) -> None:
+    """A FAIL quotes what the card said: with privacy on, that is masked too (even the birth
+    date an ID number carries)."""
+    out = tmp_path / "run"
+    _rhc(capsys, "run", "--fault", fault, "--privacy", "on", "--out", str(out), "--quiet",
+         "--no-report", "-k", "DATA-CON or DATA-COD-011 or DATA-COD-015 or DATA-VAL-014")
+    summary = json.loads((out / "summary.json").read_text("utf-8"))
+    assert summary["counts"]["FAIL"] > 0
+    assert _where(_run_files(out), _forms(NAME) + _forms(ID_NUMBER) + ["19491231"]) == []
+
+
 def test_auto_privacy_follows_the_ics() -> None:
     assert build_config({}).privacy is False  # the reference ICS: sample: test
     assert build_config({"product": "minimal"}).privacy is True  # says nothing: issued
@@ -174,6 +187,10 @@ def test_personal_tlv_values_are_masked_and_the_rest_stays_visible() -> None:
     reason = f"item 11 {NAME!r} ({record.hex()}) is wrong"
     scrubbed = r.scrub(reason, fields)
     assert NAME not in scrubbed and name.hex() not in scrubbed.lower()
+    id_record = bytes([15, 18]) + ID_NUMBER.encode()
+    fields = r.secret_fields(bytes.fromhex("00B2050400"), id_record + b"\x90\x00")
+    scrubbed = r.scrub(f"{ID_NUMBER} carries birth date 19491231, not 20240101", fields)
+    assert ID_NUMBER not in scrubbed and "19491231" not in scrubbed and "20240101" in scrubbed
     off = Redactor.from_profile(profile, b"salt")
     assert off.redact_response(bytes.fromhex("00B2010400"), record + b"\x90\x00") == (
         record.hex().upper() + "9000"

@@ -56,6 +56,19 @@ MASK_PATTERN = re.compile(
 """Every mask token this module writes: kind, item number (personal TLV values), digest."""
 
 
+_PART = 8  # shortest quoted part of a personal value scrub() masks (a date: 8 digits)
+_RUN = re.compile(rf"[0-9A-Za-z]{{{_PART},}}")
+
+
+def _split_tokens(text: str) -> list[tuple[str, bool]]:
+    """``text`` cut into (piece, is a mask token)."""
+    pieces, end = [], 0
+    for match in MASK_PATTERN.finditer(text):
+        pieces += [(text[end:match.start()], False), (match.group(), True)]
+        end = match.end()
+    return [*pieces, (text[end:], False)]
+
+
 def salted_digest(salt: bytes, field: bytes) -> str:
     """First 16 hex digits of SHA-256(salt ‖ field): what every mask token shows."""
     return hashlib.sha256(bytes(salt) + bytes(field)).hexdigest()[:MASK_DIGITS]
@@ -392,4 +405,20 @@ class Redactor:
             }
             for form in sorted(quoted, key=len, reverse=True):
                 text = text.replace(form, quoted[form])
+            text = self._scrub_parts(text, [f for f in quoted if len(f) >= _PART])
         return text
+
+    def _scrub_parts(self, text: str, forms: list[str]) -> str:
+        """Mask quoted parts of personal values too (the birth date an ID number carries).
+
+        Any run of at least ``_PART`` letters or digits outside a mask token that is part of a
+        personal value's text becomes a personal mask of the run's own bytes."""
+        if not forms:
+            return text
+
+        def mask(match: re.Match[str]) -> str:
+            run = match.group()
+            return self.personal_mask(run.encode()) if any(run in f for f in forms) else run
+
+        pieces = _split_tokens(text)
+        return "".join(p if token else _RUN.sub(mask, p) for p, token in pieces)
