@@ -137,7 +137,9 @@ def leaf_policy_problems(leaf: x509.Certificate, at: dt.datetime) -> list[str]:
             f"{who} has no KeyUsage extension (digitalSignature or nonRepudiation required)"
         )
     elif not (usage.digital_signature or usage.content_commitment):
-        problems.append(f"{who}: its KeyUsage allows neither digitalSignature nor nonRepudiation")
+        problems.append(
+            f"{who} has a KeyUsage that allows neither digitalSignature nor nonRepudiation"
+        )
     try:
         basic = leaf.extensions.get_extension_for_class(x509.BasicConstraints).value
     except x509.ExtensionNotFound:
