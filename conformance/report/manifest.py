@@ -22,7 +22,7 @@ REPORT_XML = "report.xml"
 REPORT_HTML = "report.html"
 REPORT_PDF = "report.pdf"
 DASHBOARD_DIR = "allure-report"
-NOT_LISTED = frozenset({REPORT_XML, REPORT_HTML, REPORT_PDF})
+NOT_FILES = frozenset({REPORT_XML, REPORT_PDF})  # bound otherwise (see above)
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class Manifest:
 
 def run_files(run_dir: Path) -> tuple[list[str], list[str]]:
     """(regular files, other entries such as symbolic links) under run_dir, '/'-separated,
-    sorted; report.xml/html/pdf and allure-report/ left out."""
+    sorted; report.xml, report.pdf and allure-report/ left out."""
     files: list[str] = []
     odd: list[str] = []
     for top, dirs, names in os.walk(run_dir, followlinks=False):
@@ -59,7 +59,7 @@ def run_files(run_dir: Path) -> tuple[list[str], list[str]]:
                 dirs.remove(d)
         for name in names:
             rel = (rel_top / name).as_posix()
-            if rel in NOT_LISTED:
+            if rel in NOT_FILES:
                 continue
             path = Path(top) / name
             (files if path.is_file() and not path.is_symlink() else odd).append(rel)
@@ -67,8 +67,10 @@ def run_files(run_dir: Path) -> tuple[list[str], list[str]]:
 
 
 def collect(run_dir: Path) -> list[FileEntry]:
-    """Every file of the run as it is now; ReportError for a link or special file."""
+    """Every file of the run as it is now but report.html (the writer lists the one it is about
+    to write); ReportError for a link or special file."""
     files, odd = run_files(run_dir)
+    files = [f for f in files if f != REPORT_HTML]
     if odd:
         raise ReportError(
             f"{run_dir} holds {', '.join(odd[:3])}{' …' if len(odd) > 3 else ''}: not a regular "

@@ -31,7 +31,7 @@ from signxml.exceptions import (
 from signxml.xades import XAdESSignatureConfiguration, XAdESVerifier
 
 from conformance.report.manifest import DASHBOARD_DIR, REPORT_PDF, run_files
-from conformance.report.model import VERDICTS, ReportError, safe_relative, sha256_path
+from conformance.report.model import VERDICTS, sha256_path
 from conformance.report.pades import check_pdf
 from conformance.report.sign import (
     chains_to_demo,
@@ -310,18 +310,17 @@ def _check_files(
     def label(rel: str) -> str:
         return f"evidence file {rel} (case {evidence[rel][0]})" if rel in evidence else rel
 
+    # Only what a walk of run_dir finds counts as present: regular files inside it, reached
+    # without following a link (so a listed path cannot lead outside the run directory).
+    present, odd = run_files(run_dir)
+    on_disk = set(present)
     missing: list[str] = []
     for rel, recorded in listed.items():
-        try:
-            path = safe_relative(run_dir, rel)
-        except ReportError as exc:
-            result.problems.append(f"manifest: {exc}")
-            continue
-        if not path.is_file() or path.is_symlink():
+        if rel not in on_disk:
             missing.append(rel)
             continue
         try:
-            actual = sha256_path(path)
+            actual = sha256_path(run_dir / rel)
         except OSError as exc:
             result.problems.append(f"{label(rel)} cannot be read: {exc.strerror or exc}")
             continue
@@ -344,7 +343,6 @@ def _check_files(
             else f"{rel} is missing (the signed manifest lists it)"
             for rel in missing
         )
-    present, odd = run_files(run_dir)
     result.problems.extend(
         f"{rel} is in the run directory but not in the signed manifest — added after signing"
         for rel in present
