@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from lxml import etree
 from report_support import make_run
@@ -26,7 +26,12 @@ from conformance.report.manifest import Manifest, collect
 from conformance.report.model import ReportError, build_model
 from conformance.report.pades import sign_pdf
 from conformance.report.render import write_pdf
-from conformance.report.sign import SigningMaterial, load_signing_material, sign_document
+from conformance.report.sign import (
+    SigningKey,
+    SigningMaterial,
+    load_signing_material,
+    sign_document,
+)
 from conformance.report.xml import SEAL, build_xml, q, seal_of
 from conformance.resources import DEMO_CA, PKI_DIR
 from conformance.results import Verdict
@@ -273,9 +278,14 @@ def _leaf(
     with_usage: bool = True,
     is_ca: bool = False,
     bits: int = 2048,
+    curve: ec.EllipticCurve | None = None,
     valid: tuple[int, int] = (2025, 2045),
-) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+) -> tuple[SigningKey, x509.Certificate]:
+    key: SigningKey = (
+        ec.generate_private_key(curve)
+        if curve is not None
+        else rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    )
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(common_name))
@@ -291,7 +301,7 @@ def _leaf(
     return key, builder.sign(ca_key, hashes.SHA256())
 
 
-def _write_pem(tmp_path: Path, key: rsa.RSAPrivateKey, cert: x509.Certificate) -> tuple[Path, Path]:
+def _write_pem(tmp_path: Path, key: SigningKey, cert: x509.Certificate) -> tuple[Path, Path]:
     key_path, cert_path = tmp_path / "lab-key.pem", tmp_path / "lab.pem"
     key_path.write_bytes(
         key.private_bytes(
@@ -303,7 +313,7 @@ def _write_pem(tmp_path: Path, key: rsa.RSAPrivateKey, cert: x509.Certificate) -
 
 
 def _sign_by_hand(
-    run: Path, key: rsa.RSAPrivateKey, cert: x509.Certificate, at: dt.datetime | None = None
+    run: Path, key: SigningKey, cert: x509.Certificate, at: dt.datetime | None = None
 ) -> None:
     """A report.xml signed as the writer would, without the writer's refusal of bad leaves."""
     model = build_model(run, demo_key=False)
@@ -340,9 +350,10 @@ def test_a_leaf_minted_with_the_demo_ca_key_is_demo(
         ({"usage": _usage()}, "has a KeyUsage that allows neither digitalSignature nor"),
         ({"is_ca": True}, "is a CA certificate (basicConstraints CA:TRUE)"),
         ({"bits": 1024}, "has an RSA-1024 key: at least 2048 bits"),
+        ({"curve": ec.SECP192R1()}, "has a 192-bit EC key (secp192r1): at least 256 bits"),
         ({"valid": (2020, 2021)}, "expired on 2021-01-01T00:00:00+00:00: not valid at the signing"),
     ],
-    ids=["no-keyusage", "keyencipherment-only", "ca-true", "rsa-1024", "expired"],
+    ids=["no-keyusage", "keyencipherment-only", "ca-true", "rsa-1024", "ec-192", "expired"],
 )
 def test_the_leaf_policy_refuses_each_for_its_own_reason(
     tmp_path: Path, variant: dict, reason: str, capsys: pytest.CaptureFixture[str]
@@ -392,3 +403,14 @@ def test_signed_counts_of_a_group_are_recomputed_from_its_cases(tmp_path: Path) 
         f"group {group.get('name')}: the signed counts differ from its case verdicts "
         "(PASS 0→1, FAIL 1→0)"
     ], problems
+
+
+def test_an_ec_p256_leaf_signs_and_verifies(tmp_path: Path) -> None:
+    ca_key, ca = _ca(tmp_path)
+    key, cert = _leaf(ca_key, ca, curve=ec.SECP256R1())
+    run = tmp_path / "run"
+    make_run(run, 3)
+    key_path, cert_path = _write_pem(tmp_path, key, cert)
+    write_report(run, key=key_path, cert=cert_path)
+    result = verify_report(run, tmp_path / "ca.pem")
+    assert result.ok and result.pdf_checked and not result.demo, result.problems
