@@ -67,7 +67,6 @@ def sign_pdf(rendered: bytes, material: SigningMaterial, *, reason: str) -> byte
 @dataclass
 class PdfCheck:
     problems: list[str] = field(default_factory=list)
-    signing_time: str = ""
 
 
 def check_pdf(
@@ -124,6 +123,4 @@ def check_pdf(
         check.problems.append(
             "report.pdf: bytes were appended after its signature (an unsigned incremental update)"
         )
-    if status.signer_reported_dt is not None:
-        check.signing_time = status.signer_reported_dt.isoformat()
     return check
