@@ -15,7 +15,9 @@ plugin's (`--NAME` here, `--rhc-NAME` in pytest, one table in conformance/config
 build the same validated run configuration before the first APDU.
 
 Exit codes: 0 success / CONFORMANT, 1 NOT_CONFORMANT or invalid report, 2 no verdict possible
-(usage error, bench failure, incomplete run).
+(usage error, bench failure, incomplete run). `rhc report verify`: 0 VALID (every file intact
+and the signer chains to --trust), 1 INVALID (each problem named), 2 usage error (e.g. no such
+--trust file), 3 UNTRUSTED (intact, but no --trust given or the signer does not chain to it).
 """
 
 from __future__ import annotations
@@ -265,20 +267,35 @@ def _write_report(out: Path, args: argparse.Namespace, console: Any) -> None:
 # -- rhc report --------------------------------------------------------------------------
 
 
+EXIT_UNTRUSTED = 3  # rhc report verify: intact, but nothing says who signed it
+
+
 def cmd_report_verify(args: argparse.Namespace) -> int:
     from conformance.report import verify_report
+    from conformance.report.verify import VALID
     from conformance.resources import DEMO_CA
 
     trust = DEMO_CA if args.trust == "demo" else Path(args.trust) if args.trust else None
+    if trust is not None and not trust.is_file():
+        raise CliError(f"--trust {trust}: no such file (a PEM file of CA certificates)")
     result = verify_report(Path(args.path), trust=trust)
     for problem in result.problems:
         print(f"INVALID: {problem}")
-    for note in getattr(result, "notes", []):
+    for note in result.notes:
         print(f"note: {note}")
-    if result.ok:
-        print(f"VALID: {args.path}")
-        return EXIT_OK
-    return EXIT_NOT_CONFORMANT
+    if result.problems:
+        return EXIT_NOT_CONFORMANT
+    demo = " [DEMO]" if result.demo else ""
+    print(f"signer: {result.signer_cn or '?'} ({result.signer_org or 'no organisation'}){demo}")
+    print(f"signed at: {result.signing_time}")
+    print(f"conclusion: {result.conclusion}")
+    pdf = ", report.pdf (PAdES signature intact)" if result.pdf_checked else ""
+    print(f"checked: {result.files_checked} files against the signed manifest{pdf}")
+    if result.status != VALID:
+        print(f"UNTRUSTED: {result.untrusted}")
+        return EXIT_UNTRUSTED
+    print(f"VALID: {args.path}{' — DEMO: not a certified report' if demo else ''}")
+    return EXIT_OK
 
 
 def cmd_report_reveal(args: argparse.Namespace) -> int:

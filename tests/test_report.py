@@ -27,6 +27,7 @@ from conformance.report import (
     verify_report,
     write_report,
 )
+from conformance.report.manifest import Manifest, collect
 from conformance.report.model import load_untested
 from conformance.report.xml import build_xml, check_schema
 from conformance.resources import DEMO_CA, DEMO_CERT, DEMO_KEY, DEMO_P12
@@ -85,7 +86,7 @@ def test_write_and_verify_with_trust(signed_run: Path) -> None:
     assert result.evidence_checked == N_CASES
     assert result.conclusion == "CONFORMANT"
     assert "DEMO ONLY" in result.signer
-    assert any("DEMO key" in note for note in result.notes)
+    assert result.demo and any(note.startswith("DEMO:") for note in result.notes)
 
 
 def test_verify_accepts_the_xml_path_too(signed_run: Path) -> None:
@@ -94,8 +95,8 @@ def test_verify_accepts_the_xml_path_too(signed_run: Path) -> None:
 
 def test_without_trust_the_chain_is_reported_unchecked(signed_run: Path) -> None:
     result = verify_report(signed_run)
-    assert result.ok, result.problems
-    assert not result.chain_checked
+    assert result.intact, result.problems
+    assert not result.ok and result.status == "UNTRUSTED" and not result.chain_checked
     assert any("chain NOT checked" in note for note in result.notes)
 
 
@@ -294,9 +295,8 @@ def test_a_certificate_from_another_ca_fails_the_chain(tmp_path: Path) -> None:
     assert not paths.demo_key
 
     result = verify_report(run, DEMO_CA)
-    assert not result.ok
-    assert len(result.problems) == 1 and result.problems[0].startswith("certificate chain:")
-    assert "Impostor Lab" in result.problems[0]
+    assert not result.ok and result.intact and result.status == "UNTRUSTED"
+    assert result.untrusted.startswith("certificate chain:") and "Impostor Lab" in result.untrusted
     assert verify_report(run, ca_path).ok  # the signature itself is fine
     done = subprocess.run(
         [_tool("xmlsec1"), "--verify", "--trusted-pem", str(DEMO_CA), str(run / "report.xml")],
@@ -376,15 +376,15 @@ def test_evidence_outside_the_run_directory_is_refused(tmp_path: Path) -> None:
 def test_xsd_rejects_a_malformed_model(tmp_path: Path) -> None:
     run = tmp_path / "run"
     make_run(run, 3)
-    model = build_model(run)
-    check_schema(build_xml(model))  # the real model is valid
+    model, manifest = build_model(run), Manifest(files=collect(run))
+    check_schema(build_xml(model, manifest))  # the real model is valid
     model.cases[1].result.verdict = "MAYBE"  # type: ignore[assignment]
     with pytest.raises(ReportError, match=r"report\.xsd.*verdict"):
-        check_schema(build_xml(model))
+        check_schema(build_xml(model, manifest))
     model = build_model(run)
     model.cases[0].evidence_sha256 = "not-a-digest"
     with pytest.raises(ReportError, match=r"report\.xsd.*sha256"):
-        check_schema(build_xml(model))
+        check_schema(build_xml(model, manifest))
 
 
 def test_duplicate_case_ids_are_rejected_by_the_schema(tmp_path: Path) -> None:

@@ -1,10 +1,12 @@
-"""The signed conformance report: run directory → model → XML (XAdES-BES) → HTML/PDF; verify.
+"""The signed conformance report: run directory → model → HTML/PDF → XML with the manifest of
+every file (XAdES-BES) → PDF signed (PAdES); verify.
 
 Public API (the CLI calls these; every failure is a ReportError with a clear message):
 
   write_report(run_dir, *, lab=None, key=None, cert=None, pkcs12=None, passphrase=None,
                pdf=True) -> ReportPaths          report.xml + report.html (+ report.pdf)
-  verify_report(path, trust=None) -> VerifyResult  run dir or report.xml; never raises
+  verify_report(path, trust=None) -> VerifyResult  run dir or report.xml; never raises;
+                                                  .status VALID | UNTRUSTED | INVALID
   build_allure(run_dir) -> Path                   allure-report/index.html (npx allure@3)
 """
 

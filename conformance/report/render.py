@@ -219,8 +219,9 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def render_html(model: ReportModel, sig: SignatureInfo, report_sha256: str) -> str:
-    """The bilingual HTML report (also the input of the PDF)."""
+def render_html(model: ReportModel, sig: SignatureInfo) -> str:
+    """The bilingual HTML report (also the input of the PDF; rendered before report.xml is
+    signed, which then lists this HTML's digest)."""
     env = _environment()
     try:
         template = env.get_template("report.html.j2")
@@ -242,7 +243,6 @@ def render_html(model: ReportModel, sig: SignatureInfo, report_sha256: str) -> s
         choices=choices,
         sig=sig,
         css=Markup(css),
-        report_sha256=report_sha256,
         chart=chart_svg(model.groups),
         verdicts=VERDICTS,
         verdict_zh=VERDICT_ZH,

@@ -1,5 +1,10 @@
 """Signing report.xml: the lab's key and certificate (PEM or PKCS#12) → enveloped XAdES-BES.
 
+The leaf policy (leaf_policy_problems) is the same for signing and verifying: KeyUsage with
+digitalSignature or nonRepudiation, not a CA, RSA ≥ 2048 or EC ≥ 256 bits, valid at the signing
+time. DEMO means "chains to the shipped demo CA", whoever minted the certificate: its private
+key is public, so anyone can issue a certificate under it.
+
 signxml's XAdESSigner with its default C14N 1.1: with exclusive C14N, signxml 5.2 cannot verify
 its own XAdES signatures (measured, DESIGN.md); with C14N 1.1 both signxml and `xmlsec1 --verify`
 accept them. The signature carries three references: URI="" (the whole report, enveloped
@@ -11,8 +16,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12 as p12
@@ -23,10 +30,11 @@ from signxml.xades import XAdESDataObjectFormat, XAdESSigner
 
 from conformance.report.model import ReportError
 from conformance.report.xml import DS_NS, XADES_NS
-from conformance.resources import DEMO_CERT, DEMO_KEY
+from conformance.resources import DEMO_CA, DEMO_CERT, DEMO_KEY
 
 SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-C14N_ALG = "http://www.w3.org/2006/12/xml-c14n11"
+MIN_RSA_BITS = 2048
+MIN_EC_BITS = 256
 
 
 @dataclass
@@ -74,16 +82,83 @@ def _is_self_signed(cert: x509.Certificate) -> bool:
     return cert.issuer == cert.subject
 
 
-def demo_fingerprint() -> str:
+def _demo_ca() -> x509.Certificate | None:
     try:
-        demo = x509.load_pem_x509_certificate(DEMO_CERT.read_bytes())
+        return x509.load_pem_x509_certificate(DEMO_CA.read_bytes())
     except (OSError, ValueError):
-        return ""
-    return demo.fingerprint(hashes.SHA256()).hex()
+        return None
 
 
-def is_demo_cert(cert: x509.Certificate) -> bool:
-    return cert.fingerprint(hashes.SHA256()).hex() == demo_fingerprint()
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def chains_to_demo(chain: list[x509.Certificate]) -> bool:
+    """True when the leaf (chain[0]) is the demo CA or leads to it through the given chain."""
+    demo = _demo_ca()
+    if demo is None or not chain:
+        return False
+    current, rest = chain[0], list(chain[1:])
+    for _ in range(len(chain) + 1):
+        if current == demo or _issued_by(current, demo):
+            return True
+        parent = next((c for c in rest if _issued_by(current, c)), None)
+        if parent is None:
+            return False
+        rest.remove(parent)
+        current = parent
+    return False
+
+
+def leaf_policy_problems(leaf: x509.Certificate, at: dt.datetime) -> list[str]:
+    """Why this certificate may not sign a report at time `at` (empty: it may)."""
+    who = f"the signing certificate {leaf.subject.rfc4514_string()}"
+    problems = []
+    if at < leaf.not_valid_before_utc:
+        problems.append(
+            f"{who} is not yet valid at the signing time {at.isoformat()} "
+            f"(valid from {leaf.not_valid_before_utc.isoformat()})"
+        )
+    elif at > leaf.not_valid_after_utc:
+        problems.append(
+            f"{who} expired on {leaf.not_valid_after_utc.isoformat()}: not valid at the "
+            f"signing time {at.isoformat()}"
+        )
+    try:
+        usage: x509.KeyUsage | None = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        usage = None
+    if usage is None:
+        problems.append(
+            f"{who} has no KeyUsage extension (digitalSignature or nonRepudiation required)"
+        )
+    elif not (usage.digital_signature or usage.content_commitment):
+        problems.append(
+            f"{who} has a KeyUsage that allows neither digitalSignature nor nonRepudiation"
+        )
+    try:
+        basic = leaf.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        basic = None  # RFC 5280: no basicConstraints is not a CA
+    if basic is not None and basic.ca:
+        problems.append(f"{who} is a CA certificate (basicConstraints CA:TRUE), not a signer's")
+    key = leaf.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        if key.key_size < MIN_RSA_BITS:
+            problems.append(f"{who} has an RSA-{key.key_size} key: at least {MIN_RSA_BITS} bits")
+    elif isinstance(key, ec.EllipticCurvePublicKey):
+        if key.curve.key_size < MIN_EC_BITS:
+            problems.append(
+                f"{who} has a {key.curve.key_size}-bit EC key ({key.curve.name}): "
+                f"at least {MIN_EC_BITS} bits"
+            )
+    else:
+        problems.append(f"{who} has a {type(key).__name__}: only RSA and EC keys sign reports")
+    return problems
 
 
 def _load_pem_key(path: Path, passphrase: str | None) -> object:
@@ -159,32 +234,45 @@ def load_signing_material(
                 f"{leaf.subject.rfc4514_string()} ({source})"
             )
         leaf = matching[0]
-    now = dt.datetime.now(dt.UTC)
-    if not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
-        raise ReportError(
-            f"the signing certificate {leaf.subject.rfc4514_string()} is not valid now "
-            f"(valid {leaf.not_valid_before_utc:%Y-%m-%d} to {leaf.not_valid_after_utc:%Y-%m-%d})"
-        )
-    try:
-        usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        usage = None
-    if usage is not None and not usage.digital_signature:
-        raise ReportError(
-            f"the certificate {leaf.subject.rfc4514_string()} does not allow digitalSignature"
-        )
+    problems = leaf_policy_problems(leaf, dt.datetime.now(dt.UTC))
+    if problems:
+        raise ReportError(f"refused ({source}): " + "; ".join(problems))
     rest = [c for c in chain if c is not leaf and not _is_self_signed(c)]
-    return SigningMaterial(key=private, chain=[leaf, *rest], demo=is_demo_cert(leaf), source=source)
+    full = [leaf, *rest]
+    return SigningMaterial(key=private, chain=full, demo=chains_to_demo(full), source=source)
 
 
-def sign_document(doc: etree._Element, material: SigningMaterial) -> etree._Element:
+def signing_now() -> dt.datetime:
+    """The signing time written into report.xml (whole seconds, UTC)."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+class _TimedXAdESSigner(XAdESSigner):
+    """signxml's XAdES signer with the signing time given by the caller: the HTML and PDF,
+    rendered before the XML is signed, state the same time as xades:SigningTime."""
+
+    def __init__(self, signing_time: dt.datetime, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._signing_time = signing_time
+
+    def add_signing_time(self, signed_signature_properties, sig_root, signing_settings):  # type: ignore[no-untyped-def]
+        element = etree.SubElement(
+            signed_signature_properties, f"{{{XADES_NS}}}SigningTime", nsmap=self.namespaces
+        )
+        element.text = self._signing_time.isoformat(timespec="seconds")
+
+
+def sign_document(
+    doc: etree._Element, material: SigningMaterial, signing_time: dt.datetime
+) -> etree._Element:
     """Append an enveloped XAdES-BES ds:Signature to doc and return the signed root."""
     method = (
         SignatureMethod.RSA_SHA256
         if isinstance(material.key, rsa.RSAPrivateKey)
         else SignatureMethod.ECDSA_SHA256
     )
-    signer = XAdESSigner(
+    signer = _TimedXAdESSigner(
+        signing_time,
         signature_algorithm=method,
         digest_algorithm="sha256",
         data_object_format=XAdESDataObjectFormat(
@@ -225,29 +313,38 @@ def signing_certificate(root: etree._Element) -> list[x509.Certificate]:
     return certs
 
 
-def signature_info(root: etree._Element) -> SignatureInfo:
-    """Read the signature details back from a signed report (for the cover page)."""
-    leaf = signing_certificate(root)[0]
-    method = _find(root, "ds:Signature/ds:SignedInfo/ds:SignatureMethod")
-    digest = _find(root, "ds:Signature/ds:SignedInfo/ds:Reference/ds:DigestMethod")
-    c14n = _find(root, "ds:Signature/ds:SignedInfo/ds:CanonicalizationMethod")
-    when = _find(root, ".//xades:SigningTime")
-
-    def frag(el: etree._Element | None) -> str:
-        alg = el.get("Algorithm", "") if el is not None else ""
-        return alg.rsplit("#", 1)[-1] if "#" in alg else alg.rsplit("/", 1)[-1]
-
+def signature_info(material: SigningMaterial, signing_time: dt.datetime) -> SignatureInfo:
+    """What the cover page says about the signature (known before signing: HTML and PDF are
+    rendered first, so that report.xml can bind their digests)."""
+    leaf = material.chain[0]
+    ecdsa = isinstance(material.key, ec.EllipticCurvePrivateKey)
     return SignatureInfo(
-        format="XAdES-BES, enveloped (ETSI EN 319 132-1)",
-        algorithm=frag(method),
-        digest=frag(digest),
-        c14n="C14N 1.1" if c14n is not None and c14n.get("Algorithm") == C14N_ALG else frag(c14n),
+        format="XAdES-BES enveloped (report.xml) · PAdES (report.pdf)",
+        algorithm="ecdsa-sha256" if ecdsa else "rsa-sha256",
+        digest="sha256",
+        c14n="C14N 1.1",
         subject=leaf.subject.rfc4514_string(),
         issuer=leaf.issuer.rfc4514_string(),
         serial=format(leaf.serial_number, "X"),
         not_before=leaf.not_valid_before_utc.isoformat(),
         not_after=leaf.not_valid_after_utc.isoformat(),
         fingerprint_sha256=leaf.fingerprint(hashes.SHA256()).hex(),
-        signing_time=(when.text or "") if when is not None else "",
-        demo=is_demo_cert(leaf),
+        signing_time=signing_time.isoformat(timespec="seconds"),
+        demo=material.demo,
     )
+
+
+def signing_time_of(root: etree._Element) -> dt.datetime | None:
+    """xades:SigningTime of a signed report (None when absent or not a date-time)."""
+    when = _find(root, "ds:Signature/ds:Object/xades:QualifyingProperties//xades:SigningTime")
+    try:
+        parsed = dt.datetime.fromisoformat((when.text or "").strip()) if when is not None else None
+    except ValueError:
+        return None
+    if parsed is not None and parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed
+
+
+def name_part(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> str:
+    return ", ".join(str(a.value) for a in cert.subject.get_attributes_for_oid(oid))

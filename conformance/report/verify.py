@@ -1,13 +1,15 @@
-"""Verifying a signed report: signature, certificate chain, seals, XSD and the evidence files.
+"""Verifying a signed report: signature, signer, seals, XSD, counts and every file of the run.
 
-Trust: the signature is always checked with the certificate it carries, so any change to the
-report fails verification with or without a trust anchor. Whether that certificate belongs to a
-lab you trust is a separate question: with `trust` (a PEM file of CA certificates) the chain is
-checked against it; without it the result says "certificate chain NOT checked" in its notes and
-can still be ok — the report is intact, but nothing says who signed it.
+Three answers (VerifyResult.status): VALID — intact, and the signer chains to a trusted CA
+(`trust`, a PEM file of CA certificates) at the signing time; UNTRUSTED — intact, but no trust
+anchor was given or the signer does not chain to it (anyone can make a certificate: an intact
+signature alone says nothing about who signed); INVALID — anything wrong, each problem named:
+the XML element (by its seal), the signature reference, the leaf policy the certificate breaks,
+the file whose digest differs, the file added to or missing from the run directory, report.pdf's
+PAdES signature, or the group whose signed counts its case verdicts contradict.
 
-Every problem names what is wrong: the XML element (by its seal), the signature reference, the
-certificate, or the evidence file with both digests. Nothing here raises for a damaged report.
+DEMO (a certificate that chains to the shipped demo CA, whose key is public) is said in a note
+whatever the status. Nothing here raises for a damaged report.
 """
 
 from __future__ import annotations
@@ -18,12 +20,26 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.x509 import verification as xv
+from cryptography.x509.oid import NameOID
 from lxml import etree
-from signxml.exceptions import InvalidDigest, InvalidSignature, SignXMLException
+from signxml.exceptions import (
+    InvalidCertificate,
+    InvalidDigest,
+    InvalidSignature,
+    SignXMLException,
+)
 from signxml.xades import XAdESSignatureConfiguration, XAdESVerifier
 
-from conformance.report.model import ReportError, safe_relative, sha256_path
-from conformance.report.sign import is_demo_cert, signing_certificate
+from conformance.report.manifest import DASHBOARD_DIR, REPORT_PDF, run_files
+from conformance.report.model import VERDICTS, sha256_path
+from conformance.report.pades import check_pdf
+from conformance.report.sign import (
+    chains_to_demo,
+    leaf_policy_problems,
+    name_part,
+    signing_certificate,
+    signing_time_of,
+)
 from conformance.report.xml import (
     DS_NS,
     NS,
@@ -38,19 +54,39 @@ from conformance.report.xml import (
 )
 from conformance.results import CaseResult, Verdict, conclude
 
+VALID, UNTRUSTED, INVALID = "VALID", "UNTRUSTED", "INVALID"
+
 
 @dataclass
 class VerifyResult:
-    """ok is True when nothing is wrong; notes carry what was not checked (e.g. the chain)."""
+    """ok: VALID (intact and trusted). intact: no problem found. untrusted: why the signer is
+    not trusted (empty when chain_checked). notes: what a reader must know (DEMO, unsigned)."""
 
     ok: bool
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     report: Path | None = None
     chain_checked: bool = False
+    untrusted: str = ""
+    demo: bool = False
     signer: str = ""
+    signer_cn: str = ""
+    signer_org: str = ""
+    signing_time: str = ""
     conclusion: str = ""
     evidence_checked: int = 0
+    files_checked: int = 0
+    pdf_checked: bool = False
+
+    @property
+    def intact(self) -> bool:
+        return not self.problems
+
+    @property
+    def status(self) -> str:
+        if self.problems:
+            return INVALID
+        return VALID if self.chain_checked else UNTRUSTED
 
 
 def _locate(path: Path) -> tuple[Path, Path]:
@@ -70,6 +106,23 @@ def _reference_name(uri: str) -> str:
     return f"ds:Reference URI={uri}"
 
 
+def _xades_verify(data: bytes, cert: x509.Certificate, at: dt.datetime | None) -> list:
+    """signxml's check at the claimed signing time (it is a signed property, so a verified
+    signature confirms it). A certificate not valid then is the leaf policy's finding
+    ("expired …"): the integrity is still checked, at a time the certificate was valid."""
+    try:
+        return XAdESVerifier().verify(
+            data, x509_cert=cert, expect_config=XAdESSignatureConfiguration(
+                location="./", verification_time=at
+            )
+        )
+    except InvalidCertificate:
+        inside = XAdESSignatureConfiguration(
+            location="./", verification_time=cert.not_valid_before_utc
+        )
+        return XAdESVerifier().verify(data, x509_cert=cert, expect_config=inside)
+
+
 def _check_signature(
     data: bytes, root: etree._Element, result: VerifyResult
 ) -> list[x509.Certificate]:
@@ -84,11 +137,7 @@ def _check_signature(
         return []
     result.signer = certs[0].subject.rfc4514_string()
     try:
-        refs = XAdESVerifier().verify(
-            data,
-            x509_cert=certs[0],
-            expect_config=XAdESSignatureConfiguration(location="./"),
-        )
+        refs = _xades_verify(data, certs[0], signing_time_of(root))
     except InvalidDigest as exc:
         message = str(exc)
         uri = None
@@ -164,7 +213,10 @@ def _check_seals(root: etree._Element, result: VerifyResult) -> int:
     return bad
 
 
-def _check_chain(certs: list[x509.Certificate], trust: Path, result: VerifyResult) -> None:
+def _check_chain(
+    certs: list[x509.Certificate], trust: Path, at: dt.datetime, result: VerifyResult
+) -> None:
+    """Does the signer chain to a CA in `trust` at the signing time? (UNTRUSTED if not.)"""
     try:
         anchors = x509.load_pem_x509_certificates(Path(trust).read_bytes())
     except (OSError, ValueError) as exc:
@@ -172,8 +224,8 @@ def _check_chain(certs: list[x509.Certificate], trust: Path, result: VerifyResul
         return
 
     def key_usage(_policy: object, _cert: x509.Certificate, usage: x509.KeyUsage | None) -> None:
-        if usage is not None and not usage.digital_signature:
-            raise ValueError("KeyUsage lacks digitalSignature")
+        if usage is not None and not (usage.digital_signature or usage.content_commitment):
+            raise ValueError("KeyUsage lacks digitalSignature and nonRepudiation")
 
     ee_policy = xv.ExtensionPolicy.permit_all().may_be_present(
         x509.KeyUsage, xv.Criticality.AGNOSTIC, key_usage
@@ -181,71 +233,212 @@ def _check_chain(certs: list[x509.Certificate], trust: Path, result: VerifyResul
     builder = (
         xv.PolicyBuilder()
         .store(xv.Store(anchors))
-        .time(dt.datetime.now(dt.UTC))
+        .time(at)
         .extension_policies(ee_policy=ee_policy, ca_policy=xv.ExtensionPolicy.webpki_defaults_ca())
     )
     try:
         builder.build_client_verifier().verify(certs[0], certs[1:])
     except xv.VerificationError as exc:
-        result.problems.append(
+        result.untrusted = (
             f"certificate chain: the signer {certs[0].subject.rfc4514_string()} (issued by "
-            f"{certs[0].issuer.rfc4514_string()}) does not chain to a CA in {trust}: {exc}"
+            f"{certs[0].issuer.rfc4514_string()}) does not chain to a CA in {trust} at the "
+            f"signing time: {exc}"
         )
         return
     result.chain_checked = True
 
 
-def _check_evidence(root: etree._Element, run_dir: Path, result: VerifyResult) -> None:
-    """Re-hash every evidence file the signed report names and compare with its digest."""
-    missing: list[str] = []
-    elements = list(root.iterfind(f"{q('cases')}/{q('case')}/{q('evidence')}"))
-    for element in elements:
+def _check_signer(
+    root: etree._Element, certs: list[x509.Certificate], trust: Path | None, result: VerifyResult
+) -> None:
+    """Leaf policy at the signing time (INVALID), DEMO (a note), chain to `trust` (UNTRUSTED)."""
+    leaf = certs[0]
+    result.signer_cn = name_part(leaf, NameOID.COMMON_NAME)
+    result.signer_org = name_part(leaf, NameOID.ORGANIZATION_NAME)
+    at = signing_time_of(root)
+    if at is None:
+        result.problems.append("signature: no xades:SigningTime date-time in the signed properties")
+        return
+    result.signing_time = at.isoformat()
+    result.demo = chains_to_demo(certs)
+    if result.demo:
+        result.notes.append(
+            "DEMO: the signing certificate chains to the shipped demo CA (fixtures/pki), whose "
+            "key is public — anyone can mint such a certificate: not a certified report"
+        )
+    policy = leaf_policy_problems(leaf, at)
+    result.problems.extend(f"signer refused: {p}" for p in policy)
+    if policy:
+        return
+    if trust is None:
+        result.untrusted = (
+            "no trust anchor given: the signature shows the report is intact, not who signed "
+            "it — pass --trust CA.pem"
+        )
+        result.notes.append("certificate chain NOT checked (no trust anchor given)")
+    else:
+        _check_chain(certs, trust, at, result)
+
+
+def _case_evidence(root: etree._Element) -> dict[str, tuple[str, str]]:
+    """{evidence path: (case id, signed digest)} from the signed cases."""
+    out: dict[str, tuple[str, str]] = {}
+    for element in root.iterfind(f"{q('cases')}/{q('case')}/{q('evidence')}"):
         parent = element.getparent()
-        case_id = parent.get("id") if parent is not None else "?"
-        rel, recorded = element.get("path") or "", element.get("sha256") or ""
-        try:
-            path = safe_relative(run_dir, rel)
-        except ReportError as exc:
-            result.problems.append(f"case {case_id}: {exc}")
+        case_id = (parent.get("id") if parent is not None else None) or "?"
+        out[element.get("path") or ""] = (case_id, element.get("sha256") or "")
+    return out
+
+
+def _check_files(
+    root: etree._Element, run_dir: Path, signer: x509.Certificate | None, result: VerifyResult
+) -> None:
+    """Every file of the run against the signed manifest: changed, missing, added; the PDF."""
+    manifest = root.find(q("manifest"))
+    if manifest is None:
+        result.problems.append("report.xml has no signed <manifest>: the run's files are unbound")
+        return
+    listed = {el.get("path") or "": el.get("sha256") or "" for el in manifest.iterfind(q("file"))}
+    evidence = _case_evidence(root)
+    for rel, (case_id, digest) in evidence.items():
+        if listed.get(rel) != digest:
+            result.problems.append(
+                f"case {case_id}: its evidence {rel} is not in the signed manifest with the "
+                "same digest — the report contradicts itself"
+            )
+
+    def label(rel: str) -> str:
+        return f"evidence file {rel} (case {evidence[rel][0]})" if rel in evidence else rel
+
+    # Only what a walk of run_dir finds counts as present: regular files inside it, reached
+    # without following a link (so a listed path cannot lead outside the run directory).
+    present, odd = run_files(run_dir)
+    on_disk = set(present)
+    missing: list[str] = []
+    for rel, recorded in listed.items():
+        if rel not in on_disk:
+            missing.append(rel)
             continue
         try:
-            actual = sha256_path(path) if path.is_file() else None
-        except (OSError, ValueError) as exc:
-            result.problems.append(f"evidence file {rel} (case {case_id}) cannot be read: {exc}")
+            actual = sha256_path(run_dir / rel)
+        except OSError as exc:
+            result.problems.append(f"{label(rel)} cannot be read: {exc.strerror or exc}")
             continue
-        if actual is None:
-            missing.append(f"evidence file {rel} (case {case_id}) is missing")
-            continue
-        result.evidence_checked += 1
         if actual != recorded:
             result.problems.append(
-                f"evidence file {rel} (case {case_id}): SHA-256 is {actual}, the signed report "
-                f"records {recorded} — the file was changed"
+                f"{label(rel)}: SHA-256 is {actual}, the signed manifest records {recorded} — "
+                "the file was changed after signing"
             )
-    if missing and len(missing) == len(elements) and len(missing) > 3:
+            continue
+        result.files_checked += 1
+        result.evidence_checked += rel in evidence
+    if missing and len(missing) == len(listed) and len(missing) > 3:
         result.problems.append(
-            f"none of the {len(missing)} evidence files is in {run_dir} (verify the run "
-            "directory the report was written in, not a copy of report.xml alone)"
+            f"none of the {len(missing)} files the signed manifest lists is in {run_dir} "
+            "(verify the run directory the report was written in, not a copy of report.xml)"
         )
     else:
-        result.problems.extend(missing)
+        result.problems.extend(
+            f"{label(rel)} is missing" if rel in evidence
+            else f"{rel} is missing (the signed manifest lists it)"
+            for rel in missing
+        )
+    result.problems.extend(
+        f"{rel} is in the run directory but not in the signed manifest — added after signing"
+        for rel in present
+        if rel not in listed
+    )
+    result.problems.extend(
+        f"{rel} is not a regular file (a symbolic link?): not written by rhc" for rel in odd
+    )
+    if (run_dir / DASHBOARD_DIR).exists():
+        result.notes.append(
+            f"{DASHBOARD_DIR}/ is not signed (a view built later from the signed "
+            "allure-results): rebuild it with `rhc report allure` rather than trust a copy"
+        )
+    _check_pdf(manifest.find(q("pdf")), run_dir, signer, result)
 
 
-def _check_sources(root: etree._Element, run_dir: Path, result: VerifyResult) -> None:
-    for art in root.iterfind(f"{q('provenance')}/{q('artifact')}[@role='run']"):
-        rel, recorded = art.get("path") or "", art.get("sha256") or ""
-        try:
-            path = safe_relative(run_dir, rel)
-        except ReportError as exc:
-            result.problems.append(f"provenance: {exc}")
-            continue
-        if not path.is_file():
-            result.notes.append(f"{rel} is not next to report.xml: not compared")
-        elif sha256_path(path) != recorded:
+def _check_pdf(
+    element: etree._Element | None,
+    run_dir: Path,
+    signer: x509.Certificate | None,
+    result: VerifyResult,
+) -> None:
+    pdf_path = run_dir / REPORT_PDF
+    if element is None:
+        if pdf_path.exists():
             result.problems.append(
-                f"{rel}: SHA-256 differs from the one recorded in the signed report — the run's "
-                "result file was changed after the report was written"
+                f"{REPORT_PDF} is in the run directory but the signed report lists no PDF — "
+                "added after signing"
             )
+        return
+    if not pdf_path.is_file():
+        result.problems.append(f"{REPORT_PDF} is missing (the signed manifest lists it)")
+        return
+    if signer is None:
+        return  # the XML signature problem is reported already
+    try:
+        size = int(element.get("renderedSize") or "0")
+        data = pdf_path.read_bytes()
+    except (OSError, ValueError) as exc:
+        result.problems.append(f"{REPORT_PDF} cannot be checked: {exc}")
+        return
+    check = check_pdf(
+        data, rendered_size=size, rendered_sha256=element.get("renderedSha256") or "", signer=signer
+    )
+    result.problems.extend(check.problems)
+    result.pdf_checked = not check.problems
+
+
+def _signed_counts(element: etree._Element) -> dict[str, int] | None:
+    try:
+        counts = {c.get("verdict") or "": int(c.text or "") for c in element.iterfind(q("count"))}
+        counts["total"] = int(element.get("total") or "")
+    except ValueError:
+        return None  # the XSD problem is reported already
+    return counts
+
+
+def _check_counts(root: etree._Element, result: VerifyResult) -> None:
+    """The signed counts (per group, overall, mandatory) recomputed from the case verdicts."""
+    zero = dict.fromkeys(VERDICTS, 0)
+    by_group: dict[str, dict[str, int]] = {}
+    overall, mandatory = dict(zero), dict(zero)
+    for case in root.iterfind(f"{q('cases')}/{q('case')}"):
+        verdict = case.get("verdict") or ""
+        if verdict not in zero:
+            return  # the XSD problem is reported already
+        by_group.setdefault(case.get("group") or "-", dict(zero))[verdict] += 1
+        overall[verdict] += 1
+        if case.get("mandatory") in ("true", "1"):
+            mandatory[verdict] += 1
+
+    def compare(element: etree._Element | None, expected: dict[str, int], what: str) -> None:
+        if element is None:
+            result.problems.append(f"{what}: no signed counts")
+            return
+        signed = _signed_counts(element)
+        want = {**expected, "total": sum(expected.values())}
+        if signed is not None and signed != want:
+            shown = ", ".join(
+                f"{k} {signed.get(k)}→{v}" for k, v in want.items() if signed.get(k) != v
+            )
+            result.problems.append(
+                f"{what}: the signed counts differ from its case verdicts ({shown})"
+            )
+
+    seen: set[str] = set()
+    for group in root.iterfind(f"{q('groups')}/{q('group')}"):
+        name = group.get("name") or ""
+        seen.add(name)
+        compare(group, by_group.get(name, zero), f"group {name}")
+    for name in by_group.keys() - seen:
+        result.problems.append(f"group {name}: its cases have no signed counts in <groups>")
+    conclusion = root.find(q("conclusion"))
+    if conclusion is not None:
+        compare(conclusion.find(q("counts")), overall, "the overall counts")
+        compare(conclusion.find(q("mandatoryCounts")), mandatory, "the mandatory counts")
 
 
 def _check_conclusion(root: etree._Element, result: VerifyResult) -> None:
@@ -291,7 +484,7 @@ def verify_report(path: Path | str, trust: Path | str | None = None) -> VerifyRe
         _verify(xml_path, run_dir, Path(trust) if trust else None, result)
     except Exception as exc:  # last resort: a verifier must answer, not crash
         result.problems.append(f"verification stopped: {type(exc).__name__}: {exc}")
-    result.ok = not result.problems
+    result.ok = result.status == VALID
     return result
 
 
@@ -323,17 +516,7 @@ def _verify(xml_path: Path, run_dir: Path, trust: Path | None, result: VerifyRes
                     "between sections, or in several places consistently)"
                 )
     if certs:
-        if trust is not None:
-            _check_chain(certs, trust, result)
-        else:
-            result.notes.append(
-                "certificate chain NOT checked (no trust anchor given): the signature shows "
-                "the report is intact, not who signed it — pass --trust CA.pem"
-            )
-        if is_demo_cert(certs[0]):
-            result.notes.append(
-                "signed with the DEMO key from fixtures/pki: not a certified report"
-            )
-    _check_evidence(root, run_dir, result)
-    _check_sources(root, run_dir, result)
+        _check_signer(root, certs, trust, result)
+    _check_files(root, run_dir, certs[0] if certs else None, result)
+    _check_counts(root, result)
     _check_conclusion(root, result)

@@ -1,4 +1,11 @@
-"""write_report: run directory → report.xml (validated, signed) → report.html → report.pdf."""
+"""write_report: run directory → report.html, report.pdf (rendered) → report.xml binding their
+digests and every file of the run (signed) → report.pdf signed (PAdES) → verified.
+
+Order matters: the HTML and the PDF are rendered first (the signing certificate and time are
+known before signing), so the signed XML can list their digests; the PDF's own signature is an
+incremental update that leaves the rendered bytes as its prefix (report/manifest.py).
+Nothing is written into the run directory before the XML is signed.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +16,23 @@ from pathlib import Path
 
 from lxml import etree
 
-from conformance.report.model import ReportError, build_model, sha256_path
+from conformance.report.manifest import (
+    REPORT_HTML,
+    REPORT_PDF,
+    REPORT_XML,
+    FileEntry,
+    Manifest,
+    collect,
+)
+from conformance.report.model import ReportError, build_model
+from conformance.report.pades import sign_pdf
 from conformance.report.render import render_html, write_pdf
-from conformance.report.sign import load_signing_material, sign_document, signature_info
+from conformance.report.sign import (
+    load_signing_material,
+    sign_document,
+    signature_info,
+    signing_now,
+)
 from conformance.report.verify import verify_report
 from conformance.report.xml import build_xml, check_schema
 
@@ -37,6 +58,13 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def _render_pdf(html: str) -> bytes:
+    with tempfile.TemporaryDirectory(prefix="rhc-pdf-") as tmp:
+        path = Path(tmp) / REPORT_PDF
+        write_pdf(html, path)
+        return path.read_bytes()
+
+
 def write_report(
     run_dir: Path | str,
     *,
@@ -47,43 +75,53 @@ def write_report(
     passphrase: str | None = None,
     pdf: bool = True,
 ) -> ReportPaths:
-    """Write run_dir/report.xml (XAdES-signed), report.html and report.pdf.
+    """Write run_dir/report.xml (XAdES-signed), report.html and report.pdf (PAdES-signed).
 
     Without key/cert/pkcs12 it signs with the DEMO key (fixtures/pki) and the first page says so;
     without lab it uses fixtures/lab-demo.yaml. Every failure is a ReportError with a message.
-    Call it after the run has finished writing summary.json, results.jsonl and evidence/: their
-    digests are signed into the report, and `verify` flags any later change to them.
+    Call it after the run has finished writing its files: every file then in run_dir is listed
+    by digest in the signed report, and `verify` flags any later change, addition or removal.
     """
     run_dir = Path(run_dir)
     key, cert, pkcs12 = (Path(p) if p else None for p in (key, cert, pkcs12))
     material = load_signing_material(key=key, cert=cert, pkcs12=pkcs12, passphrase=passphrase)
     model = build_model(run_dir, lab=lab, demo_key=material.demo)
-    doc = build_xml(model)
+    signing_time = signing_now()
+    html = render_html(model, signature_info(material, signing_time)).encode("utf-8")
+    rendered = _render_pdf(html.decode("utf-8")) if pdf else None
+    manifest = Manifest(
+        files=sorted(
+            [*collect(run_dir), FileEntry.of_bytes(REPORT_HTML, html)], key=lambda e: e.path
+        ),
+        pdf=FileEntry.of_bytes(REPORT_PDF, rendered) if rendered is not None else None,
+    )
+    doc = build_xml(model, manifest)
     check_schema(doc)
-    signed = sign_document(doc, material)
+    signed = sign_document(doc, material, signing_time)
     data = etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
+    signed_pdf = (
+        sign_pdf(rendered, material, reason=f"Conformance report {model.report_id}")
+        if rendered is not None
+        else None
+    )
 
-    xml_path = run_dir / "report.xml"
+    xml_path, html_path, pdf_path = (run_dir / n for n in (REPORT_XML, REPORT_HTML, REPORT_PDF))
     try:
         _atomic_write(xml_path, data)
-        check = verify_report(run_dir)  # never hand out a report our own verifier rejects
-        if not check.ok:
-            raise ReportError(
-                "the report just written does not verify: " + "; ".join(check.problems)
-            )
-        html = render_html(model, signature_info(signed), sha256_path(xml_path))
-        html_path = run_dir / "report.html"
-        _atomic_write(html_path, html.encode("utf-8"))
+        _atomic_write(html_path, html)
+        if signed_pdf is not None:
+            _atomic_write(pdf_path, signed_pdf)
+        else:
+            pdf_path.unlink(missing_ok=True)  # a PDF of an earlier report must not sit beside
     except OSError as exc:
         raise ReportError(f"cannot write the report into {run_dir}: {exc}") from None
-    pdf_path = run_dir / "report.pdf"
-    pdf_path.unlink(missing_ok=True)  # a PDF of an earlier report must not sit beside this one
-    if pdf:
-        write_pdf(html, pdf_path)
+    check = verify_report(run_dir)  # never hand out a report our own verifier rejects
+    if not check.intact:
+        raise ReportError("the report just written does not verify: " + "; ".join(check.problems))
     return ReportPaths(
         xml=xml_path,
         html=html_path,
-        pdf=pdf_path,
+        pdf=pdf_path if signed_pdf is not None else None,
         conclusion=model.conclusion,
         demo_key=material.demo,
     )

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 from lxml import etree
 
+from conformance.report.manifest import Manifest
 from conformance.report.model import (
     CONCLUSION_RULE_EN,
     CONCLUSION_RULE_ZH,
@@ -141,7 +142,17 @@ def _double(value: float) -> str:
     return repr(float(value))
 
 
-def build_xml(model: ReportModel) -> etree._Element:
+def _manifest(root: etree._Element, manifest: Manifest) -> None:
+    """Every file of the run by digest (report/manifest.py); the PDF as rendered, pre-PAdES."""
+    element = _sub(root, "manifest", count=str(len(manifest.files)))
+    for entry in manifest.files:
+        _sub(element, "file", path=entry.path, size=str(entry.size), sha256=entry.sha256)
+    if manifest.pdf is not None:
+        pdf = manifest.pdf
+        _sub(element, "pdf", path=pdf.path, renderedSize=str(pdf.size), renderedSha256=pdf.sha256)
+
+
+def build_xml(model: ReportModel, manifest: Manifest) -> etree._Element:
     """The unsigned, sealed report element (validate with schema_problems before signing)."""
     root = etree.Element(
         q("report"),
@@ -245,6 +256,7 @@ def build_xml(model: ReportModel) -> etree._Element:
         if item.evidence:
             _sub(req, "evidence", item.evidence)
 
+    _manifest(root, manifest)
     etree.indent(root, space=" ")  # readable, and problems can cite useful line numbers
     for element in [*root.iterfind(f"./{q('cases')}/{q('case')}"), *root]:
         if element.tag != q("cases"):
