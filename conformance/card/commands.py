@@ -19,7 +19,8 @@ from collections.abc import Callable
 
 from conformance import crypto
 from conformance.card.content import CardContent, EFile, index_flags
-from conformance.card.faults import FAULTS, FaultSet
+from conformance.card.deviations import StatusWordBend
+from conformance.card.faults import FaultSet
 from conformance.card.security import SecurityState
 from conformance.model.profile import CardProfile
 from conformance.model.schema import Structure, UpdateMode
@@ -116,6 +117,7 @@ class CardOS:
         self._pending: bytes | None = None
         self._sm_challenge: bytes | None = None
         self._t0 = "t0_get_response" in features
+        self._bend = StatusWordBend(profile, faults)  # the declared status-word faults
         self._init_status_words()
         self._init_tree()
         self._init_keys()
@@ -128,7 +130,7 @@ class CardOS:
         self._max_le = sec.max_short_le
         self._pin_len = sec.pin.length_bytes
         self._pin_limit = sec.pin.tries
-        pool = int(FAULTS["challenge_small_pool"].value)
+        pool = int(faults.fault("challenge_small_pool").value)
         self._pool = [secrets.token_bytes(sec.challenge_length) for _ in range(pool)]
         self._pool_next = 0
 
@@ -245,10 +247,10 @@ class CardOS:
         if unknown:
             raise ValueError(f"the virtual card does not implement profile command(s) {unknown}")
         self._classes = {c.cla for c in commands.values()}
-        self._by_ins: dict[int, dict[int, Handler]] = {}
+        self._by_ins: dict[int, dict[int, tuple[str, Handler]]] = {}
         for name, c in commands.items():
             if c.feature is None or c.feature in self.features:
-                self._by_ins.setdefault(c.ins, {})[c.cla] = handlers[name]
+                self._by_ins.setdefault(c.ins, {})[c.cla] = (name, handlers[name])
         self._get_response_cmd = self.profile.command("get_response")
         self._sm_cla = self.profile.command("update_record_sm")[0]
         self._ext_auth_cmd = self.profile.command("external_authenticate")
@@ -292,16 +294,15 @@ class CardOS:
             return self.CLA_NOT_SUPPORTED
         table = self._by_ins.get(ins)
         if table is None:
-            if self.faults.active("unknown_ins_6e00"):
-                return self._fault_sw("unknown_ins_6e00")
-            return self.INS_NOT_SUPPORTED
-        handler = table.get(cla)
-        if handler is None:
+            return self._bend("", self.INS_NOT_SUPPORTED)
+        entry = table.get(cla)
+        if entry is None:
             if cla_known and not self.faults.active("known_ins_wrong_class_accepted"):
                 return self.CLA_NOT_SUPPORTED
             # faults unknown_cla_accepted / known_ins_wrong_class_accepted
-            handler = next(iter(table.values()))
-        return handler(c)
+            entry = next(iter(table.values()))
+        name, handler = entry
+        return self._bend(name, handler(c))
 
     # ------------------------------------------------------------------ answers
     def _data(self, data: bytes) -> bytes:
@@ -312,50 +313,33 @@ class CardOS:
         return data + self.OK
 
     def _fault_sw(self, name: str) -> bytes:
-        return bytes.fromhex(FAULTS[name].value)
-
-    def _answer(self, reference: bytes, fault: str) -> bytes:
-        """The reference status word, or the deviating one of `fault` when it is active."""
-        return self._fault_sw(fault) if self.faults.active(fault) else reference
-
-    def _wrong_p1p2(self) -> bytes:
-        return self._answer(self.WRONG_P1P2, "wrong_p1p2_6b00")
+        """The deviating status word a hook fault carries in its ``value``."""
+        return bytes.fromhex(self.faults.fault(name).value)
 
     def _wrong_le(self, right: int) -> bytes:
-        return self._answer(bytes([self._sw1_wrong_le, right & 0xFF]), "wrong_le_6700")
+        return bytes([self._sw1_wrong_le, right & 0xFF])
 
     def _wrong_lc(self) -> bytes:
-        return self._answer(self.WRONG_LENGTH, "wrong_lc_6a87")
-
-    def _no_current_ef(self) -> bytes:
-        return self._answer(self.NO_CURRENT_EF, "no_current_ef_6a82")
-
-    def _incompatible(self) -> bytes:
-        return self._answer(self.INCOMPATIBLE, "wrong_structure_6986")
-
-    def _record_not_found(self) -> bytes:
-        return self._answer(self.RECORD_NOT_FOUND, "missing_record_6a82")
+        return self._fault_sw("wrong_lc_6a87") if self.faults.active("wrong_lc_6a87") \
+            else self.WRONG_LENGTH
 
     def _cryptogram_sw(self, tries_left: int) -> bytes:
         return (self._sw_cryptogram | tries_left).to_bytes(2, "big")
 
     # ------------------------------------------------------------------ rights
+    def _has(self, key: str | None) -> bool:
+        """Whether the right named ``key`` (a key family or ``free``) holds in the current DF."""
+        return key is not None and (key == FREE or key in self.state.rights_in(self.cur_df))
+
     def _may_read(self, ef: EFile) -> bool:
-        key = ef.access.read
-        if key == FREE:
-            return True
-        rights = self.state.rights_in(self.cur_df)
-        if key in rights:
+        if self._has(ef.access.read):
             return True
         f = self.faults
         if f.active("sec_read_unchecked"):
             return True
-        free_read = FAULTS["sec_ddf1_ef06_free_read"]
-        if f.active(free_read.name) and ef.path == free_read.target:
+        if f.active("sec_update_grants_read") and self._has(ef.access.update):
             return True
-        if f.active("sec_update_grants_read") and ef.access.update in rights:
-            return True
-        opens = FAULTS["sec_ddf1_read_opens_df01"]
+        opens = f.fault("sec_ddf1_read_opens_df01")
         return (
             f.active(opens.name)
             and ef.df == opens.target
@@ -363,15 +347,15 @@ class CardOS:
         )
 
     def _may_update(self, ef: EFile) -> bool:
-        rights = self.state.rights_in(self.cur_df)
-        if ef.access.update is not None and ef.access.update in rights:
+        if self._has(ef.access.update):
             return True
+        rights = self.state.rights_in(self.cur_df)
         if self.faults.active("sec_update_any_key") and self.state.granted_since_reset:
             return True
-        f = FAULTS["rec_read_key_writes"]
+        f = self.faults.fault("rec_read_key_writes")
         if self.faults.active(f.name) and ef.df == f.target and ef.data is not None:
             return f.value in rights
-        f = FAULTS["sec_uk_df02_1_opens_ef06"]
+        f = self.faults.fault("sec_uk_df02_1_opens_ef06")
         return self.faults.active(f.name) and ef.path == f.target and f.value in rights
 
     def _card_key(self, family: str) -> bytes:
@@ -395,15 +379,13 @@ class CardOS:
             or (c.p2 == SELECT_P2[1] and self.faults.active("select_p2_0c_rejected"))
             or (c.p2 == SELECT_P2[0] and self.faults.active("select_p2_00_rejected"))
         ):
-            return self._wrong_p1p2()
+            return self.WRONG_P1P2
         if c.malformed:
             return self.WRONG_LENGTH
         if len(c.data) != len(MF_FID):
             return self._wrong_lc()
         target = self._lookup[self.cur_df].get(c.data)
         if target is None:
-            if self.faults.active("select_missing_6a87"):
-                return self._fault_sw("select_missing_6a87")
             return self.FILE_NOT_FOUND
         if isinstance(target, str):
             self._enter_df(target)
@@ -426,18 +408,18 @@ class CardOS:
             by_tag = False
         elif c.p2 == P2_RECORD_ID:
             if self.faults.active("data_no_read_by_tag"):
-                return self._wrong_p1p2()
+                return self.WRONG_P1P2
             by_tag = True
         else:
-            return self._wrong_p1p2()
+            return self.WRONG_P1P2
         if c.malformed or c.data:
             return self.WRONG_LENGTH
         ef = self.cur_ef
         if ef is None:
-            return self._no_current_ef()
+            return self.NO_CURRENT_EF
         records = ef.records
         if records is None or (by_tag and ef.structure is not Structure.TLV_RECORDS):
-            return self._incompatible()
+            return self.INCOMPATIBLE
         if not self._may_read(ef):
             return self.SECURITY
         record: bytes | None = None
@@ -446,7 +428,7 @@ class CardOS:
         elif 1 <= c.p1 <= len(records):
             record = records[c.p1 - 1]
         if record is None:
-            return self._record_not_found()
+            return self.RECORD_NOT_FOUND
         le = c.le
         if le is not None and le != self._max_le and le != len(record):
             return self._wrong_le(len(record))
@@ -455,21 +437,19 @@ class CardOS:
     # ------------------------------------------------------------------ READ / UPDATE BINARY
     def _read_binary(self, c: Command) -> bytes:
         if c.p1 & NO_SFI_BIT:
-            return self._wrong_p1p2()
+            return self.WRONG_P1P2
         if c.malformed or c.data:
             return self.WRONG_LENGTH
         ef = self.cur_ef
         if ef is None:
-            return self._no_current_ef()
+            return self.NO_CURRENT_EF
         data = ef.data
         if data is None:
-            return self._incompatible()
+            return self.INCOMPATIBLE
         if not self._may_read(ef):
             return self.SECURITY
         offset = (c.p1 << 8) | c.p2
         if offset >= len(data):
-            if self.faults.active("read_binary_past_end_6a82"):
-                return self._fault_sw("read_binary_past_end_6a82")
             return self.OFFSET_BEYOND_END
         left = len(data) - offset
         le = c.le
@@ -483,15 +463,15 @@ class CardOS:
 
     def _update_binary(self, c: Command) -> bytes:
         if c.p1 & NO_SFI_BIT:
-            return self._wrong_p1p2()
+            return self.WRONG_P1P2
         if c.malformed or not c.data:
             return self.WRONG_LENGTH
         ef = self.cur_ef
         if ef is None:
-            return self._no_current_ef()
+            return self.NO_CURRENT_EF
         data = ef.data
         if data is None:
-            return self._incompatible()
+            return self.INCOMPATIBLE
         if ef.access.update_mode is not UpdateMode.PLAIN or not self._may_update(ef):
             return self.SECURITY
         offset = 0 if self.faults.active("rec_offset_ignored") else (c.p1 << 8) | c.p2
@@ -499,7 +479,7 @@ class CardOS:
             return self.OFFSET_BEYOND_END
         end = offset + len(c.data)
         if end > len(data):
-            f = FAULTS["rec_update_past_end_truncates"]
+            f = self.faults.fault("rec_update_past_end_truncates")
             if not (self.faults.active(f.name) and ef.df == f.target):
                 return self.WRONG_LENGTH
             end = len(data)
@@ -511,7 +491,7 @@ class CardOS:
             and end > sig[0]
         ):
             return self._fault_sw("rec_signature_readonly")
-        f = FAULTS["rec_truncate_1024"]
+        f = self.faults.fault("rec_truncate_1024")
         if self.faults.active(f.name) and ef.df == f.target:
             end = min(end, max(offset, int(f.value)))
         data[offset:end] = c.data[: end - offset]
@@ -524,15 +504,15 @@ class CardOS:
         elif c.p2 == P2_CYCLIC_NEW and c.p1 == 0:
             new_cyclic = True
         else:
-            return self._wrong_p1p2()
+            return self.WRONG_P1P2
         if c.malformed or not c.data:
             return self.WRONG_LENGTH
         ef = self.cur_ef
         if ef is None:
-            return self._no_current_ef()
+            return self.NO_CURRENT_EF
         records = ef.records
         if records is None or (new_cyclic and ef.structure is not Structure.CYCLIC):
-            return self._incompatible()
+            return self.INCOMPATIBLE
         if ef.structure is Structure.TLV_RECORDS:  # TLV files change only under SM
             if not (self.faults.active("sec_plain_update_tlv") and self._may_update(ef)):
                 return self.SECURITY
@@ -546,7 +526,7 @@ class CardOS:
         elif 1 <= c.p1 <= len(records):
             length = len(records[c.p1 - 1])
         else:
-            return self._record_not_found()
+            return self.RECORD_NOT_FOUND
         if len(c.data) != length:
             return self.WRONG_LENGTH
         if (
@@ -571,15 +551,15 @@ class CardOS:
     def _update_record_sm(self, c: Command) -> bytes:
         challenge, self._sm_challenge = self._sm_challenge, None
         if c.p2 != P2_RECORD_NUMBER:
-            return self._wrong_p1p2()
+            return self.WRONG_P1P2
         if c.malformed or not c.data:
             return self.WRONG_LENGTH
         ef = self.cur_ef
         if ef is None:
-            return self._no_current_ef()
+            return self.NO_CURRENT_EF
         records = ef.records
         if records is None or ef.structure is not Structure.TLV_RECORDS:
-            return self._incompatible()
+            return self.INCOMPATIBLE
         if not self._may_update(ef) and not self.faults.active("sec_sm_without_update_right"):
             return self.SECURITY
         if challenge is None:
@@ -601,7 +581,7 @@ class CardOS:
         except crypto.SecureMessagingError:
             tlv = None
         if not 1 <= c.p1 <= len(records):
-            return self._record_not_found()
+            return self.RECORD_NOT_FOUND
         if tlv is None:
             return self.WRONG_DATA
         tag = ef.tags[c.p1 - 1]
@@ -623,7 +603,7 @@ class CardOS:
 
     def _index_record(self, c: Command, *, mark: bool) -> bytes:
         if c.p2 != P2_RECORD_NUMBER:
-            return self._wrong_p1p2()
+            return self.WRONG_P1P2
         if (
             c.malformed
             or (c.data and not self.faults.active("idx_data_field_accepted"))
@@ -632,21 +612,21 @@ class CardOS:
             return self.WRONG_LENGTH
         ef = self.cur_ef
         if ef is None:
-            return self._no_current_ef()
+            return self.NO_CURRENT_EF
         key = ef.access.mark if mark else ef.access.erase
         records = ef.records
         if key is None or records is None:
-            return self._incompatible()
+            return self.INCOMPATIBLE
         rights = self.state.rights_in(self.cur_df)
-        other = FAULTS["sec_uk_df03_2_marks" if mark else "sec_uk_df03_1_erases"]
+        other = self.faults.fault("sec_uk_df03_2_marks" if mark else "sec_uk_df03_1_erases")
         if (
-            key not in rights
+            not self._has(key)
             and not (self.faults.active(other.name) and other.value in rights)
             and not (self.faults.active("sec_update_any_key") and self.state.granted_since_reset)
         ):
             return self.SECURITY
         if not 1 <= c.p1 <= len(records):
-            return self._record_not_found()
+            return self.RECORD_NOT_FOUND
         used, free = self._index_flags[ef.path]
         if mark:
             flag = used
@@ -662,7 +642,7 @@ class CardOS:
     # ------------------------------------------------------------------ challenge, auth
     def _get_challenge(self, c: Command) -> bytes:
         if c.p1 or c.p2:
-            return self._wrong_p1p2()
+            return self.WRONG_P1P2
         n = self._challenge_len
         if c.malformed or c.data or c.le != n:
             if not (
@@ -687,7 +667,7 @@ class CardOS:
         faults = self.faults
         challenge = self.state.take_challenge(keep=faults.active("sec_challenge_reusable"))
         if c.p1 != 0:
-            return self._wrong_p1p2()
+            return self.WRONG_P1P2
         if c.malformed:
             return self.WRONG_LENGTH
         if len(c.data) != self._auth_len:
@@ -725,7 +705,7 @@ class CardOS:
     # ------------------------------------------------------------------ GET RESPONSE (T=0)
     def _get_response(self, c: Command) -> bytes:
         if c.p1 or c.p2:
-            return self._wrong_p1p2()
+            return self.WRONG_P1P2
         if c.malformed or c.data or c.le is None:
             return self.WRONG_LENGTH
         pending = self._pending
@@ -752,7 +732,7 @@ class CardOS:
 
     def _verify_pin(self, c: Command) -> bytes:
         if c.p1 or c.p2:
-            return self._wrong_p1p2()
+            return self.WRONG_P1P2
         if c.malformed or len(c.data) != self._pin_len:
             return self.WRONG_LENGTH
         if self.content.pin_tries == 0:
@@ -765,7 +745,7 @@ class CardOS:
 
     def _change_pin(self, c: Command) -> bytes:
         if c.p1 != CHANGE_PIN_P1 or c.p2:
-            return self._wrong_p1p2()
+            return self.WRONG_P1P2
         n = self._pin_len
         if c.malformed or len(c.data) != 2 * n + 1:
             return self.WRONG_LENGTH
