@@ -24,7 +24,7 @@ import multiprocessing
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 from conformance.card import VirtualCard
@@ -45,7 +45,14 @@ from conformance.results import CaseResult, Verdict
 from conformance.runner import CaseRunner
 from conformance.transport.inprocess import InProcessTransport
 
-__all__ = ["MATRIX_FORMAT", "KillMatrix", "Outcome", "build_matrix", "run_catalogue"]
+__all__ = [
+    "MATRIX_FORMAT",
+    "KillMatrix",
+    "Outcome",
+    "build_matrix",
+    "describe_figures",
+    "run_catalogue",
+]
 
 MATRIX_FORMAT = "rhc-kill-matrix/1"
 """The ``format`` field of the JSON artefact; bump it when its shape changes."""
@@ -117,8 +124,21 @@ def run_catalogue(faults: Iterable[str] = (), cases: Iterable[Case] | None = Non
     return results
 
 
-def _outcomes(fault: str) -> tuple[str, dict[str, Outcome]]:
-    results = run_catalogue((fault,) if fault else ())
+def telling_cases(fault: Fault, cases: Iterable[Case]) -> list[Case]:
+    """The cases whose verdict under ``fault`` tells the matrix something: those it aims at
+    (a kill or not) and those outside its allowed groups (a stray FAIL or not). A case of its
+    own or an ALSO_BREAKS group that it does not aim at may PASS or FAIL alike."""
+    allowed = fault.allowed_groups
+    return [c for c in cases if fault.aims_at(c.id) or c.group not in allowed]
+
+
+def _outcomes(fault: str, cases: tuple[Case, ...] | None = None, complete: bool = False,
+              ) -> tuple[str, dict[str, Outcome]]:
+    chosen: Iterable[Case] | None = cases
+    if fault and not complete:
+        chosen = telling_cases(fault_catalogue(_bench().profile)[fault],
+                               _bench().cases if cases is None else cases)
+    results = run_catalogue((fault,) if fault else (), chosen)
     return fault, {i: Outcome(r.verdict, r.failed_at) for i, r in results.items()}
 
 
@@ -136,6 +156,8 @@ class KillMatrix:
     """Fault name (``""`` for the reference card) → case ID → outcome."""
     seconds: float = 0.0
     processes: int = 1
+    complete: bool = False
+    """Whether every case ran under every fault (else only each fault's telling cases)."""
     faults: Mapping[str, Fault] = field(default_factory=fault_catalogue)
 
     @property
@@ -205,6 +227,7 @@ class KillMatrix:
             "faults_killing_an_aimed_case": sum(1 for f in self.fault_names if self.kills(f)),
             "problems": len(self.problems()),
             "seconds": round(self.seconds, 1),
+            "complete": self.complete,
             "processes": self.processes,
         }
 
@@ -233,27 +256,52 @@ class KillMatrix:
         return json.dumps(doc, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
 
 
-def build_matrix(faults: Iterable[str] | None = None, *, processes: int = 1) -> KillMatrix:
-    """Run the catalogue under the reference card and each fault (all by default), in
-    ``processes`` worker processes, and return the matrix."""
+def build_matrix(faults: Iterable[str] | None = None, *, processes: int = 1,
+                 cases: Iterable[Case] | None = None, complete: bool = False) -> KillMatrix:
+    """Run the catalogue (or ``cases``) under the reference card and each fault (all by
+    default), in ``processes`` worker processes, and return the matrix.
+
+    Under a fault only its :func:`telling_cases` run, unless ``complete`` (then every case
+    runs, and the JSON's ``fails`` lists every FAIL the fault causes)."""
     bench = _bench()
     catalogue = fault_catalogue(bench.profile)
     names = sorted(catalogue if faults is None else faults)
+    chosen = bench.cases if cases is None else tuple(cases)
+    run = partial(_outcomes, cases=None if cases is None else chosen, complete=complete)
     started = time.perf_counter()
     jobs = [REFERENCE, *names]
     if processes > 1:
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(processes) as pool:
-            outcomes = dict(pool.imap_unordered(_outcomes, jobs))
+            outcomes = dict(pool.imap_unordered(run, jobs))
     else:
-        outcomes = dict(map(_outcomes, jobs))
+        outcomes = dict(map(run, jobs))
     features = list(bench.profile.spec.features)
     return KillMatrix(
-        cases={c.id: c for c in bench.cases},
-        applicable=frozenset(c.id for c in bench.cases
+        cases={c.id: c for c in chosen},
+        applicable=frozenset(c.id for c in chosen
                              if applicable(c.applicability, bench.product, features)),
         outcomes=outcomes,
         seconds=time.perf_counter() - started,
         processes=processes,
         faults=catalogue,
+        complete=complete,
     )
+
+
+def describe_figures(matrix: KillMatrix) -> str:
+    """The matrix's figures and problems as the lines ``rhc card faults --matrix`` prints."""
+    f = matrix.figures()
+    lines = [
+        f"cases: {f['cases']} ({f['applicable_cases']} applicable to the reference product)",
+        f"faults: {f['faults']} ({f['faults_killing_an_aimed_case']} kill a case they aim at)",
+        f"cases killed by their own expectation under an aimed fault: "
+        f"{f['cases_killed_by_own_expectation']}",
+        f"cases failing under some fault (any FAIL, any fault): "
+        f"{f['cases_failing_under_some_fault']}",
+        f"run time: {f['seconds']} s on {f['processes']} process(es)",
+    ]
+    problems = matrix.problems()
+    lines.append(f"problems: {len(problems)}")
+    lines += [f"  - {p}" for p in problems]
+    return "\n".join(lines)

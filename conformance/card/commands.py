@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from conformance import crypto
 from conformance.card.content import CardContent, EFile, index_flags
-from conformance.card.deviations import StatusWordBend
+from conformance.card.deviations import StatusWordBend, refusals
 from conformance.card.faults import FaultSet
 from conformance.card.security import SecurityState
 from conformance.model.profile import CardProfile
@@ -115,9 +115,11 @@ class CardOS:
         self.cur_ef: EFile | None = None
         self.last_error: BaseException | None = None
         self._pending: bytes | None = None
+        self._pending_binary = False  # the pending data came from READ BINARY
         self._sm_challenge: bytes | None = None
         self._t0 = "t0_get_response" in features
         self._bend = StatusWordBend(profile, faults)  # the declared status-word faults
+        self._refusals = refusals(profile, faults)  # (command, P2) → SW, declared faults
         self._init_status_words()
         self._init_tree()
         self._init_keys()
@@ -302,13 +304,15 @@ class CardOS:
             # faults unknown_cla_accepted / known_ins_wrong_class_accepted
             entry = next(iter(table.values()))
         name, handler = entry
-        return self._bend(name, handler(c))
+        refused = self._refusals.get((name, c.p2))
+        return self._bend(name, refused if refused is not None else handler(c))
 
     # ------------------------------------------------------------------ answers
-    def _data(self, data: bytes) -> bytes:
+    def _data(self, data: bytes, *, binary: bool = False) -> bytes:
         """Response data with 9000, or (feature t0_get_response) 61xx and data held back."""
         if self._t0 and data:
             self._pending = data
+            self._pending_binary = binary
             return bytes([self._sw1_available, len(data) & 0xFF])
         return data + self.OK
 
@@ -376,8 +380,6 @@ class CardOS:
         if (
             c.p1 != 0
             or c.p2 not in SELECT_P2
-            or (c.p2 == SELECT_P2[1] and self.faults.active("select_p2_0c_rejected"))
-            or (c.p2 == SELECT_P2[0] and self.faults.active("select_p2_00_rejected"))
         ):
             return self.WRONG_P1P2
         if c.malformed:
@@ -407,8 +409,6 @@ class CardOS:
         if c.p2 == P2_RECORD_NUMBER:
             by_tag = False
         elif c.p2 == P2_RECORD_ID:
-            if self.faults.active("data_no_read_by_tag"):
-                return self.WRONG_P1P2
             by_tag = True
         else:
             return self.WRONG_P1P2
@@ -459,7 +459,7 @@ class CardOS:
             return self._wrong_le(left)
         else:
             n = le
-        return self._data(bytes(data[offset : offset + n]))
+        return self._data(bytes(data[offset : offset + n]), binary=True)
 
     def _update_binary(self, c: Command) -> bytes:
         if c.p1 & NO_SFI_BIT:
@@ -714,7 +714,9 @@ class CardOS:
         if c.le != self._max_le and c.le != len(pending):
             return self._wrong_le(len(pending))
         self._pending = None
-        if self.faults.active("get_response_broken"):
+        if self.faults.active("get_response_broken") or (
+            self._pending_binary and self.faults.active("get_response_binary_short")
+        ):
             pending = pending[:-1]
         return pending + self.OK
 

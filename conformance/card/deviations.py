@@ -6,6 +6,7 @@ never looks at these rows itself; it asks this module at four points:
 - :func:`file_spec` — the file tree as the card builds it (LayoutChange, AccessOverride);
 - :func:`written_items` — the item values personalization writes (ItemValue);
 - :func:`patch_records` — the personalised records (RecordPatch);
+- :func:`refusals` — commands refused before their handler runs (Refusal);
 - :class:`StatusWordBend` — every answer of the card OS (SwSubstitution).
 """
 
@@ -17,12 +18,13 @@ from conformance.card.faults import (
     ItemValue,
     LayoutChange,
     RecordPatch,
+    Refusal,
     SwSubstitution,
 )
 from conformance.model.profile import CardProfile
 from conformance.model.schema import EFSpec, Structure
 
-__all__ = ["StatusWordBend", "file_spec", "patch_records", "written_items"]
+__all__ = ["StatusWordBend", "file_spec", "patch_records", "refusals", "written_items"]
 
 SW_LEN = 2
 RECORD_CHUNK = 128
@@ -92,6 +94,12 @@ def patch_records(files: dict[str, object], faults: FaultSet) -> None:
         if patch.cut:
             del record[-patch.cut :]
         records[patch.record - 1] = bytes(record)
+
+
+def refusals(profile: CardProfile, faults: FaultSet) -> dict[tuple[str, int], bytes]:
+    """(command name, P2) → the status word the card refuses it with."""
+    return {(r.command, r.p2): profile.sw(r.answer).to_bytes(SW_LEN, "big")
+            for r in faults.deviations(Refusal)}
 
 
 class StatusWordBend:

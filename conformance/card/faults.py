@@ -11,6 +11,8 @@ Most faults are *data*: a declared :data:`Deviation` the card applies at one of 
 
 - :class:`SwSubstitution` — a command answers a deviant status word where the reference
   answers a named one (applied to every answer of the card OS);
+- :class:`Refusal` — a command with a given P2 is refused outright (a parameter the card
+  does not support);
 - :class:`RecordPatch` — bytes of a personalised record overwritten, or the record cut short
   (TLV tag/length faults, coding faults);
 - :class:`AccessOverride` — a file's access rule for one right names another key or ``free``;
@@ -53,6 +55,7 @@ __all__ = [
     "ItemValue",
     "LayoutChange",
     "RecordPatch",
+    "Refusal",
     "SwSubstitution",
     "check_fault_names",
     "fault_catalogue",
@@ -74,6 +77,16 @@ class SwSubstitution:
     reference: str
     deviant: str
     commands: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """``command`` with this P2 is refused with status word ``answer`` (a profile name)
+    before the card looks at anything else."""
+
+    command: str
+    p2: int
+    answer: str
 
 
 @dataclass(frozen=True)
@@ -118,8 +131,9 @@ class ItemValue:
     value: str
 
 
-Deviation = SwSubstitution | RecordPatch | AccessOverride | LayoutChange | ItemValue
-KINDS: dict[type, str] = {SwSubstitution: "status_word", RecordPatch: "record",
+Deviation = SwSubstitution | Refusal | RecordPatch | AccessOverride | LayoutChange | ItemValue
+KINDS: dict[type, str] = {SwSubstitution: "status_word", Refusal: "refusal",
+                          RecordPatch: "record",
                           AccessOverride: "access", LayoutChange: "layout", ItemValue: "item"}
 
 
@@ -145,6 +159,8 @@ class Fault:
     aim: tuple[str, ...] = ()
     deviation: Deviation | None = None
     also_breaks: tuple[str, ...] = ()
+    generated: bool = False
+    """Made from the profile by :func:`fault_catalogue` (not a hand-written row)."""
 
     def __post_init__(self) -> None:
         if self.group not in GROUPS:
@@ -218,7 +234,7 @@ _HAND_WRITTEN = [
           "Wrong P1/P2 is answered 6B00 instead of 6A86.",
           "P1/P2 错误返回 6B00 而非 6A86。",
           "§5 check order, 6A86",
-          aim=("CMD-P12-*", "CMD-ORD-*"),
+          aim=("CMD-P12-*", "CMD-ORD-*", "IDX-*-002"),
           deviation=SwSubstitution("wrong_p1p2", "6B00")),
     Fault("wrong_le_6700", "CMD",
           "A wrong Le is answered 6700 instead of 6Cxx with the right length.",
@@ -236,13 +252,13 @@ _HAND_WRITTEN = [
           "A record that does not exist is answered 6A82 instead of 6A83.",
           "记录不存在返回 6A82 而非 6A83。",
           "§5 READ RECORD, 6A83",
-          aim=("CMD-REC-*",),
+          aim=("CMD-REC-*", "IDX-*-003"),
           deviation=SwSubstitution("record_not_found", "6A82")),
     Fault("wrong_structure_6986", "CMD",
           "A command incompatible with the file structure is answered 6986 instead of 6981.",
           "命令与文件结构不相容返回 6986 而非 6981。",
           "§5 check order, 6981",
-          aim=("CMD-STR-*",),
+          aim=("CMD-STR-*", "CYC-NONCYCLIC-*", "SEC-UPD-*-004"),
           deviation=SwSubstitution("incompatible_file_structure", "6986")),
     Fault("no_current_ef_6a82", "CMD",
           "A file command with no current EF is answered 6A82 instead of 6986.",
@@ -254,7 +270,8 @@ _HAND_WRITTEN = [
           "SELECT with P2 = 0C (no FCI) is answered 6A86.",
           "P2 = 0C 的 SELECT 返回 6A86。",
           "§5 SELECT",
-          aim=("CMD-SEL-*-003",)),
+          aim=("CMD-SEL-*-003",),
+          deviation=Refusal("select", 0x0C, "wrong_p1p2")),
     Fault("select_any_ef", "CMD",
           "SELECT finds an EF of any DF, not only among the current DF's children.",
           "SELECT 可选中任意 DF 下的 EF，而不仅限于当前 DF 的子文件。",
@@ -285,7 +302,8 @@ _HAND_WRITTEN = [
           "SELECT with P2 = 00 is answered 6A86: files can be selected only with P2 = 0C.",
           "P2 = 00 的 SELECT 返回 6A86，只能以 P2 = 0C 选择文件。",
           "§5 SELECT; §1 files selectable by FID",
-          aim=("FS-*-001",)),
+          aim=("FS-*-001",),
+          deviation=Refusal("select", 0x00, "wrong_p1p2")),
     Fault("fs_df01_ef06_8_records", "FS",
           "DF01/EF06 has 8 records instead of 9 (the last item is missing).",
           "DF01/EF06 只有 8 条记录而非 9 条（缺最后一个数据项）。",
@@ -349,7 +367,8 @@ _HAND_WRITTEN = [
           "READ RECORD by record identifier (P2 = 00) is not supported (6A86).",
           "不支持按记录标识读记录（P2 = 00），返回 6A86。",
           "§1 record addressing, §5 READ RECORD",
-          aim=("DATA-RID-*", "DATA-RIDX-*")),
+          aim=("DATA-RID-*", "DATA-RIDX-*"),
+          deviation=Refusal("read_record", 0x00, "wrong_p1p2")),
     Fault("data_card_number_altered", "DATA",
           "Item 8 (card number) is personalized differently from item 15 (ID number).",
           "数据项 8（卡号）个人化为与数据项 15（身份证号）不同的值。",
@@ -366,7 +385,7 @@ _HAND_WRITTEN = [
           "DDF1/EF06 can be read without authentication.",
           "DDF1/EF06 无需认证即可读取。",
           "§1 read rights",
-          aim=("SEC-RD-DDF1-EF06-*",),
+          aim=("SEC-RD-DDF1-EF06-*", "CMD-ORD-009"),
           deviation=AccessOverride("DDF1/EF06", "read", "free")),
     Fault("sec_wrong_mac_accepted", "SEC",
           "A secure-messaging update with a wrong MAC is accepted.",
@@ -443,7 +462,7 @@ _HAND_WRITTEN = [
           "UK_DF03_2 can also mark index records (which needs UK_DF03_1).",
           "UK_DF03_2 也可标记索引记录（应需 UK_DF03_1）。",
           "§1 DF03 index mark key", value="UK_DF03_2",
-          aim=("SEC-SEP-DF03-*-002",)),
+          aim=("SEC-SEP-DF03-*-002", "IDX-*-004")),
     Fault("sec_sm_without_update_right", "SEC",
           "A secure-messaging update with a good MAC is accepted without the update right.",
           "无更新权限时，MAC 正确的安全报文更新仍被接受。",
@@ -588,7 +607,7 @@ _HAND_WRITTEN = [
           "No read right is checked: every EF reads without authentication.",
           "不检查读权限：所有 EF 无需认证即可读取。",
           "§1 read rights, §3, 6982",
-          aim=("SEC-RD-*", "SEC-EA-*", "SEC-CH-RK-*", "SEC-ST-RK-*")),
+          aim=("SEC-RD-*", "SEC-EA-*", "SEC-CH-RK-*", "SEC-ST-RK-*", "REC-*-004")),
     Fault("sec_read_key_grants_nothing", "SEC",
           "EXTERNAL AUTHENTICATE with a read key (RK) answers 9000 but grants no right.",
           "读密钥（RK）外部认证返回 9000，但不授予任何权限。",
@@ -628,6 +647,22 @@ _HAND_WRITTEN = [
           "任一密钥认证成功，而不检查文件规定的更新密钥。",
           "§1 update keys, §3 an update right belongs to its key and DF",
           aim=("SEC-CH-UK-*", "SEC-SEP-*", "SEC-ST-UK-*", "SEC-UPD-*")),
+    # ---------------------------------------------------------------- added with the
+    # kill matrix (cases no aimed fault killed by its own expectation)
+    Fault("get_response_binary_short", "CMD",
+          "Under T=0, GET RESPONSE returns READ BINARY data without its last byte (records "
+          "come whole).",
+          "T=0 下 GET RESPONSE 返回的 READ BINARY 数据少最后一个字节（记录数据完整）。",
+          "§5 61xx / GET RESPONSE, §6 t0_get_response", requires="t0_get_response",
+          aim=("CMD-T0-003",)),
+    Fault("data_document_not_id", "DATA",
+          "The document number (item 38) of a holder whose document is the resident ID card "
+          "(item 37 = 1) is personalised differently from the ID number (item 15).",
+          "证件类别为居民身份证（数据项 37 = 1）时，证件号码（数据项 38）个人化为与身份证号"
+          "（数据项 15）不同的值。",
+          "evidence §3.1 items 37, 38 (consistency document-is-id)",
+          aim=("DATA-CON-DOCUMENT-IS-ID",),
+          deviation=ItemValue(38, "110101199003074514")),
 ]
 
 ALSO_BREAKS: dict[str, tuple[str, ...]] = {
@@ -646,6 +681,7 @@ ALSO_BREAKS: dict[str, tuple[str, ...]] = {
     "fs_ee02_missing": ("CMD",),
     "fs_photo_3000": ("CMD",),
     "get_response_broken": GROUPS,           # every answer with data loses a byte
+    "get_response_binary_short": ("FS", "REC", "SEC"),  # transparent reads lose a byte
     "idx_mark_writes_01": ("SEC",),
     "missing_record_6a82": ("DATA", "FS", "IDX"),
     "read_binary_past_end_6a82": ("FS", "REC"),
@@ -673,13 +709,13 @@ def _slug(path: str) -> str:
     return path.replace("/", "-")
 
 
-def _item_breaks(profile: CardProfile, number: int) -> tuple[str, ...]:
+def _item_breaks(profile: CardProfile, number: int, *extra: str) -> tuple[str, ...]:
     """Groups besides DATA a broken item record can fail: the city-code item feeds every
-    level-2 key (so every group that authenticates), the others only the SM updates of SEC
-    that rewrite their record."""
+    level-2 key (so every group that authenticates); the others the SM updates of SEC that
+    rewrite their record, and ``extra`` groups."""
     if "code:city" in profile.item(number).rules:
         return GROUPS
-    return ("SEC",)
+    return ("SEC", *extra)
 
 
 def _bad_code(profile: CardProfile, table_name: str, width: int, digits: bool) -> str | None:
@@ -731,16 +767,19 @@ def _data_faults(profile: CardProfile) -> list[Fault]:
         where = f"{place.path} record {place.record}"
         label_en, label_zh = f"item {number} ({item.en})", f"数据项 {number}（{item.zh}）"
         breaks = _item_breaks(profile, number)
+        # CMD-T0 judges a record's tag and length against the profile
+        tlv_breaks = _item_breaks(profile, number, "CMD")
         out.append(Fault(
             f"data_tlv_len_{number:03d}", "DATA",
             f"The TLV length byte of {label_en} in {where} is {length - 1:02X} instead of "
             f"{length:02X}.",
             f"{where} 中{label_zh}的 TLV 长度字节为 {length - 1:02X} 而非 {length:02X}。",
             "§1 TLV records (len = the item's fixed length)",
-            aim=(f"DATA-TLV-{number:03d}",), also_breaks=breaks,
+            aim=(f"DATA-TLV-{number:03d}",), also_breaks=tlv_breaks,
             deviation=RecordPatch(place.path, place.record, offset=1, data=f"{length - 1:02X}"),
         ))
         coding = str(item.coding)
+        coding_breaks = breaks
         if coding == "CN":
             patch = RecordPatch(place.path, place.record, offset=2, data="F1")
             en, zh = "has a digit after its F padding (F1…)", "在 F 填充之后仍有数字（F1…）"
@@ -750,12 +789,13 @@ def _data_faults(profile: CardProfile) -> list[Fault]:
         else:
             patch = RecordPatch(place.path, place.record, cut=1)
             en, zh = "is one byte short (the record ends early)", "少一个字节（记录提前结束）"
+            coding_breaks = _item_breaks(profile, number, "CMD", "FS")  # record lengths
         out.append(Fault(
             f"data_coding_{number:03d}", "DATA",
             f"The {coding} value of {label_en} in {where} {en}.",
             f"{where} 中{label_zh}的 {coding} 值{zh}。",
             f"§1 codings ({coding})",
-            aim=(f"DATA-COD-{number:03d}",), also_breaks=breaks, deviation=patch,
+            aim=(f"DATA-COD-{number:03d}",), also_breaks=coding_breaks, deviation=patch,
         ))
         bad = _bad_value(profile, number) if item.rules else None
         if bad is not None:
@@ -806,6 +846,17 @@ def _file_faults(profile: CardProfile) -> list[Fault]:
             f"§1 {path}", aim=(f"FS-{sid}-002",), also_breaks=GROUPS,
             deviation=LayoutChange(path, structure=other),
         ))
+        if ef.access.read == "free":
+            key = _read_key_of(profile, path.partition("/")[0])
+            if key is not None:
+                out.append(Fault(
+                    f"sec_read_protected_{name}", "SEC",
+                    f"{path} (read right free) can be read only with {key}.",
+                    f"{path}（读权限为自由）只有在 {key} 认证后才能读取。",
+                    "§1 read rights", aim=(f"SEC-RD-{sid}-*",),
+                    also_breaks=GROUPS,  # every case reading the file freely (card number, …)
+                    deviation=AccessOverride(path, "read", key),
+                ))
         for right in ("read", "update"):
             key = getattr(ef.access, right)
             if key in (None, "free"):
@@ -823,10 +874,15 @@ def _file_faults(profile: CardProfile) -> list[Fault]:
     return out
 
 
+def _read_key_of(profile: CardProfile, df: str) -> str | None:
+    """The first read key (use ``read``) of a DF, or None."""
+    return next((n for n, k in profile.keys.items() if k.df == df and k.use == "read"), None)
+
+
 def _generated(profile: CardProfile, hand: list[Fault]) -> list[Fault]:
     """The profile's generic faults, less those a hand-written row already declares."""
     declared = {f.deviation for f in hand if f.deviation is not None}
-    return [f for f in (*_data_faults(profile), *_file_faults(profile))
+    return [replace(f, generated=True) for f in (*_data_faults(profile), *_file_faults(profile))
             if f.deviation not in declared]
 
 
