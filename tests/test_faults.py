@@ -18,7 +18,7 @@ from card_terminal import Terminal, h
 
 from conformance import crypto
 from conformance.card import FAULTS, GROUPS, Fault, FaultSet, VirtualCard, check_fault_names
-from conformance.card.faults import AccessOverride, RecordPatch
+from conformance.card.faults import AccessOverride, LayoutChange, RecordPatch
 from conformance.model import (
     DEFAULT_PERSONALIZATION,
     DEFAULT_TEST_KEYS,
@@ -262,9 +262,28 @@ def p_sec_state(t: Terminal) -> Observation:
     return out
 
 
+def p_update_rights(t: Terminal) -> Observation:
+    """Every EF with an update right, written with no right at all (last: it may write)."""
+    p = t.profile
+    out: Observation = []
+    for path, ef in p.files.items():
+        if ef.access.update in (None, "free"):
+            continue
+        t.reset()
+        t.select_path(path)
+        df = path.partition("/")[0]
+        if ef.structure is Structure.TLV_RECORDS:
+            out.append(t.sm_update(df, 1, p.tlv(ef.items[0], "")))
+        elif ef.structure is Structure.TRANSPARENT:
+            out.append(t.update_binary(0, b"\x00"))
+        else:
+            out.append(t.update_record(1, bytes(ef.record_length or 1)))
+    return out
+
+
 BATTERY: list[Probe] = [p_atr, p_select, p_syntax, p_free_file, p_read_all, p_read_rights,
                         p_counters, p_challenge, p_secure_messaging, p_item57, p_cyclic,
-                        p_index, p_records, p_pin, p_lock, p_sec_state]
+                        p_index, p_records, p_pin, p_lock, p_sec_state, p_update_rights]
 
 
 def run_battery(faults: frozenset[str] = frozenset(),
@@ -371,9 +390,13 @@ def test_generated_faults_cover_the_profile() -> None:
         assert RecordPatch(place.path, place.record or 0, offset=1,
                            data=f"{length - 1:02X}") in deviations, number
     for path, ef in profile.files.items():
-        name = path.lower().replace("/", "_")
-        assert f"fs_structure_{name}" in FAULTS
-        assert f"fs_records_{name}" in FAULTS or f"fs_size_{name}" in FAULTS
+        other = (Structure.LINEAR_FIXED if ef.structure is Structure.TRANSPARENT
+                 else Structure.TRANSPARENT)
+        assert LayoutChange(path, structure=other) in deviations, path
+        shape = (LayoutChange(path, size=(ef.size or 0) - 1)
+                 if ef.structure is Structure.TRANSPARENT
+                 else LayoutChange(path, records=profile.record_count(path) - 1))
+        assert shape in deviations, path
         if ef.access.read != "free":
             assert AccessOverride(path, "read", "free") in deviations, path
 
