@@ -28,6 +28,7 @@ from conformance.card.content import (
     read_image,
 )
 from conformance.card.faults import FaultSet, fault_catalogue
+from conformance.card.hooks import FaultyCardOS
 from conformance.model.personalization import KeySet, Personalization
 from conformance.model.profile import CardProfile
 
@@ -95,7 +96,9 @@ class VirtualCard:
         if "pin" in self.features and content.pin is None:
             raise ValueError("feature 'pin' needs a card with a PIN (none personalized)")
         self.content = content
-        self._os = CardOS(profile, content, self.features, self.faults)
+        hooked = any(self.faults.fault(n).kind == "hook" for n in self.faults.names)
+        card_os = FaultyCardOS if hooked else CardOS  # the reference card asks no fault
+        self._os = card_os(profile, content, self.features, self.faults)
         self._atr = _build_atr(profile, content.card_number_factor, self.faults)
 
     # ------------------------------------------------------------------ factories
