@@ -95,7 +95,8 @@ class _Tree:
 
 
 class CardOS:
-    """Answers APDUs from a card's content, security state, features and faults."""
+    """The reference card OS: answers APDUs from a card's content, security state and
+    features, with the declared faults' refusals and status words applied on the way."""
 
     def __init__(
         self,
