@@ -181,7 +181,7 @@ class FaultyCardOS(CardOS):
                 and offset < sig[0] + sig[1] and end > sig[0]):
             return bytes.fromhex(self.faults.fault("rec_signature_readonly").value)
         cut = self.faults.fault("rec_truncate_1024")
-        if self._on(cut.name) and ef.df == cut.target:
+        if self._on(cut.name) and ef.df == cut.target and end <= len(ef.data):
             chunk = chunk[: max(0, int(cut.value) - offset)]
         return super()._write_binary(ef, offset, chunk)
 
