@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from conformance import crypto
 from conformance.card.content import CardContent, EFile, index_flags
-from conformance.card.deviations import StatusWordBend, refusals
+from conformance.card.deviations import StatusWordBend, extra_keys, refusals
 from conformance.card.faults import FaultSet
 from conformance.card.security import SecurityState
 from conformance.model.profile import CardProfile
@@ -118,6 +118,7 @@ class CardOS:
         self._t0 = "t0_get_response" in features
         self._bend = StatusWordBend(profile, faults)  # the declared status-word faults
         self._refusals = refusals(profile, faults)  # (command, P2) → SW, declared faults
+        self._extra_keys = extra_keys(faults)  # keys that also grant a right, declared faults
         self._init_status_words()
         self._init_tree()
         self._init_keys()
@@ -326,11 +327,17 @@ class CardOS:
         """Whether the right named ``key`` (a key family or ``free``) holds in the current DF."""
         return key is not None and (key == FREE or key in self.state.rights_in(self.cur_df))
 
+    def _may(self, ef: EFile, right: str) -> bool:
+        """Whether ``right`` on the EF holds: its access rule's key (or, with a declared
+        fault, another key that also grants it)."""
+        keys = (getattr(ef.access, right), *self._extra_keys(ef.path, right))
+        return any(self._has(k) for k in keys)
+
     def _may_read(self, ef: EFile) -> bool:
-        return self._has(ef.access.read)
+        return self._may(ef, "read")
 
     def _may_update(self, ef: EFile) -> bool:
-        return self._has(ef.access.update)
+        return self._may(ef, "update")
 
     def _may_update_plain(self, ef: EFile) -> bool:
         """Plain UPDATE RECORD: TLV files change only under SM, index files only by mark and
@@ -342,8 +349,8 @@ class CardOS:
     def _may_sm_update(self, ef: EFile) -> bool:
         return self._may_update(ef)
 
-    def _may_index(self, key: str, *, mark: bool) -> bool:
-        return self._has(key)
+    def _may_index(self, ef: EFile, *, mark: bool) -> bool:
+        return self._may(ef, "mark" if mark else "erase")
 
     def _card_key(self, family: str) -> bytes:
         """The card key of a family: fixed at personalization (§3)."""
@@ -568,7 +575,7 @@ class CardOS:
         records = ef.records
         if key is None or records is None:
             return self.INCOMPATIBLE
-        if not self._may_index(key, mark=mark):
+        if not self._may_index(ef, mark=mark):
             return self.SECURITY
         if not 1 <= c.p1 <= len(records):
             return self.RECORD_NOT_FOUND

@@ -7,13 +7,18 @@ never looks at these rows itself; it asks this module at four points:
 - :func:`written_items` — the item values personalization writes (ItemValue);
 - :func:`patch_records` — the personalised records (RecordPatch);
 - :func:`refusals` — commands refused before their handler runs (Refusal);
+- :func:`extra_keys` — keys that also grant a right on some files (ExtraKey);
 - :class:`StatusWordBend` — every answer of the card OS (SwSubstitution).
 """
 
 from __future__ import annotations
 
+import fnmatch
+from collections.abc import Callable
+
 from conformance.card.faults import (
     AccessOverride,
+    ExtraKey,
     FaultSet,
     ItemValue,
     LayoutChange,
@@ -24,7 +29,14 @@ from conformance.card.faults import (
 from conformance.model.profile import CardProfile
 from conformance.model.schema import EFSpec, Structure
 
-__all__ = ["StatusWordBend", "file_spec", "patch_records", "refusals", "written_items"]
+__all__ = [
+    "StatusWordBend",
+    "extra_keys",
+    "file_spec",
+    "patch_records",
+    "refusals",
+    "written_items",
+]
 
 SW_LEN = 2
 RECORD_CHUNK = 128
@@ -100,6 +112,16 @@ def refusals(profile: CardProfile, faults: FaultSet) -> dict[tuple[str, int], by
     """(command name, P2) → the status word the card refuses it with."""
     return {(r.command, r.p2): profile.sw(r.answer).to_bytes(SW_LEN, "big")
             for r in faults.deviations(Refusal)}
+
+
+def extra_keys(faults: FaultSet) -> Callable[[str, str], tuple[str, ...]]:
+    """(file path, right) → the keys that grant the right besides the access rule's."""
+    rows = faults.deviations(ExtraKey)
+
+    def keys(path: str, right: str) -> tuple[str, ...]:
+        return tuple(r.key for r in rows if r.right == right and fnmatch.fnmatchcase(path, r.files))
+
+    return keys
 
 
 class StatusWordBend:

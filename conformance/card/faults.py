@@ -16,6 +16,7 @@ Most faults are *data*: a declared :data:`Deviation` the card applies at one of 
 - :class:`RecordPatch` — bytes of a personalised record overwritten, or the record cut short
   (TLV tag/length faults, coding faults);
 - :class:`AccessOverride` — a file's access rule for one right names another key or ``free``;
+- :class:`ExtraKey` — another key also grants a right on some files;
 - :class:`LayoutChange` — a file's record count, record length, size or structure differs, or
   the file is missing;
 - :class:`ItemValue` — the personalization writes another value for an item (value-rule
@@ -50,6 +51,7 @@ __all__ = [
         "GROUPS",
     "AccessOverride",
     "Deviation",
+    "ExtraKey",
     "Fault",
     "FaultSet",
     "ItemValue",
@@ -112,6 +114,16 @@ class AccessOverride:
 
 
 @dataclass(frozen=True)
+class ExtraKey:
+    """``key`` also grants ``right`` (read, update, mark, erase) on the files matching
+    ``files`` (an fnmatch pattern of paths), besides the key of their access rule."""
+
+    files: str
+    right: str
+    key: str
+
+
+@dataclass(frozen=True)
 class LayoutChange:
     """``file`` is missing, or has another record count, record length, size or structure."""
 
@@ -131,9 +143,10 @@ class ItemValue:
     value: str
 
 
-Deviation = SwSubstitution | Refusal | RecordPatch | AccessOverride | LayoutChange | ItemValue
+Deviation = (SwSubstitution | Refusal | RecordPatch | AccessOverride | ExtraKey | LayoutChange
+             | ItemValue)
 KINDS: dict[type, str] = {SwSubstitution: "status_word", Refusal: "refusal",
-                          RecordPatch: "record",
+                          RecordPatch: "record", ExtraKey: "extra_key",
                           AccessOverride: "access", LayoutChange: "layout", ItemValue: "item"}
 
 

@@ -128,14 +128,7 @@ class FaultyCardOS(CardOS):
     def _may_update(self, ef: EFile) -> bool:
         if super()._may_update(ef):
             return True
-        if self._on("sec_update_any_key") and self.state.granted_since_reset:
-            return True
-        rights = self.state.rights_in(self.cur_df)
-        f = self.faults.fault("rec_read_key_writes")
-        if self._on(f.name) and ef.df == f.target and ef.data is not None:
-            return f.value in rights
-        f = self.faults.fault("sec_uk_df02_1_opens_ef06")
-        return self._on(f.name) and ef.path == f.target and f.value in rights
+        return self._on("sec_update_any_key") and bool(self.state.granted_since_reset)
 
     def _may_update_plain(self, ef: EFile) -> bool:
         if ef.structure is Structure.TLV_RECORDS:
@@ -146,13 +139,9 @@ class FaultyCardOS(CardOS):
     def _may_sm_update(self, ef: EFile) -> bool:
         return super()._may_sm_update(ef) or self._on("sec_sm_without_update_right")
 
-    def _may_index(self, key: str, *, mark: bool) -> bool:
-        if super()._may_index(key, mark=mark):
-            return True
-        other = self.faults.fault("sec_uk_df03_2_marks" if mark else "sec_uk_df03_1_erases")
-        if self._on(other.name) and other.value in self.state.rights_in(self.cur_df):
-            return True
-        return self._on("sec_update_any_key") and bool(self.state.granted_since_reset)
+    def _may_index(self, ef: EFile, *, mark: bool) -> bool:
+        return super()._may_index(ef, mark=mark) or (
+            self._on("sec_update_any_key") and bool(self.state.granted_since_reset))
 
     def _card_key(self, family: str) -> bytes:
         """sec_keys_follow_item57: the level-2 key re-derived from the city code on the card."""
