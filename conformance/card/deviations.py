@@ -66,7 +66,7 @@ def file_spec(profile: CardProfile, path: str, faults: FaultSet) -> EFSpec | Non
             update |= _restructured(profile, path, change.structure)
         ef = ef.model_copy(update=update)
     for override in faults.deviations(AccessOverride):
-        if override.file == path:
+        if fnmatch.fnmatchcase(path, override.file):
             access = ef.access.model_copy(update={override.right: override.key})
             ef = ef.model_copy(update={"access": access})
     return ef

@@ -105,8 +105,9 @@ class RecordPatch:
 
 @dataclass(frozen=True)
 class AccessOverride:
-    """The access rule of ``file`` for ``right`` (read, update, mark, erase) is ``key`` (a key
-    family or ``free``) instead of the profile's."""
+    """The access rule for ``right`` (read, update, mark, erase) of the files matching
+    ``file`` (a path or an fnmatch pattern) is ``key`` (a key family or ``free``) instead of
+    the profile's."""
 
     file: str
     right: str

@@ -117,7 +117,7 @@ class FaultyCardOS(CardOS):
 
     # ------------------------------------------------------------------ rights
     def _may_read(self, ef: EFile) -> bool:
-        if super()._may_read(ef) or self._on("sec_read_unchecked"):
+        if super()._may_read(ef):
             return True
         if self._on("sec_update_grants_read") and self._has(ef.access.update):
             return True
