@@ -25,6 +25,15 @@ from conformance.model.schema import Structure
 
 __all__ = ["generated"]
 
+SIZE_BREAKS = ("CMD", "REC")
+"""A transparent file a byte short: READ BINARY ranges (CMD) and the EE/ED records (REC)."""
+RECORDS_BREAKS = ("CMD", "CYC", "DATA", "IDX", "SEC")
+"""A record file a record short: its readers (CMD, DATA) and writers (SEC, CYC, IDX)."""
+STRUCTURE_BREAKS = ("CMD", "CYC", "DATA", "IDX", "REC", "SEC")
+"""A file of another structure: every command on it."""
+RIGHT_BREAKS = ("CMD", "REC")
+"""A right made free: the check-order cases (CMD) and the EE/ED rights cases (REC)."""
+
 def _slug(path: str) -> str:
     return path.replace("/", "-")
 
@@ -85,6 +94,7 @@ def _data_faults(profile: CardProfile) -> list[Fault]:
         assert place.record is not None
         length = item.length
         where = f"{place.path} record {place.record}"
+        where_zh = f"{place.path} 第 {place.record} 条记录"
         label_en, label_zh = f"item {number} ({item.en})", f"数据项 {number}（{item.zh}）"
         breaks = _item_breaks(profile, number)
         # CMD-T0 judges a record's tag and length against the profile
@@ -93,7 +103,7 @@ def _data_faults(profile: CardProfile) -> list[Fault]:
             f"data_tlv_len_{number:03d}", "DATA",
             f"The TLV length byte of {label_en} in {where} is {length - 1:02X} instead of "
             f"{length:02X}.",
-            f"{where} 中{label_zh}的 TLV 长度字节为 {length - 1:02X} 而非 {length:02X}。",
+            f"{where_zh}中{label_zh}的 TLV 长度字节为 {length - 1:02X} 而非 {length:02X}。",
             "§1 TLV records (len = the item's fixed length)",
             aim=(f"DATA-TLV-{number:03d}",), also_breaks=tlv_breaks,
             deviation=RecordPatch(place.path, place.record, offset=1, data=f"{length - 1:02X}"),
@@ -113,7 +123,7 @@ def _data_faults(profile: CardProfile) -> list[Fault]:
         out.append(Fault(
             f"data_coding_{number:03d}", "DATA",
             f"The {coding} value of {label_en} in {where} {en}.",
-            f"{where} 中{label_zh}的 {coding} 值{zh}。",
+            f"{where_zh}中{label_zh}的 {coding} 值{zh}。",
             f"§1 codings ({coding})",
             aim=(f"DATA-COD-{number:03d}",), also_breaks=coding_breaks, deviation=patch,
         ))
@@ -138,14 +148,15 @@ def _file_faults(profile: CardProfile) -> list[Fault]:
         sid = _slug(path)
         name = sid.lower().replace("-", "_")
         structure = ef.structure
-        # A file of another shape breaks every case that uses the file, in any group.
+        # A file of another shape fails the cases that read it whole (CMD, DATA), write it (SEC,
+        # CYC, IDX) or hold records in it (REC); declared per kind below.
         if structure is Structure.TRANSPARENT:
             size = ef.size or 0
             out.append(Fault(
                 f"fs_size_{name}", "FS",
                 f"{path} is {size - 1} bytes instead of {size}.",
                 f"{path} 为 {size - 1} 字节而非 {size} 字节。",
-                f"§1 {path}", aim=(f"FS-{sid}-003",), also_breaks=GROUPS,
+                f"§1 {path}", aim=(f"FS-{sid}-003",), also_breaks=SIZE_BREAKS,
                 deviation=LayoutChange(path, size=size - 1),
             ))
             other = Structure.LINEAR_FIXED
@@ -155,7 +166,7 @@ def _file_faults(profile: CardProfile) -> list[Fault]:
                 f"fs_records_{name}", "FS",
                 f"{path} has {count - 1} records instead of {count} (the last is missing).",
                 f"{path} 只有 {count - 1} 条记录而非 {count} 条（缺最后一条）。",
-                f"§1 {path}", aim=(f"FS-{sid}-003",), also_breaks=GROUPS,
+                f"§1 {path}", aim=(f"FS-{sid}-003",), also_breaks=RECORDS_BREAKS,
                 deviation=LayoutChange(path, records=count - 1),
             ))
             other = Structure.TRANSPARENT
@@ -163,7 +174,7 @@ def _file_faults(profile: CardProfile) -> list[Fault]:
             f"fs_structure_{name}", "FS",
             f"{path} is a {other} file instead of {structure}.",
             f"{path} 的文件结构为 {other} 而非 {structure}。",
-            f"§1 {path}", aim=(f"FS-{sid}-002",), also_breaks=GROUPS,
+            f"§1 {path}", aim=(f"FS-{sid}-002",), also_breaks=STRUCTURE_BREAKS,
             deviation=LayoutChange(path, structure=other),
         ))
         if ef.access.read == "free":
@@ -188,7 +199,7 @@ def _file_faults(profile: CardProfile) -> list[Fault]:
                 f"{path} can be {verb_en} without {key} (its {right} right is free).",
                 f"{path} 无需 {key} 即可{verb_zh}（{right} 权限为自由）。",
                 f"§1 {right} rights, §3", aim=(f"SEC-{family}-{sid}-*",),
-                also_breaks=("CMD", "REC", "IDX", "CYC", "DATA", "FS"),
+                also_breaks=RIGHT_BREAKS,
                 deviation=AccessOverride(path, right, "free"),
             ))
     return out
