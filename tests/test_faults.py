@@ -474,3 +474,19 @@ def test_faults_combine() -> None:
     ref = reference(frozenset())
     assert faulty["p_challenge"][0] == 1
     assert faulty != ref
+
+
+def test_the_reference_card_asks_no_fault() -> None:
+    """CardOS reads like REFERENCE.md: no fault name, no ``active`` question; a card with no
+    hook fault runs it as is, one with a hook fault runs FaultyCardOS."""
+    import conformance.card.commands as commands
+    from conformance.card.hooks import FaultyCardOS
+
+    source = Path(commands.__file__).read_text(encoding="utf-8")
+    assert ".active(" not in source
+    assert not [name for name in FAULTS if f'"{name}"' in source]
+    profile, pers, keys = _model()
+    plain = VirtualCard.personalize(profile, pers, keys, faults=frozenset({"data_coding_011"}))
+    hooked = VirtualCard.personalize(profile, pers, keys, faults=frozenset({"cyc_no_rotate"}))
+    assert type(plain._os) is commands.CardOS
+    assert type(hooked._os) is FaultyCardOS
