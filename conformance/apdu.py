@@ -1,9 +1,10 @@
-"""Command and response APDUs (ISO/IEC 7816-3/-4) and the status-word catalogue.
+"""Command and response APDUs (ISO/IEC 7816-3/-4): the one encoder and parser of the suite.
 
-A conformance suite must be able to say exactly which bytes crossed the wire and what a status
-word means, in both languages of the report. So: APDUs are immutable values that encode and
-parse every ISO case (1, 2S/3S/4S, 2E/3E/4E) and refuse anything ambiguous; the meaning of each
-status word of REFERENCE.md §5 lives in one bilingual table (:data:`SW_TEXT`).
+A conformance suite must be able to say exactly which bytes crossed the wire. So: APDUs are
+immutable values that encode and parse every ISO case (1, 2S/3S/4S, 2E/3E/4E) and refuse
+anything ambiguous; :func:`split_command` locates the data field of raw bytes for the layers
+that must also carry malformed commands (the redactor). What a status word means is ISO's
+(:mod:`conformance.iso7816`) or the profile's, never this module's.
 
 This module knows nothing of transports, files or keys.
 """
@@ -11,21 +12,20 @@ This module knows nothing of transports, files or keys.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from enum import IntEnum
+
+from conformance.iso7816 import LC_MAX_SHORT, LE_WHOLE, SW_SUCCESS, describe_sw
 
 __all__ = [
-    "SW",
-    "SW_TEXT",
     "ApduError",
     "ApduFormatError",
     "CommandAPDU",
     "ResponseAPDU",
-    "describe_sw",
+    "split_command",
     "sw_hex",
 ]
 
-SHORT_MAX_LC = 0xFF
-SHORT_MAX_LE = 0x100
+SHORT_MAX_LC = LC_MAX_SHORT
+SHORT_MAX_LE = LE_WHOLE
 EXTENDED_MAX_LC = 0xFFFF
 EXTENDED_MAX_LE = 0x10000
 
@@ -180,6 +180,21 @@ class CommandAPDU:
         )
 
 
+def split_command(raw: bytes) -> tuple[bytes, bytes, bytes] | None:
+    """(header with its length fields, data, Le bytes) of a command, or None when its lengths
+    do not add up: for layers that carry deliberately malformed commands as they are."""
+    raw = bytes(raw)
+    try:
+        command = CommandAPDU.parse(raw)
+    except ApduFormatError:
+        return None
+    if not command.data:
+        return raw, b"", b""
+    start = 7 if command.extended else 5
+    end = start + len(command.data)
+    return raw[:start], raw[start:end], raw[end:]
+
+
 # --------------------------------------------------------------------------- response APDU
 
 
@@ -234,110 +249,15 @@ class ResponseAPDU:
 
         ``command``, when given, is named in the error message.
         """
-        allowed = expected or (SW.OK,)
+        allowed = expected or (SW_SUCCESS,)
         if self.sw not in {int(x) for x in allowed}:
             raise ApduError(self.sw, command=command, response=self)
         return self
 
 
-# --------------------------------------------------------------------------- status words
-
-
-class SW(IntEnum):
-    """The status words of REFERENCE.md §5 (patterns 61xx, 6Cxx, 63Cx: see describe_sw)."""
-
-    OK = 0x9000
-    WRONG_LENGTH = 0x6700
-    INCOMPATIBLE_FILE_STRUCTURE = 0x6981
-    SECURITY_NOT_SATISFIED = 0x6982
-    KEY_LOCKED = 0x6983
-    NO_CHALLENGE = 0x6985
-    NO_CURRENT_EF = 0x6986
-    WRONG_MAC = 0x6988
-    WRONG_DATA = 0x6A80
-    FILE_NOT_FOUND = 0x6A82
-    RECORD_NOT_FOUND = 0x6A83
-    WRONG_P1P2 = 0x6A86
-    KEY_NOT_FOUND = 0x6A88
-    OFFSET_BEYOND_END = 0x6B00
-    INS_NOT_SUPPORTED = 0x6D00
-    CLA_NOT_SUPPORTED = 0x6E00
-
-
-SW_TEXT: dict[int, tuple[str, str]] = {
-    # REFERENCE.md §5
-    SW.OK: ("success", "成功"),
-    SW.WRONG_LENGTH: ("wrong length (Lc or Le)", "长度错误（Lc 或 Le）"),
-    SW.INCOMPATIBLE_FILE_STRUCTURE: (
-        "command incompatible with file structure",
-        "命令与文件结构不相容",
-    ),
-    SW.SECURITY_NOT_SATISFIED: ("security status not satisfied", "安全状态不满足"),
-    SW.KEY_LOCKED: ("key locked", "密钥已锁定"),
-    SW.NO_CHALLENGE: (
-        "no challenge (conditions of use not satisfied)",
-        "未取随机数（使用条件不满足）",
-    ),
-    SW.NO_CURRENT_EF: ("no current EF", "无当前 EF"),
-    SW.WRONG_MAC: ("wrong MAC (secure messaging data object incorrect)", "MAC 错误"),
-    SW.WRONG_DATA: ("wrong data", "数据错误"),
-    SW.FILE_NOT_FOUND: ("file not found", "文件未找到"),
-    SW.RECORD_NOT_FOUND: ("record not found", "记录未找到"),
-    SW.WRONG_P1P2: ("wrong P1/P2", "P1/P2 参数错误"),
-    SW.KEY_NOT_FOUND: ("key reference not found", "密钥未找到"),
-    SW.OFFSET_BEYOND_END: ("offset beyond end of file", "偏移量超出文件末尾"),
-    SW.INS_NOT_SUPPORTED: ("INS not supported", "指令不支持"),
-    SW.CLA_NOT_SUPPORTED: ("CLA not supported", "CLA 不支持"),
-    # Other ISO/IEC 7816-4 status words a non-conforming card may answer, so that a report
-    # can still name what it got.
-    0x6200: ("warning: non-volatile memory unchanged", "警告：非易失存储器未改变"),
-    0x6281: ("warning: part of returned data may be corrupted", "警告：返回数据可能有误"),
-    0x6282: (
-        "warning: end of file or record reached before Le bytes",
-        "警告：未读够 Le 字节即到达文件尾",
-    ),
-    0x6283: ("warning: selected file invalidated", "警告：所选文件已失效"),
-    0x6300: ("warning: verification failed", "警告：验证失败"),
-    0x6400: ("execution error: non-volatile memory unchanged", "执行错误：非易失存储器未改变"),
-    0x6581: ("memory failure", "存储器故障"),
-    0x6800: ("functions in CLA not supported", "CLA 中的功能不支持"),
-    0x6881: ("logical channel not supported", "逻辑通道不支持"),
-    0x6882: ("secure messaging not supported", "不支持安全报文"),
-    0x6984: ("referenced data invalidated", "引用数据已失效"),
-    0x6987: ("expected secure messaging data objects missing", "缺少安全报文数据对象"),
-    0x6A81: ("function not supported", "功能不支持"),
-    0x6A84: ("not enough memory space in the file", "文件存储空间不足"),
-    0x6A87: ("Lc inconsistent with P1/P2", "Lc 与 P1/P2 不一致"),
-    0x6F00: ("no precise diagnosis", "无精确诊断"),
-}
-"""Bilingual meaning (English, 中文) of each fixed status word."""
-
-UNKNOWN_SW = ("unknown status word", "未知状态字")
-
-
 def sw_hex(sw: int) -> str:
     """Four upper-case hex digits, e.g. ``6A82``."""
     return f"{int(sw):04X}"
-
-
-def describe_sw(sw: int) -> tuple[str, str]:
-    """(English, 中文) meaning of a status word, including the 61xx, 6Cxx and 63Cx patterns."""
-    sw = int(sw)
-    if sw in SW_TEXT:
-        return SW_TEXT[sw]
-    sw1, sw2 = sw >> 8, sw & 0xFF
-    if sw1 == 0x61:
-        if sw2 == 0:
-            return ("256 (or more) bytes available", "还有 256 或更多字节可取")
-        return (f"{sw2} bytes available", f"还有 {sw2} 字节可取")
-    if sw1 == 0x6C:
-        n = sw2 or 256
-        return (f"wrong Le, exact length {n}", f"Le 错误，正确长度为 {n}")
-    if sw1 == 0x63 and sw2 & 0xF0 == 0xC0:
-        x = sw2 & 0x0F
-        tries = "try" if x == 1 else "tries"
-        return (f"wrong cryptogram, {x} {tries} left", f"认证失败，还可尝试 {x} 次")
-    return UNKNOWN_SW
 
 
 class ApduError(Exception):

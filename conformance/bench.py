@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from conformance.defaults import VPCD_PORT
 from conformance.transport.base import ApduResponder, BenchError
 from conformance.transport.pcsc import _establish, _release
 from conformance.transport.pcsc import wait_for_card as _wait_for_card
@@ -38,7 +39,6 @@ if TYPE_CHECKING:  # the card package (virtual card and all) loads only when a c
 
 log = logging.getLogger(__name__)
 
-VPCD_PORT = 35963  # conformance.card.vpcd.VPCD_PORT: reader "Virtual PCD 00 00"
 
 PCSCD_SOCKET = Path("/run/pcscd/pcscd.comm")
 

@@ -6,7 +6,13 @@ rhc card serve     the reference virtual card in a vpcd reader (the real PC/SC b
 rhc card dump      every data item of a card, decoded, as JSON
 rhc card faults    the defect catalogue of the virtual card
 rhc report verify  check a signed report and its evidence
+rhc report reveal  the lab proves what a masked field of the evidence held
 rhc report allure  build the Allure dashboard of a run
+rhc paths          where the shipped profiles, plans, fixtures and demo CA are
+
+`rhc run` is a thin front door over pytest with the rhc plugin: its run options are the
+plugin's (`--NAME` here, `--rhc-NAME` in pytest, one table in conformance/config.py), and both
+build the same validated run configuration before the first APDU.
 
 Exit codes: 0 success / CONFORMANT, 1 NOT_CONFORMANT or invalid report, 2 no verdict possible
 (usage error, bench failure, incomplete run).
@@ -20,24 +26,29 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from conformance.model import (
-    DEFAULT_PERSONALIZATION,
-    DEFAULT_TEST_KEYS,
-    CardProfile,
-    ProfileError,
-    load_key_set,
-    load_personalization,
-    load_profile,
+from conformance.config import (
+    OPTIONS_BY_NAME,
+    RUN_OPTIONS,
+    ConfigError,
+    RunConfig,
+    build_config,
+    card_under_test,
 )
+from conformance.defaults import (
+    CASE_TIMEOUT_S,
+    DEFAULT_OUT_ROOT,
+    EXIT_NO_VERDICT,
+    EXIT_NOT_CONFORMANT,
+    EXIT_OK,
+    VPCD_HOST,
+    VPCD_PORT,
+)
+from conformance.model import ProfileError, load_profile
 from conformance.transport.base import BenchError
-
-EXIT_OK, EXIT_NOT_CONFORMANT, EXIT_NO_VERDICT = 0, 1, 2
-CASES_MODULE = Path(__file__).resolve().parent / "cases" / "test_catalogue.py"
-DEFAULT_OUT_ROOT = Path("reports") / "out"
 
 
 class CliError(Exception):
@@ -47,17 +58,10 @@ class CliError(Exception):
 # -- helpers -----------------------------------------------------------------------------
 
 
-def _virtual_card(args: argparse.Namespace, profile: CardProfile) -> Any:
-    from conformance.card import VirtualCard
-    from conformance.model.products import load_product
-
-    features = frozenset(load_product(getattr(args, "product", None), profile).features)
-    faults = frozenset(getattr(args, "fault", None) or [])
-    if getattr(args, "image", None):
-        return VirtualCard.from_image(args.image, profile, features=features, faults=faults)
-    pers = load_personalization(args.personalization or DEFAULT_PERSONALIZATION, profile)
-    keys = load_key_set(args.keys or DEFAULT_TEST_KEYS, profile)
-    return VirtualCard.personalize(profile, pers, keys, features=features, faults=faults)
+def _config(args: argparse.Namespace, **overrides: Any) -> RunConfig:
+    """The validated run configuration from the run options this command was given."""
+    values = {o.key: getattr(args, o.key) for o in RUN_OPTIONS if hasattr(args, o.key)}
+    return build_config({**values, **overrides})
 
 
 def _print_json(data: Any) -> None:
@@ -70,8 +74,8 @@ def _print_json(data: Any) -> None:
 def cmd_card_serve(args: argparse.Namespace) -> int:
     from conformance.card.vpcd import VpcdBridge
 
-    profile = load_profile(args.profile)
-    card = _virtual_card(args, profile)
+    card = _config(args, card="virtual").virtual_card
+    assert card is not None  # a virtual configuration always holds its card
     bridge = VpcdBridge(card, host=args.vpcd_host, port=args.vpcd_port)
     bridge.connect()
 
@@ -98,23 +102,14 @@ def cmd_card_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_card_dump(args: argparse.Namespace) -> int:
-    from conformance.host.keys import TestKeyProvider
     from conformance.host.session import HealthCardSession
+    from conformance.transport.layers import T0Layer, T0Rules
 
-    profile = load_profile(args.profile)
-    keys = TestKeyProvider(load_key_set(args.keys or DEFAULT_TEST_KEYS, profile))
-    if args.reader:
-        from conformance.transport.pcsc import PcscTransport
-
-        transport = PcscTransport(args.reader, timeout_s=args.apdu_timeout)
-    else:
-        from conformance.transport.inprocess import InProcessTransport
-
-        transport = InProcessTransport(_virtual_card(args, profile))
-    from conformance.transport.layers import T0Layer
-
+    config = _config(args)
+    transport = card_under_test(config)()
     try:
-        session = HealthCardSession(T0Layer(transport), profile, keys)
+        t0 = T0Layer(transport, rules=T0Rules.from_profile(config.profile))
+        session = HealthCardSession(t0, config.profile, config.keys)
         items = session.read_items()
     finally:
         transport.close()
@@ -191,54 +186,38 @@ def cmd_cases_list(args: argparse.Namespace) -> int:
 # -- rhc run -----------------------------------------------------------------------------
 
 
-class _RunHooks:
-    """Captures the run summary and surfaces collection errors pytest would print."""
-
-    def __init__(self) -> None:
-        self.summary: Any = None
-        self.errors: list[str] = []
-
-    def pytest_collectreport(self, report: Any) -> None:
-        if report.failed:
-            self.errors.append(str(report.longrepr))
-
-    def pytest_sessionfinish(self, session: Any) -> None:
-        from conformance.plugin import SUMMARY_KEY
-
-        self.summary = session.config.stash.get(SUMMARY_KEY, None)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     import pytest
 
-    from conformance.model.products import load_plan, load_product
+    from conformance import pytest_catalogue
+    from conformance.plugin import PreparedRun
     from conformance.progress import summary_table
     from conformance.results import Conclusion, read_results
 
-    profile = load_profile(args.profile)  # fail early and clearly on bad input
-    load_product(args.product, profile)
-    load_plan(args.plan)
-    if args.card == "pcsc" and not args.reader:
-        raise CliError("--card pcsc needs --reader NAME")
-    if args.card == "pcsc" and args.fault:
-        raise CliError("--fault applies to --card virtual only")
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = Path(args.out) if args.out else DEFAULT_OUT_ROOT / stamp
-    out.mkdir(parents=True, exist_ok=True)
+    seal_to = args.seal_to or args.sign_cert or args.sign_p12  # the salt goes to the signer
+    try:
+        config = _config(args, out=args.out or DEFAULT_OUT_ROOT / stamp, seal_to=seal_to)
+    except ConfigError as exc:
+        signer = "--sign-cert" if args.sign_cert else "--sign-p12"
+        if args.seal_to or not seal_to or not str(exc).startswith("--seal-to:"):
+            raise
+        raise ConfigError(signer + str(exc).removeprefix("--seal-to")) from None
+    out = config.out_dir
+    assert out is not None  # given above
+    module = Path(pytest_catalogue.__file__)
     pytest_args = [
-        str(CASES_MODULE),
+        str(module),
         "-c",
         os.devnull,
         "--rootdir",
-        str(CASES_MODULE.parent),
+        str(module.parent),
         "-p",
         "no:cacheprovider",
         "-p",
         "no:terminal",
         "-p",
         "no:warnings",
-        f"--card={args.card}",
-        f"--out={out}",
         f"--junitxml={out / 'junit.xml'}",
         "-o",
         "junit_suite_name=rhc",
@@ -247,25 +226,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         "--timeout",
         str(args.case_timeout),
     ]
-    for option in ("reader", "product", "plan", "profile", "keys", "personalization"):
-        value = getattr(args, option)
-        if value:
-            pytest_args.append(f"--{option}={value}")
-    if args.image:
-        pytest_args.append(f"--card-image={args.image}")
-    if args.card == "pcsc":
-        pytest_args.append(f"--apdu-timeout={args.apdu_timeout}")
-    for fault in args.fault:
-        pytest_args.append(f"--fault={fault}")
     if args.k:
         pytest_args += ["-k", args.k]
-    if not args.quiet:
-        pytest_args.append("--rhc-progress")
-    hooks = _RunHooks()
-    code = pytest.main(pytest_args, plugins=[hooks])
-    for error in hooks.errors:
+    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):  # else their entry points load them
+        for plugin in ("conformance.plugin", "pytest_timeout", "allure_pytest.plugin"):
+            pytest_args += ["-p", plugin]
+    prepared = PreparedRun(config, progress=not args.quiet)
+    code = pytest.main(pytest_args, plugins=[prepared])
+    for error in prepared.errors:
         print(f"rhc: {error}", file=sys.stderr)
-    summary = hooks.summary
+    summary = prepared.summary
     if summary is None:
         print(f"rhc: the run did not complete (pytest exit code {int(code)})", file=sys.stderr)
         return EXIT_NO_VERDICT
@@ -307,8 +277,10 @@ def _write_report(out: Path, args: argparse.Namespace, console: Any) -> None:
 
 def cmd_report_verify(args: argparse.Namespace) -> int:
     from conformance.report import verify_report
+    from conformance.resources import DEMO_CA
 
-    result = verify_report(Path(args.path), trust=Path(args.trust) if args.trust else None)
+    trust = DEMO_CA if args.trust == "demo" else Path(args.trust) if args.trust else None
+    result = verify_report(Path(args.path), trust=trust)
     for problem in result.problems:
         print(f"INVALID: {problem}")
     for note in getattr(result, "notes", []):
@@ -317,6 +289,64 @@ def cmd_report_verify(args: argparse.Namespace) -> int:
         print(f"VALID: {args.path}")
         return EXIT_OK
     return EXIT_NOT_CONFORMANT
+
+
+def cmd_report_reveal(args: argparse.Namespace) -> int:
+    """List the masked fields of a run, or check a candidate value against their digests."""
+    from conformance.config import PASSPHRASE_ENV
+    from conformance.report.reveal import (
+        RevealError,
+        candidate_values,
+        masked_fields,
+        matches,
+        open_salt,
+    )
+    from conformance.report.seal import SealError, load_private_key
+
+    run_dir = Path(args.dir)
+    if args.value is not None and args.text is not None:
+        raise CliError("give --value or --text, not both")
+    value = None
+    if args.value is not None:
+        try:
+            value = bytes.fromhex(args.value)
+        except ValueError:
+            raise CliError(f"--value: {args.value!r} is not hex") from None
+    try:
+        fields = masked_fields(run_dir, args.case)
+        if value is None and args.text is None:
+            for masked in fields:
+                print(f"{masked.digest}  {masked.where()}")
+            print(f"{len(fields)} masked fields in {run_dir}")
+            if args.key:  # prove the key opens the salt, without showing it
+                open_salt(run_dir, load_private_key(args.key, os.environ.get(PASSPHRASE_ENV)))
+                print(f"the key {args.key} opens the sealed salt of {run_dir}")
+            return EXIT_OK
+        if not args.key:
+            raise CliError("checking a value needs the lab's private key: --key FILE")
+        salt = open_salt(run_dir, load_private_key(args.key, os.environ.get(PASSPHRASE_ENV)))
+        items = _profile_items(run_dir) if args.text is not None else None
+        found = matches(salt, candidate_values(fields, value=value, text=args.text, items=items))
+    except (RevealError, SealError) as exc:
+        raise CliError(str(exc)) from None
+    for masked in found:
+        print(f"MATCH: {masked.where()} ({masked.file}) holds the value")
+    if not found:
+        scope = f"case {args.case}" if args.case else str(run_dir)
+        print(f"NO MATCH: none of the {len(fields)} masked fields of {scope} holds the value")
+        return EXIT_NOT_CONFORMANT
+    return EXIT_OK
+
+
+def _profile_items(run_dir: Path) -> dict[int, Any]:
+    """Coding and length of each data item, from the profile the run used (else the shipped)."""
+    try:
+        recorded = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+        source = recorded["profile"]["file"]
+        profile = load_profile(source if Path(source).is_file() else None)
+    except (OSError, ValueError, KeyError, TypeError, ProfileError):
+        profile = load_profile(None)
+    return {n: (item.coding, item.length) for n, item in profile.spec.items.items()}
 
 
 def cmd_report_allure(args: argparse.Namespace) -> int:
@@ -330,31 +360,45 @@ def cmd_report_allure(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- rhc paths ---------------------------------------------------------------------------
+
+
+def cmd_paths(args: argparse.Namespace) -> int:
+    from conformance.resources import locations
+
+    places = {name: str(path) for name, path in locations().items()}
+    if args.json:
+        _print_json(places)
+    else:
+        width = max(map(len, places))
+        for name, path in places.items():
+            print(f"{name:<{width}}  {path}")
+    return EXIT_OK
+
+
 # -- parser ------------------------------------------------------------------------------
 
 
-def _virtual_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--personalization", help="personalization YAML (default: fixtures)")
-    p.add_argument("--image", help="load the virtual card from a JSON card image")
-    p.add_argument("--keys", help="test master keys YAML (default: fixtures/test-keys.yaml)")
-    p.add_argument("--product", help="ICS whose features the virtual card implements")
-    p.add_argument("--fault", action="append", default=[], help="a fault of the catalogue")
+def _run_options(parser: argparse.ArgumentParser, names: Iterable[str]) -> None:
+    """Register run options of the one table (conformance/config.py) as `--NAME`."""
+    for name in names:
+        option = OPTIONS_BY_NAME[name]
+        parser.add_argument(f"--{name}", dest=option.key, **option.argparse_kwargs())
+
+
+VIRTUAL_CARD_OPTIONS = ("product", "keys", "personalization", "image", "fault")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rhc", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--profile", help="card profile YAML (default: WS/T 543 reference)")
+    _run_options(parser, ["profile"])
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="a certification run ending with a signed report")
-    run.add_argument("--card", choices=["virtual", "pcsc"], default="virtual")
-    run.add_argument("--reader", help="PC/SC reader name or regular expression")
-    run.add_argument("--out", help="run directory (default: reports/out/<time>)")
-    run.add_argument("--plan", help="plan name or file (default: certification)")
+    _run_options(run, [o.name for o in RUN_OPTIONS if o.name != "profile"])
     run.add_argument("-k", help="pytest -k expression over case IDs")
-    run.add_argument("--case-timeout", type=float, default=120.0, help="seconds per case")
-    run.add_argument("--apdu-timeout", type=float, default=10.0,
-                     help="seconds the card may take to answer one APDU (PC/SC)")
+    run.add_argument("--case-timeout", type=float, default=CASE_TIMEOUT_S,
+                     help=f"seconds per case (default: {CASE_TIMEOUT_S:g})")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--no-report", action="store_true", help="skip the signed report")
     run.add_argument("--lab", help="lab description YAML (default: demo lab)")
@@ -363,7 +407,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--sign-p12", help="lab key and certificate as PKCS#12 (passphrase in RHC_SIGN_PASSPHRASE)"
     )
-    _virtual_options(run)
     run.set_defaults(func=cmd_run)
 
     cases = sub.add_parser("cases", help="the case catalogue").add_subparsers(
@@ -378,17 +421,13 @@ def build_parser() -> argparse.ArgumentParser:
         dest="card_command", required=True
     )
     serve = card.add_parser("serve", help="put the virtual card into a vpcd reader")
-    serve.add_argument("--vpcd-port", type=int, default=35963)
-    serve.add_argument("--vpcd-host", default="127.0.0.1")
+    serve.add_argument("--vpcd-port", type=int, default=VPCD_PORT)
+    serve.add_argument("--vpcd-host", default=VPCD_HOST)
     serve.add_argument("--save-image", help="write the card image here when the card leaves")
-    _virtual_options(serve)
+    _run_options(serve, VIRTUAL_CARD_OPTIONS)
     serve.set_defaults(func=cmd_card_serve)
     dump = card.add_parser("dump", help="read every data item and print JSON")
-    dump.add_argument("--card", choices=["virtual"], default="virtual")
-    dump.add_argument("--reader", help="read a card in this PC/SC reader instead")
-    dump.add_argument("--apdu-timeout", type=float, default=10.0,
-                      help="seconds the card may take to answer one APDU")
-    _virtual_options(dump)
+    _run_options(dump, ["card", "reader", "apdu-timeout", *VIRTUAL_CARD_OPTIONS])
     dump.set_defaults(func=cmd_card_dump)
     faults = card.add_parser("faults", help="list the defect catalogue")
     faults.add_argument("--json", action="store_true")
@@ -406,11 +445,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify = report.add_parser("verify", help="verify a signed report and its evidence")
     verify.add_argument("path", help="run directory or report.xml")
-    verify.add_argument("--trust", help="CA certificate (PEM) the lab certificate must chain to")
+    verify.add_argument("--trust", help="CA certificate (PEM) the lab certificate must chain "
+                        "to; `demo`: the shipped demo CA (see `rhc paths`)")
     verify.set_defaults(func=cmd_report_verify)
+    reveal = report.add_parser("reveal", help="list the masked fields of a run, or prove with "
+                               "the lab's key what one held")
+    reveal.add_argument("dir", help="run directory")
+    reveal.add_argument("--key", help="the lab's private key (PEM or PKCS#12; passphrase in "
+                        "RHC_SIGN_PASSPHRASE) the salt was sealed to")
+    reveal.add_argument("--value", help="candidate value of a masked field, as hex")
+    reveal.add_argument("--text", help="candidate value as text, encoded as each masked item "
+                        "is (e.g. a name: GBK, 00-padded)")
+    reveal.add_argument("--case", help="only the fields of this case")
+    reveal.set_defaults(func=cmd_report_reveal)
     allure = report.add_parser("allure", help="build the Allure dashboard of a run")
     allure.add_argument("dir", help="run directory")
     allure.set_defaults(func=cmd_report_allure)
+
+    paths = sub.add_parser("paths", help="where the shipped profiles, fixtures and demo CA are")
+    paths.add_argument("--json", action="store_true")
+    paths.set_defaults(func=cmd_paths)
     return parser
 
 
@@ -420,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except (CliError, ProfileError, BenchError, ValueError, OSError) as exc:
+    except (CliError, ConfigError, ProfileError, BenchError, ValueError, OSError) as exc:
         print(f"rhc: error: {exc}", file=sys.stderr)
         return EXIT_NO_VERDICT
     except KeyboardInterrupt:

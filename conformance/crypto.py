@@ -28,7 +28,6 @@ __all__ = [
     "cbc_mac",
     "city_code_factor",
     "diversify",
-    "external_authenticate_apdu",
     "pad_m2",
     "session_key",
     "sm2_keypair_from_private",
@@ -287,15 +286,6 @@ def auth_cryptogram(session_key: bytes, x8: bytes) -> bytes:
     return bytes(a ^ b for a, b in zip(c[:8], c[8:], strict=True))
 
 
-def external_authenticate_apdu(kid: int, cryptogram8: bytes, x8: bytes) -> bytes:
-    """The command ``00 82 00 KID 11 C' ‖ X ‖ 01`` (17 data bytes, no Le)."""
-    if not 0 <= kid <= 0xFF:
-        raise ValueError(f"KID must be one byte, got {kid!r}")
-    c = _check_len("cryptogram C'", cryptogram8, 8)
-    x = _check_len("X", x8, 8)
-    return bytes([0x00, 0x82, 0x00, kid, 0x11]) + c + x + b"\x01"
-
-
 # --------------------------------------------------------------------------- secure messaging
 
 
@@ -311,8 +301,7 @@ class PlaintextError(SecureMessagingError):
     """The MAC is good but the decrypted plaintext is badly padded or sized (6A80)."""
 
 
-SM_CLA = 0x04
-SM_INS_UPDATE_RECORD = 0xDC
+SM_P2 = 0x04  # UPDATE RECORD P2: P1 is the record number (ISO/IEC 7816-4)
 MAX_SM_TLV = 238
 """Longest TLV that fits a short APDU: 16·floor((238+1)/16) + 16 + 4 = 244 ≤ 255."""
 
@@ -321,11 +310,14 @@ def _sm_mac(session_key: bytes, header5: bytes, enc: bytes) -> bytes:
     return cbc_mac(session_key, header5 + enc)[:MAC_LEN]
 
 
-def sm_wrap_update(session_key: bytes, p1: int, tlv: bytes) -> bytes:
-    """The whole ``04 DC p1 04 Lc E ‖ MAC4`` APDU that writes TLV to record p1 under SM.
+def sm_wrap_update(
+    session_key: bytes, p1: int, tlv: bytes, *, command: tuple[int, int]
+) -> bytes:
+    """The whole ``CLA INS p1 04 Lc E ‖ MAC4`` APDU that writes TLV to record p1 under SM;
+    ``command`` is the profile's (CLA, INS) of update_record_sm (04 DC in the reference).
 
     P = len(TLV) ‖ TLV padded by :func:`pad_m2`; E = SM4-ECB_SK(P); Lc = len(E) + 4;
-    MAC = first 4 bytes of :func:`cbc_mac` under SK over ``04 DC p1 04 Lc ‖ E``.
+    MAC = first 4 bytes of :func:`cbc_mac` under SK over ``CLA INS p1 04 Lc ‖ E``.
     """
     if not 0 <= p1 <= 0xFF:
         raise ValueError(f"P1 must be one byte, got {p1!r}")
@@ -333,7 +325,8 @@ def sm_wrap_update(session_key: bytes, p1: int, tlv: bytes) -> bytes:
     if len(tlv) > MAX_SM_TLV:
         raise ValueError(f"a TLV of {len(tlv)} bytes does not fit a short SM APDU")
     enc = sm4_ecb_encrypt(session_key, pad_m2(bytes([len(tlv)]) + tlv))
-    header = bytes([SM_CLA, SM_INS_UPDATE_RECORD, p1, 0x04, len(enc) + MAC_LEN])
+    cla, ins = command
+    header = bytes([cla, ins, p1, SM_P2, len(enc) + MAC_LEN])
     return header + enc + _sm_mac(session_key, header, enc)
 
 

@@ -1,298 +1,153 @@
-"""The pytest plugin that turns a pytest session into a certification run.
+"""The pytest plugin: a pytest session that collects the catalogue module is a certification run.
 
-Options choose the card (the built-in virtual card or a PC/SC reader), the product's ICS, the
-plan and, for the virtual card only, faults from the defect catalogue. Each case is one test
-item (`test_case[CASE-ID]`) run by `CaseRunner`; the run directory receives results.jsonl,
-summary.json and evidence/. The plugin is inert in pytest sessions that collect no case.
+Two ways in, one configuration (conformance/config.py). `rhc run` builds the RunConfig and
+hands it over as a `PreparedRun`; a plain pytest session gives the same options as
+`--rhc-NAME` and the plugin builds it in `pytest_cmdline_main`, before collection, so a bad
+input ends the session with one line on stderr and exit 2, whichever door was used. The
+catalogue module (conformance/pytest_catalogue.py) holds one test function; `rhc_case` is
+parametrized with the plan's cases and `rhc_run` runs one and tells pytest how it ended.
+The plugin is inert in sessions that give no `--rhc-` option and collect no case.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import platform
-import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conformance import __version__
-from conformance.cases.catalogue import build_catalogue, select
 from conformance.cases.framework import Case
-from conformance.host.keys import TestKeyProvider
-from conformance.model import (
-    DEFAULT_PERSONALIZATION,
-    DEFAULT_TEST_KEYS,
-    ProfileError,
-    load_key_set,
-    load_personalization,
-    load_profile,
-)
-from conformance.model.products import load_plan, load_product
-from conformance.results import (
-    CaseResult,
-    RunSummary,
-    Verdict,
-    conclude,
-    count,
-)
-from conformance.runner import CaseRunner
-from conformance.transport.base import BenchError, Transport
+from conformance.certification import CertificationRun
+from conformance.config import RUN_OPTIONS, ConfigError, RunConfig, build_config, given
+from conformance.defaults import EXIT_NO_VERDICT
+from conformance.results import CaseResult, RunSummary, Verdict
 
-RUN_KEY = pytest.StashKey["RunState"]()
-SUMMARY_KEY = pytest.StashKey[RunSummary]()
+CONFIG_KEY = pytest.StashKey[RunConfig]()
+RUN_KEY = pytest.StashKey[CertificationRun]()
+PROGRESS_KEY = pytest.StashKey[Any]()
+
+
+class PreparedRun:
+    """A run configured by its caller (`rhc run`): the configuration in, the summary out.
+
+    Passed to `pytest.main(..., plugins=[prepared])`; it also keeps collection errors, which
+    pytest would print only through the terminal reporter.
+    """
+
+    def __init__(self, config: RunConfig, *, progress: bool = False):
+        self.config = config
+        self.progress = progress
+        self.summary: RunSummary | None = None
+        self.errors: list[str] = []
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.errors.append(str(report.longrepr))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("rhc", "resident health card conformance (rhc)")
-    group.addoption(
-        "--card",
-        choices=["virtual", "pcsc"],
-        default=None,
-        help="card under test: the built-in virtual card or a PC/SC reader",
-    )
-    group.addoption("--reader", default=None, help="PC/SC reader: exact name or regex")
-    group.addoption("--product", default=None, help="the product's ICS (YAML)")
-    group.addoption("--plan", default=None, help="plan name or file (default: certification)")
-    group.addoption(
-        "--fault",
-        action="append",
-        default=[],
-        help="virtual card only: a fault of the defect catalogue (repeatable)",
-    )
-    group.addoption("--out", default=None, help="run directory for results and evidence")
-    group.addoption("--profile", default=None, help="card profile YAML (default: WS/T 543)")
-    group.addoption("--keys", default=None, help="test master keys (default: fixtures)")
-    group.addoption(
-        "--personalization",
-        default=None,
-        help="virtual card: personalization YAML (default: fixtures)",
-    )
-    group.addoption("--card-image", default=None, help="virtual card: load a JSON card image")
-    group.addoption(
-        "--apdu-timeout", type=float, default=10.0, help="PC/SC: seconds per APDU exchange"
-    )
+    for option in RUN_OPTIONS:
+        group.addoption(f"--rhc-{option.name}", dest=f"rhc_{option.key}",
+                        **option.argparse_kwargs())
     group.addoption("--rhc-progress", action="store_true", help="show a rich progress bar")
 
 
-class RunState:
-    """Everything one certification run holds: configuration, runner and results."""
-
-    def __init__(self, config: pytest.Config):
-        opt = config.getoption
-        self.profile = load_profile(opt("profile"))
-        self.product = load_product(opt("product"), self.profile)
-        self.plan = load_plan(opt("plan"))
-        self.card_kind = opt("card") or "virtual"
-        self.reader = opt("reader")
-        self.apdu_timeout = opt("apdu_timeout")
-        self.faults = list(opt("fault"))
-        key_set = load_key_set(opt("keys") or DEFAULT_TEST_KEYS, self.profile)
-        self.keys = TestKeyProvider(key_set)
-        if self.card_kind == "pcsc":
-            if not self.reader:
-                raise pytest.UsageError("--card pcsc needs --reader NAME")
-            if self.faults or opt("personalization") or opt("card_image"):
-                raise pytest.UsageError(
-                    "--fault, --personalization and --card-image apply to --card virtual only"
-                )
-            connect = self._pcsc_connect
-        else:
-            connect = self._virtual_connect(key_set, opt("personalization"), opt("card_image"))
-        out = opt("out")
-        self.out_dir = Path(out) if out else None
-        if self.out_dir is not None:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.cases = select(build_catalogue(self.profile), self.plan)
-        self.runner = CaseRunner(
-            connect=connect,
-            profile=self.profile,
-            keys=self.keys,
-            product=self.product,
-            plan=self.plan,
-            out_dir=self.out_dir,
-        )
-        self.results: list[CaseResult] = []
-        self.expected = 0
-        self.card: dict[str, Any] = {}
-        self.started = _now()
-        self.progress: Any = None
-
-    def _virtual_connect(self, key_set: Any, personalization: str | None, image: str | None):
-        # Only the plugin and the CLI build the virtual card (DESIGN.md, boundaries).
-        from conformance.card import VirtualCard
-        from conformance.transport.inprocess import InProcessTransport
-
-        features = frozenset(self.product.features)
-        faults = frozenset(self.faults)
-        if image:
-            card = VirtualCard.from_image(image, self.profile, features=features, faults=faults)
-        else:
-            pers = load_personalization(personalization or DEFAULT_PERSONALIZATION, self.profile)
-            card = VirtualCard.personalize(
-                self.profile, pers, key_set, features=features, faults=faults
-            )
-        return lambda: InProcessTransport(card, name="rhc virtual card")
-
-    def _pcsc_connect(self) -> Transport:
-        from conformance.transport.pcsc import PcscTransport
-
-        return PcscTransport(self.reader, timeout_s=self.apdu_timeout)
-
-    def begin(self) -> None:
-        try:
-            self.card = self.runner.card_info()
-        except BenchError as exc:
-            self.runner.bench_lost = str(exc)
-            self.card = {"error": str(exc)}
-
-    def run(self, case: Case) -> CaseResult:
-        result = self.runner.run(case)
-        self.results.append(result)
-        if self.progress is not None:
-            self.progress.advance(result)
-        return result
-
-    def summary(self, interrupted: bool) -> RunSummary:
-        complete = (
-            not interrupted
-            and len(self.results) == len(self.cases)
-            and self.runner.bench_lost is None
-        )
-        verdict = conclude(self.results, complete=complete)
-        notes = []
-        if self.runner.bench_lost:
-            notes.append(f"bench lost during the run: {self.runner.bench_lost}")
-        if len(self.results) != len(self.cases):
-            notes.append(
-                f"{len(self.results)} of the {len(self.cases)} cases of plan {self.plan.name} "
-                "ran (a selection such as -k, or an interruption): no certification verdict"
-            )
-        return RunSummary(
-            verdict=verdict,
-            counts=count(self.results),
-            cases=[
-                {
-                    "id": r.id,
-                    "verdict": r.verdict.value,
-                    "reason": r.reason,
-                    "duration_s": r.duration_s,
-                }
-                for r in self.results
-            ],
-            card={**self.card, "kind": self.card_kind, "faults": self.faults},
-            product=self.product.model_dump(),
-            plan={
-                "name": self.plan.name,
-                "file": self.plan.source,
-                "sha256": self.plan.sha256,
-                "parameters": self.plan.parameters,
-            },
-            profile={
-                "name": self.profile.spec.profile.name,
-                "file": str(self.profile.source),
-                "sha256": self.profile.sha256,
-                "standard": self.profile.spec.profile.standard,
-            },
-            bench=bench_info(self.card_kind, self.card.get("reader")),
-            suite_version=__version__,
-            started=self.started,
-            finished=_now(),
-            notes=notes,
-        )
-
-    def write(self, summary: RunSummary) -> None:
-        if self.out_dir is None:
-            return
-        lines = "".join(r.to_json() + "\n" for r in self.results)
-        (self.out_dir / "results.jsonl").write_text(lines, encoding="utf-8")
-        (self.out_dir / "summary.json").write_text(summary.to_json() + "\n", encoding="utf-8")
+def _prepared(config: pytest.Config) -> PreparedRun | None:
+    plugins = config.pluginmanager.get_plugins()
+    return next((p for p in plugins if isinstance(p, PreparedRun)), None)
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+def _option_values(config: pytest.Config) -> dict[str, Any]:
+    return {option.key: config.getoption(f"rhc_{option.key}") for option in RUN_OPTIONS}
 
 
-def _package_version(name: str) -> str:
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """Validate the run options before anything is collected; exit 2 with one line if bad."""
+    if getattr(config.option, "help", False) or getattr(config.option, "version", 0):
+        return None
+    prepared = _prepared(config)
+    if prepared is not None:
+        config.stash[CONFIG_KEY] = prepared.config
+        return None
+    values = _option_values(config)
+    if not any(given(values, option.name) for option in RUN_OPTIONS):
+        return None  # not a certification run, unless the catalogue is collected
     try:
-        out = subprocess.run(
-            ["dpkg-query", "-W", "-f=${Version}", name],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() or "not installed"
+        config.stash[CONFIG_KEY] = build_config(values)
+    except ConfigError as exc:
+        print(f"rhc: error: {exc}", file=sys.stderr)
+        return EXIT_NO_VERDICT
+    return None
 
 
-def bench_info(kind: str, reader: str | None) -> dict[str, Any]:
-    """What the bench was: OS, Python, PC/SC stack and reader (for the report)."""
-    info: dict[str, Any] = {
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "host": platform.node(),
-        "readers": [reader] if reader else [],
-    }
-    if kind == "pcsc":
-        info["pcsc_lite"] = _package_version("pcscd")
-        info["driver"] = f"vsmartcard-vpcd {_package_version('vsmartcard-vpcd')}"
-    return info
-
-
-# -- pytest hooks ------------------------------------------------------------------------
-
-
-def _state(config: pytest.Config) -> RunState:
-    state = config.stash.get(RUN_KEY, None)
-    if state is None:
-        try:
-            state = RunState(config)
-        except (ProfileError, ValueError, BenchError) as exc:
-            raise pytest.UsageError(str(exc)) from None
-        config.stash[RUN_KEY] = state
-    return state
+def _run(config: pytest.Config) -> CertificationRun:
+    run = config.stash.get(RUN_KEY, None)
+    if run is None:
+        run_config = config.stash.get(CONFIG_KEY, None)
+        if run_config is None:  # the catalogue collected without --rhc options: the defaults
+            try:
+                run_config = build_config({})
+            except ConfigError as exc:
+                pytest.exit(f"rhc: error: {exc}", returncode=EXIT_NO_VERDICT)
+        run = CertificationRun(run_config)
+        config.stash[RUN_KEY] = run
+    return run
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "rhc_case" not in metafunc.fixturenames:
         return
-    state = _state(metafunc.config)
-    metafunc.parametrize("rhc_case", state.cases, ids=[c.id for c in state.cases])
+    run = _run(metafunc.config)
+    metafunc.parametrize("rhc_case", run.cases, ids=[c.id for c in run.cases])
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    state = config.stash.get(RUN_KEY, None)
-    if state is None:
+    if config.stash.get(RUN_KEY, None) is None:
         return
-    state.expected = sum(1 for item in items if "rhc_case" in getattr(item, "fixturenames", ()))
-    if config.getoption("rhc_progress"):
+    prepared = _prepared(config)
+    if config.getoption("rhc_progress") or (prepared is not None and prepared.progress):
         from conformance.progress import RunProgress
 
-        state.progress = RunProgress(state.expected)
+        expected = sum(1 for item in items if "rhc_case" in getattr(item, "fixturenames", ()))
+        config.stash[PROGRESS_KEY] = RunProgress(expected)
 
 
 @pytest.fixture(scope="session")
-def rhc_run(request: pytest.FixtureRequest) -> RunState:
-    state = _state(request.config)
-    if not state.card:
-        state.begin()
-    return state
+def rhc_run(request: pytest.FixtureRequest) -> Callable[[Case], None]:
+    """Runs one case of the plan on the card under test and reports its verdict to pytest."""
+    run = _run(request.config)
+    run.begin()
+    progress = request.config.stash.get(PROGRESS_KEY, None)
+
+    def run_case(case: Case) -> None:
+        result = run.run(case)
+        if progress is not None:
+            progress.advance(result)
+        allure_labels(case, result, run.out_dir)
+        report_outcome(result)
+
+    return run_case
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    state = session.config.stash.get(RUN_KEY, None)
-    if state is None:
+    run = session.config.stash.get(RUN_KEY, None)
+    if run is None:
         return
-    if state.progress is not None:
-        state.progress.stop()
+    progress = session.config.stash.get(PROGRESS_KEY, None)
+    if progress is not None:
+        progress.stop()
     interrupted = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
-    summary = state.summary(interrupted)
-    state.write(summary)
-    state.runner.close()
-    session.config.stash[SUMMARY_KEY] = summary
+    summary = run.summary(interrupted)
+    run.write(summary)
+    run.close()
+    prepared = _prepared(session.config)
+    if prepared is not None:
+        prepared.summary = summary
 
 
 def report_outcome(result: CaseResult) -> None:
@@ -328,4 +183,4 @@ def allure_labels(case: Case, result: CaseResult, out_dir: Path | None) -> None:
         )
 
 
-__all__ = ["RUN_KEY", "SUMMARY_KEY", "RunState", "allure_labels", "report_outcome"]
+__all__ = ["CONFIG_KEY", "RUN_KEY", "PreparedRun", "allure_labels", "report_outcome"]

@@ -81,6 +81,8 @@ class RunSummary:
     started: str
     finished: str
     notes: list[str] = field(default_factory=list)
+    privacy: dict[str, Any] = field(default_factory=dict)
+    """The privacy setting of the evidence (on/off and why) and where the sealed salt is."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=2, sort_keys=True)

@@ -67,7 +67,7 @@ class CaseRunner:
         self.product = product
         self.plan = plan
         self.out_dir = out_dir
-        self.redactor = redactor or Redactor()
+        self.redactor = redactor or Redactor.from_profile(profile)
         self.bench_lost: str | None = None
         self._stack: TraceLayer | None = None
         self.features = list(profile.spec.features)
@@ -76,7 +76,9 @@ class CaseRunner:
     # -- connection --------------------------------------------------------------------
     def _open(self) -> TraceLayer:
         if self._stack is None:
-            self._stack = build_stack(self.connect(), redactor=self.redactor)
+            self._stack = build_stack(
+                self.connect(), profile=self.profile, redactor=self.redactor
+            )
         return self._stack
 
     def _drop(self) -> None:
@@ -99,7 +101,7 @@ class CaseRunner:
             "reader": stack.name,
         }
         try:
-            info["chip_serial"] = session.read_item(10)
+            info["chip_serial"] = session.read_item(self.profile.role_item("chip_serial"))
         except (ApduError, HostError, CodingError) as exc:
             info["chip_serial"] = f"unreadable: {exc}"
         return info

@@ -132,7 +132,7 @@ def _key_pem(key: rsa.RSAPrivateKey) -> bytes:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_out = Path(__file__).resolve().parent.parent / "fixtures" / "pki"
+    default_out = Path(__file__).resolve().parent.parent / "conformance" / "fixtures" / "pki"
     parser.add_argument("--out", type=Path, default=default_out)
     out: Path = parser.parse_args().out
     out.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: set up this machine, then ruff and pytest with pcscd running for the
-# end-to-end tests (started here when none runs, stopped afterwards). Any failure, pytest's
-# "no tests collected" included, makes the exit status non-zero.
+# end-to-end tests (started here when none runs, stopped afterwards), then the built wheel in
+# a fresh venv (scripts/check-wheel.sh, about a minute; skipped when pytest arguments select
+# tests). Any failure, pytest's "no tests collected" included, makes the exit status non-zero.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
@@ -9,4 +10,5 @@ exec bash scripts/with-pcscd.sh bash -c '
     rc=0
     .venv/bin/ruff check . || rc=1
     .venv/bin/pytest -q "$@" || rc=1
+    if [ $# -eq 0 ]; then bash scripts/check-wheel.sh || rc=1; fi
     exit $rc' test-suite "$@"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import cache
+from pathlib import Path
 
 from conformance.card import VirtualCard
 from conformance.cases.catalogue import build_catalogue
@@ -33,13 +34,24 @@ def catalogue() -> tuple[Case, ...]:
     return tuple(build_catalogue(profile()))
 
 
+def group_cases(*groups: str) -> tuple[Case, ...]:
+    """The catalogue's cases of these groups (metadata rendered from the profile)."""
+    return tuple(c for c in catalogue() if c.group in groups)
+
+
 def reference_product() -> Product:
     return load_product(None, profile())
 
 
-def new_card(faults: Iterable[str] = (), product: Product | None = None) -> VirtualCard:
-    prof = profile()
-    product = product or reference_product()
+def new_card(
+    faults: Iterable[str] = (),
+    product: Product | None = None,
+    *,
+    prof: CardProfile | None = None,
+) -> VirtualCard:
+    """A virtual card of the profile (default: the reference), personalised with the fixtures."""
+    prof = prof or profile()
+    product = product or load_product(None, prof)
     return VirtualCard.personalize(
         prof,
         load_personalization(DEFAULT_PERSONALIZATION, prof),
@@ -49,14 +61,22 @@ def new_card(faults: Iterable[str] = (), product: Product | None = None) -> Virt
     )
 
 
-def runner_for(card: VirtualCard, product: Product | None = None) -> CaseRunner:
-    prof = profile()
+def runner_for(
+    card: VirtualCard,
+    product: Product | None = None,
+    *,
+    prof: CardProfile | None = None,
+    out_dir: Path | None = None,
+) -> CaseRunner:
+    """A runner over ``card`` with the profile's redaction and the certification plan."""
+    prof = prof or profile()
     return CaseRunner(
         connect=lambda: InProcessTransport(card, name="virtual"),
         profile=prof,
         keys=TestKeyProvider(load_key_set(DEFAULT_TEST_KEYS, prof)),
-        product=product or reference_product(),
+        product=product or load_product(None, prof),
         plan=load_plan("certification"),
+        out_dir=out_dir,
     )
 
 

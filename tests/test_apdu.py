@@ -1,4 +1,5 @@
-"""Tests for conformance.apdu: encoding of every ISO case, strict parsing, the SW catalogue."""
+"""Tests for conformance.apdu (encoding of every ISO case, strict parsing, the lenient split)
+and the ISO status-word meanings of conformance.iso7816."""
 
 from __future__ import annotations
 
@@ -9,15 +10,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conformance.apdu import (
-    SW,
-    SW_TEXT,
     ApduError,
     ApduFormatError,
     CommandAPDU,
     ResponseAPDU,
-    describe_sw,
+    split_command,
     sw_hex,
 )
+from conformance.iso7816 import SW_MEANINGS, SW_SUCCESS, describe_sw
+from conformance.model import load_profile
 
 H = bytes.fromhex
 
@@ -175,7 +176,7 @@ def test_response_parse_and_encode() -> None:
     assert r.to_bytes() == bytes(r) == H("0102039000")
     assert r.hex() == "01 02 03 90 00"
     assert ResponseAPDU.parse(H("6A82")) == ResponseAPDU.of(0x6A82) == ResponseAPDU(b"", 0x6A, 0x82)
-    assert ResponseAPDU.of(SW.OK, b"\x01").to_bytes() == H("019000")
+    assert ResponseAPDU.of(SW_SUCCESS, b"\x01").to_bytes() == H("019000")
 
 
 @pytest.mark.parametrize("wire", ["", "90"])
@@ -195,12 +196,12 @@ def test_check_passes_and_returns_self() -> None:
     ok = ResponseAPDU.of(0x9000, b"\x01")
     assert ok.check() is ok
     warn = ResponseAPDU.of(0x6C24)
-    assert warn.check(SW.OK, 0x6C24) is warn
+    assert warn.check(SW_SUCCESS, 0x6C24) is warn
 
 
 def test_check_raises_apdu_error() -> None:
     select = CommandAPDU(0x00, 0xA4, 0x00, 0x00, H("EF09"))
-    r = ResponseAPDU.of(SW.FILE_NOT_FOUND)
+    r = ResponseAPDU.of(0x6A82)
     with pytest.raises(ApduError) as info:
         r.check(command=select)
     err = info.value
@@ -225,34 +226,38 @@ def test_apdu_error_without_command_and_pickle() -> None:
 # --------------------------------------------------------------------------- status words
 
 
-def test_sw_catalogue_matches_reference() -> None:
-    expected = {
-        "OK": 0x9000,
-        "WRONG_LENGTH": 0x6700,
-        "INCOMPATIBLE_FILE_STRUCTURE": 0x6981,
-        "SECURITY_NOT_SATISFIED": 0x6982,
-        "KEY_LOCKED": 0x6983,
-        "NO_CHALLENGE": 0x6985,
-        "NO_CURRENT_EF": 0x6986,
-        "WRONG_MAC": 0x6988,
-        "WRONG_DATA": 0x6A80,
-        "FILE_NOT_FOUND": 0x6A82,
-        "RECORD_NOT_FOUND": 0x6A83,
-        "WRONG_P1P2": 0x6A86,
-        "KEY_NOT_FOUND": 0x6A88,
-        "OFFSET_BEYOND_END": 0x6B00,
-        "INS_NOT_SUPPORTED": 0x6D00,
-        "CLA_NOT_SUPPORTED": 0x6E00,
-    }
-    assert {m.name: m.value for m in SW} == expected
+PROFILE_SWS = sorted(
+    {int(v, 16) for v in load_profile().spec.status_words.values() if len(v) == 4}
+)
 
 
-@pytest.mark.parametrize("sw", list(SW))
-def test_every_catalogue_sw_is_described_in_both_languages(sw: SW) -> None:
+@pytest.mark.parametrize("sw", PROFILE_SWS, ids=sw_hex)
+def test_every_profile_sw_has_an_iso_meaning_in_both_languages(sw: int) -> None:
     en, zh = describe_sw(sw)
     assert en and zh and en != "unknown status word"
     assert any("\u4e00" <= ch <= "\u9fff" for ch in zh)
-    assert SW_TEXT[sw] == (en, zh)
+    assert SW_MEANINGS[sw] == (en, zh)
+
+
+@pytest.mark.parametrize(
+    ("wire", "parts"),
+    [
+        ("00A40000", ("00A40000", "", "")),
+        ("0084000008", ("0084000008", "", "")),
+        ("00A4000002DDF1", ("00A4000002", "DDF1", "")),
+        ("00B20104020102FF", ("00B2010402", "0102", "FF")),
+        ("00D600000000020102", ("00D6000000" "0002", "0102", "")),
+        ("00B000000000020102" "0100", ("00B0000000" "0002", "0102", "0100")),
+    ],
+)
+def test_split_command_locates_the_data_field(wire: str, parts: tuple[str, str, str]) -> None:
+    assert split_command(H(wire)) == tuple(H(p) for p in parts)
+
+
+@pytest.mark.parametrize("wire", ["00A4", "00A4000003DDF1", "00D600000000", "00D6000000"
+                                  "00020102FF"])
+def test_split_command_refuses_lengths_that_do_not_add_up(wire: str) -> None:
+    assert split_command(H(wire)) is None
 
 
 @pytest.mark.parametrize(
@@ -276,5 +281,5 @@ def test_describe_sw(sw: int, en: str, zh: str) -> None:
 
 def test_sw_hex() -> None:
     assert sw_hex(0x6A82) == "6A82"
-    assert sw_hex(SW.OK) == "9000"
+    assert sw_hex(SW_SUCCESS) == "9000"
     assert sw_hex(0x0001) == "0001"

@@ -9,12 +9,11 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from casekit import new_card, profile, run_cases, runner_for
+from casekit import group_cases, new_card, profile, run_cases, runner_for
 from hypothesis import given
 from hypothesis import strategies as st
 
 from conformance.card.faults import FAULTS
-from conformance.cases import cmd, data
 from conformance.cases.framework import Case
 from conformance.cases.rules import (
     check_code,
@@ -42,7 +41,7 @@ MY_FAULTS = sorted(name for name, f in FAULTS.items() if f.group in MY_GROUPS an
 
 @cache
 def my_cases() -> dict[str, tuple[Case, ...]]:
-    return {"CMD": tuple(cmd.cases(profile())), "DATA": tuple(data.cases(profile()))}
+    return {"CMD": group_cases("CMD"), "DATA": group_cases("DATA")}
 
 
 def all_mine() -> list[Case]:

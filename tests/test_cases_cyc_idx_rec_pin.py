@@ -16,18 +16,18 @@ import re
 from functools import cache
 
 import pytest
-from casekit import new_card, profile, reference_product, run_cases, runner_for
+from casekit import group_cases, new_card, profile, reference_product, run_cases, runner_for
 
 from conformance.card.faults import FAULTS
-from conformance.cases import cyc, idx, pin, rec
+from conformance.cases import rec
 from conformance.cases.framework import Case
 from conformance.model.products import load_product
-from conformance.model.profile import PROFILES_DIR
+from conformance.model.tree import index_files, indexed_files
+from conformance.resources import PROFILES_DIR
 from conformance.results import CaseResult, Verdict
 from conformance.transport.redact import MASK_PREFIX
 
 GROUPS = ("CYC", "IDX", "REC", "PIN")
-MODULES = (cyc, idx, rec, pin)
 
 # Case-ID pattern (regex, full match) → faults that must make every matching case FAIL.
 CATCHERS: dict[str, tuple[str, ...]] = {
@@ -53,7 +53,7 @@ CATCHERS: dict[str, tuple[str, ...]] = {
 
 @cache
 def my_cases() -> tuple[Case, ...]:
-    return tuple(c for m in MODULES for c in m.cases(profile()))
+    return group_cases(*GROUPS)
 
 
 def _bad(results: dict[str, CaseResult], allowed: tuple[Verdict, ...]) -> dict[str, str]:
@@ -73,8 +73,8 @@ def test_cases_are_generated_from_the_model() -> None:
     prof = profile()
     by_group = {g: [c for c in my_cases() if c.group == g] for g in GROUPS}
     cyclic = [p for p, ef in prof.files.items() if ef.structure == "cyclic"]
-    indexes = idx.index_files(prof)
-    records = rec.record_files(prof)
+    indexes = index_files(prof)
+    records = indexed_files(prof)
     assert len(cyclic) == 2 and len(indexes) == 2 and len(records) == 8
     assert len(by_group["CYC"]) == 3 * len(cyclic) + 2
     index_records = sum(prof.file(p).records or 0 for p in indexes)
@@ -102,9 +102,9 @@ def test_cases_are_generated_from_the_model() -> None:
         assert bool(case.reference_choice) == bool(rests_on_choice), case.id
 
 
-def test_record_files_and_probe_fields_follow_the_layout() -> None:
+def test_indexed_files_and_probe_fields_follow_the_layout() -> None:
     prof = profile()
-    assert rec.record_files(prof)[:3] == ["DF03/EE01", "DF03/EE02", "DF03/EE03"]
+    assert indexed_files(prof)[:3] == ["DF03/EE01", "DF03/EE02", "DF03/EE03"]
     fields = rec.probe_fields(prof, "DF03/EE01")
     offsets = [f.offset for f in fields]
     assert offsets[0] == 0 and fields[-1].offset + fields[-1].length == 1893

@@ -15,10 +15,9 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from casekit import new_card, profile, run_cases, runner_for
+from casekit import group_cases, new_card, profile, run_cases, runner_for
 
 from conformance.card.faults import FAULTS
-from conformance.cases import sec
 from conformance.cases.framework import Case
 from conformance.host.keys import TestKeyProvider
 from conformance.model import DEFAULT_TEST_KEYS, load_key_set
@@ -87,7 +86,7 @@ def matches(case_id: str, patterns: list[str]) -> bool:
 
 @cache
 def sec_cases() -> tuple[Case, ...]:
-    return tuple(sec.cases(profile()))
+    return group_cases("SEC")
 
 
 def by_id() -> dict[str, Case]:

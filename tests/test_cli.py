@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
-from conformance.cli import main
-from conformance.model import DEFAULT_PERSONALIZATION, DEFAULT_PROFILE
+from conformance.cli import build_parser, main
+from conformance.config import RUN_OPTIONS
+from conformance.model import DEFAULT_PERSONALIZATION, DEFAULT_PROFILE, DEFAULT_TEST_KEYS
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -42,7 +47,6 @@ def test_personalization_value_too_long(capsys, tmp_path) -> None:
 def test_card_image_from_another_profile(capsys, tmp_path) -> None:
     from conformance.card import VirtualCard
     from conformance.model import load_key_set, load_personalization, load_profile
-    from conformance.model.personalization import DEFAULT_TEST_KEYS
 
     other = bad_copy(tmp_path, DEFAULT_PROFILE, "name: wst543-reference", "name: other-profile")
     profile = load_profile(other)
@@ -123,3 +127,149 @@ def test_a_partial_run_gives_no_certification_verdict(capsys, tmp_path) -> None:
     assert code == 2 and summary["verdict"] == "INCOMPLETE"
     assert summary["counts"]["PASS"] == len(summary["cases"]) > 0
     assert any("-k" in note for note in summary["notes"])
+
+
+# --------------------------------------------------------------------------- the two doors
+# `rhc run --NAME …` and `pytest --rhc-NAME …` build the same run configuration; a bad input is
+# one line on stderr and exit 2 through either, before pytest collects or runs anything.
+
+
+def _too_long_name(tmp_path: Path) -> Path:
+    return bad_copy(tmp_path, DEFAULT_PERSONALIZATION, '11: "王测试"', '11: "' + "王" * 20 + '"')
+
+
+BAD_RUNS = {
+    "pcsc-with-personalization": (
+        lambda tmp: ["card=pcsc", "reader=X", "personalization=F"],
+        ["--personalization", "--card virtual"],
+    ),
+    "unknown-fault": (lambda tmp: ["fault=no_such_fault"], ["no_such_fault", "constant_challenge"]),
+    "bad-personalization": (
+        lambda tmp: [f"personalization={_too_long_name(tmp)}"], ["items.11", "longer than 30"]
+    ),
+    "missing-reader": (lambda tmp: ["card=pcsc"], ["--card pcsc needs --reader"]),
+    "unknown-card": (lambda tmp: ["card=contactless"], ["--card: 'contactless' is not one of"]),
+    "bad-timeout": (lambda tmp: ["reader=X", "apdu-timeout=soon"], ["--apdu-timeout: 'soon'"]),
+}
+
+
+def _env() -> dict[str, str]:
+    """This checkout first on the path of a child process (the venv may hold another)."""
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def _door(door: str, options: list[str], out: Path) -> list[str]:
+    pairs = [o.split("=", 1) for o in options]
+    if door == "rhc":
+        flags = [arg for name, value in pairs for arg in (f"--{name}", value)]
+        return [sys.executable, "-m", "conformance.cli", "run", *flags, "--out", str(out)]
+    flags = [arg for name, value in pairs for arg in (f"--rhc-{name}", value)]
+    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--pyargs",
+            "conformance.pytest_catalogue", *flags, "--rhc-out", str(out)]
+
+
+@pytest.mark.parametrize("door", ["rhc", "pytest"])
+@pytest.mark.parametrize("bad", sorted(BAD_RUNS))
+def test_a_bad_run_input_is_one_line_and_exit_2(door: str, bad: str, tmp_path: Path) -> None:
+    options, expected = BAD_RUNS[bad]
+    env = _env()
+    result = subprocess.run(_door(door, options(tmp_path), tmp_path / "run"), cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=120, check=False)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert len(lines) == 1 and lines[0].startswith("rhc: error: "), result.stderr
+    assert all(text in lines[0] for text in expected), lines[0]
+    for frame in ("Traceback", "pluggy", "_pytest", "File \""):
+        assert frame not in result.stderr + result.stdout
+    assert not (tmp_path / "run" / "summary.json").exists()  # no APDU was sent
+
+
+def test_the_pytest_door_runs_the_plan(tmp_path: Path) -> None:
+    """`pytest --rhc-…` alone is a run: the catalogue module and the plugin, no `rhc`."""
+    env = _env()
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--pyargs",
+         "conformance.pytest_catalogue", "--rhc-plan", "selftest", "--rhc-product", "minimal",
+         "--rhc-out", str(out)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text("utf-8"))
+    assert summary["verdict"] == "CONFORMANT" and summary["plan"]["name"] == "selftest"
+    assert summary["counts"]["NOT_APPLICABLE"] > 0  # the minimal ICS, found by its name
+
+
+def test_run_options_are_declared_once() -> None:
+    """`rhc run` offers every option of the one table, under the same name."""
+    run = build_parser()._subparsers._group_actions[0].choices["run"]  # type: ignore[union-attr]
+    flags = {flag for action in run._actions for flag in action.option_strings}
+    assert {f"--{o.name}" for o in RUN_OPTIONS if o.name != "profile"} <= flags
+
+
+def test_cases_import_neither_the_plugin_nor_the_catalogue_module() -> None:
+    code = ("import sys, pkgutil, importlib, conformance.cases as c; "
+            "[importlib.import_module(f'conformance.cases.{m.name}') "
+            " for m in pkgutil.iter_modules(c.__path__)]; "
+            "bad = [m for m in sys.modules if m in ('conformance.plugin', "
+            "'conformance.pytest_catalogue', 'conformance.cli', 'pytest')]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_paths_name_the_shipped_demo_ca(capsys) -> None:
+    code, out, _ = run(capsys, "paths", "--json")
+    places = json.loads(out)
+    assert code == 0 and Path(places["demo-ca"]).is_file()
+    assert Path(places["profile"]).read_text("utf-8") == DEFAULT_PROFILE.read_text("utf-8")
+
+
+def test_verify_trusts_the_shipped_demo_ca_by_name(capsys, tmp_path) -> None:
+    from report_support import make_run
+
+    from conformance.report import write_report
+
+    make_run(tmp_path / "run", 6)
+    write_report(tmp_path / "run", pdf=False)
+    code, out, _ = run(capsys, "report", "verify", str(tmp_path / "run"), "--trust", "demo")
+    assert code == 0 and "VALID" in out and "chain NOT checked" not in out
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"card": "virtual", "reader": "X"}, "--reader: for --card pcsc only"),
+        ({"personalization": "a.yaml", "image": "b.json"}, "give one"),
+        ({"reader": "X", "apdu_timeout": "0"}, "--apdu-timeout: '0' is not a positive"),
+        ({"reader": "X", "fault": ["constant_challenge"]}, "--fault: for --card virtual only"),
+        ({"plan": "nightly"}, "known: certification, selftest"),
+        ({"product": "no-such-ics"}, "known: minimal, reference"),
+        ({"keys": "/nonexistent/keys.yaml"}, "--keys: /nonexistent/keys.yaml: file not found"),
+        ({"colour": "red"}, "not run options: colour"),
+    ],
+)
+def test_build_config_names_the_bad_input(values: dict, expected: str) -> None:
+    from conformance.config import ConfigError, build_config
+
+    with pytest.raises(ConfigError) as caught:
+        build_config(values)
+    assert expected in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_reader_alone_means_pcsc() -> None:
+    from conformance.config import build_config
+
+    config = build_config({"reader": "Virtual PCD 00 00"})
+    assert config.card == "pcsc" and config.virtual_card is None
+    assert config.apdu_timeout_s == 10.0
+
+
+def test_run_without_plugin_autoload(capsys, tmp_path, monkeypatch) -> None:
+    """With entry points disabled, `rhc run` names the plugins it needs itself."""
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    out = tmp_path / "run"
+    code, _, err = run(capsys, "run", "--plan", "selftest", "--out", str(out), "--quiet",
+                       "--no-report")
+    assert code == 0, err
+    assert (out / "junit.xml").is_file() and (out / "allure-results").is_dir()

@@ -22,7 +22,6 @@ from conformance.crypto import (
     cbc_mac,
     city_code_factor,
     diversify,
-    external_authenticate_apdu,
     pad_m2,
     session_key,
     sm2_keypair_from_private,
@@ -39,6 +38,7 @@ from conformance.crypto import (
     unpad_m2,
 )
 
+SM = (0x04, 0xDC)  # update_record_sm of the reference profile
 H = bytes.fromhex
 
 # ------------------------------------------------------------ SM4 (GB/T 32907 A.1, A.2)
@@ -274,14 +274,6 @@ def test_session_key_and_cryptogram() -> None:
     cp = auth_cryptogram(sk, x)
     assert cp == bytes(a ^ b for a, b in zip(c[:8], c[8:], strict=True))
     assert len(cp) == 8
-    apdu = external_authenticate_apdu(0x85, cp, x)
-    assert apdu == H("0082008511") + cp + x + b"\x01"
-    parsed = CommandAPDU.parse(apdu)
-    assert (parsed.ins, parsed.p2, parsed.case, len(parsed.data)) == (0x82, 0x85, 3, 17)
-    with pytest.raises(ValueError):
-        external_authenticate_apdu(0x100, cp, x)
-    with pytest.raises(ValueError):
-        external_authenticate_apdu(0x85, cp[:7], x)
     with pytest.raises(ValueError):
         auth_cryptogram(sk, x[:7])
 
@@ -298,7 +290,7 @@ def _split(apdu: bytes) -> tuple[bytes, bytes]:
 @pytest.mark.parametrize("n", range(MAX_SM_TLV + 1))
 def test_sm_wrap_unwrap_round_trip(n: int) -> None:
     tlv = bytes((i * 7 + 1) & 0xFF for i in range(n))  # every length, 0 included
-    apdu = sm_wrap_update(SK, 0x02, tlv)
+    apdu = sm_wrap_update(SK, 0x02, tlv, command=SM)
     header, body = _split(apdu)
     assert header[:4] == H("04DC0204")
     lc = 16 * ((n + 1) // 16) + 16 + 4  # the Lc rule of the evidence (§4.4)
@@ -322,12 +314,12 @@ def test_sm_wrap_unwrap_round_trip(n: int) -> None:
     ],
 )
 def test_sm_lc_examples_from_evidence(n: int, lc: int) -> None:
-    assert sm_wrap_update(SK, 1, bytes(n))[4] == lc
+    assert sm_wrap_update(SK, 1, bytes(n), command=SM)[4] == lc
 
 
 def test_sm_wrap_structure() -> None:
     tlv = H("0A14") + b"A" * 20
-    apdu = sm_wrap_update(SK, 0x03, tlv)
+    apdu = sm_wrap_update(SK, 0x03, tlv, command=SM)
     header, body = _split(apdu)
     enc, mac = body[:-4], body[-4:]
     assert sm4_ecb_decrypt(SK, enc) == pad_m2(bytes([len(tlv)]) + tlv)
@@ -335,15 +327,15 @@ def test_sm_wrap_structure() -> None:
 
 
 def test_sm_wrap_limits() -> None:
-    assert len(sm_wrap_update(SK, 1, bytes(MAX_SM_TLV))) <= 5 + 255
+    assert len(sm_wrap_update(SK, 1, bytes(MAX_SM_TLV), command=SM)) <= 5 + 255
     with pytest.raises(ValueError):
-        sm_wrap_update(SK, 1, bytes(MAX_SM_TLV + 1))
+        sm_wrap_update(SK, 1, bytes(MAX_SM_TLV + 1), command=SM)
     with pytest.raises(ValueError):
-        sm_wrap_update(SK, 256, b"")
+        sm_wrap_update(SK, 256, b"", command=SM)
 
 
 def test_sm_wrong_mac() -> None:
-    header, body = _split(sm_wrap_update(SK, 0x02, H("0B03414243")))
+    header, body = _split(sm_wrap_update(SK, 0x02, H("0B03414243"), command=SM))
     bad = body[:-1] + bytes([body[-1] ^ 1])
     with pytest.raises(MacError):
         sm_unwrap_update(SK, header, bad)
@@ -390,7 +382,7 @@ def test_sm_forge_helper_accepts_good_plaintext() -> None:
 
 
 def test_sm_header_checks() -> None:
-    header, body = _split(sm_wrap_update(SK, 0x02, H("0B03414243")))
+    header, body = _split(sm_wrap_update(SK, 0x02, H("0B03414243"), command=SM))
     with pytest.raises(SecureMessagingError):
         sm_unwrap_update(SK, header[:4] + bytes([header[4] + 1]), body)
     with pytest.raises(ValueError):

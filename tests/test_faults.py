@@ -253,7 +253,7 @@ def p_sec_state(t: Terminal) -> Observation:
     other = "UK_DF02_3"                                           # KID 87: not a DDF1 key
     r, x = t.challenge(), bytes(range(1, 9))
     c = crypto.auth_cryptogram(crypto.session_key(t.card_key(other), r.ljust(8, b"\0")), x)
-    out.append(t.sw(crypto.external_authenticate_apdu(p.key(other).kid or 0, c, x)))
+    out.append(t.sw(t.ext_auth_apdu(p.key(other).kid or 0, c, x)))
     out.append(t.authenticate("UK_DDF1"))
     t.select("EF08")
     out.append(t.sm_update("DDF1", 2, p.tlv(16, "13733333333")))

@@ -529,12 +529,11 @@ def test_session_over_the_t0_and_trace_layers(
 ) -> None:
     from conformance.card import VirtualCard
     from conformance.transport.layers import build_stack
-    from conformance.transport.redact import Redactor
 
     card = VirtualCard.personalize(
         profile, personalization, key_set, features=frozenset({"t0_get_response"})
     )
-    stack = build_stack(InProcessTransport(card), redactor=Redactor())
+    stack = build_stack(InProcessTransport(card), profile=profile)
     session = HealthCardSession(stack, profile, TestKeyProvider(key_set))
     assert session.read_item(11) == personalization.items[11]
     session.update_item(22, "测试")
@@ -566,7 +565,7 @@ def test_key_provider_protocol_and_secrecy(
 
 
 def test_provider_computes_what_crypto_does(
-    key_set: KeySet, personalization: Personalization
+    profile: CardProfile, key_set: KeySet, personalization: Personalization
 ) -> None:
     provider = TestKeyProvider(key_set)
     card_no8 = personalization.card_number_factor
@@ -577,8 +576,10 @@ def test_provider_computes_what_crypto_does(
     assert provider.auth_cryptogram("RK_DF02", card_no8, city8, challenge, x8) == expected
     kc1 = crypto.card_key(key_set.master_keys["STK_DDF1"], 1, card_no8, city8)
     tlv = bytes([11, 30]) + bytes(30)
-    expected_sm = crypto.sm_wrap_update(crypto.session_key(kc1, challenge), 2, tlv)
-    assert provider.sm_update_apdu("STK_DDF1", card_no8, city8, challenge, 2, tlv) == expected_sm
+    sm = profile.command("update_record_sm")
+    expected_sm = crypto.sm_wrap_update(crypto.session_key(kc1, challenge), 2, tlv, command=sm)
+    got = provider.sm_update_apdu("STK_DDF1", card_no8, city8, challenge, 2, tlv, command=sm)
+    assert got == expected_sm
 
 
 # ------------------------------------------------------------------------------- boundary

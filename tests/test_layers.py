@@ -15,19 +15,27 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conformance.model import load_profile
 from conformance.transport.base import BenchError, CardUnresponsive, Transport
 from conformance.transport.layers import (
     T0Layer,
+    T0Rules,
     TraceEntry,
     TraceLayer,
     build_stack,
     from_jsonl,
     to_jsonl,
 )
-from conformance.transport.redact import MASK_PREFIX, SECRET_RULES, Redactor, SecretRule
+from conformance.transport.redact import MASK_PREFIX, RedactionRules, Redactor, SecretRule
 
 ATR = bytes.fromhex("3B6D0000") + bytes(range(1, 9)) + bytes.fromhex("4843201701")
 SALT = bytes(range(16))
+PROFILE = load_profile()
+T0 = T0Rules.from_profile(PROFILE)
+
+
+def redactor(salt: bytes | None = SALT) -> Redactor:
+    return Redactor.from_profile(PROFILE, salt)
 
 
 def h(text: str) -> bytes:
@@ -124,8 +132,8 @@ def wire_log() -> tuple[list[tuple[bytes, bytes]], Callable[[bytes, bytes], None
 
 def test_layers_are_transports_and_delegate() -> None:
     card = Scripted([])
-    t0 = T0Layer(card)
-    trace = TraceLayer(t0, redactor=Redactor(SALT))
+    t0 = T0Layer(card, rules=T0)
+    trace = TraceLayer(t0, redactor=redactor())
     for layer in (t0, trace):
         assert isinstance(layer, Transport)
         assert layer.atr == ATR
@@ -146,7 +154,7 @@ def test_61xx_chaining_over_several_rounds() -> None:
         ]
     )
     log, on_wire = wire_log()
-    t0 = T0Layer(card, on_wire=on_wire)
+    t0 = T0Layer(card, rules=T0, on_wire=on_wire)
     assert t0.transmit(h("80FA0000 10" + "11" * 16)) == data + h("9000")
     assert card.done()
     assert [c for c, _ in log] == card.sent  # every physical exchange was reported
@@ -155,18 +163,26 @@ def test_61xx_chaining_over_several_rounds() -> None:
 
 def test_61xx_with_le_00_asks_for_256_bytes() -> None:
     card = Scripted([("00B0000000", "6100"), ("00C0000000", "AA" * 256 + "9000")])
-    assert T0Layer(card).transmit(h("00B0000000")) == h("AA" * 256 + "9000")
+    assert T0Layer(card, rules=T0).transmit(h("00B0000000")) == h("AA" * 256 + "9000")
+
+
+def test_t0_rules_come_from_the_profile_and_are_data() -> None:
+    assert T0Rules(0x00, 0xC0, 0x61, 0x6C) == T0
+    lab = T0Rules(get_response_cla=0x80, get_response_ins=0xC0, bytes_available=0x61,
+                  wrong_le=0x6C)
+    card = Scripted([("00B2010400", "6103"), ("80C0000003", "010203 9000")])
+    assert T0Layer(card, rules=lab).transmit(h("00B2010400")) == h("010203 9000")
 
 
 def test_get_response_ending_in_error_returns_collected_data_and_last_sw() -> None:
     card = Scripted([("00B0000000", "6104"), ("00C0000004", "0102 6110"), ("00C0000010", "6F00")])
-    assert T0Layer(card).transmit(h("00B0000000")) == h("0102 6F00")
+    assert T0Layer(card, rules=T0).transmit(h("00B0000000")) == h("0102 6F00")
 
 
 def test_endless_61xx_is_a_bench_error_after_the_bound() -> None:
     card = Answering(lambda apdu: h("6101"))
     sent: list[bytes] = []
-    t0 = T0Layer(card, on_wire=lambda c, r: sent.append(c), max_rounds=32)
+    t0 = T0Layer(card, rules=T0, on_wire=lambda c, r: sent.append(c), max_rounds=32)
     with pytest.raises(BenchError, match="32 GET RESPONSE rounds"):
         t0.transmit(h("00B0000001"))
     assert len(sent) == 33  # the command and 32 GET RESPONSEs, then the layer gave up
@@ -175,13 +191,14 @@ def test_endless_61xx_is_a_bench_error_after_the_bound() -> None:
 def test_6cxx_resends_a_case2_command_with_the_right_le() -> None:
     card = Scripted([("00B2010420", "6C10"), ("00B2010410", "AB" * 16 + "9000")])
     log, on_wire = wire_log()
-    assert T0Layer(card, on_wire=on_wire).transmit(h("00B2010420")) == h("AB" * 16 + "9000")
+    t0 = T0Layer(card, rules=T0, on_wire=on_wire)
+    assert t0.transmit(h("00B2010420")) == h("AB" * 16 + "9000")
     assert [c for c, _ in log] == [h("00B2010420"), h("00B2010410")]
 
 
 def test_a_second_6cxx_is_returned_as_is() -> None:
     card = Scripted([("00B2010420", "6C10"), ("00B2010410", "6C08")])
-    assert T0Layer(card).transmit(h("00B2010420")) == h("6C08")
+    assert T0Layer(card, rules=T0).transmit(h("00B2010420")) == h("6C08")
     assert card.done()
 
 
@@ -189,7 +206,7 @@ def test_6cxx_resend_then_61xx_chaining() -> None:
     card = Scripted(
         [("00B0000000", "6C04"), ("00B0000004", "6104"), ("00C0000004", "01020304 9000")]
     )
-    assert T0Layer(card).transmit(h("00B0000000")) == h("01020304 9000")
+    assert T0Layer(card, rules=T0).transmit(h("00B0000000")) == h("01020304 9000")
 
 
 @pytest.mark.parametrize(
@@ -203,12 +220,12 @@ def test_6cxx_resend_then_61xx_chaining() -> None:
 )
 def test_6cxx_to_other_cases_is_returned_as_is(command: str) -> None:
     card = Scripted([(command, "6C10")])
-    assert T0Layer(card).transmit(h(command)) == h("6C10")
+    assert T0Layer(card, rules=T0).transmit(h(command)) == h("6C10")
 
 
 def test_auto_6c_off_returns_6cxx_but_still_chains_61xx() -> None:
     card = Scripted([("00B2010420", "6C10"), ("00B2010410", "6102"), ("00C0000002", "AABB9000")])
-    t0 = T0Layer(card, auto_6c=False)
+    t0 = T0Layer(card, rules=T0, auto_6c=False)
     assert t0.transmit(h("00B2010420")) == h("6C10")
     assert t0.transmit(h("00B2010410")) == h("AABB9000")
 
@@ -216,7 +233,7 @@ def test_auto_6c_off_returns_6cxx_but_still_chains_61xx() -> None:
 def test_raw_bypasses_all_handling_and_still_reports_the_wire() -> None:
     card = Scripted([("00B2010420", "6C10"), ("0084000008", "6108")])
     log, on_wire = wire_log()
-    t0 = T0Layer(card, on_wire=on_wire)
+    t0 = T0Layer(card, rules=T0, on_wire=on_wire)
     assert t0.raw(h("00B2010420")) == h("6C10")
     assert t0.raw(h("0084000008")) == h("6108")
     assert log == [(h("00B2010420"), h("6C10")), (h("0084000008"), h("6108"))]
@@ -226,7 +243,7 @@ def test_raw_bypasses_all_handling_and_still_reports_the_wire() -> None:
 def test_bench_error_mid_chain_propagates() -> None:
     card = Scripted([("00B0000000", "6110"), ("00C0000010", CardUnresponsive("no answer in 5 s"))])
     with pytest.raises(CardUnresponsive):
-        T0Layer(card).transmit(h("00B0000000"))
+        T0Layer(card, rules=T0).transmit(h("00B0000000"))
 
 
 # --------------------------------------------------------------------------- TraceLayer
@@ -241,7 +258,7 @@ def test_trace_records_logical_exchange_with_wire_exchanges_beneath() -> None:
             ("00C0000010", "AB" * 16 + "9000"),
         ]
     )
-    trace = build_stack(card, redactor=Redactor(SALT), clock=StepClock())
+    trace = build_stack(card, profile=PROFILE, redactor=redactor(), clock=StepClock())
     trace.transmit(h("00A4000002DF01"))
     trace.transmit(h("00B2010420"), note="wrong Le on purpose")
     select, sel_wire, read, *read_wire = trace.entries
@@ -258,7 +275,7 @@ def test_trace_records_logical_exchange_with_wire_exchanges_beneath() -> None:
 
 def test_timestamps_are_monotonic_and_wire_nests_inside_its_exchange() -> None:
     card = Scripted([("00B0000000", "6102"), ("00C0000002", "0102 9000")])
-    trace = build_stack(card, redactor=Redactor(SALT), clock=StepClock())
+    trace = build_stack(card, profile=PROFILE, redactor=redactor(), clock=StepClock())
     trace.transmit(h("00B0000000"))
     logical, w1, w2 = trace.entries
     for e in trace.entries:
@@ -269,7 +286,7 @@ def test_timestamps_are_monotonic_and_wire_nests_inside_its_exchange() -> None:
 
 def test_real_monotonic_clock_by_default() -> None:
     card = Answering(lambda apdu: h("9000"))
-    trace = TraceLayer(card, redactor=Redactor())
+    trace = TraceLayer(card, redactor=redactor(None))
     before = time.monotonic()
     for _ in range(3):
         trace.transmit(h("00A4000002DF01"))
@@ -281,7 +298,7 @@ def test_real_monotonic_clock_by_default() -> None:
 
 def test_trace_without_t0_below_records_only_logical_exchanges() -> None:
     card = Scripted([("00B2010420", "6C10")])
-    trace = TraceLayer(card, redactor=Redactor(SALT))
+    trace = TraceLayer(card, redactor=redactor())
     assert trace.raw(h("00B2010420")) == h("6C10")  # no raw below: plain transmit
     (entry,) = trace.entries
     assert (entry.wire, entry.sw) == (False, "6C10")
@@ -289,7 +306,7 @@ def test_trace_without_t0_below_records_only_logical_exchanges() -> None:
 
 def test_trace_raw_bypasses_the_t0_layer_below() -> None:
     card = Scripted([("00B2010420", "6C10")])
-    trace = build_stack(card, redactor=Redactor(SALT))
+    trace = build_stack(card, profile=PROFILE, redactor=redactor())
     assert trace.raw(h("00B2010420"), note="expects 6C10") == h("6C10")
     logical, wire = trace.entries
     assert logical.sw == wire.sw == "6C10" and logical.note == "expects 6C10"
@@ -297,7 +314,7 @@ def test_trace_raw_bypasses_the_t0_layer_below() -> None:
 
 def test_mark_and_since_slice_one_case() -> None:
     card = Answering(lambda apdu: h("9000"))
-    trace = build_stack(card, redactor=Redactor(SALT), clock=StepClock())
+    trace = build_stack(card, profile=PROFILE, redactor=redactor(), clock=StepClock())
     trace.transmit(h("00A40000023F00"))
     mark = trace.mark()
     trace.annotate("case SEC-RD-DF01-003 begins")
@@ -312,7 +329,7 @@ def test_mark_and_since_slice_one_case() -> None:
 
 def test_jsonl_round_trip_with_stable_keys_and_chinese_text() -> None:
     card = Scripted([("0084000008", "6108"), ("00C0000008", "0102030405060708 9000")])
-    trace = build_stack(card, redactor=Redactor(SALT), clock=StepClock())
+    trace = build_stack(card, profile=PROFILE, redactor=redactor(), clock=StepClock())
     trace.annotate("用例 SEC-RD-DF01-003 开始")
     trace.transmit(h("0084000008"))
     trace.reset()
@@ -336,7 +353,7 @@ def test_bench_error_is_recorded_and_reraised() -> None:
             ("00C0000010", BenchError("Card was removed (0x80100069)")),
         ]
     )
-    trace = build_stack(card, redactor=Redactor(SALT), clock=StepClock())
+    trace = build_stack(card, profile=PROFILE, redactor=redactor(), clock=StepClock())
     with pytest.raises(BenchError, match="Card was removed"):
         trace.transmit(h("00B0000000"))
     logical, wire = trace.entries
@@ -354,18 +371,18 @@ def test_error_messages_are_scrubbed_of_secrets() -> None:
     command = h("0082008511") + cryptogram + h("01")
     spaced = " ".join(f"{b:02X}" for b in command)
     card = Scripted([(command.hex(), BenchError(f"Transaction failed sending {spaced}"))])
-    redactor = Redactor(SALT)
-    trace = TraceLayer(card, redactor=redactor)
+    masker = redactor()
+    trace = TraceLayer(card, redactor=masker)
     with pytest.raises(BenchError):
         trace.transmit(command)
     (entry,) = trace.entries
     assert "00 11 22 33" not in entry.error and "0011223344" not in trace.to_jsonl()
-    assert redactor.mask(cryptogram) in entry.error
+    assert masker.mask(cryptogram) in entry.error
 
 
 def test_reset_is_recorded_with_the_atr() -> None:
     card = Scripted([])
-    trace = TraceLayer(T0Layer(card), redactor=Redactor(SALT), clock=StepClock())
+    trace = TraceLayer(T0Layer(card, rules=T0), redactor=redactor(), clock=StepClock())
     assert trace.reset() == ATR
     (entry,) = trace.entries
     assert (entry.command, entry.response, entry.sw, entry.error) == (
@@ -380,7 +397,7 @@ def test_reset_is_recorded_with_the_atr() -> None:
 def test_failed_reset_is_recorded_and_reraised() -> None:
     card = Scripted([])
     card.reset_error = BenchError("reader gone")
-    trace = TraceLayer(card, redactor=Redactor(SALT))
+    trace = TraceLayer(card, redactor=redactor())
     with pytest.raises(BenchError):
         trace.reset()
     (entry,) = trace.entries
@@ -393,7 +410,7 @@ def test_failed_reset_is_recorded_and_reraised() -> None:
 
 def test_wire_reported_outside_a_traced_exchange_is_kept() -> None:
     card = Scripted([("00A40000023F00", "9000")])
-    trace = build_stack(card, redactor=Redactor(SALT))
+    trace = build_stack(card, profile=PROFILE, redactor=redactor())
     trace.inner.transmit(h("00A40000023F00"))  # type: ignore[attr-defined]
     (entry,) = trace.entries
     assert entry.wire and entry.parent is None and "outside" in (entry.note or "")
@@ -404,16 +421,16 @@ def test_wire_reported_outside_a_traced_exchange_is_kept() -> None:
 
 def test_digest_is_salted_sha256_prefix() -> None:
     secret = h("0102030405060708")
-    redactor = Redactor(SALT)
-    assert redactor.digest(secret) == hashlib.sha256(SALT + secret).hexdigest()[:16]
-    assert redactor.mask(secret) == f"<secret:sha256-salted:{redactor.digest(secret)}>"
-    assert Redactor(b"other salt").digest(secret) != redactor.digest(secret)
-    assert len(Redactor().salt) == 16 and Redactor().salt != Redactor().salt
-    assert SALT.hex() not in repr(redactor) and "hidden" in repr(redactor)
+    masker = redactor()
+    assert masker.digest(secret) == hashlib.sha256(SALT + secret).hexdigest()[:16]
+    assert masker.mask(secret) == f"<secret:sha256-salted:{masker.digest(secret)}>"
+    assert redactor(b"other salt").digest(secret) != masker.digest(secret)
+    assert len(redactor(None).salt) == 16 and redactor(None).salt != redactor(None).salt
+    assert SALT.hex() not in repr(masker) and "hidden" in repr(masker)
 
 
 def test_external_authenticate_masks_cryptogram_and_x_keeps_header_and_trailer() -> None:
-    r = Redactor(SALT)
+    r = redactor()
     secret = h("1111111111111111 2222222222222222")
     assert r.redact_command(h("0082008511") + secret + h("01")) == (
         "0082008511" + r.mask(secret) + "01"
@@ -425,13 +442,13 @@ def test_external_authenticate_masks_cryptogram_and_x_keeps_header_and_trailer()
 
 
 def test_malformed_secret_command_masks_everything_after_p3() -> None:
-    r = Redactor(SALT)
+    r = redactor()
     body = h("1111111111111111 2222222222222222 01")
     assert r.redact_command(h("0082008512") + body) == "0082008512" + r.mask(body)
 
 
 def test_get_challenge_response_masked_sw_visible() -> None:
-    r = Redactor(SALT)
+    r = redactor()
     challenge = h("A1A2A3A4A5A6A7A8")
     assert r.redact_command(h("0084000008")) == "0084000008"
     assert r.redact_response(h("0084000008"), challenge + h("9000")) == r.mask(challenge) + "9000"
@@ -449,12 +466,12 @@ def test_get_challenge_response_masked_sw_visible() -> None:
     ],
 )
 def test_secret_command_data_masked(head: str, data: str, tail: str) -> None:
-    r = Redactor(SALT)
+    r = redactor()
     assert r.redact_command(h(head + data + tail)) == head + r.mask(h(data)) + tail
 
 
 def test_public_commands_and_responses_are_left_alone() -> None:
-    r = Redactor(SALT)
+    r = redactor()
     assert r.redact_command(h("00A4000002DF01")) == "00A4000002DF01"
     assert r.redact_command(h("00DC010406" + "0102030405FF")) == "00DC010406" + "0102030405FF"
     assert r.redact_response(h("00B2010400"), h("0102039000")) == "0102039000"
@@ -462,7 +479,7 @@ def test_public_commands_and_responses_are_left_alone() -> None:
 
 
 def test_get_response_is_judged_by_the_command_it_collects_for() -> None:
-    r = Redactor(SALT)
+    r = redactor()
     gr, result = h("00C0000010"), h("99" * 16 + "9000")
     assert r.redact_response(gr, result, origin=h("00B0000000")) == result.hex().upper()
     assert r.redact_response(gr, result, origin=h("80FA000008" + "00" * 8)) == (
@@ -475,8 +492,8 @@ def test_get_response_is_judged_by_the_command_it_collects_for() -> None:
 def test_trace_masks_sam_result_collected_by_get_response() -> None:
     result = h("5A" * 16)
     card = Scripted([("80FA000010" + "00" * 16, "6110"), ("00C0000010", result.hex() + "9000")])
-    r = Redactor(SALT)
-    trace = build_stack(card, redactor=r)
+    r = redactor()
+    trace = build_stack(card, profile=PROFILE, redactor=r)
     assert trace.transmit(h("80FA000010" + "00" * 16)) == result + h("9000")
     logical, cmd_wire, gr_wire = trace.entries
     assert logical.response == gr_wire.response == r.mask(result) + "9000"
@@ -487,18 +504,23 @@ def test_trace_masks_sam_result_collected_by_get_response() -> None:
 def test_trace_masks_manual_get_response_after_a_secret_command() -> None:
     challenge = h("C1C2C3C4C5C6C7C8")
     card = Scripted([("0084000008", "6108"), ("00C0000008", challenge.hex() + "9000")])
-    r = Redactor(SALT)
+    r = redactor()
     trace = TraceLayer(card, redactor=r)  # no T0Layer: the case collects the 61xx itself
     trace.transmit(h("0084000008"))
     trace.transmit(h("00C0000008"))
     assert trace.entries[-1].response == r.mask(challenge) + "9000"
 
 
-def test_rule_table_is_data_and_extensible(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert SECRET_RULES[(0x04, 0xDC)].command_data
-    monkeypatch.setitem(SECRET_RULES, (0x80, 0xD4), SecretRule("WRITE KEY", command_data=True))
+def test_rules_come_from_the_profile_and_are_data() -> None:
+    rules = RedactionRules.from_profile(PROFILE)
+    assert rules.rule_for(h("04DC0104")) == SecretRule("update_record_sm", command_data=True)
+    assert rules.rule_for(h("00DC0104")) is None  # plain UPDATE RECORD carries no secret
+    assert rules.rule_for(h("80820085")) is not None  # any class: a CLA probe keeps its mask
+    assert rules.rule_for(h("80DE2101")) is not None  # a SAM command of the profile
+    write_key = SecretRule("write_key", command_data=True)
+    own = RedactionRules({(0x80, 0xD4): write_key}, {}, rules.get_response_ins, 0x61)
     key = h("00112233445566778899AABBCCDDEEFF")
-    r = Redactor(SALT)
+    r = Redactor(own, SALT)
     assert r.redact_command(h("80D4010010") + key) == "80D4010010" + r.mask(key)
 
 
@@ -568,9 +590,9 @@ def test_no_secret_field_ever_appears_in_the_jsonl(
     use_raw: bool,
     fail_on: int | None,
 ) -> None:
-    redactor = Redactor()
+    masker = redactor(None)
     card = Answering(_fake_card(t0_style, {0x84: challenge, 0xFA: sam_result}, fail_on))
-    trace = build_stack(card, redactor=redactor, clock=StepClock())
+    trace = build_stack(card, profile=PROFILE, redactor=masker, clock=StepClock())
     commands = [
         h("0084000008"),
         bytes([auth_cla])
@@ -610,6 +632,6 @@ def test_no_secret_field_ever_appears_in_the_jsonl(
     for secret in secrets:
         assert secret.hex() not in text
         assert " ".join(f"{b:02x}" for b in secret) not in text
-    assert redactor.salt.hex() not in text
+    assert masker.salt.hex() not in text
     assert all(json.loads(line) for line in text.splitlines())
     assert MASK_PREFIX in text

@@ -115,6 +115,11 @@ def _bad_profile(tmp_path: Path, old: str, new: str) -> Path:
         ("{fid: EF05, structure: tlv_records, items: [21", "{fid: EFX5, structure: tlv_records, "
          "items: [21", "String should match pattern"),
         ("  ts: 0x3B", "  ts: !!python/object 1", "atr.ts"),
+        ("  city_code: 57 ", "  city_code: 58 ", "item 58 is not a TLV record item"),
+        ("  chip_serial: 10 ", "  chip_serial: 99 ", "item 99 is not defined"),
+        ("secret: {data: true}}", "secret: {}}", "a secret names data, response or both"),
+        ("keep_tail: 1, keep_tail_if_length: 17", "keep_tail: 1", "keep_tail needs"),
+        ("  get_response:         {cla: 0x00, ins: 0xC0}\n", "", "missing get_response"),
     ],
 )
 def test_malformed_profile_names_file_key_and_line(tmp_path, old, new, expected) -> None:
@@ -182,3 +187,37 @@ def test_key_set(profile, tmp_path) -> None:
 def test_b_values_are_zero_padded() -> None:
     assert codecs.encode_b("00", 4) == bytes(4)
     assert codecs.encode_b("AB", 3) == b"\xab\0\0"
+
+
+def test_wire_facts_by_meaning(profile) -> None:
+    assert profile.sw_text("security_not_satisfied") == "6982"
+    assert profile.sw_text("wrong_le") == "6Cxx" and profile.sw_text("wrong_le:08") == "6C08"
+    assert profile.sw_text("wrong_cryptogram:E") == "63CE"
+    assert profile.command_text("update_record_sm") == "04 DC"
+    assert profile.role_item("city_code") == 57 and profile.role_item("chip_serial") == 10
+    with pytest.raises(KeyError, match="no status word 'nonsense'"):
+        profile.sw_text("nonsense")
+    with pytest.raises(KeyError, match="four hex digits"):
+        profile.sw_text("ok:00")
+    with pytest.raises(KeyError, match="no item role"):
+        profile.role_item("birth_date")
+
+
+def test_tree_queries_answer_from_the_profile(profile) -> None:
+    from conformance.model import tree
+
+    assert tree.df_names(profile) == ["MF", "DDF1", "DF01", "DF02", "DF03"]
+    assert tree.files_of(profile, "DF01") == ["DF01/EF05", "DF01/EF06", "DF01/EF07", "DF01/EF08"]
+    # from DF01: MF, itself, its EFs, its parent DDF1 and the parent's other children
+    assert tree.reachable_fids(profile, "DF01") == {
+        "3F00", "DDF1", "DF01", "DF02", "DF03", "EF05", "EF06", "EF07", "EF08"
+    }
+    assert "EE01" in tree.foreign_ef_fids(profile, "DF01")
+    assert tree.free_read_ef(profile, "DDF1") == "DDF1/EF05"
+    assert tree.index_files(profile) == ["DF03/EF05", "DF03/EF06"]
+    assert tree.indexed_files(profile)[:3] == ["DF03/EE01", "DF03/EE02", "DF03/EE03"]
+    assert tree.index_flags(profile, "DF03/EF05") == (b"\x00", b"\xff")
+    assert tree.read_key(profile, "DF02") == "RK_DF02"
+    assert tree.neighbour_df(profile, "DF01") == "DF02"
+    assert ("DF03/EF05", "mark") in tree.rights_of(profile, "UK_DF03_1")
+    assert tree.other_keys(profile, "DF03/EE01", "RK_DF03") == ["UK_DF03_1", "UK_DF03_2"]

@@ -541,7 +541,7 @@ def test_key_separation(term: Terminal, profile: CardProfile) -> None:
     r = term.challenge()
     sk = crypto.session_key(term.card_key("UK_DDF1"), r)
     x = bytes(8)
-    apdu = crypto.external_authenticate_apdu(kid or 0, crypto.auth_cryptogram(sk, x), x)
+    apdu = term.ext_auth_apdu(kid or 0, crypto.auth_cryptogram(sk, x), x)
     assert term.sw(apdu) == 0x63CE
 
 

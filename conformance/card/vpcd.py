@@ -19,14 +19,13 @@ import socket
 import threading
 import time
 
+from conformance.defaults import VPCD_HOST, VPCD_PORT
 from conformance.transport.base import ApduResponder, BenchError
 
 __all__ = ["VPCD_HOST", "VPCD_PORT", "VpcdBridge", "vpcd_reader_name"]
 
 log = logging.getLogger(__name__)
 
-VPCD_HOST = "127.0.0.1"
-VPCD_PORT = 35963
 
 CTRL_POWER_OFF = 0
 CTRL_POWER_ON = 1

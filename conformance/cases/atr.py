@@ -9,10 +9,6 @@ from conformance.model.schema import AtrField
 
 CLAUSE = "REFERENCE.md §2; WS/T 543.4 §4 (evidence §4.5)"
 CHOICE = "The historical-byte layout is a reference-profile choice following evidence §4.5."
-ATR_CHOICE = (
-    "The whole ATR (3B 6D 00 00 ‖ 13 historical bytes) is a REFERENCE.md §2 [choice], "
-    "following evidence §4.5."
-)
 FACTOR_CHOICE = (
     "That ATR bytes 5–12 are the card-number factor is REFERENCE.md §2 [choice]; the key "
     "diversification that uses it is REFERENCE.md §4 [choice, following evidence §4.3–4.5]."
@@ -39,6 +35,14 @@ def _offsets(fields: list[AtrField]) -> list[tuple[int, AtrField]]:
 def cases(profile: CardProfile) -> list[Case]:
     out: list[Case] = []
     spec = profile.spec.atr
+    head = bytes([spec.ts, spec.t0]) + bytes.fromhex(spec.interface_bytes)
+    presence = zip((0x10, 0x20, 0x40, 0x80), "ABCD", strict=True)
+    iface_names = [f"T{c}1" for bit, c in presence if spec.t0 & bit]
+    iface_hex = " ".join(f"{b:02X}" for b in bytes.fromhex(spec.interface_bytes))
+    atr_choice = (
+        f"The whole ATR ({head.hex(' ').upper()} ‖ {spec.historical_length} historical bytes) "
+        "is a REFERENCE.md §2 [choice], following evidence §4.5."
+    )
 
     @make(
         out,
@@ -49,7 +53,7 @@ def cases(profile: CardProfile) -> list[Case]:
         CLAUSE + "; ISO/IEC 7816-3 §8.1",
         f"TS is {spec.ts:02X} (direct convention).",
         expected_sw=(),
-        reference_choice=ATR_CHOICE,
+        reference_choice=atr_choice,
         severity="blocker",
     )
     def ts(ctx: CaseContext) -> None:
@@ -66,7 +70,7 @@ def cases(profile: CardProfile) -> list[Case]:
         CLAUSE + "; ISO/IEC 7816-3 §8.2",
         "T0 announces the interface bytes present and the number of historical bytes, "
         "and the ATR has exactly that many bytes (no TCK for T=0 only).",
-        reference_choice=ATR_CHOICE,
+        reference_choice=atr_choice,
         severity="critical",
     )
     def t0(ctx: CaseContext) -> None:
@@ -91,8 +95,9 @@ def cases(profile: CardProfile) -> list[Case]:
         "接口字符",
         "Interface bytes",
         CLAUSE,
-        "The interface bytes are those of the profile (TB1 TC1 = 00 00).",
-        reference_choice="Interface bytes 00 00 (TB1, TC1) are a reference-profile choice.",
+        f"The interface bytes are those of the profile ({' '.join(iface_names)} = {iface_hex}).",
+        reference_choice=f"Interface bytes {iface_hex} ({', '.join(iface_names)}) are a "
+        "reference-profile choice.",
         severity="minor",
     )
     def iface(ctx: CaseContext) -> None:
@@ -135,7 +140,7 @@ def cases(profile: CardProfile) -> list[Case]:
         CLAUSE + "; evidence §4.5 (CardNo = ATR bytes 5..12)",
         "The card-number factor (ATR bytes 5..12) is the diversification factor: the read "
         "key of DDF1 derived from it is accepted.",
-        expected_sw=("9000",),
+        expected_sw=("ok",),
         reference_choice=FACTOR_CHOICE,
         severity="blocker",
     )
@@ -163,7 +168,7 @@ def cases(profile: CardProfile) -> list[Case]:
         "ATR stable across resets",
         CLAUSE,
         "Every reset gives the same ATR (the factor may not change between sessions).",
-        reference_choice=f"{ATR_CHOICE} {FACTOR_CHOICE}",
+        reference_choice=f"{atr_choice} {FACTOR_CHOICE}",
         severity="normal",
     )
     def stable(ctx: CaseContext) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
+import re
 from importlib import import_module
 
 from conformance.cases.framework import GROUPS, Case
@@ -11,13 +13,22 @@ from conformance.model.profile import CardProfile
 
 GROUP_MODULES = ["atr", "cmd", "fs", "data", "sec", "cyc", "idx", "rec", "pin"]
 
+WIRE_TERM = re.compile(r"<(sw|cmd|cla|ins):([a-z0-9_]+(?::[0-9A-Fa-f]{1,3})?)>")
+"""A wire fact named in case text: ``<sw:security_not_satisfied>`` → 6982,
+``<sw:wrong_le:08>`` → 6C08, ``<cmd:update_record_sm>`` → 04 DC, ``<cla:…>`` / ``<ins:…>`` →
+one byte. Case modules write these; the catalogue shows the profile's bytes."""
+
+TEXT_FIELDS = ("title_zh", "title_en", "clause", "purpose", "preconditions", "reference_choice")
+
 
 def build_catalogue(profile: CardProfile) -> list[Case]:
-    """All cases for a profile, in group order, with unique IDs and valid applicability."""
+    """All cases for a profile, in group order, with unique IDs and valid applicability; their
+    expected status words and wire terms (named by meaning in the case modules) rendered as
+    the profile's hex."""
     cases: list[Case] = []
     for name in GROUP_MODULES:
         module = import_module(f"conformance.cases.{name}")
-        cases.extend(module.cases(profile))
+        cases.extend(_rendered(case, profile) for case in module.cases(profile))
     seen: set[str] = set()
     features = list(profile.spec.features)
     for case in cases:
@@ -27,6 +38,36 @@ def build_catalogue(profile: CardProfile) -> list[Case]:
         check_applicability(case.applicability, features)
     order = list(GROUPS)
     return sorted(cases, key=lambda c: order.index(c.group))
+
+
+def render_text(profile: CardProfile, text: str) -> str:
+    """``text`` with every :data:`WIRE_TERM` replaced by the profile's bytes (KeyError for a
+    name the profile lacks)."""
+
+    def term(match: re.Match[str]) -> str:
+        kind, name = match.groups()
+        if kind == "sw":
+            return profile.sw_text(name)
+        if name not in profile.spec.commands:
+            raise KeyError(f"no command {name!r} in profile {profile.spec.profile.name}")
+        if kind == "cmd":
+            return profile.command_text(name)
+        cla, ins = profile.command(name)
+        return f"{cla if kind == 'cla' else ins:02X}"
+
+    return WIRE_TERM.sub(term, text)
+
+
+def _rendered(case: Case, profile: CardProfile) -> Case:
+    """The case with its expected status words (named by meaning: ``security_not_satisfied``,
+    ``wrong_le:08``) and the wire terms of its text turned into the profile's hex, so that
+    catalogue, report and body judge by the same words."""
+    try:
+        shown = tuple(profile.sw_text(name) for name in case.expected_sw)
+        texts = {f: render_text(profile, getattr(case, f)) for f in TEXT_FIELDS}
+    except KeyError as exc:
+        raise ValueError(f"case {case.id}: {exc.args[0]}") from None
+    return dataclasses.replace(case, expected_sw=shown, **texts)
 
 
 def _matches(case: Case, groups: list[str], patterns: list[str]) -> bool:

@@ -20,14 +20,8 @@ files the card must not have; FIDs of the profile are skipped).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-from conformance.apdu import ResponseAPDU, sw_hex
+from conformance.apdu import CommandAPDU, ResponseAPDU, sw_hex
 from conformance.cases.common import (
-    LE_WHOLE,
-    P2_RECORD_NUMBER,
-    df_of,
-    files_of,
     grant,
     make,
     plan_count,
@@ -38,8 +32,31 @@ from conformance.cases.common import (
     slug,
 )
 from conformance.cases.framework import Case, CaseContext
+from conformance.iso7816 import (
+    LE_WHOLE,
+    MAX_BINARY_OFFSET,
+    MF_FID,
+    RECORD_P2_BY_NUMBER,
+    SELECT_P1_BY_FID,
+    SELECT_P2_FCI,
+    SELECT_P2_NO_DATA,
+)
 from conformance.model.profile import CardProfile
 from conformance.model.schema import Structure
+from conformance.model.tree import (
+    MF,
+    all_fids,
+    df_names,
+    df_of,
+    fid_of,
+    files_of,
+    foreign_ef_fids,
+    free_read_ef,
+    parent_of,
+    reachable_fids,
+    record_files,
+    transparent_files,
+)
 
 CLAUSE = "REFERENCE.md §5; WS/T 543.4 (evidence §4.1-4.2)"
 CHOICE_SW = (
@@ -53,22 +70,15 @@ CHOICE_SELECT = (
 NO_EF_AFTER_DF = (
     "REFERENCE.md does not say what becomes of the current EF when a DF is selected: this "
     "case assumes that selecting a DF (even the current one) leaves no current EF, so that "
-    "EF commands answer 6986 (an interpretation, not a REFERENCE.md rule)."
+    "EF commands answer <sw:no_current_ef> (an interpretation, not a REFERENCE.md rule)."
 )
-DF_KEPT_AFTER_6A82 = (
-    "REFERENCE.md does not say what a SELECT answered 6A82 leaves current: this case assumes "
+DF_KEPT_AFTER_NOT_FOUND = (
+    "REFERENCE.md does not say what a SELECT answered <sw:file_not_found> leaves current: this "
+    "case assumes "
     "that the current DF stays, and checks it by selecting one of its EFs afterwards (an "
     "interpretation, not a REFERENCE.md rule)."
 )
 
-# ISO/IEC 7816-4 encodings the profile does not model (as in the host session).
-MF = "MF"
-MF_FID = "3F00"
-P1_SELECT_BY_FID = 0x00
-SELECT_P2_FCI = 0x00
-SELECT_P2_NO_FCI = 0x0C
-SFI_BIT = 0x80
-MAX_OFFSET = 0x7FFF
 T0_BINARY_LE = 0x20  # READ BINARY length CMD-T0-003 asks for
 
 
@@ -78,23 +88,13 @@ T0_BINARY_LE = 0x20  # READ BINARY length CMD-T0-003 asks for
 def short_apdu(cla: int, ins: int, p1: int, p2: int, data: bytes = b"",
                le: int | None = None) -> bytes:
     """A short APDU as bytes (Le 256 is sent as 00)."""
-    out = bytes([cla, ins, p1, p2])
-    if data:
-        out += bytes([len(data)]) + data
-    if le is not None:
-        out += bytes([le % 256])
-    return out
+    return CommandAPDU(cla, ins, p1, p2, data, le).to_bytes()
 
 
 def extended_apdu(cla: int, ins: int, p1: int, p2: int, data: bytes = b"",
                   le: int | None = None) -> bytes:
     """The same command in extended-length encoding (00 ‖ Lc(2) ‖ data ‖ Le(2))."""
-    out = bytes([cla, ins, p1, p2, 0x00])
-    if data:
-        out += len(data).to_bytes(2, "big") + data
-    if le is not None:
-        out += (le % 65536).to_bytes(2, "big")
-    return out
+    return CommandAPDU(cla, ins, p1, p2, data, le, extended=True).to_bytes()
 
 
 def send(ctx: CaseContext, apdu: bytes, *, raw: bool = True) -> ResponseAPDU:
@@ -102,7 +102,7 @@ def send(ctx: CaseContext, apdu: bytes, *, raw: bool = True) -> ResponseAPDU:
 
 
 def select_fid(ctx: CaseContext, fid: str, p2: int = SELECT_P2_FCI,
-               p1: int = P1_SELECT_BY_FID) -> ResponseAPDU:
+               p1: int = SELECT_P1_BY_FID) -> ResponseAPDU:
     """SELECT by FID through the session, so that it forgets what it believed current."""
     cla, ins = ctx.profile.command("select")
     return ctx.session.transmit(short_apdu(cla, ins, p1, p2, bytes.fromhex(fid)))
@@ -118,7 +118,7 @@ def expect_wrong_le(ctx: CaseContext, response: ResponseAPDU, right: int, what: 
     ctx.expect_sw(response, "wrong_le", what=what)
     ctx.check(response.sw2 == right & 0xFF,
               f"{what}: card answered {sw_hex(response.sw)}, the right length is "
-              f"{right} (6C{right & 0xFF:02X})")
+              f"{right} ({ctx.profile.sw_text(f'wrong_le:{right & 0xFF:02X}')})")
 
 
 def enter(ctx: CaseContext, df: str) -> None:
@@ -127,90 +127,20 @@ def enter(ctx: CaseContext, df: str) -> None:
         ctx.select(df)
 
 
-def df_chain_names(profile: CardProfile) -> list[str]:
-    """MF and every DF of the profile, top down."""
-    return [MF, *profile.dfs]
-
-
-def fid_of(profile: CardProfile, df: str) -> str:
-    return MF_FID if df == MF else profile.df(df).fid
-
-
-def parent_of(profile: CardProfile, df: str) -> str | None:
-    return None if df == MF else profile.df(df).parent
-
-
-def child_dfs(profile: CardProfile, df: str) -> list[str]:
-    return [n for n, d in profile.dfs.items() if d.parent == df]
-
-
-def reachable_fids(profile: CardProfile, df: str) -> set[str]:
-    """FIDs SELECT finds while `df` is current (REFERENCE.md §5 lookup order)."""
-    found = {MF_FID, fid_of(profile, df)}
-    found |= {profile.df(n).fid for n in child_dfs(profile, df)}
-    found |= {profile.file(p).fid for p in files_of(profile, df)}
-    up = parent_of(profile, df)
-    if up is not None:
-        found.add(fid_of(profile, up))
-        found |= {profile.df(n).fid for n in child_dfs(profile, up)}
-    return found
-
-
-def all_fids(profile: CardProfile) -> set[str]:
-    return ({MF_FID} | {d.fid for d in profile.dfs.values()}
-            | {ef.fid for ef in profile.files.values()})
-
-
-def foreign_ef_fids(profile: CardProfile, df: str) -> list[str]:
-    """EF FIDs of the profile that are not children of `df` (so SELECT must not find them)."""
-    own = {profile.file(p).fid for p in files_of(profile, df)}
-    dfs = {d.fid for d in profile.dfs.values()} | {MF_FID}
-    return sorted({ef.fid for ef in profile.files.values()} - own - dfs)
-
-
-def free_read_ef(profile: CardProfile, df: str) -> str | None:
-    """A record file of `df` that is free to read (a proof that `df` is current), if any."""
-    for path in files_of(profile, df):
-        ef = profile.file(path)
-        if ef.access.read == "free" and ef.structure is not Structure.TRANSPARENT:
-            return path
-    return None
-
-
-def classes(profile: CardProfile) -> set[int]:
-    return {c.cla for c in profile.spec.commands.values()}
-
-
-def instructions(profile: CardProfile) -> dict[int, list[str]]:
-    """INS → names of the profile commands that use it, in profile order."""
-    out: dict[int, list[str]] = {}
-    for name, c in profile.spec.commands.items():
-        out.setdefault(c.ins, []).append(name)
-    return out
-
-
-def feature_of(profile: CardProfile, names: Iterable[str]) -> str:
-    """Applicability of commands: their feature if every one has it, else True."""
-    features = {profile.spec.commands[n].feature for n in names}
-    if None in features or not features:
-        return "True"
-    return " or ".join(sorted(f for f in features if f))
-
-
 def probe(profile: CardProfile, name: str) -> tuple[int, int, bytes, int | None]:
     """(P1, P2, data, Le) of a harmless instance of command `name`: even a card that ran it
     could change nothing (no data where data would act, no rights, no challenge)."""
     first_df = next(iter(profile.dfs.values())).fid
     challenge = profile.spec.security.challenge_length
     table: dict[str, tuple[int, int, bytes, int | None]] = {
-        "select": (P1_SELECT_BY_FID, SELECT_P2_FCI, bytes.fromhex(first_df), None),
+        "select": (SELECT_P1_BY_FID, SELECT_P2_FCI, bytes.fromhex(first_df), None),
         "read_binary": (0x00, 0x00, b"", LE_WHOLE),
         "update_binary": (0x00, 0x00, b"\x00", None),
-        "read_record": (0x01, P2_RECORD_NUMBER, b"", LE_WHOLE),
-        "update_record": (0x01, P2_RECORD_NUMBER, b"\x00", None),
-        "update_record_sm": (0x01, P2_RECORD_NUMBER, bytes(20), None),
-        "mark_record": (0x01, P2_RECORD_NUMBER, b"", None),
-        "erase_record": (0x01, P2_RECORD_NUMBER, b"", None),
+        "read_record": (0x01, RECORD_P2_BY_NUMBER, b"", LE_WHOLE),
+        "update_record": (0x01, RECORD_P2_BY_NUMBER, b"\x00", None),
+        "update_record_sm": (0x01, RECORD_P2_BY_NUMBER, bytes(20), None),
+        "mark_record": (0x01, RECORD_P2_BY_NUMBER, b"", None),
+        "erase_record": (0x01, RECORD_P2_BY_NUMBER, b"", None),
         "get_challenge": (0x00, 0x00, b"", challenge),
         "external_authenticate": (0x00, 0x00, b"", None),
         "get_response": (0x00, 0x00, b"", None),
@@ -220,20 +150,10 @@ def probe(profile: CardProfile, name: str) -> tuple[int, int, bytes, int | None]
     return table.get(name, (0x00, 0x00, b"", None))
 
 
-def record_files(profile: CardProfile, df: str | None = None) -> list[str]:
-    return [p for p, ef in profile.files.items()
-            if ef.structure is not Structure.TRANSPARENT and (df is None or df_of(p) == df)]
-
-
-def transparent_files(profile: CardProfile, df: str | None = None) -> list[str]:
-    return [p for p, ef in profile.files.items()
-            if ef.structure is Structure.TRANSPARENT and (df is None or df_of(p) == df)]
-
-
 def unknown_classes(ctx: CaseContext) -> list[int]:
     """Plan parameter ``unknown_classes`` without the profile's classes (ValueError, a plan
     error, if none is left)."""
-    unknown = [c for c in plan_hex_bytes(ctx, "unknown_classes") if c not in classes(ctx.profile)]
+    unknown = [c for c in plan_hex_bytes(ctx, "unknown_classes") if c not in ctx.profile.classes()]
     if not unknown:
         raise ValueError("plan parameter unknown_classes leaves no class the profile does not use")
     return unknown
@@ -242,7 +162,7 @@ def unknown_classes(ctx: CaseContext) -> list[int]:
 def unknown_instructions(ctx: CaseContext) -> list[int]:
     """Plan parameter ``unknown_ins`` without the profile's instructions (ValueError, a plan
     error, if none is left)."""
-    used = set(instructions(ctx.profile))
+    used = set(ctx.profile.instructions())
     unknown = [i for i in plan_hex_bytes(ctx, "unknown_ins") if i not in used]
     if not unknown:
         raise ValueError("plan parameter unknown_ins leaves no INS the profile does not use")
@@ -253,8 +173,9 @@ def unknown_instructions(ctx: CaseContext) -> list[int]:
 
 
 def _class_cases(profile: CardProfile, out: list[Case]) -> None:
-    known = classes(profile)
-    for number, (ins, names) in enumerate(sorted(instructions(profile).items()), start=1):
+    known = profile.classes()
+    class_list = ", ".join(dict.fromkeys(f"{c.cla:02X}" for c in profile.spec.commands.values()))
+    for number, (ins, names) in enumerate(sorted(profile.instructions().items()), start=1):
         own = {profile.spec.commands[n].cla for n in names}
         others = sorted(known - own)
         label = "/".join(names)
@@ -263,13 +184,15 @@ def _class_cases(profile: CardProfile, out: list[Case]) -> None:
             out, f"CMD-CLA-{number:03d}", "CMD",
             f"INS {ins:02X}（{label}）的类别字节检查",
             f"Class byte check for INS {ins:02X} ({label})",
-            CLAUSE + " (CLA check, 6E00)",
+            CLAUSE + " (CLA check, <sw:cla_not_supported>)",
             f"INS {ins:02X} sent with an unknown class, or with another of the card's classes "
-            f"({', '.join(f'{c:02X}' for c in others) or 'none'}), is refused with 6E00.",
-            applicability=feature_of(profile, names),
-            expected_sw=("6E00",),
+            f"({', '.join(f'{c:02X}' for c in others) or 'none'}), is refused with "
+            "<sw:cla_not_supported>.",
+            applicability=profile.commands_feature(names),
+            expected_sw=("cla_not_supported",),
             reference_choice=CHOICE_SW + " The classes are those of the profile's commands "
-            "(00, 04, 84, 80); a known INS with another class is 6E00.",
+            f"({class_list}); a known INS with another "
+            "class is <sw:cla_not_supported>.",
         )
         def class_check(ctx: CaseContext, ins: int = ins, name: str = names[0],
                         others: list[int] = others) -> None:
@@ -290,11 +213,11 @@ def _ins_cases(profile: CardProfile, out: list[Case]) -> None:
             out, f"CMD-INS-{number:03d}", "CMD",
             f"类别 {cla:02X} 下不支持的指令",
             f"Unsupported instructions in class {cla:02X}",
-            CLAUSE + " (INS check, 6D00)",
+            CLAUSE + " (INS check, <sw:ins_not_supported>)",
             f"Instructions the profile does not define, sent with class {cla:02X}, are "
-            "refused with 6D00.",
-            applicability=feature_of(profile, names),
-            expected_sw=("6D00",),
+            "refused with <sw:ins_not_supported>.",
+            applicability=profile.commands_feature(names),
+            expected_sw=("ins_not_supported",),
             reference_choice=CHOICE_SW,
         )
         def ins_check(ctx: CaseContext, cla: int = cla) -> None:
@@ -320,9 +243,9 @@ def _p1p2_cases(profile: CardProfile, out: list[Case]) -> None:
 
         @make(
             out, f"CMD-P12-{number:03d}", "CMD", title_zh, title_en,
-            CLAUSE + " (P1/P2 check, 6A86)", purpose,
-            applicability=feature_of(profile, [name]),
-            expected_sw=("6A86",),
+            CLAUSE + " (P1/P2 check, <sw:wrong_p1p2>)", purpose,
+            applicability=profile.commands_feature([name]),
+            expected_sw=("wrong_p1p2",),
             reference_choice=choice,
         )
         def body(ctx: CaseContext) -> None:
@@ -334,39 +257,43 @@ def _p1p2_cases(profile: CardProfile, out: list[Case]) -> None:
 
     df_fid = bytes.fromhex(profile.df(first_df).fid)
     wrong_p1p2(1, "select", "SELECT 的 P1 错误", "SELECT with a wrong P1",
-               "SELECT with P1 other than 00 (by name, by path, …) is refused with 6A86.",
+               "SELECT with P1 other than 00 (by name, by path, …) is refused with "
+               "<sw:wrong_p1p2>.",
                [(p1, SELECT_P2_FCI, df_fid, None) for p1 in (0x01, 0x02, 0x04, 0x08, 0x09)],
                choice=CHOICE_SW + " Only selection by FID (P1 = 00) is defined.")
     wrong_p1p2(2, "select", "SELECT 的 P2 错误", "SELECT with a wrong P2",
-               "SELECT with P2 other than 00 or 0C is refused with 6A86.",
-               [(P1_SELECT_BY_FID, p2, df_fid, None) for p2 in (0x01, 0x02, 0x04, 0x08)])
+               "SELECT with P2 other than 00 or 0C is refused with <sw:wrong_p1p2>.",
+               [(SELECT_P1_BY_FID, p2, df_fid, None) for p2 in (0x01, 0x02, 0x04, 0x08)])
     wrong_p1p2(3, "read_record", "READ RECORD 的 P2 错误", "READ RECORD with a wrong P2",
                "READ RECORD with P2 other than 04 (record number) or 00 (record identifier) "
-               "is refused with 6A86.",
+               "is refused with <sw:wrong_p1p2>.",
                [(0x01, p2, b"", LE_WHOLE) for p2 in (0x01, 0x02, 0x03, 0x05, 0x06, 0x0C, 0x14)],
                setup=first_free)
     wrong_p1p2(4, "read_binary", "READ BINARY 的 P1 含 SFI", "READ BINARY with an SFI in P1",
-               "READ BINARY with bit 8 of P1 set (short file identifier) is refused with 6A86.",
+               "READ BINARY with bit 8 of P1 set (short file identifier) is refused with "
+               "<sw:wrong_p1p2>.",
                [(p1, 0x00, b"", LE_WHOLE) for p1 in (0x80, 0x81, 0x85, 0x9F)])
     wrong_p1p2(5, "update_record", "UPDATE RECORD 的 P2 错误", "UPDATE RECORD with a wrong P2",
                "A plain UPDATE RECORD with P2 other than 04 (record n) or 03 (new cyclic "
-               "record) is refused with 6A86.",
+               "record) is refused with <sw:wrong_p1p2>.",
                [(0x01, p2, b"\x00", None) for p2 in (0x00, 0x01, 0x02, 0x05)],
                choice=CHOICE_SW + " §5 defines P2 04 and 03 for UPDATE RECORD; any other P2 "
                "is taken as wrong P1/P2.")
     wrong_p1p2(6, "update_record_sm", "安全报文 UPDATE RECORD 的 P2 错误",
                "Secure-messaging UPDATE RECORD with a wrong P2",
-               "04 DC with P2 other than 04 is refused with 6A86 (before any MAC check).",
+               "<cmd:update_record_sm> with P2 other than 04 is refused with <sw:wrong_p1p2> "
+               "(before any MAC check).",
                [(0x01, p2, bytes(20), None) for p2 in (0x00, 0x03, 0x05)])
     wrong_p1p2(7, "mark_record", "标记索引记录的 P2 错误", "Index mark with a wrong P2",
-               "84 D2 with P2 other than 04 is refused with 6A86.",
+               "<cmd:mark_record> with P2 other than 04 is refused with <sw:wrong_p1p2>.",
                [(0x01, p2, b"", None) for p2 in (0x00, 0x03, 0x05)])
     wrong_p1p2(8, "erase_record", "擦除索引记录的 P2 错误", "Index erase with a wrong P2",
-               "84 0C with P2 other than 04 is refused with 6A86.",
+               "<cmd:erase_record> with P2 other than 04 is refused with <sw:wrong_p1p2>.",
                [(0x01, p2, b"", None) for p2 in (0x00, 0x03, 0x05)])
     wrong_p1p2(9, "external_authenticate", "外部认证的 P1 错误",
                "EXTERNAL AUTHENTICATE with a wrong P1",
-               "EXTERNAL AUTHENTICATE with P1 other than 00 is refused with 6A86 (no challenge "
+               "EXTERNAL AUTHENTICATE with P1 other than 00 is refused with <sw:wrong_p1p2> (no "
+               "challenge "
                "is taken first, so no retry counter is at stake).",
                [(p1, first_kid, bytes(2 * challenge) + b"\x01", None) for p1 in (0x01, 0x80)],
                setup=first_df)
@@ -381,23 +308,24 @@ def _lc_cases(profile: CardProfile, out: list[Case]) -> None:
 
     @make(
         out, "CMD-LC-001", "CMD", "SELECT 的 Lc 错误", "SELECT with a wrong Lc",
-        CLAUSE + " (SELECT: Lc = 2; 6700)",
-        "SELECT with no data, or with 1 or 3 data bytes, is refused with 6700.",
-        expected_sw=("6700",), reference_choice=CHOICE_SW,
+        CLAUSE + " (SELECT: Lc = 2; <sw:wrong_length>)",
+        "SELECT with no data, or with 1 or 3 data bytes, is refused with <sw:wrong_length>.",
+        expected_sw=("wrong_length",), reference_choice=CHOICE_SW,
     )
     def select_lc(ctx: CaseContext) -> None:
         cla, ins = ctx.profile.command("select")
         for data in (b"", df_fid[:1], df_fid + b"\x00"):
-            apdu = short_apdu(cla, ins, P1_SELECT_BY_FID, SELECT_P2_FCI, data)
+            apdu = short_apdu(cla, ins, SELECT_P1_BY_FID, SELECT_P2_FCI, data)
             ctx.expect_sw(send(ctx, apdu), "wrong_length", what=apdu.hex(" ").upper())
 
     @make(
         out, "CMD-LC-002", "CMD", "外部认证的 Lc 错误", "EXTERNAL AUTHENTICATE with a wrong Lc",
-        CLAUSE + f" (EXTERNAL AUTHENTICATE: Lc = {auth_len:02X}; 6700)",
+        CLAUSE + f" (EXTERNAL AUTHENTICATE: Lc = {auth_len:02X}; <sw:wrong_length>)",
         f"EXTERNAL AUTHENTICATE with a data field of other than {auth_len} bytes is refused "
-        "with 6700, before the challenge is looked at (none is taken, so no retry counter is "
+        "with <sw:wrong_length>, before the challenge is looked at (none is taken, so no retry "
+        "counter is "
         "at stake).",
-        expected_sw=("6700",), reference_choice=CHOICE_SW,
+        expected_sw=("wrong_length",), reference_choice=CHOICE_SW,
     )
     def ext_auth_lc(ctx: CaseContext) -> None:
         enter(ctx, first_df)
@@ -421,8 +349,8 @@ def _extended_cases(profile: CardProfile, out: list[Case]) -> None:
                  right: bool) -> None:
         @make(
             out, f"CMD-EXT-{number:03d}", "CMD", title_zh, title_en,
-            CLAUSE + " (extended length is not supported; 6700)", purpose,
-            expected_sw=("6700",), reference_choice=choice,
+            CLAUSE + " (extended length is not supported; <sw:wrong_length>)", purpose,
+            expected_sw=("wrong_length",), reference_choice=choice,
             preconditions="card reset; " + (f"{setup} selected" if setup else "MF current")
             + ("; read right granted" if right else ""),
         )
@@ -438,20 +366,21 @@ def _extended_cases(profile: CardProfile, out: list[Case]) -> None:
                           what=f"extended {name} {apdu.hex(' ').upper()}")
 
     extended(1, "select", "扩展长度的 SELECT", "SELECT in extended length",
-             "SELECT with an extended-length Lc is refused with 6700.",
-             P1_SELECT_BY_FID, SELECT_P2_FCI, df_fid, None, None, False)
+             "SELECT with an extended-length Lc is refused with <sw:wrong_length>.",
+             SELECT_P1_BY_FID, SELECT_P2_FCI, df_fid, None, None, False)
     if free is not None:
         length = profile.record_length(free, 1)
         extended(2, "read_record", "扩展长度的 READ RECORD", "READ RECORD in extended length",
-                 f"READ RECORD 1 of {free} with an extended-length Le is refused with 6700.",
-                 0x01, P2_RECORD_NUMBER, b"", length, free, False)
+                 f"READ RECORD 1 of {free} with an extended-length Le is refused with "
+                 "<sw:wrong_length>.",
+                 0x01, RECORD_P2_BY_NUMBER, b"", length, free, False)
     if photo is not None:
         extended(3, "read_binary", "扩展长度的 READ BINARY", "READ BINARY in extended length",
                  f"READ BINARY of {photo} with an extended Le of 512, with the read right, "
-                 "is refused with 6700.",
+                 "is refused with <sw:wrong_length>.",
                  0x00, 0x00, b"", 512, photo, True)
     extended(4, "get_challenge", "扩展长度的 GET CHALLENGE", "GET CHALLENGE in extended length",
-             f"GET CHALLENGE with an extended Le of {challenge} is refused with 6700.",
+             f"GET CHALLENGE with an extended Le of {challenge} is refused with <sw:wrong_length>.",
              0x00, 0x00, b"", challenge, None, False)
 
 
@@ -465,15 +394,15 @@ def _record_cases(profile: CardProfile, out: list[Case]) -> None:
             f"{path} READ RECORD 的 Le 错误",
             f"{path}: READ RECORD with a wrong Le",
             CLAUSE + " (READ RECORD: Le absent or 00 is the whole record, another Le "
-            "that differs from the record length is 6Cxx)",
+            "that differs from the record length is <sw:wrong_le>)",
             f"READ RECORD 1 (record of {length} bytes) with Le {length + 1}"
             + (f" and {length - 1}" if length > 1 else "")
-            + f" answers 6C{length:02X} (sent raw, past the T=0 layer); Le 00 and Le "
+            + f" answers <sw:wrong_le:{length:02X}> (sent raw, past the T=0 layer); Le 00 and Le "
             f"{length} return the {length}-byte record.",
-            expected_sw=(f"6C{length:02X}", "9000"),
+            expected_sw=(f"wrong_le:{length:02X}", "ok"),
             preconditions="card reset; read right of the file granted",
             reference_choice="§1/§5: another Le that differs from the record length gets "
-            "6C<len> [choice].",
+            "<sw:wrong_le> [choice].",
         )
         def wrong_le(ctx: CaseContext, path: str = path, length: int = length) -> None:
             grant(ctx, path)
@@ -500,10 +429,10 @@ def _record_cases(profile: CardProfile, out: list[Case]) -> None:
             out, f"CMD-REC-{df}-001", "CMD",
             f"{df} 下读不存在的记录",
             f"{df}: READ RECORD of a record that does not exist",
-            CLAUSE + " (READ RECORD: record 0 or > n is 6A83)",
+            CLAUSE + " (READ RECORD: record 0 or > n is <sw:record_not_found>)",
             f"In every record file of {df} ({', '.join(files)}), READ RECORD 0 and READ "
-            "RECORD n+1 answer 6A83.",
-            expected_sw=("6A83",),
+            "RECORD n+1 answer <sw:record_not_found>.",
+            expected_sw=("record_not_found",),
             preconditions="card reset; read right of each file granted",
             reference_choice=CHOICE_SW,
         )
@@ -526,19 +455,22 @@ def _binary_cases(profile: CardProfile, out: list[Case]) -> None:
             out, f"CMD-RB-{slug(path)}-001", "CMD",
             f"{path} READ BINARY 越界与 Le 错误",
             f"{path}: READ BINARY past the end and with a wrong Le",
-            CLAUSE + " (READ BINARY: offset at or past the end 6B00; Le larger than the "
-            "bytes left 6C<left>; Le 00 returns min(256, left))",
-            f"On the {size}-byte file: offset {size} and {MAX_OFFSET:04X} answer 6B00; at "
-            f"offset {offset}, Le {left + 4} answers 6C{left:02X} (raw) and Le 00 returns "
-            f"the {left} bytes left with 9000.",
-            expected_sw=("6B00", f"6C{left:02X}", "9000"),
+            CLAUSE + " (READ BINARY: offset at or past the end <sw:offset_beyond_end>; Le larger "
+                     "than the "
+            "bytes left <sw:wrong_le>; Le 00 returns min(256, left))",
+            f"On the {size}-byte file: offset {size} and {MAX_BINARY_OFFSET:04X} answer "
+            "<sw:offset_beyond_end>; at "
+            f"offset {offset}, Le {left + 4} answers <sw:wrong_le:{left:02X}> (raw) and Le 00 "
+            "returns "
+            f"the {left} bytes left with <sw:ok>.",
+            expected_sw=("offset_beyond_end", f"wrong_le:{left:02X}", "ok"),
             preconditions="card reset; read right of the file granted",
             reference_choice=CHOICE_SW,
         )
         def binary(ctx: CaseContext, path: str = path, size: int = size, left: int = left,
                    offset: int = offset) -> None:
             grant(ctx, path)
-            for at in (size, MAX_OFFSET):
+            for at in (size, MAX_BINARY_OFFSET):
                 ctx.expect_sw(read_binary(ctx, at), "offset_beyond_end",
                               what=f"READ BINARY at offset {at} of a {size}-byte file")
             expect_wrong_le(ctx, read_binary(ctx, offset, le=left + 4, raw=True), left,
@@ -554,17 +486,17 @@ def _binary_cases(profile: CardProfile, out: list[Case]) -> None:
 
 
 def _select_cases(profile: CardProfile, out: list[Case]) -> None:
-    for df in df_chain_names(profile):
+    for df in df_names(profile):
         foreign = foreign_ef_fids(profile, df)
 
         @make(
             out, f"CMD-SEL-{df}-001", "CMD",
             f"在 {df} 下选择不存在或不可达的文件",
             f"SELECT of files missing or out of reach from {df}",
-            CLAUSE + " (SELECT lookup order; 6A82)",
+            CLAUSE + " (SELECT lookup order; <sw:file_not_found>)",
             f"While {df} is current, SELECT of FIDs the card does not have, of DFs outside "
-            "the lookup order and of EFs of other DFs answers 6A82.",
-            expected_sw=("6A82",),
+            "the lookup order and of EFs of other DFs answers <sw:file_not_found>.",
+            expected_sw=("file_not_found",),
             preconditions=f"card reset; {df} current",
             reference_choice=CHOICE_SELECT,
             severity="critical",
@@ -588,10 +520,10 @@ def _select_cases(profile: CardProfile, out: list[Case]) -> None:
                 f"EFs of other DFs are not selectable from {df}",
                 CLAUSE + " (SELECT: EFs only among the current DF's children)",
                 f"While {df} is current, SELECT of {', '.join(foreign)} (EFs that belong to "
-                "other DFs) answers 6A82, and the current DF stays.",
-                expected_sw=("6A82",),
+                "other DFs) answers <sw:file_not_found>, and the current DF stays.",
+                expected_sw=("file_not_found",),
                 preconditions=f"card reset; {df} current",
-                reference_choice=f"{CHOICE_SELECT} {DF_KEPT_AFTER_6A82}",
+                reference_choice=f"{CHOICE_SELECT} {DF_KEPT_AFTER_NOT_FOUND}",
                 severity="critical",
             )
             def foreign_ef(ctx: CaseContext, df: str = df, foreign: list[str] = foreign) -> None:
@@ -610,17 +542,17 @@ def _select_cases(profile: CardProfile, out: list[Case]) -> None:
             out, f"CMD-SEL-{df}-003", "CMD",
             f"{df} 及其 EF 的 SELECT（P2 = 00 / 0C）",
             f"SELECT of {df} and its EFs with P2 = 00 and 0C",
-            CLAUSE + " (SELECT: P1 = 00, P2 = 00 or 0C, Lc = 2; 9000 with no FCI)",
+            CLAUSE + " (SELECT: P1 = 00, P2 = 00 or 0C, Lc = 2; <sw:ok> with no FCI)",
             f"{df} and each of its EFs are selected with P2 = 0C and with P2 = 00; every "
-            "answer is 9000 with no data.",
-            expected_sw=("9000",),
+            "answer is <sw:ok> with no data.",
+            expected_sw=("ok",),
             preconditions=f"card reset; the parent of {df} current",
             reference_choice=CHOICE_SW + " SELECT answers no FCI, for P2 = 00 as for 0C.",
             severity="critical",
         )
         def select_p2(ctx: CaseContext, df: str = df, targets: list[str] = targets) -> None:
             up = parent_of(ctx.profile, df)
-            for p2 in (SELECT_P2_NO_FCI, SELECT_P2_FCI):
+            for p2 in (SELECT_P2_NO_DATA, SELECT_P2_FCI):
                 if up == MF:
                     with ctx.precondition("reset (the MF current)"):
                         ctx.session.reset()
@@ -643,9 +575,9 @@ def _lookup_cases(profile: CardProfile, out: list[Case]) -> None:
     @make(
         out, "CMD-SEL-LKP-001", "CMD", "从各级 DF 选择 MF", "SELECT of the MF from every DF",
         CLAUSE + " (SELECT lookup: MF 3F00 first)",
-        "From every DF, SELECT 3F00 answers 9000 and makes the MF current (an EF of the "
-        "former DF is then no longer found: 6A82).",
-        expected_sw=("9000", "6A82"), reference_choice=CHOICE_SELECT, severity="critical",
+        "From every DF, SELECT 3F00 answers <sw:ok> and makes the MF current (an EF of the "
+        "former DF is then no longer found: <sw:file_not_found>).",
+        expected_sw=("ok", "file_not_found"), reference_choice=CHOICE_SELECT, severity="critical",
     )
     def mf_from_everywhere(ctx: CaseContext) -> None:
         for df in dfs:
@@ -661,9 +593,9 @@ def _lookup_cases(profile: CardProfile, out: list[Case]) -> None:
     @make(
         out, "CMD-SEL-LKP-002", "CMD", "选择父 DF", "SELECT of the parent DF",
         CLAUSE + " (SELECT lookup: the parent of the current DF)",
-        "From every DF below the top level, SELECT of its parent answers 9000 and makes the "
+        "From every DF below the top level, SELECT of its parent answers <sw:ok> and makes the "
         "parent current (shown by reading a free record file of the parent).",
-        expected_sw=("9000",), reference_choice=CHOICE_SELECT, severity="critical",
+        expected_sw=("ok",), reference_choice=CHOICE_SELECT, severity="critical",
     )
     def parent(ctx: CaseContext) -> None:
         for df in below:
@@ -681,9 +613,9 @@ def _lookup_cases(profile: CardProfile, out: list[Case]) -> None:
     @make(
         out, "CMD-SEL-LKP-003", "CMD", "选择兄弟 DF", "SELECT of a sibling DF",
         CLAUSE + " (SELECT lookup: a DF that is a child of the current DF's parent)",
-        "From every DF below the top level, SELECT of each sibling DF answers 9000; where "
+        "From every DF below the top level, SELECT of each sibling DF answers <sw:ok>; where "
         "the sibling has an EF the former DF lacks, that EF is then found.",
-        expected_sw=("9000",), reference_choice=CHOICE_SELECT, severity="critical",
+        expected_sw=("ok",), reference_choice=CHOICE_SELECT, severity="critical",
     )
     def sibling(ctx: CaseContext) -> None:
         profile = ctx.profile
@@ -702,9 +634,9 @@ def _lookup_cases(profile: CardProfile, out: list[Case]) -> None:
     @make(
         out, "CMD-SEL-LKP-004", "CMD", "选择当前 DF 自身", "SELECT of the current DF itself",
         CLAUSE + " (SELECT lookup: the current DF)",
-        "With an EF of a DF current, SELECT of the DF itself answers 9000, leaves no "
-        "current EF (READ RECORD 6986) and keeps the DF (its EFs are still found).",
-        expected_sw=("9000", "6986"), reference_choice=f"{CHOICE_SELECT} {NO_EF_AFTER_DF}",
+        "With an EF of a DF current, SELECT of the DF itself answers <sw:ok>, leaves no "
+        "current EF (READ RECORD <sw:no_current_ef>) and keeps the DF (its EFs are still found).",
+        expected_sw=("ok", "no_current_ef"), reference_choice=f"{CHOICE_SELECT} {NO_EF_AFTER_DF}",
     )
     def itself(ctx: CaseContext) -> None:
         for df in dfs:
@@ -743,10 +675,12 @@ def _structure_cases(profile: CardProfile, out: list[Case]) -> None:
             out, f"CMD-STR-{df}-001", "CMD",
             f"{df} 下命令与文件结构不相容",
             f"{df}: commands incompatible with the file structure",
-            CLAUSE + " (file structure, 6981, is checked before security)",
-            f"Without any right: {'; '.join(parts)} answer 6981.",
-            expected_sw=("6981",),
-            reference_choice=CHOICE_SW + " SM update of a non-TLV file is 6981 (§5).",
+            CLAUSE + " (file structure, <sw:incompatible_file_structure>, is checked before "
+                     "security)",
+            f"Without any right: {'; '.join(parts)} answer <sw:incompatible_file_structure>.",
+            expected_sw=("incompatible_file_structure",),
+            reference_choice=CHOICE_SW + " SM update of a non-TLV file is "
+                                         "<sw:incompatible_file_structure> (§5).",
         )
         def structure(ctx: CaseContext, records: list[str] = records,
                       binaries: list[str] = binaries, non_tlv: list[str] = non_tlv) -> None:
@@ -759,10 +693,10 @@ def _structure_cases(profile: CardProfile, out: list[Case]) -> None:
                 tries += [(path, short_apdu(*rb, 0, 0, le=LE_WHOLE)),
                           (path, short_apdu(*ub, 0, 0, b"\x00"))]
             for path in binaries:
-                tries += [(path, short_apdu(*rr, 1, P2_RECORD_NUMBER, le=LE_WHOLE)),
-                          (path, short_apdu(*ur, 1, P2_RECORD_NUMBER, b"\x00"))]
+                tries += [(path, short_apdu(*rr, 1, RECORD_P2_BY_NUMBER, le=LE_WHOLE)),
+                          (path, short_apdu(*ur, 1, RECORD_P2_BY_NUMBER, b"\x00"))]
             for path in non_tlv:
-                tries.append((path, short_apdu(*sm, 1, P2_RECORD_NUMBER, bytes(20))))
+                tries.append((path, short_apdu(*sm, 1, RECORD_P2_BY_NUMBER, bytes(20))))
             for path, apdu in tries:
                 ctx.select(path)
                 ctx.expect_sw(send(ctx, apdu), "incompatible_file_structure",
@@ -771,7 +705,7 @@ def _structure_cases(profile: CardProfile, out: list[Case]) -> None:
 
 
 def _no_ef_cases(profile: CardProfile, out: list[Case]) -> None:
-    for df in df_chain_names(profile):
+    for df in df_names(profile):
         up = parent_of(profile, df)
         before = next(iter(files_of(profile, up)), None) if up is not None else None
 
@@ -779,12 +713,12 @@ def _no_ef_cases(profile: CardProfile, out: list[Case]) -> None:
             out, f"CMD-NOEF-{df}-001", "CMD",
             f"{df} 下无当前 EF",
             f"{df}: no current EF",
-            CLAUSE + " (current EF, 6986, is checked before structure and security)",
+            CLAUSE + " (current EF, <sw:no_current_ef>, is checked before structure and security)",
             f"Right after selecting {df}"
             + (f" (coming from {before})" if before else "")
             + ", READ RECORD, READ BINARY, UPDATE RECORD, UPDATE BINARY, mark and erase "
-            "answer 6986.",
-            expected_sw=("6986",),
+            "answer <sw:no_current_ef>.",
+            expected_sw=("no_current_ef",),
             reference_choice=f"{CHOICE_SW} {NO_EF_AFTER_DF}",
         )
         def no_ef(ctx: CaseContext, df: str = df, before: str | None = before) -> None:
@@ -798,12 +732,12 @@ def _no_ef_cases(profile: CardProfile, out: list[Case]) -> None:
                 with ctx.precondition(f"SELECT {df}"):
                     select_fid(ctx, fid_of(p, df)).check()  # … and selecting the DF drops it
             tries = [
-                short_apdu(*p.command("read_record"), 1, P2_RECORD_NUMBER, le=LE_WHOLE),
+                short_apdu(*p.command("read_record"), 1, RECORD_P2_BY_NUMBER, le=LE_WHOLE),
                 short_apdu(*p.command("read_binary"), 0, 0, le=LE_WHOLE),
-                short_apdu(*p.command("update_record"), 1, P2_RECORD_NUMBER, b"\x00"),
+                short_apdu(*p.command("update_record"), 1, RECORD_P2_BY_NUMBER, b"\x00"),
                 short_apdu(*p.command("update_binary"), 0, 0, b"\x00"),
-                short_apdu(*p.command("mark_record"), 1, P2_RECORD_NUMBER),
-                short_apdu(*p.command("erase_record"), 1, P2_RECORD_NUMBER),
+                short_apdu(*p.command("mark_record"), 1, RECORD_P2_BY_NUMBER),
+                short_apdu(*p.command("erase_record"), 1, RECORD_P2_BY_NUMBER),
             ]
             for apdu in tries:
                 ctx.expect_sw(send(ctx, apdu), "no_current_ef",
@@ -816,7 +750,7 @@ def _no_ef_cases(profile: CardProfile, out: list[Case]) -> None:
 def _order_cases(profile: CardProfile, out: list[Case]) -> None:
     first_df = next(iter(profile.dfs))
     df_fid = bytes.fromhex(profile.df(first_df).fid)
-    known = classes(profile)
+    known = profile.classes()
     sel = profile.command("select")
     rr = profile.command("read_record")
     ea = profile.command("external_authenticate")
@@ -833,7 +767,7 @@ def _order_cases(profile: CardProfile, out: list[Case]) -> None:
             CLAUSE + " (the check order: CLA, INS, P1/P2, Lc/Le, current EF, structure, "
             "security, range, data)",
             purpose,
-            expected_sw=(profile.spec.status_words[expected],),
+            expected_sw=(expected,),
             reference_choice=CHOICE_SW,
         )
         def body(ctx: CaseContext) -> None:
@@ -851,51 +785,55 @@ def _order_cases(profile: CardProfile, out: list[Case]) -> None:
 
     any_ins = 0x00  # placeholder for the first INS of plan parameter unknown_ins
     order(1, "CLA 先于 P1/P2 检查", "CLA is checked before P1/P2",
-          "An unknown class with a SELECT of wrong P1 answers 6E00, not 6A86.",
+          "An unknown class with a SELECT of wrong P1 answers <sw:cla_not_supported>, not "
+          "<sw:wrong_p1p2>.",
           "cla_not_supported", None,
           [short_apdu(0x00, sel[1], 0x04, SELECT_P2_FCI, df_fid)], ("unknown_cla",))
     order(2, "已知指令的错误类别先于 P1/P2 检查", "A known INS in a wrong class is checked "
           "before P1/P2",
           f"SELECT (INS {sel[1]:02X}) with class {wrong_class:02X} and a wrong P1 answers "
-          "6E00, not 6A86.",
+          "<sw:cla_not_supported>, not <sw:wrong_p1p2>.",
           "cla_not_supported", None,
           [short_apdu(wrong_class, sel[1], 0x04, SELECT_P2_FCI, df_fid)])
     order(3, "CLA 先于 INS 检查", "CLA is checked before INS",
           "An unknown class with an unknown INS (the first ones of plan parameters "
-          "unknown_classes and unknown_ins the profile does not use) answers 6E00, not 6D00.",
+          "unknown_classes and unknown_ins the profile does not use) answers "
+          "<sw:cla_not_supported>, not <sw:ins_not_supported>.",
           "cla_not_supported", None, [short_apdu(0x00, any_ins, 0x00, 0x00)],
           ("unknown_cla", "unknown_ins"))
     order(4, "INS 先于 P1/P2 检查", "INS is checked before P1/P2",
           "An unknown INS (the first of plan parameter unknown_ins the profile does not use) "
-          "in class 00 with P1P2 FFFF answers 6D00, not 6A86.",
+          "in class 00 with P1P2 FFFF answers <sw:ins_not_supported>, not <sw:wrong_p1p2>.",
           "ins_not_supported", None, [short_apdu(0x00, any_ins, 0xFF, 0xFF)],
           ("unknown_ins",))
     order(5, "P1/P2 先于 Lc 检查", "P1/P2 are checked before Lc",
-          "SELECT with P1 = 04 and a 1-byte data field answers 6A86, not 6700; EXTERNAL "
-          "AUTHENTICATE with P1 = 01 and a short data field answers 6A86.",
+          "SELECT with P1 = 04 and a 1-byte data field answers <sw:wrong_p1p2>, not "
+          "<sw:wrong_length>; EXTERNAL "
+          "AUTHENTICATE with P1 = 01 and a short data field answers <sw:wrong_p1p2>.",
           "wrong_p1p2", first_df,
           [short_apdu(*sel, 0x04, SELECT_P2_FCI, df_fid[:1]),
            short_apdu(*ea, 0x01, first_kid, bytes(4))])
     order(6, "P1/P2 先于当前 EF 检查", "P1/P2 are checked before the current EF",
-          "Right after selecting a DF, READ RECORD with P2 = 05 answers 6A86, not 6986.",
+          "Right after selecting a DF, READ RECORD with P2 = 05 answers <sw:wrong_p1p2>, not "
+          "<sw:no_current_ef>.",
           "wrong_p1p2", first_df, [short_apdu(*rr, 0x01, 0x05, le=LE_WHOLE)])
     order(7, "Lc/Le 先于当前 EF 检查", "Lc/Le are checked before the current EF",
-          "Right after selecting a DF, READ RECORD with an extended Le answers 6700, "
-          "not 6986.",
+          "Right after selecting a DF, READ RECORD with an extended Le answers <sw:wrong_length>, "
+          "not <sw:no_current_ef>.",
           "wrong_length", first_df,
-          [extended_apdu(*rr, 0x01, P2_RECORD_NUMBER, le=LE_WHOLE)])
+          [extended_apdu(*rr, 0x01, RECORD_P2_BY_NUMBER, le=LE_WHOLE)])
     order(8, "Lc 先于随机数检查", "Lc is checked before the challenge",
           "With no challenge taken, EXTERNAL AUTHENTICATE with a data field one byte short "
-          "answers 6700, not 6985.",
+          "answers <sw:wrong_length>, not <sw:no_challenge>.",
           "wrong_length", first_df,
           [short_apdu(*ea, 0x00, first_kid, bytes(2 * challenge))])
     if protected is not None:
         count = profile.record_count(protected)
         order(9, "安全状态先于记录范围检查", "Security is checked before the record range",
               f"Without the read right of {protected}, READ RECORD {count + 1} (one past the "
-              "last) answers 6982, not 6A83.",
+              "last) answers <sw:security_not_satisfied>, not <sw:record_not_found>.",
               "security_not_satisfied", protected,
-              [short_apdu(*rr, count + 1, P2_RECORD_NUMBER, le=LE_WHOLE)])
+              [short_apdu(*rr, count + 1, RECORD_P2_BY_NUMBER, le=LE_WHOLE)])
 
 
 # --------------------------------------------------------------------------- challenge, T=0
@@ -909,8 +847,8 @@ def _challenge_cases(profile: CardProfile, out: list[Case]) -> None:
         "REFERENCE.md §3 (single-use challenge), §4 (session keys from the challenge), §5 "
         "GET CHALLENGE; evidence §4.3",
         f"Many GET CHALLENGE answers (plan parameter challenge_samples, at least 2) are "
-        f"each {n} bytes with 9000, and no two are equal.",
-        expected_sw=("9000",),
+        f"each {n} bytes with <sw:ok>, and no two are equal.",
+        expected_sw=("ok",),
         severity="critical",
     )
     def freshness(ctx: CaseContext) -> None:
@@ -935,10 +873,10 @@ def _challenge_cases(profile: CardProfile, out: list[Case]) -> None:
     @make(
         out, "CMD-CHAL-002", "CMD", "GET CHALLENGE 的长度错误",
         "GET CHALLENGE with a wrong length",
-        CLAUSE + f" (GET CHALLENGE: no data and Le = {n:02X}, else 6700)",
+        CLAUSE + f" (GET CHALLENGE: no data and Le = {n:02X}, else <sw:wrong_length>)",
         f"GET CHALLENGE with Le other than {n:02X} (01, {n - 1:02X}, {n + 1:02X}, 10, 00), "
-        "with no Le, or with a data field, is refused with 6700.",
-        expected_sw=("6700",),
+        "with no Le, or with a data field, is refused with <sw:wrong_length>.",
+        expected_sw=("wrong_length",),
         reference_choice=CHOICE_SW,
     )
     def wrong_length(ctx: CaseContext) -> None:
@@ -982,15 +920,19 @@ def _t0_cases(profile: CardProfile, out: list[Case]) -> None:
     free = next((p for p in record_files(profile) if profile.file(p).access.read == "free"),
                 None)
     photo = next(iter(transparent_files(profile)), None)
-    clause = "REFERENCE.md §5 (61xx, GET RESPONSE 00 C0 00 00 xx), §6 t0_get_response"
+    clause = (
+        "REFERENCE.md §5 (<sw:bytes_available>, GET RESPONSE <cmd:get_response> 00 00 xx), "
+        "§6 t0_get_response"
+    )
     choice = "Relies on the ICS declaring t0_get_response (REFERENCE.md §6)."
 
     @make(
         out, "CMD-T0-001", "CMD", "T=0 下 GET CHALLENGE 的取响应",
         "GET RESPONSE after GET CHALLENGE under T=0", clause,
-        f"GET CHALLENGE sent raw answers 61{n:02X}; GET RESPONSE {n:02X} returns {n} bytes "
-        "and 9000, and the challenge is fresh.",
-        applicability="t0_get_response", expected_sw=(f"61{n:02X}", "9000"),
+        f"GET CHALLENGE sent raw answers <sw:bytes_available:{n:02X}>; GET RESPONSE {n:02X} "
+        f"returns {n} bytes "
+        "and <sw:ok>, and the challenge is fresh.",
+        applicability="t0_get_response", expected_sw=(f"bytes_available:{n:02X}", "ok"),
         reference_choice=choice,
     )
     def challenge(ctx: CaseContext) -> None:
@@ -1006,11 +948,12 @@ def _t0_cases(profile: CardProfile, out: list[Case]) -> None:
         @make(
             out, "CMD-T0-002", "CMD", "T=0 下 READ RECORD 的取响应",
             "GET RESPONSE after READ RECORD under T=0", clause,
-            f"READ RECORD 1 of {free} sent raw with Le {length:02X} answers 61{length:02X}; "
-            f"GET RESPONSE returns the {length}-byte record with 9000"
+            f"READ RECORD 1 of {free} sent raw with Le {length:02X} answers "
+            f"<sw:bytes_available:{length:02X}>; "
+            f"GET RESPONSE returns the {length}-byte record with <sw:ok>"
             + (f", framed as the profile's TLV record 1 (tag {tlv[0]:02X} = item {tlv[0]}, "
                f"length {tlv[1]:02X})." if tlv else "."),
-            applicability="t0_get_response", expected_sw=(f"61{length:02X}", "9000"),
+            applicability="t0_get_response", expected_sw=(f"bytes_available:{length:02X}", "ok"),
             reference_choice=choice,
         )
         def record(ctx: CaseContext, path: str = free, length: int = length) -> None:
@@ -1031,9 +974,10 @@ def _t0_cases(profile: CardProfile, out: list[Case]) -> None:
             out, "CMD-T0-003", "CMD", "T=0 下 READ BINARY 的取响应",
             "GET RESPONSE after READ BINARY under T=0", clause,
             f"READ BINARY of {photo} at offset 0 sent raw with Le {T0_BINARY_LE:02X} answers "
-            f"61{want:02X} (the file has {profile.file(photo).size} bytes); GET RESPONSE "
-            f"{want:02X} returns {want} bytes and 9000.",
-            applicability="t0_get_response", expected_sw=(f"61{want:02X}", "9000"),
+            f"<sw:bytes_available:{want:02X}> (the file has {profile.file(photo).size} bytes); GET "
+            "RESPONSE "
+            f"{want:02X} returns {want} bytes and <sw:ok>.",
+            applicability="t0_get_response", expected_sw=(f"bytes_available:{want:02X}", "ok"),
             preconditions="card reset; read right of the file granted",
             reference_choice=choice,
         )

@@ -7,42 +7,15 @@ from collections.abc import Callable
 
 from conformance.apdu import ResponseAPDU
 from conformance.cases.framework import Case, CaseContext
-from conformance.model.profile import CardProfile
-
-P2_RECORD_NUMBER = 0x04
-P2_RECORD_ID = 0x00
-P2_CYCLIC_NEW = 0x03  # UPDATE RECORD on a cyclic file: write a new record 1 (§5)
-LE_WHOLE = 256  # Le = 00 on the wire: the whole record / up to 256 bytes
+from conformance.iso7816 import LE_WHOLE, RECORD_P2_BY_NUMBER
 
 
-def df_of(path: str) -> str:
-    return path.partition("/")[0]
-
-
-def files_of(profile: CardProfile, df: str) -> list[str]:
-    """The EFs of a DF (its children), in profile order."""
-    return [path for path in profile.files if df_of(path) == df]
-
-
-def index_flags(profile: CardProfile, path: str) -> tuple[bytes, bytes]:
-    """(used, free) record contents of an index file: the first two values of its flag
-    item's code table, repeated to the record length."""
-    ef = profile.file(path)
-    length = ef.record_length or 1
-    for number in ef.items:
-        for rule in profile.item(number).rules:
-            kind, _, table = rule.partition(":")
-            values = profile.spec.code_tables[table].values if kind == "code" else None
-            if values and len(values) >= 2:
-                return bytes.fromhex(values[0]) * length, bytes.fromhex(values[1]) * length
-    raise ValueError(f"{path}: its item has no code table of (used, free) flags")
-
-
-def sw_choice(*sws: str) -> str:
-    """The reference_choice sentence for a verdict that rests on §5 status words."""
+def sw_choice(*names: str) -> str:
+    """The reference_choice sentence for a verdict that rests on §5 status words, named by
+    meaning (the catalogue shows the profile's hex)."""
     return (
-        f"Expects {', '.join(sws)}: the evidence shows no status-word table, so these "
-        "are the REFERENCE.md §5 [choice]."
+        f"Expects {', '.join(f'<sw:{n}>' for n in names)}: the evidence shows no "
+        "status-word table, so these are the REFERENCE.md §5 [choice]."
     )
 
 
@@ -110,7 +83,12 @@ def grant_families(ctx: CaseContext, path: str, families: list[str | None]) -> N
 
 
 def read_record(
-    ctx: CaseContext, n: int, p2: int = P2_RECORD_NUMBER, le: int = LE_WHOLE, *, raw: bool = False
+    ctx: CaseContext,
+    n: int,
+    p2: int = RECORD_P2_BY_NUMBER,
+    le: int = LE_WHOLE,
+    *,
+    raw: bool = False,
 ) -> ResponseAPDU:
     """READ RECORD on the current EF, as raw as the case wants it."""
     return ctx.send(ctx.apdu("read_record", n, p2, le=le), raw=raw)

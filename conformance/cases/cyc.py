@@ -16,32 +16,26 @@ import contextlib
 from collections.abc import Iterator
 
 from conformance.apdu import ResponseAPDU, sw_hex
-from conformance.cases.common import (
-    P2_CYCLIC_NEW,
-    P2_RECORD_NUMBER,
-    df_of,
-    grant_families,
-    make,
-    read_record,
-    read_records,
-    slug,
-)
+from conformance.cases.common import grant_families, make, read_record, read_records, slug
 from conformance.cases.framework import Case, CaseContext
+from conformance.iso7816 import RECORD_P1_CYCLIC_NEW, RECORD_P2_BY_NUMBER, RECORD_P2_CYCLIC_NEW
 from conformance.model import codecs
 from conformance.model.codecs import Coding
 from conformance.model.profile import CardProfile
 from conformance.model.schema import LayoutField, Structure
+from conformance.model.tree import df_of
 
 CLAUSE = "REFERENCE.md §1 (DF02/EF07, EF08), §5 UPDATE RECORD; WS/T 543 (evidence §3.2)"
 
-P1_NEW = 0x00  # UPDATE RECORD P2 = 03 (a new cyclic record) has P1 = 00 (REFERENCE.md §1)
 
 NONCYCLIC_CHOICE = (
     "REFERENCE.md §5 names no status word for UPDATE RECORD P2 = 03 on a file that is not "
     'cyclic. P2 = 03 is a valid P2 of UPDATE RECORD ("P2 = 03 on a cyclic file writes a new '
-    'record 1"), so the P1/P2 check (6A86) cannot reject it before the file is known; the '
-    "file-structure check comes next in the §5 order, before security, so this case expects "
-    "6981 (command incompatible with file structure), not 6A86 or 6982."
+    'record 1"), so the P1/P2 check (<sw:wrong_p1p2>) cannot reject it before the file is '
+    "known; the file-structure check comes next in the §5 order, before security, so this "
+    "case expects "
+    "<sw:incompatible_file_structure> (command incompatible with file structure), not "
+    "<sw:wrong_p1p2> or <sw:security_not_satisfied>."
 )
 REWRITE_CHOICE = (
     "The evidence (§3.2) shows cyclic files written only with P2 = 03; that a plain UPDATE "
@@ -87,7 +81,7 @@ def _describe(raw: bytes) -> str:
 
 
 def _append(ctx: CaseContext, record: bytes) -> ResponseAPDU:
-    return ctx.send(ctx.apdu("update_record", P1_NEW, P2_CYCLIC_NEW, record))
+    return ctx.send(ctx.apdu("update_record", RECORD_P1_CYCLIC_NEW, RECORD_P2_CYCLIC_NEW, record))
 
 
 @contextlib.contextmanager
@@ -154,11 +148,12 @@ def _cyclic_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         f"{path} 循环写入：最新记录为第 1 条",
         f"{path}: a cyclic append becomes record 1, older records shift",
         CLAUSE,
-        f"UPDATE RECORD 00 DC 00 03 with {ef.access.update} writes a new record 1 and shifts "
+        f"UPDATE RECORD <cmd:update_record> 00 03 with {ef.access.update} writes a new record 1 "
+        "and shifts "
         f"the older records down; every record stays {length} bytes and holds exactly the "
         "bytes appended (values valid for the file's layout) or shifted.",
         preconditions=pre,
-        expected_sw=("9000",),
+        expected_sw=("ok",),
         severity="critical",
     )
     def newest_first(ctx: CaseContext, path: str = path) -> None:
@@ -185,7 +180,7 @@ def _cyclic_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         f"{count + 1} appends to a {count}-record cyclic file leave the last {count} appended "
         "records, newest first; the first appended record is gone.",
         preconditions=pre,
-        expected_sw=("9000",),
+        expected_sw=("ok",),
         severity="critical",
     )
     def oldest_dropped(ctx: CaseContext, path: str = path) -> None:
@@ -208,13 +203,14 @@ def _cyclic_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         f"{path} 按记录号改写（P2=04）",
         f"{path}: UPDATE RECORD P2=04 rewrites record n in place",
         CLAUSE,
-        f"A plain UPDATE RECORD 00 DC n 04 with {ef.access.update} rewrites record n of the "
+        f"A plain UPDATE RECORD <cmd:update_record> n 04 with {ef.access.update} rewrites record n "
+        "of the "
         "cyclic file in place, without shifting the other records.",
         preconditions=(
             f"card reset; {ef.access.read} and {ef.access.update} granted; every "
             "record is written back afterwards"
         ),
-        expected_sw=("9000",),
+        expected_sw=("ok",),
         reference_choice=REWRITE_CHOICE,
     )
     def rewrite(ctx: CaseContext, path: str = path) -> None:
@@ -228,13 +224,13 @@ def _cyclic_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             if not written:
                 return
             for k, raw in enumerate(before, start=1):
-                response = ctx.send(ctx.apdu("update_record", k, P2_RECORD_NUMBER, raw))
+                response = ctx.send(ctx.apdu("update_record", k, RECORD_P2_BY_NUMBER, raw))
                 ctx.expect_sw(response, "ok", what=f"rewriting record {k} of {path} (restoring)")
             ctx.check(read_records(ctx, path, n) == before, f"{path} not restored")
 
         with ctx.restoring(path, undo):
             for k, raw in enumerate(new, start=1):
-                response = ctx.send(ctx.apdu("update_record", k, P2_RECORD_NUMBER, raw))
+                response = ctx.send(ctx.apdu("update_record", k, RECORD_P2_BY_NUMBER, raw))
                 written = written or response.sw == ctx.sw("ok")
                 ctx.expect_sw(response, "ok", what=f"UPDATE RECORD {k:02X} 04 on {path}")
             after = read_records(ctx, path, n)
@@ -269,12 +265,15 @@ def _noncyclic_case(profile: CardProfile, path: str, out: list[Case]) -> None:
         "CYC",
         f"对非循环文件 {path} 的 P2=03 更新被拒绝",
         f"UPDATE RECORD P2=03 on the non-cyclic file {path} is refused",
-        "REFERENCE.md §5 UPDATE RECORD, check order (6981); WS/T 543 (evidence §3.2)",
-        f"UPDATE RECORD 00 DC 00 03 (new cyclic record) on {path} ({ef.structure}) answers "
-        f"6981 even with {', '.join(r for r in rights if r not in (None, 'free'))} granted, "
+        "REFERENCE.md §5 UPDATE RECORD, check order (<sw:incompatible_file_structure>); WS/T 543 "
+        "(evidence §3.2)",
+        f"UPDATE RECORD <cmd:update_record> 00 03 (new cyclic record) on {path} ({ef.structure}) "
+        "answers "
+        "<sw:incompatible_file_structure> even with "
+        f"{', '.join(r for r in rights if r not in (None, 'free'))} granted, "
         "and record 1 is unchanged.",
         preconditions=f"card reset; the read and write rights of {path} granted",
-        expected_sw=("6981",),
+        expected_sw=("incompatible_file_structure",),
         reference_choice=NONCYCLIC_CHOICE,
     )
     def refused(ctx: CaseContext, path: str = path) -> None:
@@ -286,7 +285,8 @@ def _noncyclic_case(profile: CardProfile, path: str, out: list[Case]) -> None:
         ctx.expect_sw(
             response,
             "incompatible_file_structure",
-            what=f"UPDATE RECORD 00 DC 00 03 on {path} ({structure})",
+            what=f"UPDATE RECORD {ctx.profile.command_text('update_record')} 00 03 on {path} "
+                 f"({structure})",
         )
         again = ctx.expect_sw(read_record(ctx, 1), "ok", what=f"READ RECORD 1 of {path}").data
         ctx.check(

@@ -20,9 +20,10 @@ The rule checkers are pure functions in :mod:`conformance.cases.rules`.
 
 from __future__ import annotations
 
-from conformance.cases.common import P2_RECORD_ID, grant, make, read_record, read_records, slug
+from conformance.cases.common import grant, make, read_record, read_records, slug
 from conformance.cases.framework import Case, CaseContext
 from conformance.cases.rules import check_coding, check_rule, parse_date
+from conformance.iso7816 import RECORD_P2_BY_ID
 from conformance.model import codecs
 from conformance.model.codecs import Coding
 from conformance.model.profile import CardProfile
@@ -125,7 +126,7 @@ def _item_cases(profile: CardProfile, out: list[Case]) -> None:
             CLAUSE_TLV,
             f"{where} is {number:02X} ‖ {item.length:02X} ‖ {item.length} value bytes "
             "(tag = item number, length = the item's fixed length).",
-            expected_sw=("9000",),
+            expected_sw=("ok",),
             preconditions=f"card reset; read right of {place.path} granted",
             severity="critical",
         )
@@ -148,7 +149,7 @@ def _item_cases(profile: CardProfile, out: list[Case]) -> None:
             f"Item {number} ({item.en}): {coding} coding",
             CLAUSE_COD,
             f"The {item.length}-byte value in {where} is valid {coding}: {rule_text}.",
-            expected_sw=("9000",),
+            expected_sw=("ok",),
             preconditions=f"card reset; read right of {place.path} granted",
             reference_choice=CHOICE_SPACES if coding is Coding.AN else "",
         )
@@ -167,7 +168,7 @@ def _item_cases(profile: CardProfile, out: list[Case]) -> None:
             f"Item {number} ({item.en}): value rules",
             CLAUSE_VAL + "; " + ", ".join(_rule_refs(profile, item.rules)),
             f"The value of item {number} satisfies {', '.join(item.rules)}. " + EMPTY_NOTE,
-            expected_sw=("9000",),
+            expected_sw=("ok",),
             preconditions=f"card reset; read right of {place.path} granted",
             reference_choice=rules_choice(profile, item.rules),
         )
@@ -246,7 +247,7 @@ def _consistency_cases(profile: CardProfile, out: list[Case]) -> None:
             f"profile consistency {rule.id}; {rule.ref}",
             f"On the personalised card, {text}; a rule with an item not personalised does "
             "not apply.",
-            expected_sw=("9000",),
+            expected_sw=("ok",),
             preconditions="card reset; read rights of the items' files granted",
             reference_choice=(f"The rule rests on {rule.ref}. " if "[choice]" in rule.ref
                               else "") + CHOICE_EMPTY_RULE,
@@ -273,7 +274,7 @@ def _read_by_tag_cases(profile: CardProfile, out: list[Case]) -> None:
                 "§2.2",
                 f"READ RECORD with P1 = {number:02X} (item {number}), P2 = 00 returns record "
                 f"{record}, the same bytes as READ RECORD {record} by number.",
-                expected_sw=("9000",),
+                expected_sw=("ok",),
                 severity="critical",
             )
             def by_tag(ctx: CaseContext, path: str = path, record: int = record,
@@ -281,7 +282,7 @@ def _read_by_tag_cases(profile: CardProfile, out: list[Case]) -> None:
                 grant(ctx, path)
                 by_number = ctx.expect_sw(read_record(ctx, record), "ok",
                                           what=f"READ RECORD {record} by number")
-                tagged = ctx.expect_sw(read_record(ctx, number, P2_RECORD_ID), "ok",
+                tagged = ctx.expect_sw(read_record(ctx, number, RECORD_P2_BY_ID), "ok",
                                        what=f"READ RECORD by identifier {number:02X}")
                 ctx.check(tagged.data == by_number.data,
                           f"by identifier {number:02X}: {tagged.data.hex().upper()}; record "
@@ -293,16 +294,16 @@ def _read_by_tag_cases(profile: CardProfile, out: list[Case]) -> None:
             out, f"DATA-RIDX-{sid}-001", "DATA",
             f"{path} 按不存在的记录标识读记录",
             f"{path}: READ RECORD by an identifier the file lacks",
-            "REFERENCE.md §5 READ RECORD (P2 = 00: none is 6A83)",
+            "REFERENCE.md §5 READ RECORD (P2 = 00: none is <sw:record_not_found>)",
             f"READ RECORD by identifier {', '.join(f'{t:02X}' for t in absent)} (tags of "
-            "items held in other files) answers 6A83.",
-            expected_sw=("6A83",),
+            "items held in other files) answers <sw:record_not_found>.",
+            expected_sw=("record_not_found",),
             reference_choice="Relies on the status words of REFERENCE.md §5, a [choice].",
         )
         def absent_tag(ctx: CaseContext, path: str = path, absent: list[int] = absent) -> None:
             grant(ctx, path)
             for tag in absent:
-                ctx.expect_sw(read_record(ctx, tag, P2_RECORD_ID), "record_not_found",
+                ctx.expect_sw(read_record(ctx, tag, RECORD_P2_BY_ID), "record_not_found",
                               what=f"READ RECORD by identifier {tag:02X} in {path}")
 
 
@@ -324,7 +325,7 @@ def _cyclic_cases(profile: CardProfile, out: list[Case]) -> None:
             f"Each of the {ef.records} records is {ef.record_length} bytes and its fields "
             f"({names}) are valid in their codings"
             + (f" and satisfy their rules ({', '.join(rules)})" if rules else "") + ".",
-            expected_sw=("9000",),
+            expected_sw=("ok",),
             preconditions=f"card reset; read right of {path} granted",
             reference_choice=CHOICE_SPACES,
         )
@@ -362,7 +363,7 @@ def _index_cases(profile: CardProfile, out: list[Case]) -> None:
             "REFERENCE.md §1 (DF03 index files), §5 (initial contents); evidence §3.3",
             f"Each of the {ef.records} records is {ef.record_length} byte(s) holding item "
             f"{number} ({item.en}) that satisfies {', '.join(item.rules)} (used or free).",
-            expected_sw=("9000",),
+            expected_sw=("ok",),
             preconditions=f"card reset; read right of {path} granted",
         )
         def index(ctx: CaseContext, path: str = path, number: int = number) -> None:
@@ -376,22 +377,18 @@ def _index_cases(profile: CardProfile, out: list[Case]) -> None:
 
 
 def _city_cases(profile: CardProfile, out: list[Case]) -> None:
-    city = [n for n, item in profile.items.items()
-            if "code:city" in item.rules and n in profile.tlv_items()]
-    if len(city) != 1:
-        return
-    number = city[0]
+    number = profile.role_item("city_code")
     item = profile.item(number)
 
     @make(
         out, "DATA-CITY-001", "DATA",
         f"应用城市代码（数据项 {number}）已个人化",
         f"The application city code (item {number}) is personalised",
-        "REFERENCE.md §4 (CityCode8 = first 2 bytes of item 57), §3 (keys derived at "
-        "personalization); evidence §3.1 item 57, §4.5",
+        f"REFERENCE.md §4 (CityCode8 = first 2 bytes of item {number}), §3 (keys derived at "
+        f"personalization); evidence §3.1 item {number}, §4.5",
         f"Item {number} ({item.en}) holds a city code (not the empty FF…): the level-2 card "
         "keys are diversified with it, so a terminal needs it to authenticate.",
-        expected_sw=("9000",),
+        expected_sw=("ok",),
         severity="critical",
     )
     def city_code(ctx: CaseContext, number: int = number) -> None:

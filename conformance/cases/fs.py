@@ -8,16 +8,9 @@ here sends an append a faulty card might accept, which would drop its oldest rec
 
 from __future__ import annotations
 
-from conformance.cases.common import (
-    LE_WHOLE,
-    grant,
-    make,
-    read_binary,
-    read_record,
-    read_records,
-    slug,
-)
+from conformance.cases.common import grant, make, read_binary, read_record, read_records, slug
 from conformance.cases.framework import Case, CaseContext
+from conformance.iso7816 import LE_WHOLE
 from conformance.model.profile import CardProfile
 from conformance.model.schema import Structure
 
@@ -36,8 +29,8 @@ def _df_cases(profile: CardProfile, out: list[Case]) -> None:
             f"{name} is selectable",
             CLAUSE + "; REFERENCE.md §5 SELECT",
             f"SELECT by FID along the path {' → '.join(profile.select_path(name))} answers "
-            "9000 at every step.",
-            expected_sw=("9000",),
+            "<sw:ok> at every step.",
+            expected_sw=("ok",),
             severity="blocker",
         )
         def select_df(ctx: CaseContext, name: str = name) -> None:
@@ -57,8 +50,8 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         f"{path} is selectable",
         CLAUSE + "; REFERENCE.md §5 SELECT",
         f"SELECT by FID along the path {' → '.join(profile.select_path(path))} answers "
-        "9000 at every step.",
-        expected_sw=("9000",),
+        "<sw:ok> at every step.",
+        expected_sw=("ok",),
         severity="critical",
     )
     def selectable(ctx: CaseContext, path: str = path) -> None:
@@ -74,9 +67,10 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             "FS",
             f"{path} 为记录文件",
             f"{path} is a record file",
-            CLAUSE + "; REFERENCE.md §5 (6981)",
-            f"READ RECORD 1 answers 9000 and READ BINARY answers 6981 ({ef.structure}).",
-            expected_sw=("9000", "6981"),
+            CLAUSE + "; REFERENCE.md §5 (<sw:incompatible_file_structure>)",
+            "READ RECORD 1 answers <sw:ok> and READ BINARY answers "
+            f"<sw:incompatible_file_structure> ({ef.structure}).",
+            expected_sw=("ok", "incompatible_file_structure"),
             reference_choice=SW_CHOICE,
         )
         def record_structure(ctx: CaseContext, path: str = path) -> None:
@@ -96,8 +90,8 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             f"{path} record count and lengths",
             CLAUSE,
             f"Records 1..{count} exist with the declared lengths; record {count + 1} "
-            "does not (6A83).",
-            expected_sw=("9000", "6A83"),
+            "does not (<sw:record_not_found>).",
+            expected_sw=("ok", "record_not_found"),
             reference_choice=SW_CHOICE,
             severity="critical",
         )
@@ -119,9 +113,10 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             "FS",
             f"{path} 为透明文件",
             f"{path} is transparent",
-            CLAUSE + "; REFERENCE.md §5 (6981)",
-            "READ BINARY at offset 0 answers 9000 and READ RECORD answers 6981.",
-            expected_sw=("9000", "6981"),
+            CLAUSE + "; REFERENCE.md §5 (<sw:incompatible_file_structure>)",
+            "READ BINARY at offset 0 answers <sw:ok> and READ RECORD answers "
+            "<sw:incompatible_file_structure>.",
+            expected_sw=("ok", "incompatible_file_structure"),
             reference_choice=SW_CHOICE,
         )
         def transparent(ctx: CaseContext, path: str = path) -> None:
@@ -140,8 +135,9 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             f"{path} 文件大小",
             f"{path} size",
             CLAUSE,
-            f"The file is exactly {size} bytes: the last byte reads, the next offset answers 6B00.",
-            expected_sw=("9000", "6B00"),
+            f"The file is exactly {size} bytes: the last byte reads, the next offset answers "
+            "<sw:offset_beyond_end>.",
+            expected_sw=("ok", "offset_beyond_end"),
             reference_choice=SW_CHOICE,
             severity="critical",
         )

@@ -11,39 +11,24 @@ item's code table (used, free). Every case puts back the flags it found.
 from __future__ import annotations
 
 from conformance.apdu import CommandAPDU, ResponseAPDU
-from conformance.cases.common import (
-    LE_WHOLE,
-    P2_RECORD_NUMBER,
-    grant_families,
-    index_flags,
-    make,
-    read_records,
-    slug,
-    sw_choice,
-)
+from conformance.cases.common import grant_families, make, read_records, slug, sw_choice
 from conformance.cases.framework import Case, CaseContext
+from conformance.iso7816 import LE_WHOLE, RECORD_P2_BY_NUMBER
 from conformance.model.profile import CardProfile
-from conformance.model.schema import Structure
+from conformance.model.tree import df_of, index_files, index_flags
 
 CLAUSE = "REFERENCE.md §1 (DF03/EF05, EF06), §5 mark/erase; WS/T 543 (evidence §2.4, §3.3)"
 
 WRONG_P2 = (0x00, 0x03, 0x05)
 
 FORMS_CHOICE = (
-    "REFERENCE.md §5 accepts both 84 D2 n 04 and 84 D2 n 04 00; this case reads the trailing "
+    "REFERENCE.md §5 accepts both <cmd:mark_record> n 04 and <cmd:mark_record> n 04 00; this case "
+    "reads the trailing "
     "00 as Le = 00 (ISO/IEC 7816-3 case 2); the evidence (§4.1) shows only the form with 00."
 )
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def index_files(profile: CardProfile) -> list[str]:
-    return [
-        p
-        for p, ef in profile.files.items()
-        if ef.structure is Structure.LINEAR_FIXED and ef.access.mark and ef.access.erase
-    ]
 
 
 def _start(ctx: CaseContext, path: str, families: list[str | None]) -> list[bytes]:
@@ -57,7 +42,7 @@ def _command(
     ctx: CaseContext,
     name: str,
     n: int,
-    p2: int = P2_RECORD_NUMBER,
+    p2: int = RECORD_P2_BY_NUMBER,
     *,
     le: int | None = None,
     data: bytes = b"",
@@ -110,14 +95,16 @@ def _record_case(profile: CardProfile, path: str, n: int, out: list[Case]) -> No
         f"{path} 第 {n} 条索引标记与擦除",
         f"{path} record {n}: mark sets {used.hex().upper()}, erase sets {free.hex().upper()}",
         CLAUSE,
-        f"84 D2 {n:02X} 04 with {ef.access.mark} sets record {n} to {used.hex().upper()} and "
-        f"84 0C {n:02X} 04 with {ef.access.erase} sets it back to {free.hex().upper()}, in "
+        f"<cmd:mark_record> {n:02X} 04 with {ef.access.mark} sets record {n} to "
+        f"{used.hex().upper()} and "
+        f"<cmd:erase_record> {n:02X} 04 with {ef.access.erase} sets it back to "
+        f"{free.hex().upper()}, in "
         "both forms (with and without the trailing 00); the other records do not change.",
         preconditions=(
             f"card reset; {ef.access.read}, {ef.access.mark} and {ef.access.erase} "
-            "granted in DF03; the flags are put back afterwards"
+            f"granted in {df_of(path)}; the flags are put back afterwards"
         ),
-        expected_sw=("9000",),
+        expected_sw=("ok",),
         severity="critical",
         reference_choice=FORMS_CHOICE,
     )
@@ -151,20 +138,24 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
     used, free = index_flags(profile, path)
     sid = f"IDX-{slug(path)}"
     mark, erase, read = ef.access.mark, ef.access.erase, ef.access.read
-    both = f"card reset; {read}, {mark} and {erase} granted in DF03; flags put back afterwards"
+    both = (
+        f"card reset; {read}, {mark} and {erase} granted in {df_of(path)}; flags put back "
+        "afterwards"
+    )
 
     @make(
         out,
         f"{sid}-001",
         "IDX",
-        f"{path} 带数据域的标记/擦除返回 6700",
-        f"{path}: mark/erase with a data field answer 6700",
-        CLAUSE + " (6700)",
-        "84 D2 01 04 01 00 and 84 0C 01 04 01 00 (a one-byte data field) answer 6700 with "
+        f"{path} 带数据域的标记/擦除返回 <sw:wrong_length>",
+        f"{path}: mark/erase with a data field answer <sw:wrong_length>",
+        CLAUSE + " (<sw:wrong_length>)",
+        "<cmd:mark_record> 01 04 01 00 and <cmd:erase_record> 01 04 01 00 (a one-byte data field) "
+        "answer <sw:wrong_length> with "
         "both keys granted, and no flag changes.",
         preconditions=both,
-        expected_sw=("6700",),
-        reference_choice=sw_choice("6700"),
+        expected_sw=("wrong_length",),
+        reference_choice=sw_choice("wrong_length"),
     )
     def data_field(ctx: CaseContext, path: str = path) -> None:
         original = _start(ctx, path, [mark, erase])
@@ -178,15 +169,15 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         out,
         f"{sid}-002",
         "IDX",
-        f"{path} 标记/擦除 P2≠04 返回 6A86",
-        f"{path}: mark/erase with P2 other than 04 answer 6A86",
-        CLAUSE + " (6A86)",
+        f"{path} 标记/擦除 P2≠04 返回 <sw:wrong_p1p2>",
+        f"{path}: mark/erase with P2 other than 04 answer <sw:wrong_p1p2>",
+        CLAUSE + " (<sw:wrong_p1p2>)",
         "Mark and erase with P2 = "
         + ", ".join(f"{p:02X}" for p in WRONG_P2)
-        + " answer 6A86 with both keys granted, and no flag changes.",
+        + " answer <sw:wrong_p1p2> with both keys granted, and no flag changes.",
         preconditions=both,
-        expected_sw=("6A86",),
-        reference_choice=sw_choice("6A86"),
+        expected_sw=("wrong_p1p2",),
+        reference_choice=sw_choice("wrong_p1p2"),
     )
     def wrong_p2(ctx: CaseContext, path: str = path) -> None:
         original = _start(ctx, path, [mark, erase])
@@ -201,14 +192,14 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         out,
         f"{sid}-003",
         "IDX",
-        f"{path} 标记/擦除记录 0 与 {count + 1} 返回 6A83",
-        f"{path}: mark/erase of record 0 and {count + 1} answer 6A83",
-        CLAUSE + " (6A83)",
+        f"{path} 标记/擦除记录 0 与 {count + 1} 返回 <sw:record_not_found>",
+        f"{path}: mark/erase of record 0 and {count + 1} answer <sw:record_not_found>",
+        CLAUSE + " (<sw:record_not_found>)",
         f"Mark and erase of record 0 and of record {count + 1} (the file has {count}) answer "
-        "6A83 with both keys granted.",
+        "<sw:record_not_found> with both keys granted.",
         preconditions=both,
-        expected_sw=("6A83",),
-        reference_choice=sw_choice("6A83"),
+        expected_sw=("record_not_found",),
+        reference_choice=sw_choice("record_not_found"),
     )
     def out_of_range(ctx: CaseContext, path: str = path) -> None:
         original = _start(ctx, path, [mark, erase])
@@ -226,13 +217,14 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         "IDX",
         f"{path} 无 {mark} 不能标记",
         f"{path}: marking needs {mark}",
-        CLAUSE + "; REFERENCE.md §3 (6982)",
-        f"84 D2 01 04 00 answers 6982 with only {read}, and still 6982 with {erase} granted "
+        CLAUSE + "; REFERENCE.md §3 (<sw:security_not_satisfied>)",
+        f"<cmd:mark_record> 01 04 00 answers <sw:security_not_satisfied> with only {read}, and "
+        f"still <sw:security_not_satisfied> with {erase} granted "
         "as well; the flag does not change.",
-        preconditions=f"card reset; {read}, then {erase} granted in DF03",
-        expected_sw=("6982",),
+        preconditions=f"card reset; {read}, then {erase} granted in {df_of(path)}",
+        expected_sw=("security_not_satisfied",),
         severity="critical",
-        reference_choice=sw_choice("6982"),
+        reference_choice=sw_choice("security_not_satisfied"),
     )
     def mark_needs_key(ctx: CaseContext, path: str = path) -> None:
         original = _start(ctx, path, [])
@@ -252,14 +244,15 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         "IDX",
         f"{path} 仅有 {mark} 不能擦除",
         f"{path}: {mark} alone does not erase",
-        CLAUSE + "; REFERENCE.md §3 (6982)",
-        f"With {read} and {mark} granted and record 1 marked, 84 0C 01 04 00 answers 6982 "
+        CLAUSE + "; REFERENCE.md §3 (<sw:security_not_satisfied>)",
+        f"With {read} and {mark} granted and record 1 marked, <cmd:erase_record> 01 04 00 answers "
+        "<sw:security_not_satisfied> "
         "and record 1 stays marked.",
         preconditions=f"card reset; {read} and {mark} granted; record 1 marked; "
         f"{erase} granted at the end to put the flag back",
-        expected_sw=("6982",),
+        expected_sw=("security_not_satisfied",),
         severity="critical",
-        reference_choice=sw_choice("6982"),
+        reference_choice=sw_choice("security_not_satisfied"),
     )
     def erase_needs_key(ctx: CaseContext, path: str = path) -> None:
         original = _start(ctx, path, [mark])
@@ -283,18 +276,19 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         "IDX",
         f"{path} 不能用明文 UPDATE RECORD 修改",
         f"{path}: a plain UPDATE RECORD is refused",
-        CLAUSE + "; REFERENCE.md §5 UPDATE RECORD (6982)",
-        "00 DC 01 04 with a flag value answers 6982 even with both index keys granted: index "
+        CLAUSE + "; REFERENCE.md §5 UPDATE RECORD (<sw:security_not_satisfied>)",
+        "<cmd:update_record> 01 04 with a flag value answers <sw:security_not_satisfied> even with "
+        "both index keys granted: index "
         "files change only by mark/erase; the flag does not change.",
         preconditions=both,
-        expected_sw=("6982",),
-        reference_choice=sw_choice("6982"),
+        expected_sw=("security_not_satisfied",),
+        reference_choice=sw_choice("security_not_satisfied"),
     )
     def plain_update(ctx: CaseContext, path: str = path) -> None:
         original = _start(ctx, path, [mark, erase])
         flag = used if original[0] != used else free
         with ctx.restoring(path, lambda: _restore(ctx, path, original)):
-            command = ctx.apdu("update_record", 1, P2_RECORD_NUMBER, flag)
+            command = ctx.apdu("update_record", 1, RECORD_P2_BY_NUMBER, flag)
             response = ctx.send(command)
             ctx.expect_sw(response, "security_not_satisfied", what=command.hex())
             _unchanged(ctx, path, original, "a refused UPDATE RECORD")

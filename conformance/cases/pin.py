@@ -28,12 +28,13 @@ WRONG, NEW = 1, 2  # digit shifts: a wrong PIN and a new PIN, both unlike the sa
 
 PIN_CHOICE = (
     "REFERENCE.md §6 makes the user-card PIN a [choice] (the evidence shows VERIFY / CHANGE "
-    "PIN only on the SAM): VERIFY 00 20 00 00 03 <BCD PIN>, 3 tries, 63Cx, 6983 when blocked; "
-    "CHANGE PIN 80 5E 01 00 Lc old‖FF‖new."
+    "PIN only on the SAM): VERIFY <cmd:verify_pin> 00 00 03 <BCD PIN>, 3 tries, "
+    "<sw:wrong_cryptogram>, <sw:key_locked> when blocked; "
+    "CHANGE PIN <cmd:change_pin> 01 00 Lc old‖FF‖new."
 )
 CHANGE_WRONG_CHOICE = PIN_CHOICE + (
     " §6 gives no status word for CHANGE PIN with a wrong old PIN; this case expects the "
-    "63Cx family of a wrong VERIFY (ISO/IEC 7816-4 CHANGE REFERENCE DATA)."
+    "<sw:wrong_cryptogram> family of a wrong VERIFY (ISO/IEC 7816-4 CHANGE REFERENCE DATA)."
 )
 
 
@@ -133,7 +134,7 @@ def shifted(pin: str, k: int) -> str:
 def cases(profile: CardProfile) -> list[Case]:
     out: list[Case] = []
     tries = profile.spec.security.pin.tries
-    pre = ("card reset; the ICS gives the sample PIN; VERIFY with it answers 9000; it is "
+    pre = ("card reset; the ICS gives the sample PIN; VERIFY with it answers <sw:ok>; it is "
            "verified again at the end (try counter full)")
 
     @make(
@@ -141,11 +142,12 @@ def cases(profile: CardProfile) -> list[Case]:
         "PIN 校验：正确、错误与重试计数恢复",
         "VERIFY: right PIN, wrong PIN with tries left, counter restored",
         CLAUSE,
-        f"VERIFY with a wrong PIN answers 63C{tries - 1:X} ({tries - 1} of {tries} tries "
-        "left), VERIFY with the right PIN then answers 9000 and restores the counter (a "
-        f"second wrong PIN answers 63C{tries - 1:X} again).",
+        f"VERIFY with a wrong PIN answers <sw:wrong_cryptogram:{tries - 1:X}> ({tries - 1} of "
+        f"{tries} tries "
+        "left), VERIFY with the right PIN then answers <sw:ok> and restores the counter (a "
+        f"second wrong PIN answers <sw:wrong_cryptogram:{tries - 1:X}> again).",
         applicability="pin", preconditions=pre, severity="critical",
-        expected_sw=("9000", f"63C{tries - 1:X}"), reference_choice=PIN_CHOICE,
+        expected_sw=("ok", f"wrong_cryptogram:{tries - 1:X}"), reference_choice=PIN_CHOICE,
     )
     def verify(ctx: CaseContext) -> None:
         p = _Pin(ctx)
@@ -163,10 +165,12 @@ def cases(profile: CardProfile) -> list[Case]:
         "修改 PIN 后新 PIN 生效",
         "CHANGE PIN: the new PIN verifies, the old one no longer does",
         CLAUSE,
-        "CHANGE PIN 80 5E 01 00 old‖FF‖new answers 9000; VERIFY with the new PIN answers "
-        f"9000 and with the old one 63C{tries - 1:X}; the PIN is changed back afterwards.",
+        "CHANGE PIN <cmd:change_pin> 01 00 old‖FF‖new answers <sw:ok>; VERIFY with the new PIN "
+        "answers "
+        f"<sw:ok> and with the old one <sw:wrong_cryptogram:{tries - 1:X}>; the PIN is changed "
+        "back afterwards.",
         applicability="pin", preconditions=pre + "; the PIN is changed back at the end",
-        severity="critical", expected_sw=("9000", f"63C{tries - 1:X}"),
+        severity="critical", expected_sw=("ok", f"wrong_cryptogram:{tries - 1:X}"),
         reference_choice=PIN_CHOICE,
     )
     def change(ctx: CaseContext) -> None:
@@ -190,10 +194,11 @@ def cases(profile: CardProfile) -> list[Case]:
         "旧 PIN 错误时修改 PIN 被拒绝",
         "CHANGE PIN with a wrong old PIN is refused",
         CLAUSE,
-        "CHANGE PIN with a wrong old PIN answers 63Cx and leaves the PIN unchanged (VERIFY "
-        "with the sample PIN still answers 9000).",
+        "CHANGE PIN with a wrong old PIN answers <sw:wrong_cryptogram> and leaves the PIN "
+        "unchanged (VERIFY "
+        "with the sample PIN still answers <sw:ok>).",
         applicability="pin", preconditions=pre, severity="critical",
-        expected_sw=("63C", "9000"), reference_choice=CHANGE_WRONG_CHOICE,
+        expected_sw=("wrong_cryptogram", "ok"), reference_choice=CHANGE_WRONG_CHOICE,
     )
     def change_wrong_old(ctx: CaseContext) -> None:
         p = _Pin(ctx)

@@ -23,12 +23,13 @@ import secrets
 
 from conformance import crypto
 from conformance.apdu import CommandAPDU, ResponseAPDU
-from conformance.cases.common import df_of, grant_families, make, read_binary, slug, sw_choice
+from conformance.cases.common import grant_families, make, read_binary, slug, sw_choice
 from conformance.cases.framework import Case, CaseContext
 from conformance.model import codecs
 from conformance.model.codecs import Coding
 from conformance.model.profile import CardProfile
 from conformance.model.schema import LayoutField
+from conformance.model.tree import df_of, indexed_files, other_keys
 
 CLAUSE = "REFERENCE.md §1 (DF03 EE01–EE03, ED01–ED05); WS/T 543 (evidence §2.3, Appendix A)"
 WRITE_CHUNK = 0xFF  # the short-APDU limit: the chunking a terminal writes with
@@ -44,15 +45,6 @@ SIGNATURE_CHOICE = (
 # --------------------------------------------------------------------------- helpers
 
 
-def record_files(profile: CardProfile) -> list[str]:
-    """The files the index files point at (EE0n, ED0n), in index order."""
-    out: list[str] = []
-    for path, ef in profile.files.items():
-        df = df_of(path)
-        out.extend(f"{df}/{fid}" for fid in ef.index_of if f"{df}/{fid}" in profile.files)
-    return out
-
-
 def _field_name(field: LayoutField) -> str:
     return f"item {field.item}" if field.item is not None else str(field.name)
 
@@ -60,16 +52,6 @@ def _field_name(field: LayoutField) -> str:
 def _role(profile: CardProfile, path: str, role: str) -> LayoutField | None:
     layout = profile.layout(profile.file(path).layout or "")
     return next((f for f in layout if f.role == role), None)
-
-
-def other_keys(profile: CardProfile, path: str, *excluded: str | None) -> list[str]:
-    """Every key of the file's DF that EXTERNAL AUTHENTICATE can grant, but ``excluded``."""
-    df = df_of(path)
-    return [
-        name
-        for name, key in profile.keys.items()
-        if key.df == df and key.kid is not None and name not in excluded
-    ]
 
 
 def _update(ctx: CaseContext, offset: int, data: bytes) -> tuple[CommandAPDU, ResponseAPDU]:
@@ -198,7 +180,10 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
     size = ef.size or 0
     read, update = ef.access.read, ef.access.update
     sid = f"REC-{slug(path)}"
-    rw = f"card reset; {read} and {update} granted in DF03; the file's bytes are written back"
+    rw = (
+        f"card reset; {read} and {update} granted in {df_of(path)}; the file's bytes are "
+        "written back"
+    )
 
     @make(
         out,
@@ -206,14 +191,16 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         "REC",
         f"{path} 大小 {size} 字节与文件末尾",
         f"{path} is {size} bytes; writes past its end are refused",
-        CLAUSE + "; REFERENCE.md §5 READ/UPDATE BINARY (6B00, 6700)",
-        f"READ BINARY at {size - 1} returns 1 byte and at {size} answers 6B00; UPDATE BINARY "
-        f"at {size} and {size + 1} answers 6B00 and 2 bytes at {size - 1} answer 6700 without "
+        CLAUSE + "; REFERENCE.md §5 READ/UPDATE BINARY (<sw:offset_beyond_end>, <sw:wrong_length>)",
+        f"READ BINARY at {size - 1} returns 1 byte and at {size} answers <sw:offset_beyond_end>; "
+        "UPDATE BINARY "
+        f"at {size} and {size + 1} answers <sw:offset_beyond_end> and 2 bytes at {size - 1} answer "
+        "<sw:wrong_length> without "
         f"writing; the last byte ({size - 1}) can be written and reads back.",
         preconditions=rw,
-        expected_sw=("9000", "6B00", "6700"),
+        expected_sw=("ok", "offset_beyond_end", "wrong_length"),
         severity="critical",
-        reference_choice=sw_choice("6B00", "6700"),
+        reference_choice=sw_choice("offset_beyond_end", "wrong_length"),
     )
     def size_and_end(ctx: CaseContext, path: str = path) -> None:
         size = ctx.profile.file(path).size or 0
@@ -277,7 +264,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         "each value valid for the field's coding, reads back byte for byte, the rest of the "
         "file untouched.",
         preconditions=rw,
-        expected_sw=("9000",),
+        expected_sw=("ok",),
         severity="critical",
     )
     def item_offsets(ctx: CaseContext, path: str = path) -> None:
@@ -311,7 +298,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         "back identical in 0x80-byte chunks: the card keeps every byte, at every chunk "
         "boundary, up to the last.",
         preconditions=rw,
-        expected_sw=("9000",),
+        expected_sw=("ok",),
         severity="critical",
     )
     def whole_image(ctx: CaseContext, path: str = path) -> None:
@@ -332,12 +319,13 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         f"{path} 无 {read} 不能读取",
         f"{path}: reading needs {read}",
         CLAUSE + "; REFERENCE.md §3 (an update right does not grant reading)",
-        f"READ BINARY of {path} answers 6982 with no right, and still 6982 with every other "
-        f"key of DF03 granted ({keys}).",
-        preconditions=f"card reset; then {keys} granted in DF03",
-        expected_sw=("6982",),
+        f"READ BINARY of {path} answers <sw:security_not_satisfied> with no right, and still "
+        "<sw:security_not_satisfied> with every other "
+        f"key of {df_of(path)} granted ({keys}).",
+        preconditions=f"card reset; then {keys} granted in {df_of(path)}",
+        expected_sw=("security_not_satisfied",),
         severity="critical",
-        reference_choice=sw_choice("6982"),
+        reference_choice=sw_choice("security_not_satisfied"),
     )
     def read_needs_key(ctx: CaseContext, path: str = path) -> None:
         grant_families(ctx, path, [])
@@ -363,13 +351,15 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         f"{path} 无 {update} 不能写入",
         f"{path}: writing needs {update}",
         CLAUSE + "; REFERENCE.md §3",
-        f"UPDATE BINARY of {path} answers 6982 with every key of DF03 but {update} granted "
+        f"UPDATE BINARY of {path} answers <sw:security_not_satisfied> with every key of "
+        f"{df_of(path)} but "
+        f"{update} granted "
         f"({writers}); the bytes written are the file's own, so nothing changes even if a "
         "card wrongly accepts them.",
-        preconditions=f"card reset; {writers} granted in DF03",
-        expected_sw=("6982",),
+        preconditions=f"card reset; {writers} granted in {df_of(path)}",
+        expected_sw=("security_not_satisfied",),
         severity="critical",
-        reference_choice=sw_choice("6982"),
+        reference_choice=sw_choice("security_not_satisfied"),
     )
     def write_needs_key(ctx: CaseContext, path: str = path) -> None:
         grant_families(ctx, path, [read, *other_keys(ctx.profile, path, read, update)])
@@ -403,7 +393,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         "record.",
         applicability="record_signatures",
         preconditions=rw + "; an ephemeral demo SM2 signer key (DEMO ONLY)",
-        expected_sw=("9000",),
+        expected_sw=("ok",),
         severity="critical",
         reference_choice=SIGNATURE_CHOICE,
     )
@@ -470,6 +460,6 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
 
 def cases(profile: CardProfile) -> list[Case]:
     out: list[Case] = []
-    for path in record_files(profile):
+    for path in indexed_files(profile):
         _file_cases(profile, path, out)
     return out

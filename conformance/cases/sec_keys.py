@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from conformance.apdu import sw_hex
-from conformance.cases.common import df_of, make, plan_count, sw_choice
+from conformance.cases.common import make, plan_count, sw_choice
 from conformance.cases.framework import Case, CaseContext
 from conformance.cases.sec_kit import (
     CLAUSE_DIV,
@@ -33,15 +33,12 @@ from conformance.cases.sec_kit import (
     CRYPTO_CHOICE,
     GROUP,
     Sec,
-    auth_families,
     choices,
     key_slug,
-    read_key,
     retry_choice,
-    rights_of,
 )
-from conformance.host.session import CITY_CODE_ITEM
 from conformance.model.profile import CardProfile
+from conformance.model.tree import auth_families, df_of, read_key, rights_of
 
 Body = Callable[[CaseContext], None]
 
@@ -237,7 +234,7 @@ def _other_factor(family: str, which: str) -> Body:
                 label = f"CardNo8 {other['card_no8'].hex().upper()} (not the ATR's)"
             else:
                 other = {"city8": bytes([city8[0] ^ 0x11]) + city8[1:]}
-                label = f"CityCode8 {other['city8'].hex().upper()} (not item 57's)"
+                label = f"CityCode8 {other['city8'].hex().upper()} (not the city code's)"
             attempt = sec.attempt(family, wrong=False, **other)
             sec.expect(attempt.response, sec.cryptogram_sw(sec.limit - 1),
                        f"{family} with keys diversified by {label}")
@@ -250,8 +247,9 @@ def _other_factor(family: str, which: str) -> Body:
 def _keys_do_not_follow_item57(family: str) -> Body:
     def body(ctx: CaseContext) -> None:
         sec = Sec(ctx)
-        sec.factors()  # CityCode8 of the item 57 written at personalization
-        place = ctx.profile.place(CITY_CODE_ITEM)
+        sec.factors()  # CityCode8 of the city code written at personalization
+        city = ctx.profile.role_item("city_code")
+        place = ctx.profile.place(city)
         assert place.record is not None
         original = sec.current_record(place.path, place.record)
         value = bytearray(original[2:])
@@ -260,14 +258,14 @@ def _keys_do_not_follow_item57(family: str) -> Body:
         def undo() -> None:
             sec.write_back_record(place.path, place.record or 1, original)
 
-        with sec.guard(), ctx.restoring(f"item {CITY_CODE_ITEM}", undo):
-            with ctx.precondition(f"write another city code into item {CITY_CODE_ITEM}"):
+        with sec.guard(), ctx.restoring(f"item {city}", undo):
+            with ctx.precondition(f"write another city code into item {city}"):
                 ctx.session.update_record_sm(place.path, place.record, changed)
             sec.enter_key_df(family)
             attempt = sec.attempt(family)  # factors: the original CityCode8
             sec.expect_ok(attempt.response,
                           f"{family} with keys diversified by the city code of "
-                          "personalization, after item 57 was updated")
+                          f"personalization, after item {city} was updated")
 
     return body
 
@@ -297,7 +295,7 @@ def cases(profile: CardProfile) -> list[Case]:
              f"With the counter of {family} full, a wrong cryptogram answers {first_wrong} "
              f"(tries left); a correct one afterwards answers {ok} and grants the declared "
              f"right ({probe_right} {probe_path}).",
-             expected_sw=(first_wrong, ok), severity="critical",
+             expected_sw=(f"wrong_cryptogram:{limit - 1:X}", "ok"), severity="critical",
              preconditions=f"{family} authenticated once (counter full), then its DF left and "
                            "entered again (right cleared)",
              reference_choice=choices(retry, CRYPTO_CHOICE),
@@ -308,7 +306,7 @@ def cases(profile: CardProfile) -> list[Case]:
              CLAUSE_KEY,
              f"Wrong, correct, wrong again: both wrong cryptograms answer {first_wrong}, so the "
              f"success in between restored the counter of {family} to {limit}.",
-             expected_sw=(first_wrong, ok), severity="critical",
+             expected_sw=(f"wrong_cryptogram:{limit - 1:X}", "ok"), severity="critical",
              preconditions=f"{family} authenticated once (counter full)",
              reference_choice=choices(retry, CRYPTO_CHOICE),
         )(_counter_restored(family))
@@ -318,7 +316,7 @@ def cases(profile: CardProfile) -> list[Case]:
              CLAUSE_KEY,
              f"With {family} granted, a wrong cryptogram for it ({first_wrong}) leaves its "
              f"right: {probe_right} {probe_path} still answers {ok}.",
-             expected_sw=(first_wrong, ok), severity="critical",
+             expected_sw=(f"wrong_cryptogram:{limit - 1:X}", "ok"), severity="critical",
              preconditions=f"{family} authenticated in {key.df}",
              reference_choice=choices(retry, CRYPTO_CHOICE),
         )(_failed_try_keeps_rights(family))
@@ -330,17 +328,18 @@ def cases(profile: CardProfile) -> list[Case]:
         if other is not None:
             kid = profile.key(other).kid or 0
             make(out, f"SEC-EA-{df}-001", GROUP,
-                 f"{df} 中使用其他 DF 的密钥标识 {kid:02X} 返回 6A88",
+                 f"{df} 中使用其他 DF 的密钥标识 {kid:02X} 返回 <sw:key_not_found>",
                  f"EXTERNAL AUTHENTICATE in {df} with KID {kid:02X} (not of {df}) is refused",
                  CLAUSE_EA,
                  f"In {df}, EXTERNAL AUTHENTICATE with KID {kid:02X} (key {other} of "
                  f"{profile.key(other).df}) and a cryptogram correct for that key answers "
                  f"{sw_hex(profile.sw('key_not_found'))}: keys are looked up in the current "
                  "DF only.",
-                 expected_sw=(sw_hex(profile.sw("key_not_found")),), severity="critical",
+                 expected_sw=("key_not_found",), severity="critical",
                  reference_choice=choices(
-                     sw_choice(sw_hex(profile.sw("key_not_found"))),
-                     "REFERENCE.md §5 does not place 6A88 in its check order; the case sends a "
+                     sw_choice("key_not_found"),
+                     "REFERENCE.md §5 does not place <sw:key_not_found> in its check order; the "
+                     "case sends a "
                      "fresh challenge and a cryptogram correct for the other DF's key, so the "
                      "KID is the only thing wrong.",
                      CRYPTO_CHOICE),
@@ -360,9 +359,9 @@ def cases(profile: CardProfile) -> list[Case]:
                  f"EXTERNAL AUTHENTICATE {rk} with a correct cryptogram where {what} answers "
                  f"{sw}, and the read right of {df} is not granted (a read then answers "
                  f"{refused}).",
-                 expected_sw=(sw, refused), severity="normal",
+                 expected_sw=(sw_name, "security_not_satisfied"), severity="normal",
                  reference_choice=choices(
-                     sw_choice(sw, refused),
+                     sw_choice(sw_name, "security_not_satisfied"),
                      "The cryptogram is correct and the challenge fresh, so the answer does not "
                      "depend on the order of the cryptogram and syntax checks.",
                      CRYPTO_CHOICE),
@@ -375,8 +374,8 @@ def cases(profile: CardProfile) -> list[Case]:
              f"EXTERNAL AUTHENTICATE {rk} with no GET CHALLENGE since the reset, and again "
              f"over a challenge a successful authentication already used, answers "
              f"{no_challenge} both times.",
-             expected_sw=(no_challenge, ok), severity="critical",
-             reference_choice=choices(sw_choice(no_challenge), CRYPTO_CHOICE),
+             expected_sw=("no_challenge", "ok"), severity="critical",
+             reference_choice=choices(sw_choice("no_challenge"), CRYPTO_CHOICE),
         )(_no_challenge(df, rk))
     first = families[0]
     make(out, "SEC-DIV-001", GROUP,
@@ -386,7 +385,7 @@ def cases(profile: CardProfile) -> list[Case]:
          f"{first} with a cryptogram from keys diversified by a card-number factor other "
          f"than ATR bytes 5–12 answers {first_wrong}; the card's own factor then succeeds "
          "and restores the counter.",
-         expected_sw=(first_wrong, ok), severity="critical",
+         expected_sw=(f"wrong_cryptogram:{limit - 1:X}", "ok"), severity="critical",
          preconditions=f"{first} authenticated once (counter full)",
          reference_choice=choices(retry, CRYPTO_CHOICE),
     )(_other_factor(first, "card"))
@@ -397,24 +396,26 @@ def cases(profile: CardProfile) -> list[Case]:
              "Keys diversified with another city-code factor fail",
              CLAUSE_DIV,
              f"{level2[0]} (two-level diversification) with a cryptogram from keys "
-             f"diversified by a city-code factor other than item 57's answers {first_wrong}; "
+             f"diversified by a city-code factor other than item {profile.role_item('city_code')}"
+             f"'s answers {first_wrong}; "
              "the card's own factors then succeed and restore the counter.",
-             expected_sw=(first_wrong, ok), severity="critical",
+             expected_sw=(f"wrong_cryptogram:{limit - 1:X}", "ok"), severity="critical",
              preconditions=f"{level2[0]} authenticated once (counter full)",
              reference_choice=choices(retry, CRYPTO_CHOICE),
         )(_other_factor(level2[0], "city"))
-        place = profile.place(CITY_CODE_ITEM)
+        city = profile.role_item("city_code")
+        place = profile.place(city)
         here = [f for f in level2 if profile.key(f).df == df_of(place.path)]
         family = (here or level2)[0]
         make(out, "SEC-DIV-003", GROUP,
-             f"更新数据项 {CITY_CODE_ITEM} 后卡片密钥不变",
-             f"Updating item {CITY_CODE_ITEM} (city code) does not change the card keys",
+             f"更新数据项 {city} 后卡片密钥不变",
+             f"Updating item {city} (city code) does not change the card keys",
              CLAUSE_DIV,
-             f"After item {CITY_CODE_ITEM} is updated by secure messaging, {family} still "
+             f"After item {city} is updated by secure messaging, {family} still "
              "authenticates with keys diversified by the city code of personalization: card "
              "keys are derived once (§3).",
-             expected_sw=(ok,), severity="critical",
-             preconditions=f"item {CITY_CODE_ITEM} changed with "
+             expected_sw=("ok",), severity="critical",
+             preconditions=f"item {city} changed with "
                            f"{profile.file(place.path).access.update}; restored afterwards",
              reference_choice=CRYPTO_CHOICE,
         )(_keys_do_not_follow_item57(family))

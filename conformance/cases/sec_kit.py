@@ -24,20 +24,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from conformance.apdu import CommandAPDU, ResponseAPDU, sw_hex
-from conformance.cases.common import LE_WHOLE, P2_RECORD_NUMBER, df_of, index_flags
 from conformance.cases.framework import CaseContext, Inconclusive
 from conformance.host.session import AuthenticationWithheld
+from conformance.iso7816 import LE_WHOLE, RECORD_P2_BY_NUMBER, SELECT_P1_BY_FID, SELECT_P2_FCI
 from conformance.model.profile import CardProfile
 from conformance.model.schema import KeyUse, Structure, UpdateMode
+from conformance.model.tree import df_of, index_flags, neighbour_df, rights_of
 
 GROUP = "SEC"
 
-# ISO/IEC 7816-4 parameters the profile uses (REFERENCE.md §5); CLA/INS come from the profile.
-P1_SELECT = 0x00
-P2_SELECT = 0x00
 PROBE_BYTES = 16  # bytes of a transparent file a probe rewrites with themselves
 
-RIGHTS = ("read", "update", "mark", "erase")
 
 # --------------------------------------------------------------------------- clauses, choices
 
@@ -75,44 +72,9 @@ def choices(*parts: str) -> str:
 # --------------------------------------------------------------------------- the model
 
 
-def auth_families(profile: CardProfile) -> list[str]:
-    """Key families a terminal authenticates (RK_*, UK_*): those with a KID, profile order."""
-    return [name for name, key in profile.keys.items() if key.kid is not None]
-
-
-def read_key(profile: CardProfile, df: str) -> str | None:
-    """The read key (RK) of a DF: the first read-use family with a KID there."""
-    for name, key in profile.keys.items():
-        if key.df == df and key.use is KeyUse.READ and key.kid is not None:
-            return name
-    return None
-
-
 def key_slug(family: str) -> str:
     """'UK_DF02_1' → 'UK-DF02-1', for case IDs (so that 'SEC-*-DDF1-*' selects DDF1 keys)."""
     return family.replace("_", "-")
-
-
-def rights_of(profile: CardProfile, family: str) -> list[tuple[str, str]]:
-    """(path, right) pairs a key family opens, rights in the order read/update/mark/erase."""
-    return [
-        (path, right)
-        for right in RIGHTS
-        for path, ef in profile.files.items()
-        if getattr(ef.access, right) == family
-    ]
-
-
-def neighbour_df(profile: CardProfile, df: str) -> str | None:
-    """Another DF selectable directly from ``df`` (REFERENCE.md §5 SELECT lookup): a sibling
-    under the same parent, else a child, else the parent; None if there is none."""
-    parent = profile.df(df).parent
-    siblings = [n for n, d in profile.dfs.items() if d.parent == parent and n != df]
-    children = [n for n, d in profile.dfs.items() if d.parent == df]
-    for candidates in (siblings, children):
-        if candidates:
-            return candidates[0]
-    return parent if parent in profile.dfs else None
 
 
 def changed_value(profile: CardProfile, item: int, current: bytes) -> bytes:
@@ -196,7 +158,7 @@ class Sec:
 
     def raw_select(self, fid: str) -> ResponseAPDU:
         """SELECT one FID as is (the session forgets its state) and return the answer."""
-        command = self.ctx.apdu("select", P1_SELECT, P2_SELECT, bytes.fromhex(fid))
+        command = self.ctx.apdu("select", SELECT_P1_BY_FID, SELECT_P2_FCI, bytes.fromhex(fid))
         return self.session.transmit(command)
 
     def select_fid(self, fid: str, what: str) -> None:
@@ -372,7 +334,7 @@ class Sec:
 
     # -- records ---------------------------------------------------------------------------
     def read_record(self, n: int = 1) -> ResponseAPDU:
-        return self.ctx.send(self.ctx.apdu("read_record", n, P2_RECORD_NUMBER, le=LE_WHOLE))
+        return self.ctx.send(self.ctx.apdu("read_record", n, RECORD_P2_BY_NUMBER, le=LE_WHOLE))
 
     def read_binary(self, offset: int = 0, le: int = LE_WHOLE) -> ResponseAPDU:
         return self.ctx.send(self.ctx.apdu("read_binary", offset >> 8, offset & 0xFF, le=le))
@@ -390,11 +352,13 @@ class Sec:
 
     def sm_command(self, path: str, n: int, tlv: bytes, challenge: bytes, *,
                    bad_mac: bool = False) -> CommandAPDU:
-        """``04 DC n 04 Lc E‖MAC`` under the SM key of the file's DF and ``challenge``."""
+        """The profile's update_record_sm ``CLA INS n 04 Lc E‖MAC`` (04 DC in the reference)
+        under the SM key of the file's DF and ``challenge``."""
         card_no8, city8 = self.factors()
         family = self.profile.df(df_of(path)).sm_key
-        raw = bytearray(self.session.keys.sm_update_apdu(family, card_no8, city8, challenge, n,
-                                                         bytes(tlv)))
+        raw = bytearray(self.session.keys.sm_update_apdu(
+            family, card_no8, city8, challenge, n, bytes(tlv),
+            command=self.profile.command("update_record_sm")))
         if bad_mac:
             raw[-1] ^= 0x01
         return CommandAPDU.parse(bytes(raw))
@@ -464,11 +428,11 @@ class Sec:
             if ef.structure is Structure.TRANSPARENT:
                 return self.ctx.send(self.ctx.apdu("update_binary", 0, 0, probe.payload))
             return self.ctx.send(
-                self.ctx.apdu("update_record", probe.record, P2_RECORD_NUMBER, probe.payload)
+                self.ctx.apdu("update_record", probe.record, RECORD_P2_BY_NUMBER, probe.payload)
             )
         command = "mark_record" if probe.right == "mark" else "erase_record"
         return self.ctx.send(
-            self.ctx.apdu(command, probe.record, P2_RECORD_NUMBER, le=LE_WHOLE)
+            self.ctx.apdu(command, probe.record, RECORD_P2_BY_NUMBER, le=LE_WHOLE)
         )
 
     def undo_mark(self, path: str, n: int) -> None:

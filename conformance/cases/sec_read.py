@@ -12,19 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from conformance.apdu import sw_hex
-from conformance.cases.common import df_of, make, read_records, slug, sw_choice
+from conformance.cases.common import make, read_records, slug, sw_choice
 from conformance.cases.framework import Case, CaseContext
 from conformance.cases.sec_kit import (
     CLAUSE_READ,
     CRYPTO_CHOICE,
     GROUP,
-    RIGHTS,
     Sec,
     choices,
-    read_key,
 )
 from conformance.model.profile import CardProfile
 from conformance.model.schema import Structure
+from conformance.model.tree import RIGHTS, df_of, read_key
 
 Body = Callable[[CaseContext], None]
 
@@ -110,9 +109,9 @@ def cases(profile: CardProfile) -> list[Case]:
                  f"{path} 读权限为自由：无需认证即可读取",
                  f"{path} (read right free) reads without authentication",
                  CLAUSE_READ,
-                 f"Every record of {path} reads with 9000 and its declared length while no key "
+                 f"Every record of {path} reads with <sw:ok> and its declared length while no key "
                  "has been authenticated, as its read right is free.",
-                 expected_sw=(ok,), severity="critical",
+                 expected_sw=("ok",), severity="critical",
                  preconditions="card reset; no rights granted",
                  reference_choice="",
             )(body)
@@ -123,8 +122,8 @@ def cases(profile: CardProfile) -> list[Case]:
              CLAUSE_READ,
              f"{structure} of {path} with no key authenticated answers {refused}: its read "
              f"right is {own}.",
-             expected_sw=(refused,), severity="blocker",
-             reference_choice=sw_choice(refused),
+             expected_sw=("security_not_satisfied",), severity="blocker",
+             reference_choice=sw_choice("security_not_satisfied"),
         )(_read_refused(path, _nothing, "with no rights"))
         # 002: the read key of a DF above or below does not open it
         others = [d for d in profile.dfs if d != df
@@ -138,9 +137,9 @@ def cases(profile: CardProfile) -> list[Case]:
                  f"After {other_rk} is granted in {profile.key(other_rk).df}, selecting {path} "
                  f"and reading it answers {refused}: rights belong to the DF they were "
                  "granted in.",
-                 expected_sw=(refused,), severity="blocker",
+                 expected_sw=("security_not_satisfied",), severity="blocker",
                  preconditions=f"{other_rk} authenticated in {profile.key(other_rk).df}",
-                 reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE),
+                 reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
             )(_read_refused(path, _grant_all(other_rk), f"with only {other_rk} granted"))
         # 003: the file's own read key opens it
         make(out, f"SEC-RD-{s}-003", GROUP,
@@ -149,7 +148,7 @@ def cases(profile: CardProfile) -> list[Case]:
              CLAUSE_READ,
              f"A correct EXTERNAL AUTHENTICATE with {own} grants the read right of {path}: "
              f"{structure} answers {ok} with the declared length.",
-             expected_sw=(ok,), severity="critical",
+             expected_sw=("ok",), severity="critical",
              preconditions=f"{own} authenticated in {df}",
              reference_choice=CRYPTO_CHOICE,
         )(_read_with_own_key(path, own))
@@ -165,9 +164,9 @@ def cases(profile: CardProfile) -> list[Case]:
                  f"After {sibling_rk} (KID {profile.key(sibling_rk).kid:02X}, as the "
                  f"file's own key) is granted in {profile.key(sibling_rk).df}, selecting "
                  f"{path} and reading it answers {refused}.",
-                 expected_sw=(refused,), severity="blocker",
+                 expected_sw=("security_not_satisfied",), severity="blocker",
                  preconditions=f"{sibling_rk} authenticated in {profile.key(sibling_rk).df}",
-                 reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE),
+                 reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
             )(_read_refused(path, _grant_all(sibling_rk), f"with only {sibling_rk} granted"))
         # 005…: update, mark and erase keys of the file do not grant reading
         non_read = list(dict.fromkeys(
@@ -180,8 +179,8 @@ def cases(profile: CardProfile) -> list[Case]:
                  CLAUSE_READ,
                  f"With only {family} granted in {df}, {structure} of {path} answers "
                  f"{refused}: an update right does not grant reading (§3).",
-                 expected_sw=(refused,), severity="blocker",
+                 expected_sw=("security_not_satisfied",), severity="blocker",
                  preconditions=f"{family} authenticated in {df}",
-                 reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE),
+                 reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
             )(_read_refused(path, _grant_all(family), f"with only {family} granted"))
     return out

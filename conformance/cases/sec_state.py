@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from conformance.apdu import sw_hex
-from conformance.cases.common import df_of, files_of, make, slug, sw_choice
+from conformance.cases.common import make, slug, sw_choice
 from conformance.cases.framework import Case, CaseContext
 from conformance.cases.sec_kit import (
     CLAUSE_CHALLENGE,
@@ -28,23 +28,21 @@ from conformance.cases.sec_kit import (
     CRYPTO_CHOICE,
     GROUP,
     Sec,
-    auth_families,
     changed_value,
     choices,
     key_slug,
-    neighbour_df,
-    read_key,
-    rights_of,
 )
 from conformance.model.profile import CardProfile
 from conformance.model.schema import UpdateMode
+from conformance.model.tree import auth_families, df_of, files_of, neighbour_df, read_key, rights_of
 
 Body = Callable[[CaseContext], None]
 
 REPLAY_NOTE = (
     "REFERENCE.md §3: a challenge is single-use (the EXTERNAL AUTHENTICATE or CLA-04 command "
     "that follows consumes it, whatever its outcome) and without a fresh challenge the card "
-    "answers 6985; a wrong-cryptogram or wrong-MAC answer means the card kept a challenge."
+    "answers <sw:no_challenge>; a wrong-cryptogram or wrong-MAC answer means the card kept a "
+    "challenge."
 )
 
 
@@ -225,18 +223,18 @@ def cases(profile: CardProfile) -> list[Case]:
                  CLAUSE_STATE,
                  f"After {family} is granted in {df}, SELECT {other} then {df} again: "
                  f"{probe} answers {refused}.",
-                 expected_sw=(refused,), severity="blocker",
+                 expected_sw=("security_not_satisfied",), severity="blocker",
                  preconditions=f"{family} authenticated in {df}",
-                 reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE),
+                 reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
             )(_cleared_by_df_change(family))
         make(out, f"SEC-ST-{key_slug(family)}-002", GROUP,
              f"复位后 {family} 的权限被清除",
              f"A reset clears the right of {family}",
              CLAUSE_STATE,
              f"After {family} is granted and the card is reset, {probe} answers {refused}.",
-             expected_sw=(refused,), severity="blocker",
+             expected_sw=("security_not_satisfied",), severity="blocker",
              preconditions=f"{family} authenticated in {df}",
-             reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE),
+             reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
         )(_cleared_by_reset(family))
         make(out, f"SEC-ST-{key_slug(family)}-003", GROUP,
              f"选择 EF 或重选当前 DF 不清除 {family} 的权限",
@@ -244,7 +242,7 @@ def cases(profile: CardProfile) -> list[Case]:
              CLAUSE_STATE,
              f"After {family} is granted in {df}, selecting another EF of {df} and {df} itself "
              f"again keeps the right: {probe} answers {ok}.",
-             expected_sw=(ok,), severity="critical",
+             expected_sw=("ok",), severity="critical",
              preconditions=f"{family} authenticated in {df}",
              reference_choice=CRYPTO_CHOICE,
         )(_kept_by_selects(family))
@@ -256,11 +254,12 @@ def cases(profile: CardProfile) -> list[Case]:
                  f"The EXTERNAL AUTHENTICATE that granted {family}, sent again after its right "
                  f"was cleared, answers {no_challenge} (its challenge was consumed, none is "
                  f"fresh) and grants nothing: {probe} answers {refused}.",
-                 expected_sw=(no_challenge, refused), severity="blocker",
+                 expected_sw=("no_challenge", "security_not_satisfied"), severity="blocker",
                  preconditions=f"{family} authenticated once in {df}, then {other} and {df} "
                                "selected",
                  reference_choice=choices(
-                     sw_choice(no_challenge, refused), REPLAY_NOTE, CRYPTO_CHOICE),
+                     sw_choice("no_challenge", "security_not_satisfied"), REPLAY_NOTE,
+                     CRYPTO_CHOICE),
             )(_replay_auth(family))
     for df in profile.dfs:
         rk = read_key(profile, df)
@@ -272,8 +271,8 @@ def cases(profile: CardProfile) -> list[Case]:
              CLAUSE_CHALLENGE,
              f"A wrong cryptogram for {rk} ({prefix}x) uses the challenge up: a correct "
              f"cryptogram over the same challenge then answers {no_challenge}.",
-             expected_sw=(f"{prefix}x", no_challenge), severity="blocker",
-             reference_choice=choices(sw_choice(no_challenge), CRYPTO_CHOICE),
+             expected_sw=("wrong_cryptogram", "no_challenge"), severity="blocker",
+             reference_choice=choices(sw_choice("no_challenge"), CRYPTO_CHOICE),
         )(_consumed_by_failure(df, rk))
         make(out, f"SEC-CH-{df}-003", GROUP,
              f"{df} 复位清除随机数",
@@ -281,8 +280,8 @@ def cases(profile: CardProfile) -> list[Case]:
              CLAUSE_CHALLENGE,
              f"A challenge taken in {df} before a reset cannot be used after it: EXTERNAL "
              f"AUTHENTICATE {rk} over it answers {no_challenge}.",
-             expected_sw=(no_challenge,), severity="blocker",
-             reference_choice=choices(sw_choice(no_challenge), CRYPTO_CHOICE),
+             expected_sw=("no_challenge",), severity="blocker",
+             reference_choice=choices(sw_choice("no_challenge"), CRYPTO_CHOICE),
         )(_cleared_by_reset_challenge(df, rk))
         make(out, f"SEC-CH-{df}-004", GROUP,
              f"{df} 其他命令不影响随机数",
@@ -290,7 +289,7 @@ def cases(profile: CardProfile) -> list[Case]:
              CLAUSE_CHALLENGE,
              f"GET CHALLENGE, then SELECT an EF of {df}, READ it and SELECT {df} again: "
              f"EXTERNAL AUTHENTICATE {rk} over that challenge still answers {ok}.",
-             expected_sw=(ok,), severity="normal",
+             expected_sw=("ok",), severity="normal",
              reference_choice=CRYPTO_CHOICE,
         )(_kept_across_commands(df, rk))
     for path, ef in profile.files.items():
@@ -303,9 +302,9 @@ def cases(profile: CardProfile) -> list[Case]:
              f"Two SM updates of record 1 of {path} computed over one challenge: the first "
              f"writes ({ok}); the second answers {no_challenge} (the first consumed the "
              "challenge) and does not write. The record is restored afterwards.",
-             expected_sw=(ok, no_challenge), severity="blocker",
+             expected_sw=("ok", "no_challenge"), severity="blocker",
              preconditions=f"{profile.file(path).access.read} and {ef.access.update} "
                            f"authenticated in {df_of(path)}",
-             reference_choice=choices(sw_choice(no_challenge), REPLAY_NOTE, CRYPTO_CHOICE),
+             reference_choice=choices(sw_choice("no_challenge"), REPLAY_NOTE, CRYPTO_CHOICE),
         )(_replay_sm(path))
     return out

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from conformance.apdu import sw_hex
-from conformance.cases.common import P2_RECORD_NUMBER, df_of, index_flags, make, slug, sw_choice
+from conformance.cases.common import make, slug, sw_choice
 from conformance.cases.framework import Case, CaseContext, Inconclusive
 from conformance.cases.sec_kit import (
     CLAUSE_SEPARATION,
@@ -35,8 +35,10 @@ from conformance.cases.sec_kit import (
     changed_value,
     choices,
 )
+from conformance.iso7816 import RECORD_P2_BY_NUMBER
 from conformance.model.profile import CardProfile
 from conformance.model.schema import KeyUse, Structure, UpdateMode
+from conformance.model.tree import df_of, index_flags
 
 Body = Callable[[CaseContext], None]
 
@@ -68,7 +70,7 @@ def _plain_update_of_tlv(path: str) -> Body:
     def body(ctx: CaseContext) -> None:
         sec = Sec(ctx)
         original = _sm_state(sec, path)
-        command = ctx.apdu("update_record", 1, P2_RECORD_NUMBER, original)
+        command = ctx.apdu("update_record", 1, RECORD_P2_BY_NUMBER, original)
         sec.expect_refused(ctx.send(command),
                            f"plain UPDATE RECORD of {path} with "
                            f"{ctx.profile.file(path).access.update} (SM required)")
@@ -176,7 +178,8 @@ def _sm_on_non_tlv(path: str, right: str) -> Body:
         sec.go(path)
         response = sec.sm_update(path, 1, payload)
         ctx.expect_sw(response, "incompatible_file_structure",
-                      what=f"SM UPDATE RECORD (04 DC) of {ef.structure} file {path} with "
+                      what=f"SM UPDATE RECORD ({ctx.profile.command_text('update_record_sm')}) of "
+                           f"{ef.structure} file {path} with "
                            f"{family} granted")
 
     return body
@@ -276,19 +279,20 @@ def cases(profile: CardProfile) -> list[Case]:
                  CLAUSE_UPDATE,
                  f"With only the read right ({read}), an SM update of record 1 of {path} with "
                  f"a good MAC answers {refused}.",
-                 expected_sw=(refused,), severity="blocker",
+                 expected_sw=("security_not_satisfied",), severity="blocker",
                  preconditions=f"{read} authenticated in {df} (or free read)",
-                 reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE),
+                 reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
             )(_sm_without_update_key(path))
             make(out, f"SEC-UPD-{s}-002", GROUP,
                  f"{path} 明文 UPDATE RECORD 被拒绝（须安全报文）",
                  f"A plain UPDATE RECORD of {path} is refused (SM required)",
                  CLAUSE_UPDATE,
-                 f"With {uk} granted, a plain UPDATE RECORD (00 DC 01 04) of {path} answers "
+                 f"With {uk} granted, a plain UPDATE RECORD (<cmd:update_record> 01 04) of {path} "
+                 "answers "
                  f"{refused}: TLV files change only under secure messaging.",
-                 expected_sw=(refused,), severity="blocker",
+                 expected_sw=("security_not_satisfied",), severity="blocker",
                  preconditions=f"{read} and {uk} authenticated in {df}",
-                 reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE),
+                 reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
             )(_plain_update_of_tlv(path))
             make(out, f"SEC-UPD-{s}-003", GROUP,
                  f"{path} MAC 错误的安全报文更新被拒绝",
@@ -296,9 +300,9 @@ def cases(profile: CardProfile) -> list[Case]:
                  CLAUSE_UPDATE,
                  f"With {uk} granted, an SM update of record 1 of {path} whose MAC is wrong "
                  f"answers {wrong_mac} and leaves the record unchanged.",
-                 expected_sw=(wrong_mac,), severity="blocker",
+                 expected_sw=("wrong_mac",), severity="blocker",
                  preconditions=f"{read} and {uk} authenticated in {df}",
-                 reference_choice=choices(sw_choice(wrong_mac), CRYPTO_CHOICE),
+                 reference_choice=choices(sw_choice("wrong_mac"), CRYPTO_CHOICE),
             )(_sm_refused(path, "mac"))
             make(out, f"SEC-UPD-{s}-004", GROUP,
                  f"{path} 正确的安全报文更新成功",
@@ -306,7 +310,7 @@ def cases(profile: CardProfile) -> list[Case]:
                  CLAUSE_UPDATE,
                  f"With {uk} granted, a correct SM update of record 1 (item {item}) of {path} "
                  f"answers {ok} and the record reads back as written; it is restored after.",
-                 expected_sw=(ok,), severity="critical",
+                 expected_sw=("ok",), severity="critical",
                  preconditions=f"{read} and {uk} authenticated in {df}",
                  reference_choice=CRYPTO_CHOICE,
             )(_sm_writes(path))
@@ -316,9 +320,9 @@ def cases(profile: CardProfile) -> list[Case]:
                  CLAUSE_UPDATE,
                  f"A good MAC over a TLV whose tag is not item {item} (record 1 of {path}) "
                  f"answers {wrong_data} and does not write.",
-                 expected_sw=(wrong_data,), severity="critical",
+                 expected_sw=("wrong_data",), severity="critical",
                  preconditions=f"{read} and {uk} authenticated in {df}",
-                 reference_choice=choices(sw_choice(wrong_data), CRYPTO_CHOICE),
+                 reference_choice=choices(sw_choice("wrong_data"), CRYPTO_CHOICE),
             )(_sm_refused(path, "tag"))
             make(out, f"SEC-UPD-{s}-006", GROUP,
                  f"{path} 长度不符的安全报文更新返回 {wrong_data}",
@@ -326,9 +330,9 @@ def cases(profile: CardProfile) -> list[Case]:
                  CLAUSE_UPDATE,
                  f"A good MAC over a TLV of item {item} one byte shorter than the item "
                  f"(record 1 of {path}) answers {wrong_data} and does not write.",
-                 expected_sw=(wrong_data,), severity="critical",
+                 expected_sw=("wrong_data",), severity="critical",
                  preconditions=f"{read} and {uk} authenticated in {df}",
-                 reference_choice=choices(sw_choice(wrong_data), CRYPTO_CHOICE),
+                 reference_choice=choices(sw_choice("wrong_data"), CRYPTO_CHOICE),
             )(_sm_refused(path, "length"))
         else:
             # plain updates, and index files' mark / erase
@@ -339,8 +343,8 @@ def cases(profile: CardProfile) -> list[Case]:
                 operation = {
                     "update": "UPDATE BINARY" if ef.structure is Structure.TRANSPARENT
                     else "UPDATE RECORD",
-                    "mark": "mark (84 D2)",
-                    "erase": "erase (84 0C)",
+                    "mark": "mark (<cmd:mark_record>)",
+                    "erase": "erase (<cmd:erase_record>)",
                 }[right]
                 verb = {"update": "更新", "mark": "标记", "erase": "擦除"}[right]
                 make(out, f"SEC-UPD-{s}-{number:03d}", GROUP,
@@ -349,21 +353,22 @@ def cases(profile: CardProfile) -> list[Case]:
                      CLAUSE_UPDATE,
                      f"With only {read} granted, {operation} of {path} (writing back what it "
                      f"holds, or on a free index record) answers {refused}: it needs {family}.",
-                     expected_sw=(refused,), severity="blocker",
+                     expected_sw=("security_not_satisfied",), severity="blocker",
                      preconditions=f"{read} authenticated in {df}",
-                     reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE),
+                     reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
                 )(_plain_with_read_key_only(path, right))
             key_right = "update" if access.update is not None else "mark"
             make(out, f"SEC-UPD-{s}-004", GROUP,
                  f"{path} 非 TLV 文件的安全报文更新返回 {incompatible}",
                  f"An SM update of non-TLV file {path} answers {incompatible}",
                  CLAUSE_UPDATE,
-                 f"With {getattr(access, key_right)} granted, SM UPDATE RECORD (04 DC) of "
+                 f"With {getattr(access, key_right)} granted, SM UPDATE RECORD "
+                 "(<cmd:update_record_sm>) of "
                  f"{path} ({ef.structure}) answers {incompatible}: secure messaging is for TLV "
                  "files only.",
-                 expected_sw=(incompatible,), severity="normal",
+                 expected_sw=("incompatible_file_structure",), severity="normal",
                  preconditions=f"{getattr(access, key_right)} authenticated in {df}",
-                 reference_choice=choices(sw_choice(incompatible), CRYPTO_CHOICE),
+                 reference_choice=choices(sw_choice("incompatible_file_structure"), CRYPTO_CHOICE),
             )(_sm_on_non_tlv(path, key_right))
         # key separation
         number = 0
@@ -384,9 +389,9 @@ def cases(profile: CardProfile) -> list[Case]:
                      f"With {other} granted (in {where}), updating {path} answers {refused}; "
                      f"with its declared key {access.update} it answers {ok}. The write puts "
                      "back what the file holds.",
-                     expected_sw=(refused, ok), severity="blocker",
+                     expected_sw=("security_not_satisfied", "ok"), severity="blocker",
                      preconditions=f"{read} authenticated in {df} to read what to write back",
-                     reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE),
+                     reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
                 )(_other_key_refused(path, other))
         for family in dict.fromkeys(f for f in (access.mark, access.erase) if f):
             number += 1
@@ -398,8 +403,8 @@ def cases(profile: CardProfile) -> list[Case]:
                  CLAUSE_SEPARATION,
                  f"With {family} granted, {own} of a free record of {path} answers {ok} and "
                  f"{other_right} of it answers {refused}; the record is left free afterwards.",
-                 expected_sw=(ok, refused), severity="blocker",
+                 expected_sw=("ok", "security_not_satisfied"), severity="blocker",
                  preconditions=f"{read} authenticated in {df}; a free index record",
-                 reference_choice=choices(sw_choice(refused), CRYPTO_CHOICE),
+                 reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
             )(_index_split(path, family))
     return out

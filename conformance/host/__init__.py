@@ -5,6 +5,6 @@ This package judges cards only through a transport and must never import conform
 """
 
 from conformance.host.keys import KeyProvider, TestKeyProvider
-from conformance.host.session import CITY_CODE_ITEM, HealthCardSession, HostError
+from conformance.host.session import HealthCardSession, HostError
 
-__all__ = ["CITY_CODE_ITEM", "HealthCardSession", "HostError", "KeyProvider", "TestKeyProvider"]
+__all__ = ["HealthCardSession", "HostError", "KeyProvider", "TestKeyProvider"]

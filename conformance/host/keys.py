@@ -34,9 +34,18 @@ class KeyProvider(Protocol):
         ...
 
     def sm_update_apdu(
-        self, family: str, card_no8: bytes, city8: bytes, challenge: bytes, p1: int, tlv: bytes
+        self,
+        family: str,
+        card_no8: bytes,
+        city8: bytes,
+        challenge: bytes,
+        p1: int,
+        tlv: bytes,
+        *,
+        command: tuple[int, int],
     ) -> bytes:
-        """The whole secure-messaging ``04 DC p1 04 Lc E‖MAC`` APDU that writes ``tlv``."""
+        """The whole secure-messaging ``CLA INS p1 04 Lc E‖MAC`` APDU that writes ``tlv``;
+        ``command`` is the profile's (CLA, INS) of update_record_sm."""
         ...
 
 
@@ -101,7 +110,15 @@ class TestKeyProvider:
         return crypto.auth_cryptogram(sk, bytes(x8))
 
     def sm_update_apdu(
-        self, family: str, card_no8: bytes, city8: bytes, challenge: bytes, p1: int, tlv: bytes
+        self,
+        family: str,
+        card_no8: bytes,
+        city8: bytes,
+        challenge: bytes,
+        p1: int,
+        tlv: bytes,
+        *,
+        command: tuple[int, int],
     ) -> bytes:
         sk = self._session_key(family, card_no8, city8, challenge)
-        return crypto.sm_wrap_update(sk, p1, bytes(tlv))
+        return crypto.sm_wrap_update(sk, p1, bytes(tlv), command=command)

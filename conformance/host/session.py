@@ -23,6 +23,18 @@ from typing import Literal
 from conformance import crypto
 from conformance.apdu import ApduError, ApduFormatError, CommandAPDU, ResponseAPDU, sw_hex
 from conformance.host.keys import KeyProvider
+from conformance.iso7816 import (
+    EXT_AUTH_P1,
+    GET_CHALLENGE_P1P2,
+    LC_MAX_SHORT,
+    MAX_BINARY_OFFSET,
+    RECORD_P1_CYCLIC_NEW,
+    RECORD_P2_BY_ID,
+    RECORD_P2_BY_NUMBER,
+    RECORD_P2_CYCLIC_NEW,
+    SELECT_P1_BY_FID,
+    SELECT_P2_FCI,
+)
 from conformance.model import (
     CardProfile,
     Coding,
@@ -34,10 +46,10 @@ from conformance.model import (
 )
 from conformance.model import codecs as _codecs
 from conformance.model.schema import LayoutField
+from conformance.model.tree import MF
 from conformance.transport.base import Transport
 
 __all__ = [
-    "CITY_CODE_ITEM",
     "AuthenticationWithheld",
     "HealthCardSession",
     "HostError",
@@ -45,21 +57,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-CITY_CODE_ITEM = 57
-"""Item whose first two BCD bytes make CityCode8 (REFERENCE.md §4)."""
-
-# ISO/IEC 7816-4 parameter bytes; the profile names commands by CLA/INS, these are fixed by ISO.
-P1_SELECT_BY_FID = 0x00
-P2_SELECT_NO_FCI = 0x00
-P2_RECORD_NUMBER = 0x04  # READ/UPDATE RECORD: P1 is a record number
-P2_RECORD_ID = 0x00  # READ RECORD: P1 is a record identifier (the tag), first occurrence
-P2_CYCLIC_NEW = 0x03  # UPDATE RECORD on a cyclic file: write a new record 1
-P1_CYCLIC_NEW = 0x00
-P1_EXT_AUTH = 0x00
-P1P2_GET_CHALLENGE = (0x00, 0x00)
-MAX_BINARY_OFFSET = 0x7FFF  # READ/UPDATE BINARY: P1 bit 8 set would mean an SFI
-MAX_SHORT_LC = 0xFF
 
 RightKind = Literal["read", "update", "mark", "erase"]
 """A field of the profile's Access: which key a file operation needs."""
@@ -114,7 +111,7 @@ class HealthCardSession:
         chunk_size: int = 0xFF,
         withheld: dict[str, str] | None = None,
     ) -> None:
-        limit = min(MAX_SHORT_LC, profile.spec.security.max_short_le)
+        limit = min(LC_MAX_SHORT, profile.spec.security.max_short_le)
         if not 1 <= chunk_size <= limit:
             raise ValueError(f"chunk_size must be 1..{limit}, got {chunk_size}")
         self.transport = transport
@@ -155,20 +152,22 @@ class HealthCardSession:
 
     @property
     def city_code_factor(self) -> bytes:
-        """CityCode8 from item 57 in DDF1/EF05 (read once, by record identifier, then cached).
+        """CityCode8 from the city-code item (profile item_roles; read once, by record
+        identifier, then cached).
 
-        Reading it selects DDF1, so callers that need it fetch it before selecting their DF.
+        Reading it selects its DF, so callers that need it fetch it before selecting their DF.
         """
         if self._city8 is None:
-            place = self.profile.place(CITY_CODE_ITEM)
+            city = self.profile.role_item("city_code")
+            place = self.profile.place(city)
             read_key = self.profile.file(place.path).access.read
             if read_key != "free" and self.profile.key(read_key).level > 1:
                 raise HostUsageError(
-                    f"item {CITY_CODE_ITEM} (city code) is behind {read_key}, whose keys "
+                    f"item {city} (city code) is behind {read_key}, whose keys "
                     "need the city code itself"
                 )
-            raw = self.read_record_by_tag(place.path, CITY_CODE_ITEM)
-            value = self._tlv_value(CITY_CODE_ITEM, raw)
+            raw = self.read_record_by_tag(place.path, city)
+            value = self._tlv_value(city, raw)
             self._city8 = crypto.city_code_factor(value)
         return self._city8
 
@@ -209,7 +208,7 @@ class HealthCardSession:
 
     def _send(self, command: CommandAPDU) -> ResponseAPDU:
         """Send and require 9000 (ApduError with the command otherwise)."""
-        return self._send_raw(command.to_bytes()).check(command=command)
+        return self._send_raw(command.to_bytes()).check(self.profile.sw("ok"), command=command)
 
     def _command(
         self, name: str, p1: int, p2: int, data: bytes = b"", le: int | None = None
@@ -226,13 +225,13 @@ class HealthCardSession:
     def _df_chain(self, name: str) -> list[str]:
         """DF names from the top down to ``name`` (parallel to profile.df_path)."""
         chain: list[str] = []
-        while name != "MF":
+        while name != MF:
             chain.insert(0, name)
             name = self.profile.df(name).parent
         return chain
 
     def _select_fid(self, fid: str) -> None:
-        self._send(self._command("select", P1_SELECT_BY_FID, P2_SELECT_NO_FCI, bytes.fromhex(fid)))
+        self._send(self._command("select", SELECT_P1_BY_FID, SELECT_P2_FCI, bytes.fromhex(fid)))
 
     def select(self, path: str, *, force: bool = False) -> None:
         """Select a DF ("DF02") or an EF ("DF02/EF07").
@@ -281,7 +280,7 @@ class HealthCardSession:
     # -- security ------------------------------------------------------------------------
     def get_challenge(self) -> bytes:
         """GET CHALLENGE: the card's next single-use random number."""
-        p1, p2 = P1P2_GET_CHALLENGE
+        p1, p2 = GET_CHALLENGE_P1P2
         length = self.profile.spec.security.challenge_length
         command = self._command("get_challenge", p1, p2, le=length)
         response = self._send(command)
@@ -320,7 +319,7 @@ class HealthCardSession:
         cryptogram = self.keys.auth_cryptogram(family, card_no8, city8, challenge, x8)
         trailer = bytes([self.profile.spec.security.ext_auth_trailer])
         command = self._command(
-            "external_authenticate", P1_EXT_AUTH, key.kid, bytes(cryptogram) + x8 + trailer
+            "external_authenticate", EXT_AUTH_P1, key.kid, bytes(cryptogram) + x8 + trailer
         )
         try:
             self._send(command)
@@ -354,11 +353,11 @@ class HealthCardSession:
 
     def read_record(self, path: str, n: int) -> bytes:
         """Record ``n`` (1-based) of a record file, authenticating its read key if needed."""
-        return self._read_record_apdu(path, n, P2_RECORD_NUMBER)
+        return self._read_record_apdu(path, n, RECORD_P2_BY_NUMBER)
 
     def read_record_by_tag(self, path: str, tag: int) -> bytes:
         """The first record of a TLV file whose tag is ``tag`` (READ RECORD P2 = 00)."""
-        return self._read_record_apdu(path, tag, P2_RECORD_ID)
+        return self._read_record_apdu(path, tag, RECORD_P2_BY_ID)
 
     def read_binary(self, path: str, offset: int = 0, length: int | None = None) -> bytes:
         """``length`` bytes (default: to the end) of a transparent file, in chunks."""
@@ -451,7 +450,8 @@ class HealthCardSession:
 
     # -- TLV updates (secure messaging) ----------------------------------------------------
     def update_record_sm(self, path: str, n: int, tlv: bytes) -> None:
-        """Write ``tlv`` to record ``n`` under SM: update right, fresh challenge, 04 DC."""
+        """Write ``tlv`` to record ``n`` under SM: update right, fresh challenge, then the
+        profile's update_record_sm (04 DC in the reference profile)."""
         ef = self.profile.file(path)
         if ef.access.update_mode is not UpdateMode.SM:
             raise HostUsageError(f"{path} is not updated with secure messaging in the profile")
@@ -461,13 +461,16 @@ class HealthCardSession:
         df_name = path.partition("/")[0]
         family = self.profile.df(df_name).sm_key
         challenge = self.get_challenge()
-        raw = self.keys.sm_update_apdu(family, card_no8, city8, challenge, n, bytes(tlv))
+        expected = self.profile.command("update_record_sm")
+        raw = self.keys.sm_update_apdu(
+            family, card_no8, city8, challenge, n, bytes(tlv), command=expected
+        )
         try:
             command = CommandAPDU.parse(raw)
         except ApduFormatError as exc:
             raise HostUsageError(f"the key provider built a malformed SM APDU: {exc}") from None
-        expected = self.profile.command("update_record_sm")
-        if (command.cla, command.ins, command.p1, command.p2) != (*expected, n, P2_RECORD_NUMBER):
+        wanted = (*expected, n, RECORD_P2_BY_NUMBER)
+        if (command.cla, command.ins, command.p1, command.p2) != wanted:
             raise HostUsageError(
                 f"the key provider built {command.header().hex().upper()}, not the profile's "
                 f"update_record_sm {expected[0]:02X} {expected[1]:02X} for record {n}"
@@ -559,7 +562,8 @@ class HealthCardSession:
         for field, raw in self._encode_fields(path, values):
             record[field.offset : field.offset + field.length] = raw
         self._ensure_right(path, "update")
-        self._send(self._command("update_record", P1_CYCLIC_NEW, P2_CYCLIC_NEW, bytes(record)))
+        p1, p2 = RECORD_P1_CYCLIC_NEW, RECORD_P2_CYCLIC_NEW
+        self._send(self._command("update_record", p1, p2, bytes(record)))
 
     def read_cyclic(self, path: str) -> list[dict[int | str, str]]:
         """Every record of a cyclic file, newest first, decoded by its layout."""
@@ -598,14 +602,14 @@ class HealthCardSession:
             raise ValueError(f"{path} has records 1..{ef.records}, not {n}")
         self._ensure_right(path, right)
         le = self.profile.spec.security.max_short_le  # the evidence's form ends in 00
-        self._send(self._command(command, n, P2_RECORD_NUMBER, le=le))
+        self._send(self._command(command, n, RECORD_P2_BY_NUMBER, le=le))
 
     def mark_index(self, path: str, n: int) -> None:
-        """Mark index record ``n`` used (84 D2) with the file's mark key."""
+        """Mark index record ``n`` used (the profile's mark_record) with the file's mark key."""
         self._index_command(path, n, "mark", "mark_record")
 
     def erase_index(self, path: str, n: int) -> None:
-        """Mark index record ``n`` free again (84 0C) with the file's erase key."""
+        """Mark index record ``n`` free again (the profile's erase_record) with its erase key."""
         self._index_command(path, n, "erase", "erase_record")
 
     # -- record signatures (EE/ED, feature record_signatures) -----------------------------

@@ -2,23 +2,25 @@
 
 from conformance.model.codecs import Coding, CodingError
 from conformance.model.personalization import (
-    DEFAULT_PERSONALIZATION,
-    DEFAULT_TEST_KEYS,
-    FIXTURES_DIR,
     KeySet,
     Personalization,
     load_key_set,
     load_personalization,
 )
 from conformance.model.profile import (
-    DEFAULT_PROFILE,
-    PROFILES_DIR,
     CardProfile,
     ItemPlace,
     load_profile,
 )
 from conformance.model.schema import EFSpec, KeyUse, Structure, UpdateMode
 from conformance.model.source import ProfileError
+from conformance.resources import (
+    DEFAULT_PERSONALIZATION,
+    DEFAULT_PROFILE,
+    DEFAULT_TEST_KEYS,
+    FIXTURES_DIR,
+    PROFILES_DIR,
+)
 
 __all__ = [
     "DEFAULT_PERSONALIZATION",

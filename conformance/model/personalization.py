@@ -11,13 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from conformance.model.codecs import CodingError
-from conformance.model.profile import PROFILES_DIR, CardProfile
+from conformance.model.profile import CardProfile
 from conformance.model.schema import Structure
 from conformance.model.source import ProfileError, YamlDocument, load_yaml
-
-FIXTURES_DIR = PROFILES_DIR.parent / "fixtures"
-DEFAULT_PERSONALIZATION = FIXTURES_DIR / "personalizations" / "default.yaml"
-DEFAULT_TEST_KEYS = FIXTURES_DIR / "test-keys.yaml"
 
 
 @dataclass

@@ -5,17 +5,14 @@ from __future__ import annotations
 import ast
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from conformance.model.profile import PROFILES_DIR, CardProfile
+from conformance import resources
+from conformance.model.profile import CardProfile
 from conformance.model.source import ProfileError, load_yaml, pydantic_errors
-
-PRODUCTS_DIR = PROFILES_DIR / "products"
-PLANS_DIR = PROFILES_DIR / "plans"
-DEFAULT_PRODUCT = PRODUCTS_DIR / "reference.yaml"
-DEFAULT_PLAN = "certification"
+from conformance.resources import DEFAULT_PLAN, DEFAULT_PRODUCT, PLANS_DIR, PRODUCTS_DIR
 
 
 class _Strict(BaseModel):
@@ -31,6 +28,10 @@ class Product(_Strict):
     version: str
     kind: str = "user card"
     features: list[str] = []
+    sample: Literal["test", "issued"] = "issued"
+    """What the submitted sample carries: ``test`` data of a fictitious person, or the data of
+    an ``issued`` card, a real cardholder's. It decides the default privacy setting (on for an
+    issued card), so an ICS that does not say is taken to describe an issued card."""
     sample_pin: SecretStr | None = Field(default=None, exclude=True, repr=False)
     """The PIN of the sample under test (feature ``pin``), as the vendor declares it. It is a
     secret: left out of model_dump (so of run summaries and reports) and of the repr."""
@@ -72,8 +73,18 @@ def _load(model: type[_Strict], path: Path) -> Any:
         raise pydantic_errors(doc, exc) from None
 
 
+def _shipped_or_path(directory: Path, value: str, what: str) -> Path:
+    path = resources.named(directory, value)
+    if path is None:
+        known = ", ".join(resources.names(directory))
+        raise ProfileError(f"no {what} named {value!r} (known: {known})")
+    return path
+
+
 def load_product(path: Path | str | None, profile: CardProfile) -> Product:
-    product: Product = _load(Product, Path(path or DEFAULT_PRODUCT))
+    """An ICS by file path, or by the name of a shipped one (`minimal`, `reference`)."""
+    source = _shipped_or_path(PRODUCTS_DIR, str(path), "product") if path else DEFAULT_PRODUCT
+    product: Product = _load(Product, source)
     unknown = [f for f in product.features if f not in profile.spec.features]
     if unknown:
         raise ProfileError(
@@ -92,15 +103,8 @@ def load_product(path: Path | str | None, profile: CardProfile) -> Product:
 
 
 def load_plan(name_or_path: Path | str | None) -> Plan:
-    """A plan by name (profiles/plans/NAME.yaml) or by file path."""
-    value = str(name_or_path or DEFAULT_PLAN)
-    path = Path(value)
-    if not path.suffix:
-        path = PLANS_DIR / f"{value}.yaml"
-        if not path.exists():
-            known = ", ".join(sorted(p.stem for p in PLANS_DIR.glob("*.yaml")))
-            raise ProfileError(f"no plan named {value!r} (known: {known})")
-    return _load(Plan, path)
+    """A plan by the name of a shipped one (`certification`, `selftest`) or by file path."""
+    return _load(Plan, _shipped_or_path(PLANS_DIR, str(name_or_path or DEFAULT_PLAN), "plan"))
 
 
 _ALLOWED = (ast.Expression, ast.BoolOp, ast.UnaryOp, ast.And, ast.Or, ast.Not, ast.Name, ast.Load)

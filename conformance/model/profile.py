@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -20,9 +21,7 @@ from conformance.model.schema import (
     Structure,
 )
 from conformance.model.source import ProfileError, load_yaml, pydantic_errors
-
-PROFILES_DIR = Path(__file__).resolve().parents[2] / "profiles"
-DEFAULT_PROFILE = PROFILES_DIR / "standard" / "wst543.yaml"
+from conformance.resources import DEFAULT_PROFILE
 
 
 @dataclass(frozen=True)
@@ -192,9 +191,56 @@ class CardProfile:
         """The hex prefix of a status-word family, e.g. '6C', '63C'."""
         return self.spec.status_words[name]
 
+    def sw_text(self, spec: str) -> str:
+        """A status word named by meaning, in hex as the catalogue and the report show it.
+
+        'security_not_satisfied' → '6982'; a family known by its prefix is padded with x
+        ('wrong_le' → '6Cxx', 'wrong_cryptogram' → '63Cx') or completed by the hex after a
+        colon ('wrong_le:08' → '6C08'). KeyError for a name the profile lacks.
+        """
+        name, _, tail = spec.partition(":")
+        try:
+            value = self.spec.status_words[name]
+        except KeyError:
+            raise KeyError(f"no status word {name!r} in profile {self.spec.profile.name}") from None
+        text = value + tail.upper() if tail else value.ljust(4, "x")
+        if len(text) != 4:
+            raise KeyError(f"status word {spec!r} does not make four hex digits ({text})")
+        return text
+
     def command(self, name: str) -> tuple[int, int]:
         cmd = self.spec.commands[name]
         return cmd.cla, cmd.ins
+
+    def command_text(self, name: str) -> str:
+        """CLA and INS of a command as hex text: update_record_sm → '04 DC' (reference)."""
+        cla, ins = self.command(name)
+        return f"{cla:02X} {ins:02X}"
+
+    def classes(self) -> set[int]:
+        """Every CLA the card answers."""
+        return {c.cla for c in self.spec.commands.values()}
+
+    def instructions(self) -> dict[int, list[str]]:
+        """INS → names of the commands that use it, in profile order."""
+        out: dict[int, list[str]] = {}
+        for name, c in self.spec.commands.items():
+            out.setdefault(c.ins, []).append(name)
+        return out
+
+    def commands_feature(self, names: Iterable[str]) -> str:
+        """Applicability of commands: their feature if every one has one, else "True"."""
+        features = {self.spec.commands[n].feature for n in names}
+        if None in features or not features:
+            return "True"
+        return " or ".join(sorted(f for f in features if f))
+
+    def role_item(self, role: str) -> int:
+        """The item with a role the host relies on (profile item_roles), e.g. 'city_code'."""
+        try:
+            return int(getattr(self.spec.item_roles, role))
+        except AttributeError:
+            raise KeyError(f"no item role {role!r} in profile {self.spec.profile.name}") from None
 
     def atr(self, card_number_factor: bytes) -> bytes:
         return self.spec.atr.build(card_number_factor)

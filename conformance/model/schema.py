@@ -99,10 +99,49 @@ class AtrSpec(Strict):
         return atr[f.atr_offset : f.atr_offset + f.length]
 
 
+class Secret(Strict):
+    """Which fields of one command's exchange the evidence masks (transport/redact.py).
+
+    ``any_class``: the INS is masked in every class, because a case that probes class handling
+    (e.g. EXTERNAL AUTHENTICATE with a wrong CLA) still carries a real cryptogram.
+    ``keep_tail`` trailing data bytes stay visible, only when the data field has exactly
+    ``keep_tail_if_length`` bytes (in a field of the wrong length no byte can be trusted not
+    to belong to the secret).
+    """
+
+    data: bool = False
+    response: bool = False
+    any_class: bool = False
+    keep_tail: int = Field(default=0, ge=0)
+    keep_tail_if_length: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _something(self) -> Secret:
+        if not (self.data or self.response):
+            raise ValueError("a secret names data, response or both")
+        if self.keep_tail and (not self.data or self.keep_tail_if_length is None):
+            raise ValueError("keep_tail needs data: true and keep_tail_if_length")
+        return self
+
+
 class Command(Strict):
+    """One command of the profile. ``personal``: which field of its exchange carries data items
+    of the card (``data`` for writes, ``response`` for reads): with privacy on, the evidence masks
+    what in it is personal (transport/redact.py)."""
+
     cla: int = Field(ge=0, le=255)
     ins: int = Field(ge=0, le=255)
     feature: str | None = None
+    secret: Secret | None = None
+    personal: Literal["data", "response"] | None = None
+
+
+class SamCommand(Strict):
+    """A command a terminal sends to its SAM (PSAM), not to the card: listed for redaction."""
+
+    cla: int = Field(ge=0, le=255)
+    ins: int = Field(ge=0, le=255)
+    secret: Secret
 
 
 class PinSpec(Strict):
@@ -204,6 +243,7 @@ class Item(Strict):
     coding: Coding
     length: int = Field(gt=0, le=255)
     rules: list[str] = []
+    personal: bool = False  # data about the cardholder: masked in evidence when privacy is on
 
 
 class CodeTable(Strict):
@@ -237,6 +277,12 @@ class LayoutField(Strict):
 
 VALUE_RULES = {"date", "id_number", "digits", "phone"}
 
+class ItemRoles(Strict):
+    """Items the host relies on by meaning, named by number in the profile."""
+
+    city_code: int  # its first 2 BCD bytes make CityCode8 (key diversification)
+    chip_serial: int  # the sample's identity in the report
+
 
 class ProfileSpec(Strict):
     """The whole profile file."""
@@ -244,6 +290,7 @@ class ProfileSpec(Strict):
     profile: ProfileInfo
     atr: AtrSpec
     commands: dict[str, Command]
+    sam_commands: dict[str, SamCommand] = {}
     status_words: dict[str, str]
     security: SecuritySpec
     features: dict[str, Feature]
@@ -251,6 +298,7 @@ class ProfileSpec(Strict):
     dfs: dict[str, DFSpec]
     files: dict[str, EFSpec]
     items: dict[int, Item]
+    item_roles: ItemRoles
     code_tables: dict[str, CodeTable]
     consistency: list[Consistency]
     layouts: dict[str, list[LayoutField]]
@@ -321,6 +369,18 @@ class ProfileSpec(Strict):
                     problems.append((("items", n, "rules"), f"unknown code table {arg}"))
                 elif kind != "code" and rule not in VALUE_RULES:
                     problems.append((("items", n, "rules"), f"unknown rule {rule}"))
+        for role, n in self.item_roles.model_dump().items():
+            if n not in self.items:
+                problems.append((("item_roles", role), f"item {n} is not defined"))
+            elif not any(
+                n in ef.items for ef in self.files.values() if ef.structure is Structure.TLV_RECORDS
+            ):
+                problems.append((("item_roles", role), f"item {n} is not a TLV record item"))
+        missing = {"ok", "bytes_available", "wrong_le"} - set(self.status_words)
+        if missing:
+            problems.append((("status_words",), f"missing {', '.join(sorted(missing))}"))
+        if "get_response" not in self.commands:
+            problems.append((("commands",), "missing get_response (T=0 needs it)"))
         for rule in self.consistency:
             for n in rule.items:
                 if n not in self.items:

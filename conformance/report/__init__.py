@@ -9,12 +9,11 @@ Public API (the CLI calls these; every failure is a ReportError with a clear mes
 """
 
 from conformance.report.allure import AllureUnavailable, build_allure
-from conformance.report.model import DEMO_CA, ReportError, ReportModel, build_model
+from conformance.report.model import ReportError, ReportModel, build_model
 from conformance.report.verify import VerifyResult, verify_report
 from conformance.report.writer import ReportPaths, write_report
 
 __all__ = [
-    "DEMO_CA",
     "AllureUnavailable",
     "ReportError",
     "ReportModel",

@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from conformance.resources import DEMO_LAB, PACKAGE_DIR, UNTESTED_PATH, shipped_name
 from conformance.results import (
     CaseResult,
     Conclusion,
@@ -33,18 +34,6 @@ from conformance.results import (
     read_results,
     read_summary,
 )
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-REPORTS_DIR = REPO_ROOT / "reports"
-TEMPLATES_DIR = REPORTS_DIR / "templates"
-XSD_PATH = REPORTS_DIR / "report.xsd"
-PKI_DIR = REPO_ROOT / "fixtures" / "pki"
-DEMO_CA = PKI_DIR / "demo-ca.pem"
-DEMO_CERT = PKI_DIR / "demo-lab.pem"
-DEMO_KEY = PKI_DIR / "demo-lab-key.pem"
-DEMO_P12 = PKI_DIR / "demo-lab.p12"
-DEMO_LAB = REPO_ROOT / "fixtures" / "lab-demo.yaml"
-UNTESTED_PATH = REPO_ROOT / "profiles" / "standard" / "untested.yaml"
 
 VERDICTS: tuple[str, ...] = tuple(v.value for v in Verdict)
 METHODS = ("declaration", "inspection", "lab_apparatus")
@@ -177,6 +166,7 @@ class ReportModel:
     untested_source: Artifact
     demo_key: bool = True
     notes: list[str] = field(default_factory=list)
+    privacy: str = ""
     title_zh: str = TITLE_ZH
     title_en: str = TITLE_EN
 
@@ -380,7 +370,7 @@ def _artifact(role: str, data: dict[str, Any]) -> Artifact:
     if not art.sha256 and art.path:
         candidate = Path(art.path)
         if not candidate.is_absolute():
-            candidate = REPO_ROOT / candidate
+            candidate = PACKAGE_DIR / candidate
         if candidate.is_file():
             art.sha256 = sha256_path(candidate)
     return art
@@ -443,6 +433,24 @@ def group_counts(cases: list[CaseEntry]) -> list[GroupCount]:
         counts = groups.setdefault(case.result.group or "-", {v: 0 for v in VERDICTS})
         counts[case.verdict] += 1
     return [GroupCount(name, counts) for name, counts in groups.items()]
+
+
+def privacy_text(privacy: Mapping[str, Any]) -> str:
+    """The report's line on the privacy setting of the evidence (summary.json ``privacy``)."""
+    if not privacy:
+        return "未记录 not recorded"
+    basis = f" ({privacy['basis']})" if privacy.get("basis") else ""
+    if privacy.get("setting") == "on":
+        shown = ("开 on — 持卡人个人数据项在证据中以加盐摘要代替 personal data items of the "
+                 "cardholder are salted digests in the evidence")
+    else:
+        shown = "关 off — 证据含样品的全部数据项 the evidence shows every data item of the sample"
+    sealed = privacy.get("sealed_to") or {}
+    seal = ""
+    if sealed:
+        seal = (f"; 盐值已加密给 salt sealed to {sealed.get('subject', '?')} "
+                f"(SHA-256 {str(sealed.get('fingerprint_sha256', ''))[:16]}…)")
+    return f"{shown}{basis}{seal}"
 
 
 def build_model(
@@ -509,9 +517,10 @@ def build_model(
         untested_source=Artifact(
             role="untested",
             name="untested requirements",
-            path=UNTESTED_PATH.relative_to(REPO_ROOT).as_posix(),
+            path=shipped_name(UNTESTED_PATH),
             sha256=untested_digest,
         ),
         demo_key=demo_key,
         notes=notes,
+        privacy=privacy_text(summary.privacy or {}),
     )

@@ -22,13 +22,13 @@ from markupsafe import Markup
 from conformance.report.model import (
     CONCLUSION_RULE_EN,
     CONCLUSION_RULE_ZH,
-    TEMPLATES_DIR,
     VERDICTS,
     GroupCount,
     ReportError,
     ReportModel,
 )
 from conformance.report.sign import SignatureInfo
+from conformance.resources import TEMPLATES_DIR
 
 VERDICT_ZH = {
     "PASS": "通过",

@@ -21,8 +21,9 @@ from signxml import SignatureMethod
 from signxml.exceptions import SignXMLException
 from signxml.xades import XAdESDataObjectFormat, XAdESSigner
 
-from conformance.report.model import DEMO_CERT, DEMO_KEY, ReportError
+from conformance.report.model import ReportError
 from conformance.report.xml import DS_NS, XADES_NS
+from conformance.resources import DEMO_CERT, DEMO_KEY
 
 SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 C14N_ALG = "http://www.w3.org/2006/12/xml-c14n11"

@@ -17,13 +17,13 @@ from conformance.report.model import (
     CONCLUSION_RULE_EN,
     CONCLUSION_RULE_ZH,
     VERDICTS,
-    XSD_PATH,
     Artifact,
     Person,
     ReportError,
     ReportModel,
     sha256_bytes,
 )
+from conformance.resources import XSD_PATH
 
 NS = "urn:rhc-conformance:report:1"
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"

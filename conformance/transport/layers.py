@@ -2,11 +2,13 @@
 
 Each layer is itself a Transport wrapping an inner one, so a bench is assembled as
 ``TraceLayer(T0Layer(pcsc_or_inprocess))`` (see :func:`build_stack`). The layers work on raw
-bytes and do not depend on :mod:`conformance.apdu`: they must carry malformed APDUs that a
-case sends on purpose, unchanged.
+bytes: they must carry malformed APDUs that a case sends on purpose, unchanged (the APDUs
+they build themselves, GET RESPONSE and a resend with the right Le, come from
+:class:`~conformance.apdu.CommandAPDU`).
 
 - :class:`T0Layer` is the one audited place for T=0 (``61xx`` → GET RESPONSE, ``6Cxx`` → resend
-  with Le), and reports every physical exchange through ``on_wire``.
+  with Le), and reports every physical exchange through ``on_wire``. GET RESPONSE's CLA/INS
+  and the two SW1 values come from the profile (:meth:`T0Rules.from_profile`).
 - :class:`TraceLayer` records every exchange with monotonic timestamps, the logical exchange
   (what the case sent) with the wire exchanges beneath it, secrets masked by a
   :class:`~conformance.transport.redact.Redactor` before anything is stored.
@@ -19,15 +21,20 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from conformance.apdu import CommandAPDU
+from conformance.iso7816 import LE_WHOLE
 from conformance.transport.base import BenchError, Transport
-from conformance.transport.redact import Redactor, is_get_response
+from conformance.transport.redact import Redactor
+
+if TYPE_CHECKING:
+    from conformance.model.profile import CardProfile
 
 __all__ = [
-    "GET_RESPONSE_CLA",
     "OnWire",
     "T0Layer",
+    "T0Rules",
     "TraceEntry",
     "TraceLayer",
     "build_stack",
@@ -38,7 +45,32 @@ __all__ = [
 OnWire = Callable[[bytes, bytes], None]
 """Called as ``on_wire(command, response)`` once per physical exchange."""
 
-GET_RESPONSE_CLA = 0x00
+
+
+@dataclass(frozen=True)
+class T0Rules:
+    """The T=0 wire facts of a profile: GET RESPONSE's CLA and INS, and the SW1 values of
+    "bytes available" (61) and "wrong Le" (6C)."""
+
+    get_response_cla: int
+    get_response_ins: int
+    bytes_available: int
+    wrong_le: int
+
+    @classmethod
+    def from_profile(cls, profile: CardProfile) -> T0Rules:
+        cla, ins = profile.command("get_response")
+        return cls(
+            cla,
+            ins,
+            int(profile.sw_prefix("bytes_available")[:2], 16),
+            int(profile.sw_prefix("wrong_le")[:2], 16),
+        )
+
+    def get_response(self, sw2: int) -> bytes:
+        """GET RESPONSE for the SW2 of a 61xx (P1 = P2 = 00; 00 asks for 256 bytes)."""
+        le = sw2 or LE_WHOLE
+        return CommandAPDU(self.get_response_cla, self.get_response_ins, 0, 0, le=le).to_bytes()
 
 
 def _sw(response: bytes) -> tuple[int, int] | None:
@@ -56,9 +88,9 @@ def _is_short_case2(apdu: bytes) -> bool:
 class T0Layer:
     """Handles the T=0 status words so that cases see one logical exchange per command.
 
-    - ``61xx``: GET RESPONSE ``00 C0 00 00 xx``, repeated while the card keeps answering 61xx,
-      the data concatenated; at most ``max_rounds`` GET RESPONSEs, then BenchError (a card
-      that never stops would otherwise hang the run).
+    - ``61xx``: GET RESPONSE (``00 C0 00 00 xx`` in the reference profile), repeated while
+      the card keeps answering 61xx, the data concatenated; at most ``max_rounds`` GET
+      RESPONSEs, then BenchError (a card that never stops would otherwise hang the run).
     - ``6Cxx`` to a short case-2 command (when ``auto_6c``): resend it once with Le = xx; a
       second 6Cxx is returned as is, so a card that keeps changing its mind is visible.
 
@@ -71,6 +103,7 @@ class T0Layer:
         self,
         inner: Transport,
         *,
+        rules: T0Rules,
         on_wire: OnWire | None = None,
         auto_6c: bool = True,
         max_rounds: int = 32,
@@ -78,6 +111,7 @@ class T0Layer:
         if max_rounds < 1:
             raise ValueError("max_rounds must be at least 1")
         self.inner = inner
+        self.rules = rules
         self.on_wire = on_wire  # settable later: TraceLayer.on_wire is created after this layer
         self.auto_6c = auto_6c
         self.max_rounds = max_rounds
@@ -117,24 +151,25 @@ class T0Layer:
         if (
             self.auto_6c
             and sw is not None
-            and sw[0] == 0x6C
+            and sw[0] == self.rules.wrong_le
             and len(response) == 2
             and _is_short_case2(command)
         ):
-            response = self._wire(command[:4] + bytes([sw[1]]))
+            resend = CommandAPDU.parse(command).with_le(sw[1] or LE_WHOLE)
+            response = self._wire(resend.to_bytes())
         return self._collect(command, response)
 
     def _collect(self, command: bytes, response: bytes) -> bytes:
         data = b""
         rounds = 0
-        while (sw := _sw(response)) is not None and sw[0] == 0x61:
+        while (sw := _sw(response)) is not None and sw[0] == self.rules.bytes_available:
             if rounds == self.max_rounds:
                 raise BenchError(
                     f"card still answers {response[-2:].hex().upper()} after {rounds} GET "
                     f"RESPONSE rounds (command header {command[:4].hex().upper()})"
                 )
             data += response[:-2]
-            response = self._wire(bytes([GET_RESPONSE_CLA, 0xC0, 0x00, 0x00, sw[1]]))
+            response = self._wire(self.rules.get_response(sw[1]))
             rounds += 1
         return data + response
 
@@ -199,13 +234,6 @@ class _Open:
     last_end: float
     wires: list[TraceEntry] = field(default_factory=list)
     secrets: list[bytes] = field(default_factory=list)
-
-
-def _next_origin(current: bytes | None, command: bytes, response: bytes | None) -> bytes | None:
-    """The command a following GET RESPONSE collects for (it decides what is secret)."""
-    if response is None or len(response) < 2 or response[-2] != 0x61:
-        return None
-    return current if is_get_response(command) else command
 
 
 class TraceLayer:
@@ -285,6 +313,15 @@ class TraceLayer:
     def __repr__(self) -> str:
         return f"TraceLayer({self.inner!r}, {len(self._entries)} entries)"
 
+    def _next_origin(
+        self, current: bytes | None, command: bytes, response: bytes | None
+    ) -> bytes | None:
+        """The command a following GET RESPONSE collects for (it decides what is secret)."""
+        rules = self.redactor.rules
+        if not rules.announces_more(response):
+            return None
+        return current if rules.is_get_response(command) else command
+
     # -- the record ---------------------------------------------------------------------
 
     @property
@@ -328,7 +365,7 @@ class TraceLayer:
         command, response = bytes(command), bytes(response)
         t_end = self._clock()
         origin = self._origin_wire
-        self._origin_wire = _next_origin(origin, command, response)
+        self._origin_wire = self._next_origin(origin, command, response)
         opened = self._open
         if opened is None:  # someone used the T0Layer directly, bypassing this layer
             entry = self._make(
@@ -380,7 +417,7 @@ class TraceLayer:
             raise
         finally:
             self._open = None
-        self._origin_logical = _next_origin(origin, apdu, response)
+        self._origin_logical = self._next_origin(origin, apdu, response)
         self._secrets += self.redactor.secret_fields(apdu, response, origin=origin)
         self._secrets += opened.secrets
         entry = self._make(seq, t_start, self._clock(), apdu, response, origin, note=note)
@@ -439,15 +476,19 @@ def _error_text(exc: BaseException) -> str:
 def build_stack(
     inner: Transport,
     *,
-    redactor: Redactor,
+    profile: CardProfile,
+    redactor: Redactor | None = None,
     clock: Callable[[], float] = time.monotonic,
     auto_6c: bool = True,
 ) -> TraceLayer:
     """``TraceLayer(T0Layer(inner))`` wired so the trace also records the wire exchanges.
 
-    The T0Layer is the returned layer's ``inner`` (for its ``auto_6c`` switch).
+    T=0 handling and (unless ``redactor`` is given) masking follow the profile. The T0Layer
+    is the returned layer's ``inner`` (for its ``auto_6c`` switch).
     """
-    t0 = T0Layer(inner, auto_6c=auto_6c)
+    if redactor is None:
+        redactor = Redactor.from_profile(profile)
+    t0 = T0Layer(inner, rules=T0Rules.from_profile(profile), auto_6c=auto_6c)
     trace = TraceLayer(t0, redactor=redactor, clock=clock)
     t0.on_wire = trace.on_wire
     return trace

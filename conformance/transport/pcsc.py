@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from conformance.defaults import APDU_TIMEOUT_S
 from conformance.transport.base import BenchError, CardUnresponsive
 
 try:  # pyscard needs libpcsclite at import time; report its absence as a bench fault
@@ -325,7 +326,7 @@ class PcscTransport:
         self,
         reader: str,
         *,
-        timeout_s: float = 10.0,
+        timeout_s: float = APDU_TIMEOUT_S,
         exclusive: bool = True,
         card_wait_s: float = 5.0,
     ) -> None:

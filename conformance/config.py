@@ -1,0 +1,301 @@
+"""The run configuration: run options declared once, every input validated once, the card built.
+
+Both front doors go through here. The pytest plugin registers `RUN_OPTIONS` as `--rhc-NAME`
+options; `rhc` registers the same entries as `--NAME`. Either way the values reach
+`build_config`, which loads and checks profile, ICS, plan, keys, personalization or card
+image, faults and reader requirements before the first APDU, and raises `ConfigError` with
+one line naming the problem. `card_under_test` then opens the card the configuration names.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from conformance.defaults import APDU_TIMEOUT_S
+from conformance.host.keys import TestKeyProvider
+from conformance.model import (
+    DEFAULT_PERSONALIZATION,
+    DEFAULT_TEST_KEYS,
+    CardProfile,
+    KeySet,
+    ProfileError,
+    load_key_set,
+    load_personalization,
+    load_profile,
+)
+from conformance.model.products import Plan, Product, load_plan, load_product
+from conformance.transport.base import Transport
+
+if TYPE_CHECKING:  # the virtual card loads only when a configuration asks for it
+    from cryptography import x509
+
+    from conformance.card import VirtualCard
+
+CARDS = ("virtual", "pcsc")
+PRIVACY = ("auto", "on", "off")
+PASSPHRASE_ENV = "RHC_SIGN_PASSPHRASE"  # a PKCS#12 lab certificate's passphrase
+
+
+class ConfigError(Exception):
+    """A run input is wrong; the message is one line naming the option and the problem."""
+
+    def __init__(self, message: str):
+        lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+        super().__init__("; ".join(lines))
+
+
+@dataclass(frozen=True)
+class RunOption:
+    """One run option: `--NAME` on `rhc`, `--rhc-NAME` in pytest, `values[key]` here.
+
+    Values reach `build_config` as the strings the user typed: the parsers only collect them,
+    so a bad value is the same one-line error through either door.
+    """
+
+    name: str
+    help: str
+    metavar: str
+    repeat: bool = False
+
+    @property
+    def key(self) -> str:
+        return self.name.replace("-", "_")
+
+    def argparse_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for argparse's (and so pytest's) add_argument/addoption."""
+        kwargs: dict[str, Any] = {"help": self.help, "metavar": self.metavar, "default": None}
+        if self.repeat:
+            kwargs.update(action="append", default=[])
+        return kwargs
+
+
+RUN_OPTIONS: tuple[RunOption, ...] = (
+    RunOption("card", "card under test: the built-in virtual card or a PC/SC reader "
+              "(default: pcsc with --reader, else virtual)", "{" + ",".join(CARDS) + "}"),
+    RunOption("reader", "PC/SC reader: exact name or regular expression", "NAME"),
+    RunOption("profile", "card profile YAML (default: the shipped WS/T 543 profile)", "FILE"),
+    RunOption("product", "the product's ICS: a file, or a shipped name such as minimal "
+              "(default: reference)", "FILE|NAME"),
+    RunOption("plan", "test plan: a file, or a shipped name such as selftest "
+              "(default: certification)", "FILE|NAME"),
+    RunOption("keys", "test master keys YAML (default: the shipped test keys)", "FILE"),
+    RunOption("personalization", "virtual card: personalization YAML (default: the shipped "
+              "one)", "FILE"),
+    RunOption("image", "virtual card: load a JSON card image (rhc card serve --save-image)",
+              "FILE"),
+    RunOption("fault", "virtual card: a fault of the defect catalogue (repeatable; "
+              "`rhc card faults` lists them)", "NAME", repeat=True),
+    RunOption("apdu-timeout", f"PC/SC: seconds the card may take to answer one APDU "
+              f"(default: {APDU_TIMEOUT_S:g})", "S"),
+    RunOption("out", "run directory for results, evidence and report", "DIR"),
+    RunOption("privacy", "mask the cardholder's personal data items in evidence and reports "
+              "(default auto: on unless the ICS declares `sample: test`)",
+              "{" + ",".join(PRIVACY) + "}"),
+    RunOption("seal-to", "lab certificate (PEM or PKCS#12) the run's trace salt is sealed to "
+              "(salt.sealed.json; default: the signing certificate of `rhc run`, else the "
+              "demo lab's)", "CERT"),
+)
+OPTIONS_BY_NAME = {option.name: option for option in RUN_OPTIONS}
+VIRTUAL_ONLY = ("personalization", "image", "fault")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs, loaded and checked: nothing here can fail on first use."""
+
+    profile: CardProfile
+    product: Product
+    plan: Plan
+    key_set: KeySet
+    card: str
+    reader: str | None = None
+    apdu_timeout_s: float = APDU_TIMEOUT_S
+    faults: tuple[str, ...] = ()
+    virtual_card: VirtualCard | None = field(default=None, repr=False)
+    out_dir: Path | None = None
+    privacy: bool = False
+    privacy_basis: str = ""
+    seal_cert: x509.Certificate | None = field(default=None, repr=False)
+
+    @cached_property
+    def keys(self) -> TestKeyProvider:
+        """The host's key provider over the configured test keys (one per run)."""
+        return TestKeyProvider(self.key_set)
+
+
+def given(values: Mapping[str, Any], name: str) -> bool:
+    """Whether the option was set (a repeatable one: at least once)."""
+    value = values.get(OPTIONS_BY_NAME[name].key)
+    return bool(value) if isinstance(value, (list, tuple)) else value is not None
+
+
+def _flag(name: str) -> str:
+    return f"--{name}"
+
+
+def _load(label: str, loader: Callable[[], Any]) -> Any:
+    try:
+        return loader()
+    except (ProfileError, ValueError, OSError) as exc:
+        raise ConfigError(f"{label}: {exc}") from None
+
+
+def _check_card_choice(values: Mapping[str, Any]) -> str:
+    card = values.get("card") or ("pcsc" if values.get("reader") else "virtual")
+    if card not in CARDS:
+        raise ConfigError(f"--card: {card!r} is not one of {', '.join(CARDS)}")
+    if card == "pcsc":
+        if not values.get("reader"):
+            raise ConfigError("--card pcsc needs --reader NAME (see `pcsc_scan` or "
+                              "`rhc card serve` for reader names)")
+        wrong = [_flag(n) for n in VIRTUAL_ONLY if given(values, n)]
+        if wrong:
+            raise ConfigError(f"{', '.join(wrong)}: for --card virtual only; a card in a "
+                              "PC/SC reader carries its own data")
+    else:
+        if values.get("reader"):
+            raise ConfigError("--reader: for --card pcsc only (add --card pcsc)")
+        if values.get("personalization") and values.get("image"):
+            raise ConfigError("--personalization and --image: give one (an image already "
+                              "holds its personalization)")
+    return card
+
+
+def _timeout(values: Mapping[str, Any]) -> float:
+    value = values.get("apdu_timeout")
+    if value is None:
+        return APDU_TIMEOUT_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:  # also refuses nan
+        raise ConfigError(f"--apdu-timeout: {value!r} is not a positive number of seconds")
+    return seconds
+
+
+def _out_dir(values: Mapping[str, Any]) -> Path | None:
+    out = values.get("out")
+    if out is None:
+        return None
+    path = Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out: cannot create run directory {path}: {exc}") from None
+    return path
+
+
+def _privacy(values: Mapping[str, Any], product: Product) -> tuple[bool, str]:
+    """The privacy setting and why: on for an issued card unless the lab says otherwise."""
+    choice = values.get("privacy") or "auto"
+    if choice not in PRIVACY:
+        raise ConfigError(f"--privacy: {choice!r} is not one of {', '.join(PRIVACY)}")
+    if choice != "auto":
+        return choice == "on", f"--privacy {choice}"
+    if product.sample == "test":
+        return False, "auto: the ICS declares a test sample (sample: test)"
+    return True, f"auto: the ICS declares {product.sample!r} sample, not a test sample"
+
+
+def _seal_cert(values: Mapping[str, Any]) -> x509.Certificate:
+    """The certificate the trace salt is sealed to, read now so a bad file stops the run."""
+    from conformance.report.seal import SealError, load_certificate
+    from conformance.resources import DEMO_CERT
+
+    path = values.get("seal_to") or DEMO_CERT
+    try:
+        return load_certificate(path, os.environ.get(PASSPHRASE_ENV))
+    except SealError as exc:
+        raise ConfigError(f"--seal-to: {exc}") from None
+
+
+def build_config(values: Mapping[str, Any]) -> RunConfig:
+    """The validated run configuration from option values keyed by `RunOption.key`.
+
+    Missing keys take their defaults. Raises ConfigError (one line) on the first bad input.
+    """
+    unknown = sorted(set(values) - {o.key for o in RUN_OPTIONS})
+    if unknown:
+        raise ConfigError(f"not run options: {', '.join(unknown)}")
+    card = _check_card_choice(values)
+    timeout = _timeout(values)
+    profile = _load("--profile", lambda: load_profile(values.get("profile")))
+    product = _load("--product", lambda: load_product(values.get("product"), profile))
+    plan = _load("--plan", lambda: load_plan(values.get("plan")))
+    key_set = _load("--keys", lambda: load_key_set(values.get("keys") or DEFAULT_TEST_KEYS,
+                                                 profile))
+    faults = tuple(values.get("fault") or ())
+    privacy, privacy_basis = _privacy(values, product)
+    seal_cert = _seal_cert(values)
+    virtual = None
+    if card == "virtual":
+        virtual = _virtual_card(values, profile, product, key_set, faults)
+    return RunConfig(
+        profile=profile,
+        product=product,
+        plan=plan,
+        key_set=key_set,
+        card=card,
+        reader=values.get("reader"),
+        apdu_timeout_s=timeout,
+        faults=faults,
+        virtual_card=virtual,
+        out_dir=_out_dir(values),
+        privacy=privacy,
+        privacy_basis=privacy_basis,
+        seal_cert=seal_cert,
+    )
+
+
+def _virtual_card(
+    values: Mapping[str, Any],
+    profile: CardProfile,
+    product: Product,
+    key_set: KeySet,
+    faults: Iterable[str],
+) -> VirtualCard:
+    from conformance.card import VirtualCard, check_fault_names, fault_catalogue
+
+    fault_names = _load("--fault", lambda: check_fault_names(faults, fault_catalogue(profile)))
+    features = frozenset(product.features)
+    image = values.get("image")
+    if image:
+        return _load("--image", lambda: VirtualCard.from_image(
+            image, profile, features=features, faults=fault_names))
+    personalization = _load("--personalization", lambda: load_personalization(
+        values.get("personalization") or DEFAULT_PERSONALIZATION, profile))
+    return _load("virtual card", lambda: VirtualCard.personalize(
+        profile, personalization, key_set, features=features, faults=fault_names))
+
+
+def card_under_test(config: RunConfig) -> Callable[[], Transport]:
+    """How to (re)connect to the card the configuration names: the one place that opens it."""
+    if config.virtual_card is not None:
+        from conformance.transport.inprocess import InProcessTransport
+
+        card = config.virtual_card
+        return lambda: InProcessTransport(card, name="rhc virtual card")
+    from conformance.transport.pcsc import PcscTransport
+
+    reader, timeout = config.reader, config.apdu_timeout_s
+    assert reader is not None  # build_config refuses --card pcsc without a reader
+    return lambda: PcscTransport(reader, timeout_s=timeout)
+
+
+__all__ = [
+    "OPTIONS_BY_NAME",
+    "PASSPHRASE_ENV",
+    "RUN_OPTIONS",
+    "ConfigError",
+    "RunConfig",
+    "RunOption",
+    "build_config",
+    "card_under_test",
+    "given",
+]
