@@ -122,6 +122,14 @@ def cmd_card_dump(args: argparse.Namespace) -> int:
 def cmd_card_faults(args: argparse.Namespace) -> int:
     from conformance.card.faults import FAULTS
 
+    if args.matrix:
+        from conformance.matrix import build_matrix, describe_figures
+
+        matrix = build_matrix(processes=args.processes, complete=args.complete)
+        if args.out:
+            Path(args.out).write_text(matrix.to_json(), encoding="utf-8")
+        print(describe_figures(matrix))
+        return EXIT_OK if not matrix.problems() else EXIT_NOT_CONFORMANT
     if args.json:
         _print_json(
             [
@@ -131,6 +139,8 @@ def cmd_card_faults(args: argparse.Namespace) -> int:
                     "en": f.description_en,
                     "zh": f.description_zh,
                     "reference": f.reference,
+                    "kind": f.kind,
+                    "aim": list(f.aim),
                 }
                 for f in FAULTS.values()
             ]
@@ -438,6 +448,13 @@ def build_parser() -> argparse.ArgumentParser:
     dump.set_defaults(func=cmd_card_dump)
     faults = card.add_parser("faults", help="list the defect catalogue")
     faults.add_argument("--json", action="store_true")
+    faults.add_argument("--matrix", action="store_true",
+                        help="run the catalogue under every fault and print the kill matrix")
+    faults.add_argument("--out", help="with --matrix: write the matrix as JSON to this file")
+    faults.add_argument("--complete", action="store_true",
+                        help="with --matrix: run every case under every fault (slower)")
+    faults.add_argument("--processes", type=int, default=os.cpu_count() or 1,
+                        help="with --matrix: worker processes (default: the CPU count)")
     faults.set_defaults(func=cmd_card_faults)
 
     report = sub.add_parser("report", help="signed reports").add_subparsers(

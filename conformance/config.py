@@ -260,9 +260,9 @@ def _virtual_card(
     key_set: KeySet,
     faults: Iterable[str],
 ) -> VirtualCard:
-    from conformance.card import VirtualCard, check_fault_names
+    from conformance.card import VirtualCard, check_fault_names, fault_catalogue
 
-    fault_names = _load("--fault", lambda: check_fault_names(faults))
+    fault_names = _load("--fault", lambda: check_fault_names(faults, fault_catalogue(profile)))
     features = frozenset(product.features)
     image = values.get("image")
     if image:

@@ -51,6 +51,9 @@ class CaseResult:
     evidence_sha256: str | None = None
     reference_choice: str = ""  # a behaviour of the reference profile the case relies on
     severity: str = "normal"
+    failed_at: str = ""
+    """For a FAIL: ``own`` (the case's own expectation), ``step: …`` (a shared step such as a
+    read before the check) or ``error: …`` (a raw protocol error escaped the body)."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, sort_keys=True)

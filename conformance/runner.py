@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.apdu import ApduError, ApduFormatError
-from conformance.cases.framework import Case, CaseContext, CaseFailure, Inconclusive
+from conformance.cases.framework import Case, CaseContext, CaseFailure, Inconclusive, failed_at
 from conformance.host.keys import KeyProvider
 from conformance.host.session import AuthenticationWithheld, HealthCardSession, HostError
 from conformance.model.codecs import CodingError
@@ -151,6 +151,8 @@ class CaseRunner:
         except Exception as caught:  # every way a case can end becomes a verdict
             exc = caught
         result.verdict, result.reason = judge(exc)
+        if result.verdict is Verdict.FAIL and exc is not None:
+            result.failed_at = failed_at(exc)
         if stack is not None:  # failure messages quote APDUs: mask what the trace masks
             result.reason = stack.scrub(result.reason)
         result.duration_s = round(time.perf_counter() - started, 6)

@@ -36,7 +36,7 @@ from conformance.transport.base import ApduResponder
 from conformance.transport.inprocess import InProcessTransport
 
 MY_GROUPS = ("CMD", "DATA")
-MY_FAULTS = sorted(name for name, f in FAULTS.items() if f.group in MY_GROUPS)
+MY_FAULTS = sorted(name for name, f in FAULTS.items() if f.group in MY_GROUPS and not f.generated)
 
 
 @cache

@@ -8,6 +8,7 @@ are random, so the battery records only what is deterministic on a conforming ca
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from card_terminal import Terminal, h
 
 from conformance import crypto
 from conformance.card import FAULTS, GROUPS, Fault, FaultSet, VirtualCard, check_fault_names
+from conformance.card.faults import AccessOverride, LayoutChange, RecordPatch
 from conformance.model import (
     DEFAULT_PERSONALIZATION,
     DEFAULT_TEST_KEYS,
@@ -260,9 +262,28 @@ def p_sec_state(t: Terminal) -> Observation:
     return out
 
 
+def p_update_rights(t: Terminal) -> Observation:
+    """Every EF with an update right, written with no right at all (last: it may write)."""
+    p = t.profile
+    out: Observation = []
+    for path, ef in p.files.items():
+        if ef.access.update in (None, "free"):
+            continue
+        t.reset()
+        t.select_path(path)
+        df = path.partition("/")[0]
+        if ef.structure is Structure.TLV_RECORDS:
+            out.append(t.sm_update(df, 1, p.tlv(ef.items[0], "")))
+        elif ef.structure is Structure.TRANSPARENT:
+            out.append(t.update_binary(0, b"\x00"))
+        else:
+            out.append(t.update_record(1, bytes(ef.record_length or 1)))
+    return out
+
+
 BATTERY: list[Probe] = [p_atr, p_select, p_syntax, p_free_file, p_read_all, p_read_rights,
                         p_counters, p_challenge, p_secure_messaging, p_item57, p_cyclic,
-                        p_index, p_records, p_pin, p_lock, p_sec_state]
+                        p_index, p_records, p_pin, p_lock, p_sec_state, p_update_rights]
 
 
 def run_battery(faults: frozenset[str] = frozenset(),
@@ -325,15 +346,109 @@ def test_catalogue_is_well_formed() -> None:
         assert fault.requires is None or fault.requires in _model()[0].spec.features
 
 
-def test_every_fault_has_a_hook_in_the_card() -> None:
-    """A fault the card never asks about would be a dead catalogue entry."""
+def _card_source() -> str:
     import conformance.card as card_pkg
 
-    source = "".join(p.read_text(encoding="utf-8")
-                     for p in Path(card_pkg.__file__).parent.glob("*.py")
-                     if p.name != "faults.py")
-    missing = [name for name in FAULTS if f'"{name}"' not in source]
+    return "".join(p.read_text(encoding="utf-8")
+                   for p in Path(card_pkg.__file__).parent.glob("*.py")
+                   if p.name not in ("faults.py", "defects.py", "generated.py"))
+
+
+def test_every_hook_fault_has_a_hook_in_the_card() -> None:
+    """A hook fault the card never asks about would be a dead catalogue entry."""
+    source = _card_source()
+    missing = [name for name, f in FAULTS.items() if f.kind == "hook" and f'"{name}"' not in source]
     assert not missing
+
+
+def test_declared_faults_are_applied_from_their_data_only() -> None:
+    """A fault with a deviation has no branch of its own: the card applies the data."""
+    source = _card_source()
+    branched = [name for name, f in FAULTS.items() if f.kind != "hook" and f'"{name}"' in source]
+    assert not branched
+
+
+def test_every_fault_aims_at_cases_of_the_catalogue() -> None:
+    """An aim is a promise that those cases catch the fault: each pattern names real cases."""
+    from conformance.cases.catalogue import build_catalogue
+
+    ids = [c.id for c in build_catalogue(_model()[0])]
+    empty = {name: pattern for name, f in FAULTS.items() for pattern in f.aim
+             if not any(fnmatch.fnmatchcase(i, pattern) for i in ids)}
+    assert not empty, empty
+
+
+def test_generated_faults_cover_the_profile() -> None:
+    """One TLV-length and one coding fault per TLV item, a record-count or size and a
+    structure fault per EF, a read fault per protected EF (or a hand-written equivalent)."""
+    profile = _model()[0]
+    deviations = {f.deviation for f in FAULTS.values() if f.deviation is not None}
+    for number in profile.tlv_items():
+        assert f"data_coding_{number:03d}" in FAULTS
+        place = profile.place(number)
+        length = profile.item(number).length
+        assert RecordPatch(place.path, place.record or 0, offset=1,
+                           data=f"{length - 1:02X}") in deviations, number
+    for path, ef in profile.files.items():
+        other = (Structure.LINEAR_FIXED if ef.structure is Structure.TRANSPARENT
+                 else Structure.TRANSPARENT)
+        assert LayoutChange(path, structure=other) in deviations, path
+        shape = (LayoutChange(path, size=(ef.size or 0) - 1)
+                 if ef.structure is Structure.TRANSPARENT
+                 else LayoutChange(path, records=profile.record_count(path) - 1))
+        assert shape in deviations, path
+        if ef.access.read != "free":
+            assert AccessOverride(path, "read", "free") in deviations, path
+
+
+def _terminal(*faults: str) -> Terminal:
+    profile, pers, keys = _model()
+    card = VirtualCard.personalize(profile, pers, keys, faults=frozenset(faults))
+    t = Terminal(card, profile, keys)
+    t.reset()
+    return t
+
+
+def test_status_word_substitution_acts_only_on_its_commands() -> None:
+    t = _terminal("read_binary_past_end_6a82")
+    size = t.profile.file("DDF1/EF07").size or 0
+    t.select_path("DDF1/EF07")
+    t.authenticate("RK_DDF1")
+    assert t.read_binary(size)[1] == 0x6A82
+    t.authenticate("UK_DDF1")
+    assert t.update_binary(size, b"\x00") == 0x6B00      # UPDATE BINARY keeps the reference SW
+
+
+def test_record_patch_bends_one_record() -> None:
+    t = _terminal("data_coding_011")
+    ref = _terminal()
+    for term in (t, ref):
+        term.select_path("DDF1/EF06")
+        term.authenticate("RK_DDF1")
+    faulty, good = t.read_record(1), ref.read_record(1)
+    assert faulty[0][:3] == good[0][:2] + b"\xff" and faulty[0][3:] == good[0][3:]
+    assert t.read_record(2) == ref.read_record(2)
+
+
+def test_layout_and_access_changes_reshape_the_tree() -> None:
+    t = _terminal("fs_records_df03_ef05", "sec_read_free_df01_ef05")
+    t.select_path("DF03/EF05")
+    t.authenticate("RK_DF03")
+    count = t.profile.record_count("DF03/EF05")
+    assert t.read_record(count - 1)[1] == 0x9000
+    assert t.read_record(count)[1] == 0x6A83
+    t.reset()
+    t.select_path("DF01/EF05")
+    assert t.read_record(1)[1] == 0x9000                  # no right needed any more
+
+
+def test_item_value_changes_the_card_not_its_keys() -> None:
+    t, ref = _terminal("data_value_057"), _terminal()
+    record = t.profile.place(57).record or 0
+    for term in (t, ref):
+        term.select_path("DDF1/EF05")
+    assert t.read_record(record)[0] != ref.read_record(record)[0]
+    assert t.card.content.card_keys == ref.card.content.card_keys   # the true city code
 
 
 def test_unknown_fault_names_error_out() -> None:
@@ -359,3 +474,19 @@ def test_faults_combine() -> None:
     ref = reference(frozenset())
     assert faulty["p_challenge"][0] == 1
     assert faulty != ref
+
+
+def test_the_reference_card_asks_no_fault() -> None:
+    """CardOS reads like REFERENCE.md: no fault name, no ``active`` question; a card with no
+    hook fault runs it as is, one with a hook fault runs FaultyCardOS."""
+    import conformance.card.commands as commands
+    from conformance.card.hooks import FaultyCardOS
+
+    source = Path(commands.__file__).read_text(encoding="utf-8")
+    assert ".active(" not in source
+    assert not [name for name in FAULTS if f'"{name}"' in source]
+    profile, pers, keys = _model()
+    plain = VirtualCard.personalize(profile, pers, keys, faults=frozenset({"data_coding_011"}))
+    hooked = VirtualCard.personalize(profile, pers, keys, faults=frozenset({"cyc_no_rotate"}))
+    assert type(plain._os) is commands.CardOS
+    assert type(hooked._os) is FaultyCardOS

@@ -5,6 +5,12 @@ CLA → INS → P1/P2 → Lc/Le syntax → current EF → file structure → sec
 MAC) → record or offset range → data content. Dispatch does the first two; every handler
 is written top to bottom in the same order so a reader can check it against the reference.
 
+This class is the reference card and nothing else: it never asks about a fault. The declared
+faults reach it as data at four points (:mod:`conformance.card.deviations`: the file tree,
+the personalization, commands refused outright, status words on the way out); the behavioural
+ones are overrides of its small decision methods (``_may_read``, ``_new_challenge``,
+``_auth_failed``, …) in :class:`conformance.card.hooks.FaultyCardOS`.
+
 Everything wire-visible comes from the profile: classes and instructions
 (``profile.command``), status words (``profile.sw``), files and their access rules, key
 references, retry limits. The only constants here are ISO/IEC 7816-4 encodings the profile
@@ -16,10 +22,12 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from conformance import crypto
 from conformance.card.content import CardContent, EFile, index_flags
-from conformance.card.faults import FAULTS, FaultSet
+from conformance.card.deviations import StatusWordBend, extra_keys, refusals
+from conformance.card.faults import FaultSet
 from conformance.card.security import SecurityState
 from conformance.model.profile import CardProfile
 from conformance.model.schema import Structure, UpdateMode
@@ -76,27 +84,19 @@ class Command:
 Handler = Callable[[Command], bytes]
 
 
-def _read_extended(c: Command) -> None:
-    """Fault extended_length_accepted: read an extended-length APDU (00 ‖ Lc(2) ‖ data ‖
-    Le(2), or 00 ‖ Le(2)) instead of refusing it."""
-    body = c.raw[5:]
-    if len(body) == 2:
-        c.le = int.from_bytes(body, "big") or 65536
-    elif len(body) > 2:
-        lc, rest = int.from_bytes(body[:2], "big"), body[2:]
-        if len(rest) == lc:
-            c.data = rest
-        elif len(rest) == lc + 2:
-            c.data, c.le = rest[:lc], int.from_bytes(rest[lc:], "big") or 65536
-        else:
-            return
-    else:
-        return
-    c.malformed = False
+@dataclass(frozen=True)
+class _Tree:
+    """The DF/EF tree as SELECT sees it: FIDs, parents and children of every DF."""
+
+    fid: dict[str, bytes]
+    parent: dict[str, str | None]
+    child_dfs: dict[str, list[str]]
+    child_efs: dict[str, list[EFile]]
 
 
 class CardOS:
-    """Answers APDUs from a card's content, security state, features and faults."""
+    """The reference card OS: answers APDUs from a card's content, security state and
+    features, with the declared faults' refusals and status words applied on the way."""
 
     def __init__(
         self,
@@ -116,6 +116,9 @@ class CardOS:
         self._pending: bytes | None = None
         self._sm_challenge: bytes | None = None
         self._t0 = "t0_get_response" in features
+        self._bend = StatusWordBend(profile, faults)  # the declared status-word faults
+        self._refusals = refusals(profile, faults)  # (command, P2) → SW, declared faults
+        self._extra_keys = extra_keys(faults)  # keys that also grant a right, declared faults
         self._init_status_words()
         self._init_tree()
         self._init_keys()
@@ -128,9 +131,6 @@ class CardOS:
         self._max_le = sec.max_short_le
         self._pin_len = sec.pin.length_bytes
         self._pin_limit = sec.pin.tries
-        pool = int(FAULTS["challenge_small_pool"].value)
-        self._pool = [secrets.token_bytes(sec.challenge_length) for _ in range(pool)]
-        self._pool_next = 0
 
     # ------------------------------------------------------------------ set-up from the model
     def _init_status_words(self) -> None:
@@ -189,32 +189,29 @@ class CardOS:
         child_efs: dict[str, list[EFile]] = {name: [] for name in fid}
         for ef in self.content.files.values():
             child_efs[ef.df].append(ef)
-        self._lookup: dict[str, dict[bytes, str | EFile]] = {}
-        children_only = self.faults.active("select_children_only")
-        for cur in fid:
-            table: dict[bytes, str | EFile] = {}
-            if not children_only:
-                table.setdefault(MF_FID, MF_NAME)
-            for name in child_dfs[cur]:
-                table.setdefault(fid[name], name)
-            for ef in child_efs[cur]:
-                table.setdefault(ef.fid, ef)
-            if not children_only:
-                table.setdefault(fid[cur], cur)
-            up = parent[cur]
-            if up is not None and not children_only:
-                table.setdefault(fid[up], up)
-                for name in child_dfs[up]:
-                    table.setdefault(fid[name], name)
-            if self.faults.active("select_any_ef"):
-                for ef in self.content.files.values():
-                    table.setdefault(ef.fid, ef)
-            self._lookup[cur] = table
+        tree = _Tree(fid, parent, child_dfs, child_efs)
+        self._lookup = {cur: self._select_table(tree, cur) for cur in fid}
         self._index_flags = {
             path: index_flags(self.profile, self.profile.file(path).items)
             for path, ef in self.content.files.items()
             if ef.access.mark is not None or ef.access.erase is not None
         }
+
+    def _select_table(self, tree: _Tree, cur: str) -> dict[bytes, str | EFile]:
+        """FID → target with ``cur`` current: the MF, the children (DFs, then EFs), the
+        current DF itself, its parent and the parent's children (§5 SELECT lookup order)."""
+        table: dict[bytes, str | EFile] = {MF_FID: MF_NAME}
+        for name in tree.child_dfs[cur]:
+            table.setdefault(tree.fid[name], name)
+        for ef in tree.child_efs[cur]:
+            table.setdefault(ef.fid, ef)
+        table.setdefault(tree.fid[cur], cur)
+        up = tree.parent[cur]
+        if up is not None:
+            table.setdefault(tree.fid[up], up)
+            for name in tree.child_dfs[up]:
+                table.setdefault(tree.fid[name], name)
+        return table
 
     def _init_keys(self) -> None:
         self._kids = {
@@ -245,10 +242,10 @@ class CardOS:
         if unknown:
             raise ValueError(f"the virtual card does not implement profile command(s) {unknown}")
         self._classes = {c.cla for c in commands.values()}
-        self._by_ins: dict[int, dict[int, Handler]] = {}
+        self._by_ins: dict[int, dict[int, tuple[str, Handler]]] = {}
         for name, c in commands.items():
             if c.feature is None or c.feature in self.features:
-                self._by_ins.setdefault(c.ins, {})[c.cla] = handlers[name]
+                self._by_ins.setdefault(c.ins, {})[c.cla] = (name, handlers[name])
         self._get_response_cmd = self.profile.command("get_response")
         self._sm_cla = self.profile.command("update_record_sm")[0]
         self._ext_auth_cmd = self.profile.command("external_authenticate")
@@ -256,13 +253,13 @@ class CardOS:
     # ------------------------------------------------------------------ entry points
     def reset(self) -> None:
         """Power-up: MF current, no EF, no rights, no challenge, nothing pending."""
-        self.state.reset(
-            keep_rights=self.faults.active("sec_rights_survive_reset"),
-            keep_challenge=self.faults.active("sec_challenge_survives_reset"),
-        )
+        self._reset_state()
         self.cur_df = MF_NAME
         self.cur_ef = None
         self._pending = None
+
+    def _reset_state(self) -> None:
+        self.state.reset()
 
     def process(self, apdu: bytes) -> bytes:
         """Answer one command APDU; never raises (a handler bug answers 6F00, kept in
@@ -277,31 +274,35 @@ class CardOS:
         if len(raw) < 4:
             self._pending = None
             return self.WRONG_LENGTH
-        c = Command(raw)
-        if c.malformed and self.faults.active("extended_length_accepted"):
-            _read_extended(c)
+        c = self._parse(raw)
         cla, ins = c.cla, c.ins
         if (cla, ins) != self._get_response_cmd:
             self._pending = None
         if cla == self._sm_cla:  # any CLA-04 command uses the challenge up, whatever its fate
-            self._sm_challenge = self.state.take_challenge(
-                keep=self.faults.active("sec_challenge_reusable")
-            )
-        cla_known = cla in self._classes
-        if not cla_known and not self.faults.active("unknown_cla_accepted"):
+            self._sm_challenge = self._take_challenge()
+        entry = self._route(cla, ins)
+        if isinstance(entry, bytes):
+            return self._bend("", entry)
+        name, handler = entry
+        refused = self._refusals.get((name, c.p2))
+        return self._bend(name, refused if refused is not None else handler(c))
+
+    def _parse(self, raw: bytes) -> Command:
+        return Command(raw)
+
+    def _take_challenge(self) -> bytes | None:
+        """The challenge for this command, used up (§3: a challenge serves once)."""
+        return self.state.take_challenge()
+
+    def _route(self, cla: int, ins: int) -> tuple[str, Handler] | bytes:
+        """The (command name, handler) for CLA/INS, or the status word refusing them (§5:
+        CLA is checked first, then INS, then that the INS belongs to that CLA)."""
+        if cla not in self._classes:
             return self.CLA_NOT_SUPPORTED
         table = self._by_ins.get(ins)
         if table is None:
-            if self.faults.active("unknown_ins_6e00"):
-                return self._fault_sw("unknown_ins_6e00")
             return self.INS_NOT_SUPPORTED
-        handler = table.get(cla)
-        if handler is None:
-            if cla_known and not self.faults.active("known_ins_wrong_class_accepted"):
-                return self.CLA_NOT_SUPPORTED
-            # faults unknown_cla_accepted / known_ins_wrong_class_accepted
-            handler = next(iter(table.values()))
-        return handler(c)
+        return table.get(cla) or self.CLA_NOT_SUPPORTED
 
     # ------------------------------------------------------------------ answers
     def _data(self, data: bytes) -> bytes:
@@ -311,99 +312,60 @@ class CardOS:
             return bytes([self._sw1_available, len(data) & 0xFF])
         return data + self.OK
 
-    def _fault_sw(self, name: str) -> bytes:
-        return bytes.fromhex(FAULTS[name].value)
-
-    def _answer(self, reference: bytes, fault: str) -> bytes:
-        """The reference status word, or the deviating one of `fault` when it is active."""
-        return self._fault_sw(fault) if self.faults.active(fault) else reference
-
-    def _wrong_p1p2(self) -> bytes:
-        return self._answer(self.WRONG_P1P2, "wrong_p1p2_6b00")
-
     def _wrong_le(self, right: int) -> bytes:
-        return self._answer(bytes([self._sw1_wrong_le, right & 0xFF]), "wrong_le_6700")
+        return bytes([self._sw1_wrong_le, right & 0xFF])
 
     def _wrong_lc(self) -> bytes:
-        return self._answer(self.WRONG_LENGTH, "wrong_lc_6a87")
-
-    def _no_current_ef(self) -> bytes:
-        return self._answer(self.NO_CURRENT_EF, "no_current_ef_6a82")
-
-    def _incompatible(self) -> bytes:
-        return self._answer(self.INCOMPATIBLE, "wrong_structure_6986")
-
-    def _record_not_found(self) -> bytes:
-        return self._answer(self.RECORD_NOT_FOUND, "missing_record_6a82")
+        """A data field of the wrong length (SELECT, EXTERNAL AUTHENTICATE)."""
+        return self.WRONG_LENGTH
 
     def _cryptogram_sw(self, tries_left: int) -> bytes:
         return (self._sw_cryptogram | tries_left).to_bytes(2, "big")
 
     # ------------------------------------------------------------------ rights
+    def _has(self, key: str | None) -> bool:
+        """Whether the right named ``key`` (a key family or ``free``) holds in the current DF."""
+        return key is not None and (key == FREE or key in self.state.rights_in(self.cur_df))
+
+    def _may(self, ef: EFile, right: str) -> bool:
+        """Whether ``right`` on the EF holds: its access rule's key (or, with a declared
+        fault, another key that also grants it)."""
+        keys = (getattr(ef.access, right), *self._extra_keys(ef.path, right))
+        return any(self._has(k) for k in keys)
+
     def _may_read(self, ef: EFile) -> bool:
-        key = ef.access.read
-        if key == FREE:
-            return True
-        rights = self.state.rights_in(self.cur_df)
-        if key in rights:
-            return True
-        f = self.faults
-        if f.active("sec_read_unchecked"):
-            return True
-        free_read = FAULTS["sec_ddf1_ef06_free_read"]
-        if f.active(free_read.name) and ef.path == free_read.target:
-            return True
-        if f.active("sec_update_grants_read") and ef.access.update in rights:
-            return True
-        opens = FAULTS["sec_ddf1_read_opens_df01"]
-        return (
-            f.active(opens.name)
-            and ef.df == opens.target
-            and opens.value in self.state.granted_since_reset
-        )
+        return self._may(ef, "read")
 
     def _may_update(self, ef: EFile) -> bool:
-        rights = self.state.rights_in(self.cur_df)
-        if ef.access.update is not None and ef.access.update in rights:
-            return True
-        if self.faults.active("sec_update_any_key") and self.state.granted_since_reset:
-            return True
-        f = FAULTS["rec_read_key_writes"]
-        if self.faults.active(f.name) and ef.df == f.target and ef.data is not None:
-            return f.value in rights
-        f = FAULTS["sec_uk_df02_1_opens_ef06"]
-        return self.faults.active(f.name) and ef.path == f.target and f.value in rights
+        return self._may(ef, "update")
+
+    def _may_update_plain(self, ef: EFile) -> bool:
+        """Plain UPDATE RECORD: TLV files change only under SM, index files only by mark and
+        erase (6982), other record files with their update right."""
+        if ef.structure is Structure.TLV_RECORDS:
+            return False
+        return ef.access.update_mode is UpdateMode.PLAIN and self._may_update(ef)
+
+    def _may_sm_update(self, ef: EFile) -> bool:
+        return self._may_update(ef)
+
+    def _may_index(self, ef: EFile, *, mark: bool) -> bool:
+        return self._may(ef, "mark" if mark else "erase")
 
     def _card_key(self, family: str) -> bytes:
-        """The card key of a family: fixed at personalization (unless a fault re-derives it)."""
-        if self.faults.active("sec_keys_follow_item57") and self._city_place is not None:
-            first = self.content.card_number_keys.get(family)
-            place = self._city_place
-            ef = self.content.files.get(place.path)
-            if first is not None and ef is not None and ef.records and place.record:
-                city = ef.records[place.record - 1][2:]
-                return crypto.diversify(first, crypto.city_code_factor(city))
+        """The card key of a family: fixed at personalization (§3)."""
         return self.content.card_keys[family]
 
     # ------------------------------------------------------------------ SELECT
     def _select(self, c: Command) -> bytes:
-        if self.faults.active("sec_challenge_cleared_by_select"):
-            self.state.challenge = None
-        if (
-            c.p1 != 0
-            or c.p2 not in SELECT_P2
-            or (c.p2 == SELECT_P2[1] and self.faults.active("select_p2_0c_rejected"))
-            or (c.p2 == SELECT_P2[0] and self.faults.active("select_p2_00_rejected"))
-        ):
-            return self._wrong_p1p2()
+        if c.p1 != 0 or c.p2 not in SELECT_P2:
+            return self.WRONG_P1P2
         if c.malformed:
             return self.WRONG_LENGTH
         if len(c.data) != len(MF_FID):
             return self._wrong_lc()
         target = self._lookup[self.cur_df].get(c.data)
         if target is None:
-            if self.faults.active("select_missing_6a87"):
-                return self._fault_sw("select_missing_6a87")
             return self.FILE_NOT_FOUND
         if isinstance(target, str):
             self._enter_df(target)
@@ -412,12 +374,10 @@ class CardOS:
         return self.OK
 
     def _enter_df(self, name: str) -> None:
+        """Selecting another DF clears the rights of the one left; the same DF keeps them."""
         if name != self.cur_df:
-            if not self.faults.active("sec_rights_survive_df_change"):
-                self.state.leave_df(self.cur_df)
+            self.state.leave_df(self.cur_df)
             self.cur_df = name
-        elif self.faults.active("sec_reselect_df_clears"):
-            self.state.leave_df(name)
         self.cur_ef = None
 
     # ------------------------------------------------------------------ READ RECORD
@@ -425,19 +385,17 @@ class CardOS:
         if c.p2 == P2_RECORD_NUMBER:
             by_tag = False
         elif c.p2 == P2_RECORD_ID:
-            if self.faults.active("data_no_read_by_tag"):
-                return self._wrong_p1p2()
             by_tag = True
         else:
-            return self._wrong_p1p2()
+            return self.WRONG_P1P2
         if c.malformed or c.data:
             return self.WRONG_LENGTH
         ef = self.cur_ef
         if ef is None:
-            return self._no_current_ef()
+            return self.NO_CURRENT_EF
         records = ef.records
         if records is None or (by_tag and ef.structure is not Structure.TLV_RECORDS):
-            return self._incompatible()
+            return self.INCOMPATIBLE
         if not self._may_read(ef):
             return self.SECURITY
         record: bytes | None = None
@@ -446,7 +404,7 @@ class CardOS:
         elif 1 <= c.p1 <= len(records):
             record = records[c.p1 - 1]
         if record is None:
-            return self._record_not_found()
+            return self.RECORD_NOT_FOUND
         le = c.le
         if le is not None and le != self._max_le and le != len(record):
             return self._wrong_le(len(record))
@@ -455,21 +413,19 @@ class CardOS:
     # ------------------------------------------------------------------ READ / UPDATE BINARY
     def _read_binary(self, c: Command) -> bytes:
         if c.p1 & NO_SFI_BIT:
-            return self._wrong_p1p2()
+            return self.WRONG_P1P2
         if c.malformed or c.data:
             return self.WRONG_LENGTH
         ef = self.cur_ef
         if ef is None:
-            return self._no_current_ef()
+            return self.NO_CURRENT_EF
         data = ef.data
         if data is None:
-            return self._incompatible()
+            return self.INCOMPATIBLE
         if not self._may_read(ef):
             return self.SECURITY
         offset = (c.p1 << 8) | c.p2
         if offset >= len(data):
-            if self.faults.active("read_binary_past_end_6a82"):
-                return self._fault_sw("read_binary_past_end_6a82")
             return self.OFFSET_BEYOND_END
         left = len(data) - offset
         le = c.le
@@ -483,38 +439,32 @@ class CardOS:
 
     def _update_binary(self, c: Command) -> bytes:
         if c.p1 & NO_SFI_BIT:
-            return self._wrong_p1p2()
+            return self.WRONG_P1P2
         if c.malformed or not c.data:
             return self.WRONG_LENGTH
         ef = self.cur_ef
         if ef is None:
-            return self._no_current_ef()
+            return self.NO_CURRENT_EF
         data = ef.data
         if data is None:
-            return self._incompatible()
+            return self.INCOMPATIBLE
         if ef.access.update_mode is not UpdateMode.PLAIN or not self._may_update(ef):
             return self.SECURITY
-        offset = 0 if self.faults.active("rec_offset_ignored") else (c.p1 << 8) | c.p2
+        offset = self._binary_offset(c)
         if offset >= len(data):
             return self.OFFSET_BEYOND_END
-        end = offset + len(c.data)
-        if end > len(data):
-            f = FAULTS["rec_update_past_end_truncates"]
-            if not (self.faults.active(f.name) and ef.df == f.target):
-                return self.WRONG_LENGTH
-            end = len(data)
-        sig = ef.signature
-        if (
-            sig is not None
-            and self.faults.active("rec_signature_readonly")
-            and offset < sig[0] + sig[1]
-            and end > sig[0]
-        ):
-            return self._fault_sw("rec_signature_readonly")
-        f = FAULTS["rec_truncate_1024"]
-        if self.faults.active(f.name) and ef.df == f.target:
-            end = min(end, max(offset, int(f.value)))
-        data[offset:end] = c.data[: end - offset]
+        return self._write_binary(ef, offset, c.data)
+
+    def _binary_offset(self, c: Command) -> int:
+        return (c.p1 << 8) | c.p2
+
+    def _write_binary(self, ef: EFile, offset: int, chunk: bytes) -> bytes:
+        """Write ``chunk`` at ``offset``: all of it, or nothing if it runs past the end."""
+        assert ef.data is not None
+        end = offset + len(chunk)
+        if end > len(ef.data):
+            return self.WRONG_LENGTH
+        ef.data[offset:end] = chunk
         return self.OK
 
     # ------------------------------------------------------------------ UPDATE RECORD (plain)
@@ -524,95 +474,86 @@ class CardOS:
         elif c.p2 == P2_CYCLIC_NEW and c.p1 == 0:
             new_cyclic = True
         else:
-            return self._wrong_p1p2()
+            return self.WRONG_P1P2
         if c.malformed or not c.data:
             return self.WRONG_LENGTH
         ef = self.cur_ef
         if ef is None:
-            return self._no_current_ef()
+            return self.NO_CURRENT_EF
         records = ef.records
         if records is None or (new_cyclic and ef.structure is not Structure.CYCLIC):
-            return self._incompatible()
-        if ef.structure is Structure.TLV_RECORDS:  # TLV files change only under SM
-            if not (self.faults.active("sec_plain_update_tlv") and self._may_update(ef)):
-                return self.SECURITY
-        elif (ef.access.update_mode is not UpdateMode.PLAIN or not self._may_update(ef)) and not (
-            self.faults.active("idx_plain_update_accepted")
-            and ef.access.mark in self.state.rights_in(self.cur_df)
-        ):
-            return self.SECURITY  # index files change only by mark/erase
+            return self.INCOMPATIBLE
+        if not self._may_update_plain(ef):
+            return self.SECURITY
         if new_cyclic:
             length = ef.record_length
         elif 1 <= c.p1 <= len(records):
             length = len(records[c.p1 - 1])
         else:
-            return self._record_not_found()
+            return self.RECORD_NOT_FOUND
         if len(c.data) != length:
             return self.WRONG_LENGTH
-        if (
-            not new_cyclic
-            and ef.structure is Structure.CYCLIC
-            and self.faults.active("cyc_rewrite_appends")
-        ):
-            new_cyclic = True
-        if not new_cyclic:
-            records[c.p1 - 1] = c.data
-        elif self.faults.active("cyc_no_rotate"):
-            records[0] = c.data
-        elif self.faults.active("cyc_newest_last"):
-            del records[0]
-            records.append(c.data)
+        if new_cyclic:
+            self._append_cyclic(records, c.data)
         else:
-            records.insert(0, c.data)
-            del records[-1]
+            self._write_record(ef, c.p1, c.data)
         return self.OK
+
+    def _write_record(self, ef: EFile, n: int, data: bytes) -> None:
+        assert ef.records is not None
+        ef.records[n - 1] = data
+
+    def _append_cyclic(self, records: list[bytes], data: bytes) -> None:
+        """A new record 1: the others move down one, the oldest (the last) drops out."""
+        records.insert(0, data)
+        del records[-1]
 
     # ------------------------------------------------------------------ UPDATE RECORD (SM)
     def _update_record_sm(self, c: Command) -> bytes:
         challenge, self._sm_challenge = self._sm_challenge, None
         if c.p2 != P2_RECORD_NUMBER:
-            return self._wrong_p1p2()
+            return self.WRONG_P1P2
         if c.malformed or not c.data:
             return self.WRONG_LENGTH
         ef = self.cur_ef
         if ef is None:
-            return self._no_current_ef()
+            return self.NO_CURRENT_EF
         records = ef.records
         if records is None or ef.structure is not Structure.TLV_RECORDS:
-            return self._incompatible()
-        if not self._may_update(ef) and not self.faults.active("sec_sm_without_update_right"):
+            return self.INCOMPATIBLE
+        if not self._may_sm_update(ef):
             return self.SECURITY
         if challenge is None:
             return self.NO_CHALLENGE
         sk = crypto.session_key(self._card_key(self._sm_key[ef.df]), challenge)
-        header, body = c.raw[:5], c.data
-        tlv: bytes | None = None
         try:
-            tlv = crypto.sm_unwrap_update(sk, header, body)
+            tlv = self._sm_unwrap(sk, c.raw[:5], c.data)
         except crypto.MacError:
-            if not self.faults.active("sec_wrong_mac_accepted"):
-                return self.WRONG_MAC
-            enc = body[: -crypto.MAC_LEN]
-            body = enc + crypto.cbc_mac(sk, header + enc)[: crypto.MAC_LEN]
-            try:
-                tlv = crypto.sm_unwrap_update(sk, header, body)
-            except crypto.SecureMessagingError:
-                tlv = None
-        except crypto.SecureMessagingError:
-            tlv = None
+            return self.WRONG_MAC
         if not 1 <= c.p1 <= len(records):
-            return self._record_not_found()
+            return self.RECORD_NOT_FOUND
         if tlv is None:
             return self.WRONG_DATA
-        tag = ef.tags[c.p1 - 1]
-        length = self.profile.item(tag).length
-        if (len(tlv) != length + 2 or tlv[0] != tag or tlv[1] != length) and not (
-            self.faults.active("sec_sm_tlv_unchecked")
-        ):
+        if not self._tlv_fits(ef, c.p1, tlv):
             return self.WRONG_DATA
-        if not self.faults.active("sec_sm_update_ignored"):
-            records[c.p1 - 1] = tlv
+        self._write_record(ef, c.p1, tlv)
         return self.OK
+
+    def _sm_unwrap(self, sk: bytes, header: bytes, body: bytes) -> bytes | None:
+        """The TLV of an SM update, None when it is malformed; MacError when its MAC is
+        wrong (§4)."""
+        try:
+            return crypto.sm_unwrap_update(sk, header, body)
+        except crypto.MacError:
+            raise
+        except crypto.SecureMessagingError:
+            return None
+
+    def _tlv_fits(self, ef: EFile, n: int, tlv: bytes) -> bool:
+        """The TLV is record n's item: its tag and its fixed length."""
+        tag = ef.tags[n - 1]
+        length = self.profile.item(tag).length
+        return len(tlv) == length + 2 and tlv[0] == tag and tlv[1] == length
 
     # ------------------------------------------------------------------ index mark / erase
     def _mark_record(self, c: Command) -> bytes:
@@ -623,78 +564,62 @@ class CardOS:
 
     def _index_record(self, c: Command, *, mark: bool) -> bytes:
         if c.p2 != P2_RECORD_NUMBER:
-            return self._wrong_p1p2()
-        if (
-            c.malformed
-            or (c.data and not self.faults.active("idx_data_field_accepted"))
-            or (c.le is not None and c.le != self._max_le)
-        ):
+            return self.WRONG_P1P2
+        le_wrong = c.le is not None and c.le != self._max_le
+        if c.malformed or self._index_data_refused(c) or le_wrong:
             return self.WRONG_LENGTH
         ef = self.cur_ef
         if ef is None:
-            return self._no_current_ef()
+            return self.NO_CURRENT_EF
         key = ef.access.mark if mark else ef.access.erase
         records = ef.records
         if key is None or records is None:
-            return self._incompatible()
-        rights = self.state.rights_in(self.cur_df)
-        other = FAULTS["sec_uk_df03_2_marks" if mark else "sec_uk_df03_1_erases"]
-        if (
-            key not in rights
-            and not (self.faults.active(other.name) and other.value in rights)
-            and not (self.faults.active("sec_update_any_key") and self.state.granted_since_reset)
-        ):
+            return self.INCOMPATIBLE
+        if not self._may_index(ef, mark=mark):
             return self.SECURITY
         if not 1 <= c.p1 <= len(records):
-            return self._record_not_found()
-        used, free = self._index_flags[ef.path]
-        if mark:
-            flag = used
-            if self.faults.active("idx_mark_writes_01"):
-                flag = self._fault_sw("idx_mark_writes_01")
-        else:
-            if self.faults.active("idx_erase_noop"):
-                return self.OK
-            flag = free
-        records[c.p1 - 1] = flag * ef.record_length
+            return self.RECORD_NOT_FOUND
+        self._set_flag(ef, c.p1, mark=mark)
         return self.OK
+
+    def _index_data_refused(self, c: Command) -> bool:
+        """Mark and erase carry no data field (§5: 6700)."""
+        return bool(c.data)
+
+    def _set_flag(self, ef: EFile, n: int, *, mark: bool) -> None:
+        """Record n holds the used flag (mark) or the free flag (erase) of its code table."""
+        assert ef.records is not None
+        used, free = self._index_flags[ef.path]
+        ef.records[n - 1] = (used if mark else free) * ef.record_length
 
     # ------------------------------------------------------------------ challenge, auth
     def _get_challenge(self, c: Command) -> bytes:
         if c.p1 or c.p2:
-            return self._wrong_p1p2()
-        n = self._challenge_len
-        if c.malformed or c.data or c.le != n:
-            if not (
-                self.faults.active("get_challenge_any_le")
-                and not c.malformed
-                and not c.data
-                and c.le is not None
-            ):
-                return self.WRONG_LENGTH
-            n = c.le
-        if self.faults.active("constant_challenge"):
-            challenge = self._fault_sw("constant_challenge")[:n].ljust(n, b"\x00")
-        elif self.faults.active("challenge_small_pool"):
-            challenge = self._pool[self._pool_next][:n].ljust(n, b"\x00")
-            self._pool_next = (self._pool_next + 1) % len(self._pool)
-        else:
-            challenge = secrets.token_bytes(n)
+            return self.WRONG_P1P2
+        n = self._challenge_size(c)
+        if n is None:
+            return self.WRONG_LENGTH
+        challenge = self._new_challenge(n)
         self.state.challenge = challenge
         return self._data(challenge)
 
+    def _challenge_size(self, c: Command) -> int | None:
+        """The challenge length asked for: exactly the profile's (else 6700, None here)."""
+        n = self._challenge_len
+        return n if not c.malformed and not c.data and c.le == n else None
+
+    def _new_challenge(self, n: int) -> bytes:
+        return secrets.token_bytes(n)
+
     def _external_authenticate(self, c: Command) -> bytes:
-        faults = self.faults
-        challenge = self.state.take_challenge(keep=faults.active("sec_challenge_reusable"))
+        challenge = self._take_challenge()
         if c.p1 != 0:
-            return self._wrong_p1p2()
+            return self.WRONG_P1P2
         if c.malformed:
             return self.WRONG_LENGTH
         if len(c.data) != self._auth_len:
             return self._wrong_lc()
-        family = self._kids.get((self.cur_df, c.p2))
-        if family is None and faults.active("sec_kid_any_df"):
-            family = next((n for (_df, kid), n in self._kids.items() if kid == c.p2), None)
+        family = self._find_key(c.p2)
         if family is None:
             return self.KEY_NOT_FOUND
         left = self.content.retry[family]
@@ -706,26 +631,34 @@ class CardOS:
         cryptogram, x, trailer = c.data[:n], c.data[n : 2 * n], c.data[2 * n :]
         sk = crypto.session_key(self._card_key(family), challenge)
         if not hmac.compare_digest(crypto.auth_cryptogram(sk, x), cryptogram):
-            if left > 0 and not faults.active("sec_retry_not_decremented"):
-                left -= 1
-                self.content.retry[family] = left
-            if faults.active("sec_failed_auth_revokes"):
-                self.state.revoke_all_in(self.cur_df)
-            return self._cryptogram_sw(left)
-        if trailer != self._auth_trailer and not faults.active("sec_ext_auth_trailer_ignored"):
+            return self._cryptogram_sw(self._auth_failed(family))
+        if not self._trailer_ok(trailer):
             return self.WRONG_DATA
-        if not faults.active("sec_retry_not_restored"):
-            self.content.retry[family] = self._retry_limit
-        if not (
-            faults.active("sec_read_key_grants_nothing") and self.profile.key(family).use == "read"
-        ):
-            self.state.grant(self.cur_df, family)
+        self._auth_succeeded(family)
         return self.OK
+
+    def _find_key(self, kid: int) -> str | None:
+        """The key family of KID ``kid`` among the current DF's keys (§3)."""
+        return self._kids.get((self.cur_df, kid))
+
+    def _auth_failed(self, family: str) -> int:
+        """A wrong cryptogram: one try less (down to 0); the tries left."""
+        left = max(0, self.content.retry[family] - 1)
+        self.content.retry[family] = left
+        return left
+
+    def _trailer_ok(self, trailer: bytes) -> bool:
+        return trailer == self._auth_trailer
+
+    def _auth_succeeded(self, family: str) -> None:
+        """The counter is full again and the family's right holds in the current DF."""
+        self.content.retry[family] = self._retry_limit
+        self.state.grant(self.cur_df, family)
 
     # ------------------------------------------------------------------ GET RESPONSE (T=0)
     def _get_response(self, c: Command) -> bytes:
         if c.p1 or c.p2:
-            return self._wrong_p1p2()
+            return self.WRONG_P1P2
         if c.malformed or c.data or c.le is None:
             return self.WRONG_LENGTH
         pending = self._pending
@@ -734,25 +667,24 @@ class CardOS:
         if c.le != self._max_le and c.le != len(pending):
             return self._wrong_le(len(pending))
         self._pending = None
-        if self.faults.active("get_response_broken"):
-            pending = pending[:-1]
-        return pending + self.OK
+        return self._collected(pending) + self.OK
+
+    def _collected(self, pending: bytes) -> bytes:
+        """The data GET RESPONSE returns: all that was held back."""
+        return pending
 
     # ------------------------------------------------------------------ PIN (feature pin)
     def _pin_bcd(self) -> bytes:
         return bytes.fromhex(self.content.pin or "")
 
     def _wrong_pin(self) -> bytes:
-        tries = self.content.pin_tries
-        if tries > 0 and not self.faults.active("pin_wrong_not_decremented"):
-            tries -= 1
-            self.content.pin_tries = tries
+        self.content.pin_tries = max(0, self.content.pin_tries - 1)
         self.state.pin_verified = False
-        return self._cryptogram_sw(tries)
+        return self._cryptogram_sw(self.content.pin_tries)
 
     def _verify_pin(self, c: Command) -> bytes:
         if c.p1 or c.p2:
-            return self._wrong_p1p2()
+            return self.WRONG_P1P2
         if c.malformed or len(c.data) != self._pin_len:
             return self.WRONG_LENGTH
         if self.content.pin_tries == 0:
@@ -765,21 +697,24 @@ class CardOS:
 
     def _change_pin(self, c: Command) -> bytes:
         if c.p1 != CHANGE_PIN_P1 or c.p2:
-            return self._wrong_p1p2()
+            return self.WRONG_P1P2
         n = self._pin_len
         if c.malformed or len(c.data) != 2 * n + 1:
             return self.WRONG_LENGTH
         if self.content.pin_tries == 0:
             return self.KEY_LOCKED
         old, separator, new = c.data[:n], c.data[n], c.data[n + 1 :]
-        if not hmac.compare_digest(old, self._pin_bcd()) and not self.faults.active(
-            "pin_change_no_old_check"
-        ):
+        if not self._old_pin_ok(old):
             return self._wrong_pin()
         digits = new.hex()
         if separator != CHANGE_PIN_SEPARATOR or not digits.isdigit():
             return self.WRONG_DATA
         self.content.pin_tries = self._pin_limit
-        if not self.faults.active("pin_change_ignored"):
-            self.content.pin = digits
+        self._store_pin(digits)
         return self.OK
+
+    def _old_pin_ok(self, old: bytes) -> bool:
+        return hmac.compare_digest(old, self._pin_bcd())
+
+    def _store_pin(self, digits: str) -> None:
+        self.content.pin = digits

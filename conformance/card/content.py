@@ -4,7 +4,8 @@ Everything here is built from the profile: the file tree, the record lengths, th
 of every item and the key families. Personalization writes the cardholder's items; the card
 keys are derived once, here, from the master keys, the card-number factor and the city code
 (REFERENCE.md §3–§4). The faults of the FS and DATA groups act at this point, because that is
-where a real card's file system and personalization would go wrong.
+where a real card's file system and personalization would go wrong: the declared ones through
+:mod:`conformance.card.deviations`, a few coding hooks in :class:`_Encoder`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from conformance import crypto
-from conformance.card.faults import FAULTS, FaultSet
+from conformance.card.deviations import file_spec, patch_records, written_items
+from conformance.card.faults import FaultSet
 from conformance.model import codecs
 from conformance.model.codecs import Coding
 from conformance.model.personalization import KeySet, Personalization
@@ -144,73 +146,50 @@ def _layout_record(
 # --------------------------------------------------------------------------- the file tree
 
 
-def _tlv_record(
-    profile: CardProfile, path: str, record: int, number: int, value: bytes, faults: FaultSet
-) -> bytes:
-    """tag ‖ len ‖ value, with the DATA faults that bend the tag or the length byte."""
+def _tlv_record(number: int, value: bytes, faults: FaultSet) -> bytes:
+    """tag ‖ len ‖ value (the tag is the item number), bent by the hook data_tlv_value_short."""
     if faults.active("data_tlv_value_short"):
         value = value[:-1]
-    tag, length = number, len(value)
-    f = FAULTS["data_tlv_len_item11"]
-    if faults.active(f.name) and number == int(f.target):
-        length -= 1
-    f = FAULTS["data_tag_ddf1_ef05_rec10"]
-    if faults.active(f.name) and path == f.target and record == int(f.value):
-        tag = int(str(number), 16)  # the decimal item number written as if it were hex
-    return bytes([tag, length]) + value
+    return bytes([number, len(value)]) + value
 
 
 def blank_files(profile: CardProfile, faults: FaultSet) -> dict[str, EFile]:
-    """Every EF of the profile (as bent by FS faults) in its initial, unpersonalized state."""
+    """Every EF of the card's file tree (the profile's, as bent by the layout and access
+    faults) in its initial, unpersonalized state."""
     enc = _Encoder(faults)
     files: dict[str, EFile] = {}
-    for path, ef in profile.files.items():
-        df = path.partition("/")[0]
-        if faults.active("fs_ee02_missing") and path == FAULTS["fs_ee02_missing"].target:
+    for path in profile.files:
+        ef = file_spec(profile, path, faults)
+        if ef is None:  # a missing file
             continue
+        df = path.partition("/")[0]
         base = EFile(path, df, bytes.fromhex(ef.fid), ef.structure, ef.access)
         if ef.structure is Structure.TLV_RECORDS:
-            items = list(ef.items)
-            if faults.active("fs_df01_ef06_8_records") and (
-                path == FAULTS["fs_df01_ef06_8_records"].target
-            ):
-                items = items[:-1]
-            base.tags = tuple(items)
+            base.tags = tuple(ef.items)
             base.records = [
-                _tlv_record(profile, path, r, n, enc.empty(profile.item(n).coding,
-                                                           profile.item(n).length), faults)
-                for r, n in enumerate(items, start=1)
+                _tlv_record(n, enc.empty(profile.item(n).coding, profile.item(n).length), faults)
+                for n in ef.items
             ]
         elif ef.structure is Structure.CYCLIC:
             length = ef.record_length or 0
-            f = FAULTS["fs_df02_ef08_reclen_23"]
-            if faults.active(f.name) and path == f.target:
-                length = int(f.value)
             base.record_length = length
             empty = _layout_record(profile, ef.layout or "", {}, length, enc)
             base.records = [empty] * (ef.records or 0)
         elif ef.structure is Structure.LINEAR_FIXED:
-            _, free = index_flags(profile, ef.items)
+            free = index_flags(profile, ef.items)[1] if ef.items else b"\x00"
             if faults.active("data_index_flags_01"):
-                free = bytes.fromhex(FAULTS["data_index_flags_01"].value)
-            length = ef.record_length or 0
-            count = ef.records or 0
-            f = FAULTS["fs_df03_ef06_transparent"]
-            if faults.active(f.name) and path == f.target:
-                base.structure = Structure.TRANSPARENT
-                base.data = bytearray(free * (length * count))
-            else:
-                base.record_length = length
-                base.records = [free * length] * count
+                free = bytes.fromhex(faults.fault("data_index_flags_01").value)
+            base.record_length = ef.record_length or 0
+            base.records = [free * base.record_length] * (ef.records or 0)
         else:
             size = ef.size or 0
-            f = FAULTS["fs_photo_3000"]
-            if faults.active(f.name) and path == f.target:
-                size = int(f.value)
-            base.data = bytearray(_layout_record(profile, ef.layout or "", {}, size, enc))
-            for field_ in profile.layout(ef.layout or ""):
-                if field_.role == "signature":
-                    base.signature = (field_.offset, field_.length)
+            if ef.layout is None:
+                base.data = bytearray(size)
+            else:
+                base.data = bytearray(_layout_record(profile, ef.layout, {}, size, enc))
+                for field_ in profile.layout(ef.layout):
+                    if field_.role == "signature":
+                        base.signature = (field_.offset, field_.length)
         files[path] = base
     return files
 
@@ -251,11 +230,10 @@ def build_content(
     items = dict(personalization.items)
     city = _city_item(profile)
     city_bcd = profile.encode_item(city, items.get(city, ""))
-    f = FAULTS["data_card_number_altered"]
+    items = written_items(items, faults)  # the keys keep the true city code
+    f = faults.fault("data_card_number_altered")
     if faults.active(f.name):
         items[int(f.target)] = _altered_card_number(items.get(int(f.target), ""))
-    if faults.active("data_city_code_missing"):
-        items.pop(int(FAULTS["data_city_code_missing"].target), None)
     if faults.active("data_dates_ddmmyyyy"):
         for n, v in items.items():
             if "date" in profile.item(n).rules and len(v) == 8:
@@ -266,15 +244,16 @@ def build_content(
                 if n in items:
                     item = profile.item(n)
                     value = enc.encode(Coding(item.coding), items[n], item.length)
-                    ef.records[r - 1] = _tlv_record(profile, ef.path, r, n, value, faults)
+                    ef.records[r - 1] = _tlv_record(n, value, faults)
     for path, records in personalization.cyclic.items():
-        ef = files[path]
+        ef = files.get(path)
         spec = profile.file(path)
-        if ef.records is None:
+        if ef is None or ef.records is None or ef.structure is not spec.structure:
             continue
         for i, values in enumerate(records[: len(ef.records)]):
             ef.records[i] = _layout_record(profile, spec.layout or "", values, ef.record_length,
                                            enc)
+    patch_records(files, faults)
     card_keys, first = derive_card_keys(profile, keys, personalization.card_number_factor,
                                         city_bcd)
     pin = personalization.pin

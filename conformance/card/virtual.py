@@ -27,7 +27,8 @@ from conformance.card.content import (
     content_to_image,
     read_image,
 )
-from conformance.card.faults import FAULTS, FaultSet
+from conformance.card.faults import FaultSet, fault_catalogue
+from conformance.card.hooks import FaultyCardOS
 from conformance.model.personalization import KeySet, Personalization
 from conformance.model.profile import CardProfile
 
@@ -52,10 +53,10 @@ def _build_atr(profile: CardProfile, factor: bytes, faults: FaultSet) -> bytes:
     atr = bytearray(profile.atr(factor))
     spec = profile.spec.atr
     if faults.active("atr_inverse_ts"):
-        atr[0] = int(FAULTS["atr_inverse_ts"].value, 16)
+        atr[0] = int(faults.fault("atr_inverse_ts").value, 16)
     if faults.active("atr_wrong_t0_count"):
         atr[1] = (atr[1] & 0xF0) | ((atr[1] - 1) & 0x0F)
-    f = FAULTS["atr_wrong_spec_year"]
+    f = faults.fault("atr_wrong_spec_year")
     if faults.active(f.name):
         offset = 2 + len(bytes.fromhex(spec.interface_bytes))
         for hist in spec.historical:
@@ -69,7 +70,8 @@ class VirtualCard:
     """The reference resident health card in software (REFERENCE.md §1, §3, §5, §6).
 
     ``features`` are the optional features the simulated product declares (``pin``,
-    ``t0_get_response``, …); ``faults`` are names from :data:`conformance.card.faults.FAULTS`.
+    ``t0_get_response``, …); ``faults`` are names from the profile's fault catalogue
+    (:func:`conformance.card.faults.fault_catalogue`).
     """
 
     def __init__(
@@ -82,18 +84,21 @@ class VirtualCard:
     ) -> None:
         self.profile = profile
         self.features = check_features(profile, features)
-        self.faults = FaultSet(faults)
+        self.faults = FaultSet(faults, fault_catalogue(profile))
+        required = {name: self.faults.fault(name).requires for name in self.faults.names}
         missing = sorted(
-            f"{name} (needs feature {FAULTS[name].requires})"
-            for name in self.faults.names
-            if FAULTS[name].requires and FAULTS[name].requires not in self.features
+            f"{name} (needs feature {feature})"
+            for name, feature in required.items()
+            if feature and feature not in self.features
         )
         if missing:
             raise ValueError(f"fault(s) {', '.join(missing)} cannot show without the feature")
         if "pin" in self.features and content.pin is None:
             raise ValueError("feature 'pin' needs a card with a PIN (none personalized)")
         self.content = content
-        self._os = CardOS(profile, content, self.features, self.faults)
+        hooked = any(self.faults.fault(n).kind == "hook" for n in self.faults.names)
+        card_os = FaultyCardOS if hooked else CardOS  # the reference card asks no fault
+        self._os = card_os(profile, content, self.features, self.faults)
         self._atr = _build_atr(profile, content.card_number_factor, self.faults)
 
     # ------------------------------------------------------------------ factories
@@ -108,7 +113,7 @@ class VirtualCard:
         faults: frozenset[str] = frozenset(),
     ) -> VirtualCard:
         """A freshly personalized card: items written, card keys derived, counters full."""
-        fault_set = FaultSet(faults)
+        fault_set = FaultSet(faults, fault_catalogue(profile))
         feature_set = check_features(profile, features)
         content = build_content(profile, personalization, keys, fault_set,
                                  with_pin="pin" in feature_set)
@@ -125,7 +130,7 @@ class VirtualCard:
     ) -> VirtualCard:
         """A card from a saved JSON image; ValueError if it belongs to another profile
         (name, sha256 or file tree) or is malformed."""
-        fault_set = FaultSet(faults)
+        fault_set = FaultSet(faults, fault_catalogue(profile))
         content = content_from_image(read_image(path), profile, fault_set, str(path))
         return cls(profile, content, features=features, faults=fault_set.names)
 

@@ -156,7 +156,9 @@ def cases(profile: CardProfile) -> list[Case]:
         with ctx.precondition("read the city code (item 57) and select DDF1"):
             ctx.session.city_code_factor  # noqa: B018 - level-2 keys need it first
             ctx.session.select("DDF1")
-        ctx.session.authenticate(read_key)  # refusal → ApduError → FAIL
+        with ctx.expecting(f"EXTERNAL AUTHENTICATE with {read_key} diversified by the ATR's "
+                           "card-number factor"):
+            ctx.session.authenticate(read_key)
 
     @make(
         out,

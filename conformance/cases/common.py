@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 from conformance.apdu import ResponseAPDU
@@ -93,13 +94,29 @@ def read_record(
     return ctx.send(ctx.apdu("read_record", n, p2, le=le), raw=raw)
 
 
-def read_records(ctx: CaseContext, path: str, count: int | None = None) -> list[bytes]:
-    """Records 1..count (default: all) of the current EF; FAIL unless each answers 9000."""
+def read_records(
+    ctx: CaseContext, path: str, count: int | None = None, *, own: bool = False, note: str = ""
+) -> list[bytes]:
+    """Records 1..count (default: all) of the current EF ``path``: FAIL unless each answers
+    9000 with the length the profile declares for it.
+
+    A shared step (see ``CaseContext.step``) unless ``own``: the case whose expectation *is*
+    that the records read whole (record count and lengths, free reads) passes ``own=True``;
+    a case that only needs the bytes to judge something else leaves it a step. ``note`` is
+    added to each record's description (e.g. ", no rights").
+    """
     last = ctx.profile.record_count(path) if count is None else count
-    return [
-        ctx.expect_sw(read_record(ctx, n), "ok", what=f"READ RECORD {n} of {path}").data
-        for n in range(1, last + 1)
-    ]
+    scope = contextlib.nullcontext() if own else ctx.step(f"READ RECORD 1..{last} of {path}")
+    records: list[bytes] = []
+    with scope:
+        for n in range(1, last + 1):
+            what = f"READ RECORD {n} of {path}{note}"
+            data = ctx.expect_sw(read_record(ctx, n), "ok", what=what).data
+            expected = ctx.profile.record_length(path, n)
+            ctx.check(len(data) == expected,
+                      f"{what}: record {n} is {len(data)} bytes, expected {expected}")
+            records.append(data)
+    return records
 
 
 def read_binary(

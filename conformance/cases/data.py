@@ -20,7 +20,7 @@ The rule checkers are pure functions in :mod:`conformance.cases.rules`.
 
 from __future__ import annotations
 
-from conformance.cases.common import grant, make, read_record, slug
+from conformance.cases.common import grant, make, read_record, read_records, slug
 from conformance.cases.framework import Case, CaseContext
 from conformance.cases.rules import check_coding, check_rule, parse_date
 from conformance.iso7816 import RECORD_P2_BY_ID
@@ -57,9 +57,9 @@ def read_item_record(ctx: CaseContext, number: int) -> bytes:
     place = ctx.profile.place(number)
     assert place.record is not None
     grant(ctx, place.path)
-    response = ctx.expect_sw(read_record(ctx, place.record), "ok",
-                             what=f"READ RECORD {place.record} of {place.path} (item {number})")
-    return response.data
+    what = f"READ RECORD {place.record} of {place.path} (item {number})"
+    with ctx.step(what):
+        return ctx.expect_sw(read_record(ctx, place.record), "ok", what=what).data
 
 
 def tlv_problem(profile: CardProfile, number: int, record: bytes) -> str | None:
@@ -82,16 +82,17 @@ def item_value(ctx: CaseContext, number: int) -> str:
     card then does not hold a valid value of the item: see DATA-TLV / DATA-COD)."""
     item = ctx.profile.item(number)
     record = read_item_record(ctx, number)
-    problem = tlv_problem(ctx.profile, number, record)
-    if problem is not None:
-        ctx.fail(f"item {number} ({item.zh}) cannot be read as a value: {problem} "
-                 f"(see DATA-TLV-{number:03d})")
-    value = record[2:]
-    problem = check_coding(item.coding, value, item.length)
-    if problem is not None:
-        ctx.fail(f"item {number} ({item.zh}) cannot be read as a value: {problem} "
-                 f"(see DATA-COD-{number:03d})")
-    return codecs.decode(Coding(item.coding), value)
+    with ctx.step(f"decode item {number}"):
+        problem = tlv_problem(ctx.profile, number, record)
+        if problem is not None:
+            ctx.fail(f"item {number} ({item.zh}) cannot be read as a value: {problem} "
+                     f"(see DATA-TLV-{number:03d})")
+        value = record[2:]
+        problem = check_coding(item.coding, value, item.length)
+        if problem is not None:
+            ctx.fail(f"item {number} ({item.zh}) cannot be read as a value: {problem} "
+                     f"(see DATA-COD-{number:03d})")
+        return codecs.decode(Coding(item.coding), value)
 
 
 def rules_choice(profile: CardProfile, rules: list[str]) -> str:
@@ -332,10 +333,7 @@ def _cyclic_cases(profile: CardProfile, out: list[Case]) -> None:
             p = ctx.profile
             ef = p.file(path)
             grant(ctx, path)
-            for n in range(1, (ef.records or 0) + 1):
-                raw = ctx.expect_sw(read_record(ctx, n), "ok", what=f"READ RECORD {n}").data
-                ctx.check(len(raw) == ef.record_length,
-                          f"record {n} is {len(raw)} bytes, not {ef.record_length}")
+            for n, raw in enumerate(read_records(ctx, path, own=True), start=1):
                 for f in p.layout(ef.layout or ""):
                     chunk = raw[f.offset : f.offset + f.length]
                     what = f"record {n}, item {f.item} at {f.offset}"
@@ -370,12 +368,8 @@ def _index_cases(profile: CardProfile, out: list[Case]) -> None:
         )
         def index(ctx: CaseContext, path: str = path, number: int = number) -> None:
             p = ctx.profile
-            ef = p.file(path)
             grant(ctx, path)
-            for n in range(1, (ef.records or 0) + 1):
-                raw = ctx.expect_sw(read_record(ctx, n), "ok", what=f"READ RECORD {n}").data
-                ctx.check(len(raw) == ef.record_length,
-                          f"record {n} is {len(raw)} bytes, not {ef.record_length}")
+            for n, raw in enumerate(read_records(ctx, path, own=True), start=1):
                 value = codecs.decode(Coding(p.item(number).coding), raw)
                 for rule in p.item(number).rules:
                     problem = check_rule(rule, value, p.spec.code_tables)

@@ -4,6 +4,11 @@ A case body receives a CaseContext and judges the card only through the APDU int
 It signals its verdict by how it ends: returning is PASS, `ctx.fail` / a failed expectation is
 FAIL, `ctx.inconclusive` (or a failed precondition) is INCONCLUSIVE. Mapping exceptions to
 verdicts happens in one place, `conformance.runner.judge`.
+
+A FAIL also says where it fired (:func:`failed_at`): at the case's own expectation (``own``),
+in a step the case shares with others (``step: READ RECORD 3 of DF01/EF05``, a read inside
+``with ctx.step(…)``), or as a raw protocol error that escaped the body (``error: ApduError``).
+The verdict is the same; the kill matrix counts only ``own`` as the case catching a defect.
 """
 
 from __future__ import annotations
@@ -36,8 +41,34 @@ GROUPS = {
 }
 
 
+OWN = "own"
+"""``failed_at`` of a FAIL raised by the case's own expectation."""
+STEP_PREFIX = "step: "
+ERROR_PREFIX = "error: "
+
+
 class CaseFailure(AssertionError):
-    """The card broke a requirement."""
+    """The card broke a requirement; ``step`` names the shared step it fired in, if any."""
+
+    def __init__(self, message: str, *, step: str | None = None) -> None:
+        super().__init__(message)
+        self.step = step
+
+
+def _tag_step(exc: BaseException, what: str) -> None:
+    """Record on an exception the shared step it escaped from (the innermost step wins)."""
+    if getattr(exc, "step", None) is None:
+        exc.step = what  # type: ignore[attr-defined]
+
+
+def failed_at(exc: BaseException) -> str:
+    """Where a failing case fired: ``own``, ``step: <what>`` or ``error: <exception type>``."""
+    step = getattr(exc, "step", None)
+    if step is not None:
+        return STEP_PREFIX + step
+    if isinstance(exc, CaseFailure):
+        return OWN
+    return ERROR_PREFIX + type(exc).__name__
 
 
 class Inconclusive(Exception):
@@ -149,6 +180,25 @@ class CaseContext:
         raise Inconclusive(message)
 
     @contextlib.contextmanager
+    def step(self, what: str) -> Iterator[None]:
+        """A step the case shares with others (a read, a decode): a failure inside is still a
+        FAIL, but it is tagged as fired in ``what``, not by the case's own expectation."""
+        try:
+            yield
+        except (CaseFailure, ApduError, HostError, CodingError, ApduFormatError) as exc:
+            _tag_step(exc, what)
+            raise
+
+    @contextlib.contextmanager
+    def expecting(self, what: str) -> Iterator[None]:
+        """The case's own expectation is that the session calls inside succeed: a refusal
+        (ApduError) or a malformed answer (HostError, CodingError) is FAIL by this case."""
+        try:
+            yield
+        except (ApduError, HostError, CodingError, ApduFormatError) as exc:
+            raise CaseFailure(f"{what}: {exc}") from exc
+
+    @contextlib.contextmanager
     def precondition(self, what: str) -> Iterator[None]:
         """Errors inside are INCONCLUSIVE: the state the case needs could not be established."""
         try:
@@ -173,9 +223,11 @@ class CaseContext:
             try:
                 undo()
             except Exception as exc:
-                raise type(verdict)(
+                again = type(verdict)(
                     f"{verdict}; restoring {what} failed too, the card was left modified: {exc}"
-                ) from verdict
+                )
+                again.step = getattr(verdict, "step", None)  # type: ignore[union-attr]
+                raise again from verdict
             raise
         except BaseException:
             try:

@@ -8,9 +8,9 @@ here sends an append a faulty card might accept, which would drop its oldest rec
 
 from __future__ import annotations
 
-from conformance.cases.common import grant, make, read_binary, read_record, slug
+from conformance.cases.common import grant, make, read_binary, read_record, read_records, slug
 from conformance.cases.framework import Case, CaseContext
-from conformance.iso7816 import LE_WHOLE, RECORD_P2_BY_NUMBER
+from conformance.iso7816 import LE_WHOLE
 from conformance.model.profile import CardProfile
 from conformance.model.schema import Structure
 
@@ -34,7 +34,8 @@ def _df_cases(profile: CardProfile, out: list[Case]) -> None:
             severity="blocker",
         )
         def select_df(ctx: CaseContext, name: str = name) -> None:
-            ctx.session.select(name, force=True)
+            with ctx.expecting(f"SELECT along the path of {name}"):
+                ctx.session.select(name, force=True)
 
 
 def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
@@ -54,7 +55,8 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         severity="critical",
     )
     def selectable(ctx: CaseContext, path: str = path) -> None:
-        ctx.session.select(path, force=True)
+        with ctx.expecting(f"SELECT along the path of {path}"):
+            ctx.session.select(path, force=True)
 
     if ef.structure is not Structure.TRANSPARENT:
         count = profile.record_count(path)
@@ -95,16 +97,7 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         )
         def records(ctx: CaseContext, path: str = path, count: int = count) -> None:
             grant(ctx, path)
-            for n in range(1, count + 1):
-                response = ctx.expect_sw(
-                    read_record(ctx, n, RECORD_P2_BY_NUMBER, LE_WHOLE), "ok",
-                    what=f"READ RECORD {n}",
-                )
-                expected = ctx.profile.record_length(path, n)
-                ctx.check(
-                    len(response.data) == expected,
-                    f"record {n} is {len(response.data)} bytes, expected {expected}",
-                )
+            read_records(ctx, path, count, own=True)
             ctx.expect_sw(
                 read_record(ctx, count + 1),
                 "record_not_found",

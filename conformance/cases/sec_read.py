@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from conformance.apdu import sw_hex
-from conformance.cases.common import make, slug, sw_choice
+from conformance.cases.common import make, read_records, slug, sw_choice
 from conformance.cases.framework import Case, CaseContext
 from conformance.cases.sec_kit import (
     CLAUSE_READ,
@@ -53,12 +53,7 @@ def _free_read(path: str) -> Body:
     def body(ctx: CaseContext) -> None:
         sec = Sec(ctx)
         sec.go(path)
-        count = ctx.profile.record_count(path)
-        for n in range(1, count + 1):
-            response = sec.expect_ok(sec.read_record(n), f"READ RECORD {n} of {path}, no rights")
-            expected = ctx.profile.record_length(path, n)
-            ctx.check(len(response.data) == expected,
-                      f"record {n} of {path} is {len(response.data)} bytes, not {expected}")
+        read_records(ctx, path, own=True, note=", no rights")
 
     return body
 

@@ -86,27 +86,28 @@ def _sm_refused(path: str, variant: str) -> Body:
         sec = Sec(ctx)
         profile = ctx.profile
         item = profile.file(path).items[0]
+        length = profile.item(item).length  # the TLV is built from the profile, not the card
         original = _sm_state(sec, path)
-        value = original[2:]
+        value = original[2:].ljust(length, b"\x00")[:length]
         with ctx.restoring(f"record 1 of {path}", lambda: sec.put_back_record(path, original)):
             if variant == "mac":
-                tlv = original[:2] + changed_value(profile, item, value)
+                tlv = bytes([item, length]) + changed_value(profile, item, value)
                 response = sec.sm_update(path, 1, tlv, bad_mac=True)
                 ctx.expect_sw(response, "wrong_mac", what=f"SM update of {path} with a wrong MAC")
             elif variant == "tag":
                 items = profile.file(path).items
                 other = next((n for n in items if n != item), item - 1 if item > 1 else item + 1)
-                tlv = bytes([other, original[1]]) + value
+                tlv = bytes([other, length]) + value
                 response = sec.sm_update(path, 1, tlv)
                 ctx.expect_sw(response, "wrong_data",
                               what=f"SM update of record 1 of {path} (item {item}) with tag "
                                    f"{other:02X}, good MAC")
             else:
-                tlv = bytes([original[0], original[1] - 1]) + value[:-1]
+                tlv = bytes([item, length - 1]) + value[:-1]
                 response = sec.sm_update(path, 1, tlv)
                 ctx.expect_sw(response, "wrong_data",
                               what=f"SM update of record 1 of {path} with length "
-                                   f"{original[1] - 1:02X} (not {original[1]:02X}), good MAC")
+                                   f"{length - 1:02X} (not {length:02X}), good MAC")
             now = sec.record_now(1)
             ctx.check(now == original,
                       f"record 1 of {path} changed to "
@@ -121,8 +122,10 @@ def _sm_writes(path: str) -> Body:
         sec = Sec(ctx)
         profile = ctx.profile
         item = profile.file(path).items[0]
+        length = profile.item(item).length
         original = _sm_state(sec, path)
-        changed = original[:2] + changed_value(profile, item, original[2:])
+        value = original[2:].ljust(length, b"\x00")[:length]
+        changed = bytes([item, length]) + changed_value(profile, item, value)
         with ctx.restoring(f"record 1 of {path}", lambda: sec.put_back_record(path, original)):
             sec.expect_ok(sec.sm_update(path, 1, changed),
                           f"SM update of record 1 of {path} with "
