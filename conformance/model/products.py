@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
@@ -45,11 +45,16 @@ class Selection(_Strict):
 
 
 class Plan(_Strict):
-    """Which cases a run executes and with which parameters."""
+    """Which cases a run executes and with which parameters.
+
+    Only a plan of kind `certification` can end in CONFORMANT (conformance/results.py); any
+    other plan is a subset and its run says so.
+    """
 
     name: str
     title_zh: str
     title_en: str
+    kind: Literal["certification", "subset"] = "subset"
     include: Selection = Selection()
     exclude: Selection = Selection()
     include_destructive: bool = False
