@@ -143,6 +143,13 @@ def rhc_run(request: pytest.FixtureRequest) -> Callable[[Case], None]:
     """Runs one case of the plan on the card under test and reports its verdict to pytest."""
     run = _run(request.config)
     run.begin()
+    if run.runner.bench_lost:  # no card to talk to: no case can run, nothing is recorded
+        run.refused = True
+        message = f"bench: {run.runner.bench_lost}; no case ran, nothing was recorded"
+        prepared = _prepared(request.config)
+        if prepared is not None:
+            prepared.errors.append(message)
+        pytest.exit(f"rhc: error: {message}", returncode=EXIT_NO_VERDICT)
     progress = request.config.stash.get(PROGRESS_KEY, None)
 
     def run_case(case: Case) -> None:
