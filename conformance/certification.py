@@ -17,6 +17,7 @@ from typing import Any
 from conformance import __version__
 from conformance.cases.framework import Case
 from conformance.config import RunConfig, card_under_test
+from conformance.model import ProfileError
 from conformance.results import (
     CaseResult,
     RunSummary,
@@ -102,7 +103,12 @@ class CertificationRun:
         if selected != len(self.cases):
             notes.append(f"a selection (-k) kept {selected} of the {len(self.cases)} cases "
                          f"of plan {config.plan.name}: not a certification")
+        bench = self.bench_sample()
+        if bench:
+            notes.append(f"the sample in the reader is the bench's own reference card ({bench}, "
+                         "e.g. `rhc card serve`): a bench self-test, not a product")
         scope = run_scope(
+            bench_sample=bool(bench),
             card=config.card,
             plan_kind=config.plan.kind,
             catalogue=len(config.catalogue),
@@ -142,6 +148,26 @@ class CertificationRun:
             notes=notes,
             scope=scope,
         )
+
+    def bench_sample(self) -> str:
+        """Which shipped personalization the sample in the reader carries (chip serial and
+        card-number factor), if any: then it is the bench's virtual card, not a product."""
+        if self.config.card == "virtual" or "chip_serial" not in self.card:
+            return ""
+        from conformance.model import load_personalization
+        from conformance.resources import PERSONALIZATIONS_DIR, shipped_name
+
+        serial_item = self.config.profile.role_item("chip_serial")
+        for path in sorted(PERSONALIZATIONS_DIR.glob("*.yaml")):
+            try:
+                known = load_personalization(path, self.config.profile)
+            except (ProfileError, ValueError, OSError):
+                continue  # a shipped file of another profile: not this card
+            if (str(known.items.get(serial_item)) == str(self.card["chip_serial"])
+                    and known.card_number_factor.hex().upper()
+                    == str(self.card.get("card_number_factor", "")).upper()):
+                return f"chip serial {self.card['chip_serial']} of {shipped_name(path)}"
+        return ""
 
     def write(self, summary: RunSummary) -> None:
         """Write summary.json (results.jsonl is written case by case). Raises OSError."""

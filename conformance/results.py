@@ -113,17 +113,17 @@ class RunSummary:
 
 def run_scope(
     *, card: str, plan_kind: str, catalogue: int, mandatory_ids: Iterable[str],
-    results: Iterable[CaseResult],
+    results: Iterable[CaseResult], bench_sample: bool = False,
 ) -> dict[str, Any]:
     """summary.json's `scope`: what a run stands for, from its subject, plan and coverage.
 
     Only a certification plan whose results cover every mandatory case of the catalogue (an
     excluded case is NOT_APPLICABLE, so still covered) on a card other than the built-in
-    virtual one is a certification.
+    virtual one (in process, or served into a reader: `bench_sample`) is a certification.
     """
     ran = {r.id for r in results}
     missing = sorted(set(mandatory_ids) - ran)
-    if card == "virtual":
+    if card == "virtual" or bench_sample:
         scope = Scope.BENCH_SELF_TEST
     elif plan_kind != "certification" or missing:
         scope = Scope.PARTIAL
@@ -132,6 +132,7 @@ def run_scope(
     return {
         "scope": scope.value,
         "card": card,
+        "bench_sample": bench_sample,
         "plan_kind": plan_kind,
         "catalogue": catalogue,
         "ran": len(ran),
@@ -189,7 +190,7 @@ def statement(
     elif scope is Scope.PARTIAL:
         what_zh, what_en = "非认证", "not a certification"
     else:
-        what_zh, what_en = "认证检测", "certification"
+        what_zh, what_en = "认证检测", "certification run"
     if conclusion is Conclusion.NOT_CONFORMANT:
         zh, en = f"{of_zh}中 {failed} 项不通过", f"{failed} failures in {of} cases"
     elif conclusion is Conclusion.INCOMPLETE:

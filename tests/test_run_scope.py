@@ -88,6 +88,19 @@ def test_no_such_reader_is_a_bench_error_and_no_report(capsys, tmp_path) -> None
     assert not out.exists()  # no summary, no report: nothing that could read CONFORMANT
 
 
+def test_the_bench_card_in_a_reader_is_a_bench_self_test() -> None:
+    """`rhc card serve` puts the virtual card into a reader: still no product."""
+    from conformance.certification import CertificationRun
+
+    run = CertificationRun(build_config({"reader": "Virtual PCD 00 00"}))
+    run.card = {"chip_serial": "HC00000001", "card_number_factor": "4101000012345678"}
+    assert "default.yaml" in run.bench_sample()
+    run.results = [result("ATR-001", Verdict.PASS)]
+    assert run.summary(False).scope["scope"] == "bench_self_test"
+    run.card = {"chip_serial": "VENDOR0001", "card_number_factor": "4101000012345678"}
+    assert run.bench_sample() == ""
+
+
 def test_virtual_card_report_says_bench_self_test_on_page_one(tmp_path) -> None:
     run = tmp_path / "run"
     make_run(run, 8, card="virtual")
