@@ -4,7 +4,8 @@ Built from a validated `RunConfig`; knows nothing of pytest, so the plugin is on
 pytest session drives it. The run directory receives results.jsonl, summary.json,
 evidence/ (conformance/results.py is the contract the report reads) and salt.sealed.json: the
 salt of the evidence's masks, sealed to the lab certificate of the configuration, so it is
-never on disk in clear.
+never on disk in clear. Each result is appended to results.jsonl as its case ends, so a run
+that stops (a crash, a full disk, Ctrl-C) keeps every case it recorded.
 """
 
 from __future__ import annotations
@@ -15,10 +16,18 @@ import subprocess
 from typing import Any
 
 from conformance import __version__
-from conformance.cases.catalogue import build_catalogue, select
 from conformance.cases.framework import Case
 from conformance.config import RunConfig, card_under_test
-from conformance.results import CaseResult, RunSummary, conclude, count
+from conformance.model import ProfileError
+from conformance.results import (
+    CaseResult,
+    RunSummary,
+    Verdict,
+    conclude,
+    count,
+    run_scope,
+    scope_of,
+)
 from conformance.runner import CaseRunner
 from conformance.transport.base import BenchError
 from conformance.transport.redact import Redactor
@@ -30,7 +39,7 @@ class CertificationRun:
     def __init__(self, config: RunConfig):
         self.config = config
         self.out_dir = config.out_dir
-        self.cases: list[Case] = select(build_catalogue(config.profile), config.plan)
+        self.cases: list[Case] = list(config.cases)
         self.runner = CaseRunner(
             connect=card_under_test(config),
             profile=config.profile,
@@ -39,10 +48,14 @@ class CertificationRun:
             plan=config.plan,
             out_dir=config.out_dir,
             redactor=Redactor.from_profile(config.profile, privacy=config.privacy),
+            case_timeout_s=config.case_timeout_s,
         )
         self.results: list[CaseResult] = []
         self.card: dict[str, Any] = {}
         self.started = _now()
+        self.write_error: str | None = None  # the first failure to record a result
+        self.selected: int | None = None  # cases left after a selection such as -k
+        self.refused = False  # the selection kept no case: nothing ran, nothing is written
 
     def begin(self) -> None:
         """Read what identifies the sample; a bench failure here loses the bench for the run."""
@@ -55,27 +68,58 @@ class CertificationRun:
             self.card = {"error": str(exc)}
 
     def run(self, case: Case) -> CaseResult:
-        result = self.runner.run(case)
+        """Run one case and record its result at once; a crash of the harness around the case
+        is that case's ERROR, never the end of the run."""
+        try:
+            result = self.runner.run(case)
+        except Exception as exc:  # e.g. its evidence could not be written (a full disk)
+            result = _harness_error(case, exc)
         self.results.append(result)
+        self._append(result)
         return result
+
+    def _append(self, result: CaseResult) -> None:
+        if self.out_dir is None:
+            return
+        try:
+            with (self.out_dir / "results.jsonl").open("a", encoding="utf-8") as handle:
+                handle.write(result.to_json() + "\n")
+        except OSError as exc:
+            self.write_error = self.write_error or f"results.jsonl: {exc}"
 
     def summary(self, interrupted: bool) -> RunSummary:
         config = self.config
+        selected = len(self.cases) if self.selected is None else self.selected
         complete = (
             not interrupted
-            and len(self.results) == len(self.cases)
+            and len(self.results) == selected
             and self.runner.bench_lost is None
         )
         notes = []
+        if self.write_error:
+            notes.append(f"results could not be written: {self.write_error}")
         if self.runner.bench_lost:
             notes.append(f"bench lost during the run: {self.runner.bench_lost}")
-        if len(self.results) != len(self.cases):
-            notes.append(
-                f"{len(self.results)} of the {len(self.cases)} cases of plan {config.plan.name} "
-                "ran (a selection such as -k, or an interruption): no certification verdict"
-            )
+        if len(self.results) != selected:
+            notes.append(f"{len(self.results)} of the {selected} selected cases ran "
+                         "(the run was interrupted)")
+        if selected != len(self.cases):
+            notes.append(f"a selection (-k) kept {selected} of the {len(self.cases)} cases "
+                         f"of plan {config.plan.name}: not a certification")
+        bench = self.bench_sample()
+        if bench:
+            notes.append(f"the sample in the reader is the bench's own reference card ({bench}, "
+                         "e.g. `rhc card serve`): a bench self-test, not a product")
+        scope = run_scope(
+            bench_sample=bool(bench),
+            card=config.card,
+            plan_kind=config.plan.kind,
+            catalogue=len(config.catalogue),
+            mandatory_ids=[c.id for c in config.catalogue if c.mandatory],
+            results=self.results,
+        )
         return RunSummary(
-            verdict=conclude(self.results, complete=complete),
+            verdict=conclude(self.results, complete=complete, scope=scope_of(scope)),
             counts=count(self.results),
             cases=[
                 {
@@ -106,6 +150,7 @@ class CertificationRun:
             finished=_now(),
             notes=notes,
             privacy=self.privacy(),
+            scope=scope,
         )
 
     def privacy(self) -> dict[str, Any]:
@@ -125,19 +170,58 @@ class CertificationRun:
             }
         return info
 
+    def bench_sample(self) -> str:
+        """Which shipped personalization the sample in the reader carries (chip serial and
+        card-number factor), if any: then it is the bench's virtual card, not a product."""
+        if self.config.card == "virtual" or "chip_serial" not in self.card:
+            return ""
+        from conformance.model import load_personalization
+        from conformance.resources import PERSONALIZATIONS_DIR, shipped_name
+
+        serial_item = self.config.profile.role_item("chip_serial")
+        for path in sorted(PERSONALIZATIONS_DIR.glob("*.yaml")):
+            try:
+                known = load_personalization(path, self.config.profile)
+            except (ProfileError, ValueError, OSError):
+                continue  # a shipped file of another profile: not this card
+            if (str(known.items.get(serial_item)) == str(self.card["chip_serial"])
+                    and known.card_number_factor.hex().upper()
+                    == str(self.card.get("card_number_factor", "")).upper()):
+                return f"chip serial {self.card['chip_serial']} of {shipped_name(path)}"
+        return ""
+
     def write(self, summary: RunSummary) -> None:
+        """Write summary.json (results.jsonl is written case by case). Raises OSError."""
         if self.out_dir is None:
             return
         if self.config.seal_cert is not None:
             from conformance.report.seal import write_sealed
 
             write_sealed(self.out_dir, self.runner.redactor.salt, self.config.seal_cert)
-        lines = "".join(r.to_json() + "\n" for r in self.results)
-        (self.out_dir / "results.jsonl").write_text(lines, encoding="utf-8")
+        if not self.results:  # a report reads results.jsonl: it exists, even empty
+            (self.out_dir / "results.jsonl").touch()
         (self.out_dir / "summary.json").write_text(summary.to_json() + "\n", encoding="utf-8")
 
     def close(self) -> None:
         self.runner.close()
+
+
+def _harness_error(case: Case, exc: Exception) -> CaseResult:
+    return CaseResult(
+        id=case.id,
+        group=case.group,
+        title_zh=case.title_zh,
+        title_en=case.title_en,
+        clause=case.clause,
+        purpose=case.purpose,
+        applicability=case.applicability,
+        expected_sw=list(case.expected_sw),
+        mandatory=case.mandatory,
+        verdict=Verdict.ERROR,
+        reason=f"harness error around the case: {type(exc).__name__}: {exc}",
+        reference_choice=case.reference_choice,
+        severity=case.severity,
+    )
 
 
 def _now() -> str:

@@ -7,6 +7,7 @@ rhc card dump      every data item of a card, decoded, as JSON
 rhc card faults    the defect catalogue of the virtual card
 rhc report verify  check a signed report and its evidence
 rhc report reveal  the lab proves what a masked field of the evidence held
+rhc report build   re-issue the signed report of a finished run from its results and evidence
 rhc report allure  build the Allure dashboard of a run
 rhc paths          where the shipped profiles, plans, fixtures and demo CA are
 
@@ -14,15 +15,24 @@ rhc paths          where the shipped profiles, plans, fixtures and demo CA are
 plugin's (`--NAME` here, `--rhc-NAME` in pytest, one table in conformance/config.py), and both
 build the same validated run configuration before the first APDU.
 
-Exit codes: 0 success / CONFORMANT, 1 NOT_CONFORMANT or invalid report, 2 no verdict possible
-(usage error, bench failure, incomplete run). `rhc report verify`: 0 VALID (every file intact
-and the signer chains to --trust), 1 INVALID (each problem named), 2 usage error (e.g. no such
---trust file), 3 UNTRUSTED (intact, but no --trust given or the signer does not chain to it).
+Exit codes of `rhc run`: 0 CONFORMANT, 1 NOT_CONFORMANT, 2 no verdict possible (usage error,
+bench failure, incomplete run), 3 NO_FAILURES: no case failed, but the run is no certification
+(a subset plan such as selftest, a -k selection, a plan leaving mandatory cases out, or the
+built-in virtual card: a bench self-test). Only a certification plan run on a card in a PC/SC
+reader, covering every mandatory case, can exit 0. `rhc report verify`: 0 VALID (every file
+intact and the signer chains to --trust), 1 INVALID (each problem named), 2 usage error (e.g.
+no such --trust file), 3 UNTRUSTED (intact, but no --trust given or the signer does not chain
+to it).
+
+Nothing recorded is lost: `rhc run` refuses an --out that is not empty (exit 2, nothing
+touched) unless --replace asks to remove the earlier run, and checks every input, the lab
+file and the signing material included, before the first APDU.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -39,11 +49,12 @@ from conformance.config import (
     RunConfig,
     build_config,
     card_under_test,
+    claim_out_dir,
 )
 from conformance.defaults import (
-    CASE_TIMEOUT_S,
     DEFAULT_OUT_ROOT,
     EXIT_NO_VERDICT,
+    EXIT_NOT_CERTIFICATION,
     EXIT_NOT_CONFORMANT,
     EXIT_OK,
     VPCD_HOST,
@@ -162,13 +173,15 @@ def cmd_card_faults(args: argparse.Namespace) -> int:
 
 
 def cmd_cases_list(args: argparse.Namespace) -> int:
-    from conformance.cases.catalogue import build_catalogue, select
+    from conformance.cases.catalogue import build_catalogue, check_selection, select
     from conformance.model.products import load_plan
 
     profile = load_profile(args.profile)
     cases = build_catalogue(profile)
     if args.plan:
-        cases = select(cases, load_plan(args.plan))
+        plan = load_plan(args.plan)
+        check_selection(cases, plan)
+        cases = select(cases, plan)
     if args.json:
         _print_json([c.describe() for c in cases])
         return EXIT_OK
@@ -205,6 +218,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.seal_to or not seal_to or not str(exc).startswith("--seal-to:"):
             raise
         raise ConfigError(signer + str(exc).removeprefix("--seal-to")) from None
+    if not args.no_report:
+        _check_signing(args)  # a bad lab file or key stops the run here, not after it
+    claim_out_dir(config)  # every input is good: only now the run directory is touched
     out = config.out_dir
     assert out is not None  # given above
     module = Path(pytest_catalogue.__file__)
@@ -225,22 +241,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         "junit_suite_name=rhc",
         f"--alluredir={out / 'allure-results'}",
         "--clean-alluredir",
-        "--timeout",
-        str(args.case_timeout),
     ]
     if args.k:
         pytest_args += ["-k", args.k]
     if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):  # else their entry points load them
-        for plugin in ("conformance.plugin", "pytest_timeout", "allure_pytest.plugin"):
+        for plugin in ("conformance.plugin", "allure_pytest.plugin"):
             pytest_args += ["-p", plugin]
     prepared = PreparedRun(config, progress=not args.quiet)
     code = pytest.main(pytest_args, plugins=[prepared])
-    for error in prepared.errors:
-        print(f"rhc: {error}", file=sys.stderr)
     summary = prepared.summary
     if summary is None:
-        print(f"rhc: the run did not complete (pytest exit code {int(code)})", file=sys.stderr)
+        if not (out / "results.jsonl").exists():
+            _release(out)  # nothing ran: leave no half-made run directory behind
+        for error in prepared.errors:
+            print(f"rhc: error: {error}", file=sys.stderr)
+        if not prepared.errors:
+            print(f"rhc: error: the run did not complete (pytest exit code {int(code)})",
+                  file=sys.stderr)
         return EXIT_NO_VERDICT
+    for error in prepared.errors:
+        print(f"rhc: {error}", file=sys.stderr)
     from rich.console import Console
 
     console = Console(stderr=True)
@@ -254,24 +274,65 @@ def cmd_run(args: argparse.Namespace) -> int:
         Conclusion.CONFORMANT: EXIT_OK,
         Conclusion.NOT_CONFORMANT: EXIT_NOT_CONFORMANT,
         Conclusion.INCOMPLETE: EXIT_NO_VERDICT,
+        Conclusion.NO_FAILURES: EXIT_NOT_CERTIFICATION,
     }[summary.verdict]
+
+
+PYTEST_OUTPUT = ("junit.xml", "allure-results")
+"""What pytest itself writes into the run directory, even when no case runs."""
+
+
+def _release(out: Path) -> None:
+    """Remove what pytest wrote into a run directory in which no case ran."""
+    import shutil
+
+    for name in PYTEST_OUTPUT:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        out.rmdir()  # only if empty
+
+
+def _signing(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "lab": args.lab,
+        "key": args.sign_key,
+        "cert": args.sign_cert,
+        "pkcs12": args.sign_p12,
+        "passphrase": os.environ.get("RHC_SIGN_PASSPHRASE"),
+    }
+
+
+def _check_signing(args: argparse.Namespace) -> None:
+    """Load the lab file and the signing material now; write nothing (exit 2 if bad)."""
+    from conformance.report import ReportError
+    from conformance.report.model import load_lab
+    from conformance.report.sign import load_signing_material
+
+    given = _signing(args)
+    try:
+        load_lab(given.pop("lab"))
+    except ReportError as exc:
+        raise CliError(f"--lab: {exc}") from None
+    paths = {k: Path(v) if isinstance(v, str) and k != "passphrase" else v
+             for k, v in given.items()}
+    try:
+        load_signing_material(**paths)
+    except ReportError as exc:
+        raise CliError(f"signing material (--sign-key/--sign-cert/--sign-p12): {exc}") from None
 
 
 def _write_report(out: Path, args: argparse.Namespace, console: Any) -> None:
     from conformance.report import ReportError, write_report
 
     try:
-        paths = write_report(
-            out,
-            lab=args.lab,
-            key=args.sign_key,
-            cert=args.sign_cert,
-            pkcs12=args.sign_p12,
-            passphrase=os.environ.get("RHC_SIGN_PASSPHRASE"),
-        )
+        paths = write_report(out, **_signing(args))
     except ReportError as exc:
         raise CliError(f"report: {exc}") from None
-    console.print(f"signed report: {paths.xml}, {paths.html}, {paths.pdf}")
+    console.print(f"signed report ({paths.conclusion}): {paths.xml}, {paths.html}, {paths.pdf}")
 
 
 # -- rhc report --------------------------------------------------------------------------
@@ -366,6 +427,19 @@ def _profile_items(run_dir: Path) -> dict[int, Any]:
     return {n: (item.coding, item.length) for n, item in profile.spec.items.items()}
 
 
+def cmd_report_build(args: argparse.Namespace) -> int:
+    """Re-issue the report of a finished run: its results and evidence, signed anew."""
+    from rich.console import Console
+
+    run_dir = Path(args.dir)
+    for name in ("summary.json", "results.jsonl"):
+        if not (run_dir / name).is_file():
+            raise CliError(f"{run_dir}: no {name}, not a finished run directory")
+    _check_signing(args)
+    _write_report(run_dir, args, Console(stderr=True))
+    return EXIT_OK
+
+
 def cmd_report_allure(args: argparse.Namespace) -> int:
     from conformance.report import ReportError, build_allure
 
@@ -403,6 +477,15 @@ def _run_options(parser: argparse.ArgumentParser, names: Iterable[str]) -> None:
         parser.add_argument(f"--{name}", dest=option.key, **option.argparse_kwargs())
 
 
+def _signing_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lab", help="lab description YAML (default: demo lab)")
+    parser.add_argument("--sign-key", help="lab signing key (PEM)")
+    parser.add_argument("--sign-cert", help="lab certificate (PEM)")
+    parser.add_argument(
+        "--sign-p12", help="lab key and certificate as PKCS#12 (passphrase in RHC_SIGN_PASSPHRASE)"
+    )
+
+
 VIRTUAL_CARD_OPTIONS = ("product", "keys", "personalization", "image", "fault")
 
 
@@ -413,17 +496,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="a certification run ending with a signed report")
     _run_options(run, [o.name for o in RUN_OPTIONS if o.name != "profile"])
-    run.add_argument("-k", help="pytest -k expression over case IDs")
-    run.add_argument("--case-timeout", type=float, default=CASE_TIMEOUT_S,
-                     help=f"seconds per case (default: {CASE_TIMEOUT_S:g})")
+    run.add_argument("-k", help="pytest -k expression over case IDs (a selection: never a "
+                     "certification)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--no-report", action="store_true", help="skip the signed report")
-    run.add_argument("--lab", help="lab description YAML (default: demo lab)")
-    run.add_argument("--sign-key", help="lab signing key (PEM)")
-    run.add_argument("--sign-cert", help="lab certificate (PEM)")
-    run.add_argument(
-        "--sign-p12", help="lab key and certificate as PKCS#12 (passphrase in RHC_SIGN_PASSPHRASE)"
-    )
+    _signing_options(run)
     run.set_defaults(func=cmd_run)
 
     cases = sub.add_parser("cases", help="the case catalogue").add_subparsers(
@@ -475,6 +552,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "is (e.g. a name: GBK, 00-padded)")
     reveal.add_argument("--case", help="only the fields of this case")
     reveal.set_defaults(func=cmd_report_reveal)
+    build = report.add_parser("build", help="re-issue the signed report of a finished run")
+    build.add_argument("dir", help="run directory")
+    _signing_options(build)
+    build.set_defaults(func=cmd_report_build)
     allure = report.add_parser("allure", help="build the Allure dashboard of a run")
     allure.add_argument("dir", help="run directory")
     allure.set_defaults(func=cmd_report_allure)

@@ -2,21 +2,23 @@
 
 Both front doors go through here. The pytest plugin registers `RUN_OPTIONS` as `--rhc-NAME`
 options; `rhc` registers the same entries as `--NAME`. Either way the values reach
-`build_config`, which loads and checks profile, ICS, plan, keys, personalization or card
-image, faults and reader requirements before the first APDU, and raises `ConfigError` with
-one line naming the problem. `card_under_test` then opens the card the configuration names.
+`build_config`, which loads and checks profile, ICS, plan (and the cases it selects), keys,
+personalization or card image, faults, reader requirements and the run directory before the
+first APDU, writes nothing, and raises `ConfigError` with one line naming the problem.
+`claim_out_dir` then prepares the run directory and `card_under_test` opens the card.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from conformance.defaults import APDU_TIMEOUT_S
+from conformance.defaults import APDU_TIMEOUT_S, CASE_TIMEOUT_S
 from conformance.host.keys import TestKeyProvider
 from conformance.model import (
     DEFAULT_PERSONALIZATION,
@@ -35,6 +37,7 @@ if TYPE_CHECKING:  # the virtual card loads only when a configuration asks for i
     from cryptography import x509
 
     from conformance.card import VirtualCard
+    from conformance.cases.framework import Case
 
 CARDS = ("virtual", "pcsc")
 PRIVACY = ("auto", "on", "off")
@@ -59,8 +62,9 @@ class RunOption:
 
     name: str
     help: str
-    metavar: str
+    metavar: str = ""
     repeat: bool = False
+    flag: bool = False  # an on/off switch (`--replace`): its value is True or False
 
     @property
     def key(self) -> str:
@@ -68,6 +72,8 @@ class RunOption:
 
     def argparse_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for argparse's (and so pytest's) add_argument/addoption."""
+        if self.flag:
+            return {"help": self.help, "action": "store_true", "default": False}
         kwargs: dict[str, Any] = {"help": self.help, "metavar": self.metavar, "default": None}
         if self.repeat:
             kwargs.update(action="append", default=[])
@@ -92,13 +98,18 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
               "`rhc card faults` lists them)", "NAME", repeat=True),
     RunOption("apdu-timeout", f"PC/SC: seconds the card may take to answer one APDU "
               f"(default: {APDU_TIMEOUT_S:g})", "S"),
-    RunOption("out", "run directory for results, evidence and report", "DIR"),
     RunOption("privacy", "mask the cardholder's personal data items in evidence and reports "
               "(default auto: on unless the ICS declares `sample: test`)",
               "{" + ",".join(PRIVACY) + "}"),
     RunOption("seal-to", "lab certificate (PEM or PKCS#12) the run's trace salt is sealed to "
               "(salt.sealed.json; default: the signing certificate of `rhc run`, else the "
               "demo lab's)", "CERT"),
+    RunOption("case-timeout", f"seconds one case may run before it is stopped and recorded "
+              f"INCONCLUSIVE (default: {CASE_TIMEOUT_S:g})", "S"),
+    RunOption("out", "run directory for results, evidence and report; it must be new or "
+              "empty (see --replace)", "DIR"),
+    RunOption("replace", "remove the earlier run in --out before this one starts "
+              "(after every input was checked)", flag=True),
 )
 OPTIONS_BY_NAME = {option.name: option for option in RUN_OPTIONS}
 VIRTUAL_ONLY = ("personalization", "image", "fault")
@@ -121,6 +132,12 @@ class RunConfig:
     privacy: bool = False
     privacy_basis: str = ""
     seal_cert: x509.Certificate | None = field(default=None, repr=False)
+    replace: bool = False
+    case_timeout_s: float = CASE_TIMEOUT_S
+    catalogue: tuple[Case, ...] = field(default=(), repr=False)
+    """Every case of the profile's catalogue (what a certification must cover)."""
+    cases: tuple[Case, ...] = field(default=(), repr=False)
+    """The cases of the plan, in catalogue order."""
 
     @cached_property
     def keys(self) -> TestKeyProvider:
@@ -131,7 +148,7 @@ class RunConfig:
 def given(values: Mapping[str, Any], name: str) -> bool:
     """Whether the option was set (a repeatable one: at least once)."""
     value = values.get(OPTIONS_BY_NAME[name].key)
-    return bool(value) if isinstance(value, (list, tuple)) else value is not None
+    return bool(value) if isinstance(value, (list, tuple, bool)) else value is not None
 
 
 def _flag(name: str) -> str:
@@ -141,7 +158,7 @@ def _flag(name: str) -> str:
 def _load(label: str, loader: Callable[[], Any]) -> Any:
     try:
         return loader()
-    except (ProfileError, ValueError, OSError) as exc:
+    except (ProfileError, ValueError, OSError) as exc:  # also a plan's selection mistakes
         raise ConfigError(f"{label}: {exc}") from None
 
 
@@ -159,36 +176,70 @@ def _check_card_choice(values: Mapping[str, Any]) -> str:
                               "PC/SC reader carries its own data")
     else:
         if values.get("reader"):
-            raise ConfigError("--reader: for --card pcsc only (add --card pcsc)")
+            raise ConfigError("--reader names a PC/SC reader, but --card virtual runs the "
+                              "built-in virtual card: drop --card virtual, or --reader")
         if values.get("personalization") and values.get("image"):
             raise ConfigError("--personalization and --image: give one (an image already "
                               "holds its personalization)")
     return card
 
 
-def _timeout(values: Mapping[str, Any]) -> float:
-    value = values.get("apdu_timeout")
+def _seconds(values: Mapping[str, Any], name: str, default: float) -> float:
+    value = values.get(OPTIONS_BY_NAME[name].key)
     if value is None:
-        return APDU_TIMEOUT_S
+        return default
     try:
         seconds = float(value)
     except ValueError:
         seconds = 0.0
-    if not seconds > 0:  # also refuses nan
-        raise ConfigError(f"--apdu-timeout: {value!r} is not a positive number of seconds")
+    if not seconds > 0 or seconds == float("inf"):  # also refuses nan
+        raise ConfigError(f"--{name}: {value!r} is not a positive number of seconds")
     return seconds
 
 
+RUN_FILES = ("summary.json", "results.jsonl", "evidence", "report.xml")
+"""What marks a directory as a run directory: only such a directory may be replaced."""
+
+
 def _out_dir(values: Mapping[str, Any]) -> Path | None:
+    """The run directory, checked but not touched: new or empty, or a run to be replaced."""
     out = values.get("out")
     if out is None:
         return None
     path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out: {path} is a file, not a directory")
+    if not path.is_dir() or not any(path.iterdir()):
+        return path
+    if not values.get("replace"):
+        raise ConfigError(f"--out: {path} is not empty (an earlier run?); nothing was touched: "
+                          "give a new directory, or --replace to remove the earlier run")
+    if not any((path / name).exists() for name in RUN_FILES):
+        raise ConfigError(f"--replace: {path} does not hold a run ({', '.join(RUN_FILES)}); "
+                          "not removing it")
+    return path
+
+
+def claim_out_dir(config: RunConfig) -> None:
+    """Make the run directory ready, once every input was checked: the earlier run that
+    --replace names is removed, then the directory is created. Raises ConfigError."""
+    path = config.out_dir
+    if path is None:
+        return
     try:
+        if config.replace and path.is_dir():
+            shutil.rmtree(path)
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(f"--out: cannot create run directory {path}: {exc}") from None
-    return path
+        raise ConfigError(f"--out: cannot prepare run directory {path}: {exc}") from None
+
+
+def _cases(profile: CardProfile, plan: Plan) -> tuple[tuple[Case, ...], tuple[Case, ...]]:
+    from conformance.cases.catalogue import build_catalogue, check_selection, select
+
+    catalogue = _load("--profile", lambda: build_catalogue(profile))
+    _load("--plan", lambda: check_selection(catalogue, plan))
+    return tuple(catalogue), tuple(select(catalogue, plan))
 
 
 def _privacy(values: Mapping[str, Any], product: Product) -> tuple[bool, str]:
@@ -224,10 +275,13 @@ def build_config(values: Mapping[str, Any]) -> RunConfig:
     if unknown:
         raise ConfigError(f"not run options: {', '.join(unknown)}")
     card = _check_card_choice(values)
-    timeout = _timeout(values)
+    timeout = _seconds(values, "apdu-timeout", APDU_TIMEOUT_S)
+    case_timeout = _seconds(values, "case-timeout", CASE_TIMEOUT_S)
+    out_dir = _out_dir(values)
     profile = _load("--profile", lambda: load_profile(values.get("profile")))
     product = _load("--product", lambda: load_product(values.get("product"), profile))
     plan = _load("--plan", lambda: load_plan(values.get("plan")))
+    catalogue, cases = _cases(profile, plan)
     key_set = _load("--keys", lambda: load_key_set(values.get("keys") or DEFAULT_TEST_KEYS,
                                                  profile))
     faults = tuple(values.get("fault") or ())
@@ -246,7 +300,11 @@ def build_config(values: Mapping[str, Any]) -> RunConfig:
         apdu_timeout_s=timeout,
         faults=faults,
         virtual_card=virtual,
-        out_dir=_out_dir(values),
+        out_dir=out_dir,
+        replace=bool(values.get("replace")),
+        case_timeout_s=case_timeout,
+        catalogue=catalogue,
+        cases=cases,
         privacy=privacy,
         privacy_basis=privacy_basis,
         seal_cert=seal_cert,
@@ -297,5 +355,6 @@ __all__ = [
     "RunOption",
     "build_config",
     "card_under_test",
+    "claim_out_dir",
     "given",
 ]

@@ -16,14 +16,17 @@ APDU_TIMEOUT_S = 10.0
 """How long a PC/SC card may take to answer one APDU before the bench gives up on it."""
 
 CASE_TIMEOUT_S = 120.0
-"""How long one case may run in `rhc run` (pytest-timeout) before it is stopped."""
+"""How long one case may run before the runner stops it and records it INCONCLUSIVE."""
 
 DEFAULT_OUT_ROOT = Path("reports") / "out"
 """Where `rhc run` puts a run directory (`<root>/<UTC time>`) when --out is not given."""
 
 EXIT_OK = 0
-"""CONFORMANT, or a command that succeeded."""
+"""CONFORMANT (a certification), or a command that succeeded."""
 EXIT_NOT_CONFORMANT = 1
 """NOT_CONFORMANT, or a report that does not verify."""
 EXIT_NO_VERDICT = 2
 """No verdict possible: a usage or input error, a bench failure, an incomplete run."""
+EXIT_NOT_CERTIFICATION = 3
+"""`rhc run`: NO_FAILURES, no case failed but the run is no certification (a subset plan, a
+selection, the built-in virtual card); never 0, so that a script cannot take it for one."""

@@ -20,7 +20,14 @@ import pytest
 
 from conformance.cases.framework import Case
 from conformance.certification import CertificationRun
-from conformance.config import RUN_OPTIONS, ConfigError, RunConfig, build_config, given
+from conformance.config import (
+    RUN_OPTIONS,
+    ConfigError,
+    RunConfig,
+    build_config,
+    claim_out_dir,
+    given,
+)
 from conformance.defaults import EXIT_NO_VERDICT
 from conformance.results import CaseResult, RunSummary, Verdict
 
@@ -77,7 +84,9 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if not any(given(values, option.name) for option in RUN_OPTIONS):
         return None  # not a certification run, unless the catalogue is collected
     try:
-        config.stash[CONFIG_KEY] = build_config(values)
+        run_config = build_config(values)
+        claim_out_dir(run_config)
+        config.stash[CONFIG_KEY] = run_config
     except ConfigError as exc:
         print(f"rhc: error: {exc}", file=sys.stderr)
         return EXIT_NO_VERDICT
@@ -107,13 +116,25 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.stash.get(RUN_KEY, None) is None:
+    """After -k and other deselection: count the cases left; none left is a usage error,
+    found before any APDU."""
+    run = config.stash.get(RUN_KEY, None)
+    if run is None:
         return
+    expected = sum(1 for item in items if "rhc_case" in getattr(item, "fixturenames", ()))
+    run.selected = expected
+    if not expected:
+        run.refused = True
+        message = (f"rhc: error: the selection (-k) keeps none of the {len(run.cases)} cases "
+                   f"of plan {run.config.plan.name}")
+        prepared = _prepared(config)
+        if prepared is not None:
+            prepared.errors.append(message.removeprefix("rhc: error: "))
+        pytest.exit(message, returncode=EXIT_NO_VERDICT)
     prepared = _prepared(config)
     if config.getoption("rhc_progress") or (prepared is not None and prepared.progress):
         from conformance.progress import RunProgress
 
-        expected = sum(1 for item in items if "rhc_case" in getattr(item, "fixturenames", ()))
         config.stash[PROGRESS_KEY] = RunProgress(expected)
 
 
@@ -122,6 +143,13 @@ def rhc_run(request: pytest.FixtureRequest) -> Callable[[Case], None]:
     """Runs one case of the plan on the card under test and reports its verdict to pytest."""
     run = _run(request.config)
     run.begin()
+    if run.runner.bench_lost:  # no card to talk to: no case can run, nothing is recorded
+        run.refused = True
+        message = f"bench: {run.runner.bench_lost}; no case ran, nothing was recorded"
+        prepared = _prepared(request.config)
+        if prepared is not None:
+            prepared.errors.append(message)
+        pytest.exit(f"rhc: error: {message}", returncode=EXIT_NO_VERDICT)
     progress = request.config.stash.get(PROGRESS_KEY, None)
 
     def run_case(case: Case) -> None:
@@ -141,11 +169,21 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     progress = session.config.stash.get(PROGRESS_KEY, None)
     if progress is not None:
         progress.stop()
+    run.close()
+    if run.refused:
+        return
     interrupted = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
     summary = run.summary(interrupted)
-    run.write(summary)
-    run.close()
     prepared = _prepared(session.config)
+    try:
+        run.write(summary)
+    except OSError as exc:
+        message = f"cannot write summary.json into {run.out_dir}: {exc}"
+        if prepared is None:
+            print(f"rhc: error: {message}", file=sys.stderr)
+        else:
+            prepared.errors.append(message)
+        return
     if prepared is not None:
         prepared.summary = summary
 

@@ -7,7 +7,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from conformance.results import CaseResult, RunSummary, Verdict
+from conformance.results import CaseResult, RunSummary, Scope, Verdict, scope_of, statement
 
 STYLE = {
     Verdict.PASS: "green",
@@ -20,6 +20,12 @@ CONCLUSION_STYLE = {
     "CONFORMANT": "bold green",
     "NOT_CONFORMANT": "bold red",
     "INCOMPLETE": "bold yellow",
+    "NO_FAILURES": "bold blue",
+}
+TITLE = {
+    Scope.CERTIFICATION: "rhc certification run",
+    Scope.PARTIAL: "rhc partial run — not a certification",
+    Scope.BENCH_SELF_TEST: "rhc bench self-test (virtual card) — not a product certification",
 }
 
 
@@ -61,7 +67,10 @@ def summary_table(summary: RunSummary, results: list[CaseResult]) -> Table:
         row = groups.setdefault(r.group, {v.value: 0 for v in Verdict})
         row[r.verdict.value] += 1
     style = CONCLUSION_STYLE[summary.verdict.value]
-    table = Table(title="rhc certification run", caption=f"[{style}]{summary.verdict.value}")
+    scope = scope_of(summary.scope)
+    _, sentence = statement(summary.verdict, scope, results, summary.scope.get("catalogue", 0))
+    table = Table(title=TITLE[scope],
+                  caption=f"[{style}]{summary.verdict.value}: {escape(sentence)}")
     table.add_column("group")
     for v in Verdict:
         table.add_column(v.value, justify="right", style=STYLE[v])

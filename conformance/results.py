@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -26,9 +27,28 @@ class Verdict(StrEnum):
 
 
 class Conclusion(StrEnum):
+    """What a run concludes; `conclude` is the one place that decides it."""
+
     CONFORMANT = "CONFORMANT"
+    """A certification: a certification plan on a product sample, every applicable mandatory
+    case of the catalogue covered, none failed, the run complete."""
     NOT_CONFORMANT = "NOT_CONFORMANT"
+    """At least one case FAILed (in any scope: a FAIL is a finding)."""
     INCOMPLETE = "INCOMPLETE"
+    """No verdict: the run stopped, lost its bench, or a mandatory case could not be judged."""
+    NO_FAILURES = "NO_FAILURES"
+    """The cases that ran found no failure, but the run is not a certification (see Scope)."""
+
+
+class Scope(StrEnum):
+    """What a run can stand for, decided from the plan, the selection and the subject."""
+
+    CERTIFICATION = "certification"
+    """A certification plan covering every mandatory case of the catalogue, on a product."""
+    PARTIAL = "partial"
+    """Another plan, or a selection (-k, excluded groups) that leaves mandatory cases out."""
+    BENCH_SELF_TEST = "bench_self_test"
+    """The built-in virtual card: a test of the bench, never of a product."""
 
 
 @dataclass
@@ -83,6 +103,8 @@ class RunSummary:
     notes: list[str] = field(default_factory=list)
     privacy: dict[str, Any] = field(default_factory=dict)
     """The privacy setting of the evidence (on/off and why) and where the sealed salt is."""
+    scope: dict[str, Any] = field(default_factory=dict)
+    """What the run stands for (`run_scope`): scope, plan kind, card, cases in the catalogue."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=2, sort_keys=True)
@@ -94,16 +116,96 @@ class RunSummary:
         return cls(**data)
 
 
-def conclude(results: list[CaseResult], *, complete: bool) -> Conclusion:
-    """CONFORMANT only if every applicable mandatory case PASSes, no case FAILs and the run
-    completed."""
+def run_scope(
+    *, card: str, plan_kind: str, catalogue: int, mandatory_ids: Iterable[str],
+    results: Iterable[CaseResult], bench_sample: bool = False,
+) -> dict[str, Any]:
+    """summary.json's `scope`: what a run stands for, from its subject, plan and coverage.
+
+    Only a certification plan whose results cover every mandatory case of the catalogue (an
+    excluded case is NOT_APPLICABLE, so still covered) on a card other than the built-in
+    virtual one (in process, or served into a reader: `bench_sample`) is a certification.
+    """
+    ran = {r.id for r in results}
+    missing = sorted(set(mandatory_ids) - ran)
+    if card == "virtual" or bench_sample:
+        scope = Scope.BENCH_SELF_TEST
+    elif plan_kind != "certification" or missing:
+        scope = Scope.PARTIAL
+    else:
+        scope = Scope.CERTIFICATION
+    return {
+        "scope": scope.value,
+        "card": card,
+        "bench_sample": bench_sample,
+        "plan_kind": plan_kind,
+        "catalogue": catalogue,
+        "ran": len(ran),
+        "mandatory_missing": len(missing),
+    }
+
+
+def scope_of(scope: Mapping[str, Any] | None) -> Scope:
+    """The Scope a summary records; a summary that records none is no certification."""
+    try:
+        return Scope((scope or {}).get("scope", Scope.PARTIAL))
+    except ValueError:
+        return Scope.PARTIAL
+
+
+def conclude(
+    results: list[CaseResult], *, complete: bool, scope: Scope = Scope.CERTIFICATION
+) -> Conclusion:
+    """The run's conclusion: the one function console, summary.json and every report use.
+
+    NOT_CONFORMANT on any FAIL; INCOMPLETE if the run did not complete or a mandatory case
+    could not be judged; otherwise CONFORMANT for a certification and NO_FAILURES for any
+    other scope.
+    """
     if any(r.verdict is Verdict.FAIL for r in results):  # optional or not, a FAIL is a FAIL
         return Conclusion.NOT_CONFORMANT
-    if not complete or any(
+    if not results or not complete or any(
         r.verdict in (Verdict.ERROR, Verdict.INCONCLUSIVE) for r in results if r.mandatory
     ):
         return Conclusion.INCOMPLETE
+    if scope is not Scope.CERTIFICATION:
+        return Conclusion.NO_FAILURES
     return Conclusion.CONFORMANT
+
+
+CONCLUSION_ZH = {
+    Conclusion.CONFORMANT: "符合",
+    Conclusion.NOT_CONFORMANT: "不符合",
+    Conclusion.INCOMPLETE: "检测未完成",
+    Conclusion.NO_FAILURES: "未发现不通过项（非认证）",
+}
+"""How the Chinese text of every report copy names each conclusion."""
+
+
+def statement(
+    conclusion: Conclusion, scope: Scope, results: list[CaseResult], catalogue: int
+) -> tuple[str, str]:
+    """The conclusion as one sentence (zh, en) that says what the run was and what it found."""
+    ran, failed = len(results), sum(r.verdict is Verdict.FAIL for r in results)
+    of = f"{ran} of {catalogue}" if catalogue else f"{ran}"
+    of_zh = f"{catalogue} 项中的 {ran} 项" if catalogue else f"{ran} 项"
+    if scope is Scope.BENCH_SELF_TEST:
+        what_zh = "测试台自检（虚拟卡），非产品认证"
+        what_en = "bench self-test (virtual card) — not a product certification"
+    elif scope is Scope.PARTIAL:
+        what_zh, what_en = "非认证", "not a certification"
+    else:
+        what_zh, what_en = "认证检测", "certification run"
+    if conclusion is Conclusion.NOT_CONFORMANT:
+        zh, en = f"{of_zh}中 {failed} 项不通过", f"{failed} failures in {of} cases"
+    elif conclusion is Conclusion.INCOMPLETE:
+        zh, en = f"检测未完成（{of_zh}有记录）", f"incomplete: {of} cases recorded"
+    elif conclusion is Conclusion.NO_FAILURES:
+        zh, en = f"{of_zh}未发现不通过", f"no failures in {of} cases"
+    else:
+        zh = f"{of_zh}：全部适用的必测项目均通过"
+        en = f"every applicable mandatory case of {of} cases passed"
+    return f"{zh} — {what_zh}", f"{en} — {what_en}"
 
 
 def count(results: list[CaseResult]) -> dict[str, int]:

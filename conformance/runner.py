@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from conformance.apdu import ApduError, ApduFormatError
 from conformance.cases.framework import Case, CaseContext, CaseFailure, Inconclusive, failed_at
+from conformance.defaults import CASE_TIMEOUT_S
 from conformance.host.keys import KeyProvider
 from conformance.host.session import AuthenticationWithheld, HealthCardSession, HostError
 from conformance.model.codecs import CodingError
 from conformance.model.products import Plan, Product, applicable
 from conformance.model.profile import CardProfile
 from conformance.results import CaseResult, Verdict
-from conformance.transport.base import BenchError, Transport
+from conformance.transport.base import BenchError, CaseTimeout, Transport
 from conformance.transport.layers import TraceLayer, build_stack
 from conformance.transport.redact import Redactor
 
@@ -60,6 +63,7 @@ class CaseRunner:
         plan: Plan,
         out_dir: Path | None = None,
         redactor: Redactor | None = None,
+        case_timeout_s: float = CASE_TIMEOUT_S,
     ):
         self.connect = connect
         self.profile = profile
@@ -67,6 +71,7 @@ class CaseRunner:
         self.product = product
         self.plan = plan
         self.out_dir = out_dir
+        self.case_timeout_s = case_timeout_s
         self.redactor = redactor or Redactor.from_profile(profile)
         self.bench_lost: str | None = None
         self._stack: TraceLayer | None = None
@@ -138,18 +143,24 @@ class CaseRunner:
             stack = self._open()
             mark = stack.mark()
             stack.annotate(f"case {case.id} begins")
-            stack.reset()
-            session = HealthCardSession(stack, self.profile, self.keys, withheld=self.withheld)
-            context = CaseContext(
-                session=session,
-                trace=stack,
-                profile=self.profile,
-                product=self.product,
-                parameters=self.plan.parameters,
-            )
-            case.body(context)
+            stack.deadline = (time.monotonic() + self.case_timeout_s, self.case_timeout_s)
+            with _backstop(self.case_timeout_s):
+                stack.reset()
+                session = HealthCardSession(stack, self.profile, self.keys,
+                                            withheld=self.withheld)
+                context = CaseContext(
+                    session=session,
+                    trace=stack,
+                    profile=self.profile,
+                    product=self.product,
+                    parameters=self.plan.parameters,
+                )
+                case.body(context)
         except Exception as caught:  # every way a case can end becomes a verdict
             exc = caught
+        finally:
+            if stack is not None:
+                stack.deadline = None
         result.verdict, result.reason = judge(exc)
         if result.verdict is Verdict.FAIL and exc is not None:
             result.failed_at = failed_at(exc)
@@ -158,7 +169,9 @@ class CaseRunner:
         result.duration_s = round(time.perf_counter() - started, 6)
         if stack is not None:
             self._write_evidence(result, stack, mark)
-        if isinstance(exc, BenchError):
+        if isinstance(exc, BenchError) and not (
+            isinstance(exc, CaseTimeout) and not exc.mid_exchange
+        ):  # a case stopped between exchanges left the connection as it was
             self._recover(exc)
         return result
 
@@ -181,3 +194,30 @@ class CaseRunner:
         except BenchError as again:
             self.bench_lost = f"{exc}; reconnect failed: {again}"
             self._drop()
+
+
+@contextlib.contextmanager
+def _backstop(seconds: float) -> Iterator[None]:
+    """Last resort for a case that stops exchanging (a harness loop): SIGALRM raises
+    CaseTimeout wherever the case is, a grace period after its deadline. Only in the main
+    thread and when no other timer is armed (a test session's own timeout keeps its alarm)."""
+    if threading.current_thread() is not threading.main_thread() or signal.getitimer(
+        signal.ITIMER_REAL
+    )[0]:
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise CaseTimeout(seconds, mid_exchange=True)
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds + max(seconds, BACKSTOP_GRACE_S))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+BACKSTOP_GRACE_S = 5.0
+"""How long past its deadline a case that sends nothing may run before SIGALRM stops it."""

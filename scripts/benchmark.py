@@ -66,7 +66,7 @@ def report_write(tmp: Path) -> None:
         [sys.executable, "-m", "conformance.cli", "run", "--quiet", "--no-report",
          "--out", str(tmp)], capture_output=True, text=True, check=False,
     )
-    if proc.returncode != 0:
+    if proc.returncode not in (0, 3):  # 3: NO_FAILURES, the virtual card's bench self-test
         print(f"report        skipped: the run failed ({proc.returncode})")
         return
     start = time.perf_counter()

@@ -15,6 +15,8 @@ from conformance.results import (
     Verdict,
     conclude,
     count,
+    run_scope,
+    scope_of,
     sha256_file,
 )
 
@@ -46,8 +48,13 @@ def make_run(
     *,
     verdicts: dict[int, Verdict] | None = None,
     card_samples: int = 1,
+    card: str = "pcsc",
+    plan_kind: str = "certification",
 ) -> list[CaseResult]:
-    """Write a complete synthetic run into run_dir; all PASS unless `verdicts` says otherwise."""
+    """Write a complete synthetic run into run_dir; all PASS unless `verdicts` says otherwise.
+
+    By default a certification of a sample in a PC/SC reader whose catalogue is these cases;
+    `card="virtual"` or `plan_kind="subset"` make it a bench self-test or a partial run."""
     run_dir.mkdir(parents=True, exist_ok=True)
     evidence = run_dir / "evidence"
     evidence.mkdir(exist_ok=True)
@@ -76,8 +83,11 @@ def make_run(
         }
         for i in range(card_samples)
     ]
+    scope = run_scope(card=card, plan_kind=plan_kind, catalogue=n_cases,
+                      mandatory_ids=[r.id for r in results if r.mandatory], results=results)
     summary = RunSummary(
-        verdict=conclude(results, complete=True),
+        verdict=conclude(results, complete=True, scope=scope_of(scope)),
+        scope=scope,
         counts=count(results),
         cases=[{"id": r.id, "verdict": r.verdict.value} for r in results],
         card=samples[0] if card_samples == 1 else {"samples": samples},

@@ -74,6 +74,25 @@ def _matches(case: Case, groups: list[str], patterns: list[str]) -> bool:
     return case.group in groups or any(fnmatch.fnmatchcase(case.id, p) for p in patterns)
 
 
+def check_selection(cases: list[Case], plan: Plan) -> None:
+    """Raise ValueError (one line) when the plan names a group or an ID pattern the catalogue
+    does not have, or selects no case: such a plan is a mistake, not a small run."""
+    groups = {c.group for c in cases}
+    problems = []
+    for part, selection in (("include", plan.include), ("exclude", plan.exclude)):
+        unknown = [g for g in selection.groups if g not in groups]
+        if unknown:
+            problems.append(f"{part}.groups: no group {', '.join(unknown)} in the catalogue "
+                            f"(groups: {', '.join(sorted(groups))})")
+        idle = [p for p in selection.ids if not any(fnmatch.fnmatchcase(c.id, p) for c in cases)]
+        if idle:
+            problems.append(f"{part}.ids: {', '.join(idle)} match no case of the catalogue")
+    if not problems and not select(cases, plan):
+        problems.append("selects no case of the catalogue")
+    if problems:
+        raise ValueError(f"plan {plan.name}: " + "; ".join(problems))
+
+
 def select(cases: list[Case], plan: Plan) -> list[Case]:
     """The cases a plan runs: included, not excluded, destructive ones only if allowed."""
     return [

@@ -49,11 +49,16 @@ class Selection(_Strict):
 
 
 class Plan(_Strict):
-    """Which cases a run executes and with which parameters."""
+    """Which cases a run executes and with which parameters.
+
+    Only a plan of kind `certification` can end in CONFORMANT (conformance/results.py); any
+    other plan is a subset and its run says so.
+    """
 
     name: str
     title_zh: str
     title_en: str
+    kind: Literal["certification", "subset"] = "subset"
     include: Selection = Selection()
     exclude: Selection = Selection()
     include_destructive: bool = False

@@ -29,10 +29,13 @@ from conformance.results import (
     CaseResult,
     Conclusion,
     RunSummary,
+    Scope,
     Verdict,
     conclude,
     read_results,
     read_summary,
+    scope_of,
+    statement,
 )
 
 VERDICTS: tuple[str, ...] = tuple(v.value for v in Verdict)
@@ -40,9 +43,26 @@ METHODS = ("declaration", "inspection", "lab_apparatus")
 
 TITLE_ZH = "居民健康卡用户卡符合性检测报告"
 TITLE_EN = "Resident Health Card — Conformance Test Report"
-CONCLUSION_RULE_ZH = "仅当所有适用的必测项目均为“通过”且测试完整时，结论为“符合”。"
+TITLES = {
+    Scope.CERTIFICATION: (TITLE_ZH, TITLE_EN),
+    Scope.PARTIAL: (
+        "居民健康卡用户卡检测报告（部分检测，非认证）",
+        "Resident Health Card — Test Report (partial run) — not a certification",
+    ),
+    Scope.BENCH_SELF_TEST: (
+        "测试台自检报告（虚拟卡）— 非产品认证",
+        "Bench self-test report (virtual card) — not a product certification",
+    ),
+}
+"""Page 1's title by what the run stands for: only a certification reads as one."""
+CONCLUSION_RULE_ZH = (
+    "仅当认证计划覆盖目录中全部适用的必测项目、均为“通过”、测试完整且样品为产品（非虚拟卡）时，"
+    "结论为“符合”；其他计划或选择的结论为“未发现不通过项（非认证）”。"
+)
 CONCLUSION_RULE_EN = (
-    "CONFORMANT only if every applicable mandatory case PASSes and the run completed."
+    "CONFORMANT only if a certification plan covered every applicable mandatory case of the "
+    "catalogue on a product sample (not the virtual card), every one PASSed and the run "
+    "completed; any other plan or selection without failures concludes NO_FAILURES."
 )
 
 
@@ -169,6 +189,10 @@ class ReportModel:
     privacy: str = ""
     title_zh: str = TITLE_ZH
     title_en: str = TITLE_EN
+    scope: str = Scope.CERTIFICATION.value
+    statement_zh: str = ""
+    statement_en: str = ""
+    """The conclusion as a sentence that says what the run was (results.statement)."""
 
     @property
     def mandatory_counts(self) -> dict[str, int]:
@@ -474,10 +498,15 @@ def build_model(
 
     notes = [str(n) for n in summary.notes]
     cases = _case_entries(run_dir, results)
-    conclusion = conclude(results, complete=summary.verdict is not Conclusion.INCOMPLETE)
+    scope = scope_of(summary.scope)
+    conclusion = conclude(
+        results, complete=summary.verdict is not Conclusion.INCOMPLETE, scope=scope
+    )
     if not results:
-        conclusion = Conclusion.INCOMPLETE
         notes.append("results.jsonl holds no case: nothing was tested")
+    statement_zh, statement_en = statement(
+        conclusion, scope, results, int(summary.scope.get("catalogue") or 0)
+    )
     if conclusion is not summary.verdict:
         notes.append(
             f"summary.json records {summary.verdict.value}; recomputed from the case results: "
@@ -523,4 +552,9 @@ def build_model(
         demo_key=demo_key,
         notes=notes,
         privacy=privacy_text(summary.privacy or {}),
+        title_zh=TITLES[scope][0],
+        title_en=TITLES[scope][1],
+        scope=scope.value,
+        statement_zh=statement_zh,
+        statement_en=statement_en,
     )

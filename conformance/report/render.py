@@ -29,6 +29,7 @@ from conformance.report.model import (
 )
 from conformance.report.sign import SignatureInfo
 from conformance.resources import TEMPLATES_DIR
+from conformance.results import CONCLUSION_ZH
 
 VERDICT_ZH = {
     "PASS": "通过",
@@ -44,7 +45,6 @@ VERDICT_COLOUR = {
     "ERROR": "#6a1b9a",
     "NOT_APPLICABLE": "#9e9e9e",
 }
-CONCLUSION_ZH = {"CONFORMANT": "符合", "NOT_CONFORMANT": "不符合", "INCOMPLETE": "检测未完成"}
 METHOD_ZH = {"declaration": "声明", "inspection": "检查", "lab_apparatus": "实验室设备检测"}
 METHOD_EN = {
     "declaration": "declaration",

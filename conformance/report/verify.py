@@ -52,7 +52,7 @@ from conformance.report.xml import (
     seal_of,
     sealed_elements,
 )
-from conformance.results import CaseResult, Verdict, conclude
+from conformance.results import CaseResult, Verdict, conclude, scope_of
 
 VALID, UNTRUSTED, INVALID = "VALID", "UNTRUSTED", "INVALID"
 
@@ -468,7 +468,8 @@ def _check_conclusion(root: etree._Element, result: VerifyResult) -> None:
             )
         )
     complete = conclusion.get("recordedByRun") != "INCOMPLETE"
-    expected = conclude(cases, complete=complete).value if cases else "INCOMPLETE"
+    scope = scope_of({"scope": conclusion.get("scope")})
+    expected = conclude(cases, complete=complete, scope=scope).value
     if expected != result.conclusion:
         result.problems.append(
             f"{describe(conclusion)}: states {result.conclusion}, but the case verdicts give "

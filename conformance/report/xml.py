@@ -210,7 +210,9 @@ def build_xml(model: ReportModel, manifest: Manifest) -> etree._Element:
     for art in [model.profile, model.plan, *model.sources]:
         _artifact(provenance, art)
 
-    conclusion = _sub(root, "conclusion", value=model.conclusion, recordedByRun=model.run_verdict)
+    conclusion = _sub(root, "conclusion", value=model.conclusion, recordedByRun=model.run_verdict,
+                      scope=model.scope)
+    _localized(conclusion, "statement", model.statement_zh, model.statement_en)
     _localized(conclusion, "rule", CONCLUSION_RULE_ZH, CONCLUSION_RULE_EN)
     _counts(conclusion, "counts", model.counts)
     _counts(conclusion, "mandatoryCounts", model.mandatory_counts)

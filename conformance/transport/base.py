@@ -13,6 +13,16 @@ class BenchError(Exception):
     """The bench (reader, driver, connection) failed; no verdict on the card is possible."""
 
 
+class CaseTimeout(BenchError):
+    """A case ran past its --case-timeout: stopped before its next exchange (the card saw
+    every command whole) or, as a last resort, wherever it was (`mid_exchange`)."""
+
+    def __init__(self, seconds: float, *, mid_exchange: bool = False):
+        where = "wherever it was" if mid_exchange else "before its next exchange"
+        super().__init__(f"case timeout after {seconds:g} s (--case-timeout): stopped {where}")
+        self.mid_exchange = mid_exchange
+
+
 class CardUnresponsive(BenchError):
     """The card did not answer an exchange within its deadline."""
 

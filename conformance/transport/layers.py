@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from conformance.apdu import CommandAPDU
 from conformance.iso7816 import LE_WHOLE
-from conformance.transport.base import BenchError, Transport
+from conformance.transport.base import BenchError, CaseTimeout, Transport
 from conformance.transport.redact import Redactor
 
 if TYPE_CHECKING:
@@ -264,6 +264,8 @@ class TraceLayer:
         # Raw secret fields seen since the last mark(), kept in memory only, so that text
         # written about this stretch (a failure reason, a note) can be scrubbed of them.
         self._secrets: list[bytes] = []
+        self.deadline: tuple[float, float] | None = None
+        """(clock time, seconds allowed): past it, the next exchange raises CaseTimeout."""
 
     # -- Transport ----------------------------------------------------------------------
 
@@ -290,6 +292,7 @@ class TraceLayer:
 
     def reset(self) -> bytes:
         """Reset the card; recorded as command ``RESET`` with the new ATR as response."""
+        self._check_deadline()
         seq, t_start = self._take_seq(), self._clock()
         self._origin_logical = self._origin_wire = None
         try:
@@ -396,9 +399,14 @@ class TraceLayer:
 
     # -- internals ----------------------------------------------------------------------
 
+    def _check_deadline(self) -> None:
+        if self.deadline is not None and self._clock() > self.deadline[0]:
+            raise CaseTimeout(self.deadline[1])
+
     def _exchange(self, send: Callable[[bytes], bytes], apdu: bytes, note: str | None) -> bytes:
         if self._open is not None:
             raise RuntimeError("TraceLayer: exchanges cannot nest")
+        self._check_deadline()
         seq, t_start = self._take_seq(), self._clock()
         opened = _Open(seq, t_start, t_start)
         origin = self._origin_logical
