@@ -207,20 +207,8 @@ class CertificationRun:
 
 
 def _harness_error(case: Case, exc: Exception) -> CaseResult:
-    return CaseResult(
-        id=case.id,
-        group=case.group,
-        title_zh=case.title_zh,
-        title_en=case.title_en,
-        clause=case.clause,
-        purpose=case.purpose,
-        applicability=case.applicability,
-        expected_sw=list(case.expected_sw),
-        mandatory=case.mandatory,
-        verdict=Verdict.ERROR,
-        reason=f"harness error around the case: {type(exc).__name__}: {exc}",
-        reference_choice=case.reference_choice,
-        severity=case.severity,
+    return CaseResult.for_case(
+        case, Verdict.ERROR, f"harness error around the case: {type(exc).__name__}: {exc}"
     )
 
 

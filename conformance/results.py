@@ -13,7 +13,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from conformance.cases.framework import Case
 
 
 class Verdict(StrEnum):
@@ -83,6 +86,25 @@ class CaseResult:
         data = dict(data)
         data["verdict"] = Verdict(data["verdict"])
         return cls(**data)
+
+    @classmethod
+    def for_case(cls, case: Case, verdict: Verdict, reason: str = "") -> CaseResult:
+        """A result carrying the case's metadata, so the report needs nothing else."""
+        return cls(
+            id=case.id,
+            group=case.group,
+            title_zh=case.title_zh,
+            title_en=case.title_en,
+            clause=case.clause,
+            purpose=case.purpose,
+            applicability=case.applicability,
+            expected_sw=list(case.expected_sw),
+            mandatory=case.mandatory,
+            verdict=verdict,
+            reason=reason,
+            reference_choice=case.reference_choice,
+            severity=case.severity,
+        )
 
 
 @dataclass

@@ -113,20 +113,7 @@ class CaseRunner:
 
     # -- cases -------------------------------------------------------------------------
     def run(self, case: Case) -> CaseResult:
-        result = CaseResult(
-            id=case.id,
-            group=case.group,
-            title_zh=case.title_zh,
-            title_en=case.title_en,
-            clause=case.clause,
-            purpose=case.purpose,
-            applicability=case.applicability,
-            expected_sw=list(case.expected_sw),
-            mandatory=case.mandatory,
-            verdict=Verdict.ERROR,
-            reference_choice=case.reference_choice,
-            severity=case.severity,
-        )
+        result = CaseResult.for_case(case, Verdict.ERROR)
         if not applicable(case.applicability, self.product, self.features):
             result.verdict = Verdict.NOT_APPLICABLE
             result.reason = f"ICS of {self.product.name} excludes it ({case.applicability})"

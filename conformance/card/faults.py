@@ -36,6 +36,7 @@ fault per access right).
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -242,13 +243,18 @@ def __getattr__(name: str) -> Any:
 
 def check_fault_names(names: Iterable[str], catalogue: Mapping[str, Fault] | None = None,
                       ) -> frozenset[str]:
-    """The names as a frozenset; ValueError naming every known fault if one is unknown."""
+    """The names as a frozenset; ValueError naming each unknown one and its nearest known
+    names (the catalogue has hundreds: `rhc card faults` lists them all)."""
     known_faults = fault_catalogue() if catalogue is None else catalogue
     chosen = frozenset(names)
     unknown = sorted(chosen - known_faults.keys())
     if unknown:
-        known = ", ".join(sorted(known_faults))
-        raise ValueError(f"unknown fault(s) {', '.join(unknown)}; known faults: {known}")
+        hints = []
+        for name in unknown:
+            near = difflib.get_close_matches(name, list(known_faults), n=3)
+            hints.append(f"{name} (did you mean {', '.join(near)}?)" if near else name)
+        raise ValueError(f"unknown fault(s) {'; '.join(hints)}: `rhc card faults` lists the "
+                         f"{len(known_faults)} known faults")
     return chosen
 
 
