@@ -237,12 +237,13 @@ class CaseContext:
         self.observations.append(text)
         self.trace.annotate(f"observation: {text}")
 
-    def check(self, condition: bool, message: str) -> None:
+    def check(self, condition: bool, message: str, *, choice: str = "") -> None:
+        """FAIL unless ``condition``; ``choice`` as for :meth:`expect_sw`."""
         if not condition:
-            raise CaseFailure(message)
+            self._deviate(message, choice)
 
-    def fail(self, message: str) -> None:
-        raise CaseFailure(message)
+    def fail(self, message: str, *, choice: str = "") -> None:
+        self._deviate(message, choice)
 
     def inconclusive(self, message: str) -> None:
         raise Inconclusive(message)

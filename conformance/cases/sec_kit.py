@@ -292,6 +292,20 @@ class Sec:
         )
         return response
 
+    def expect_tries(self, response: ResponseAPDU, left: int, what: str) -> ResponseAPDU:
+        """63Cx with x = ``left``: another x departs from the retry counter, a [choice]
+        (REFERENCE.md §3); another error status word from §5's table, a [choice] too."""
+        want = self.cryptogram_sw(left)
+        if response.sw == want:
+            return response
+        family = sw_hex(response.sw).startswith(self.ctx.profile.sw_prefix("wrong_cryptogram"))
+        choice = "retry_limit" if family else ("" if response.sw == 0x9000 else "status_words")
+        self.ctx.check(
+            False, f"{what}: expected {sw_hex(want)}, card answered {sw_hex(response.sw)}",
+            choice=choice,
+        )
+        return response
+
     def expect_ok(self, response: ResponseAPDU, what: str) -> ResponseAPDU:
         return self.ctx.expect_sw(response, "ok", what=what)
 
