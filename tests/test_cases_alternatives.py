@@ -96,3 +96,19 @@ def test_success_where_the_text_refuses_fails_even_under_observe() -> None:
     result = _runner(MissingFilesFound(casekit.new_card()), "observe").run(
         _case("CMD-SEL-DDF1-001"))
     assert result.verdict is Verdict.FAIL
+
+
+def test_atr_choice_is_observed_or_enforced_as_the_plan_says() -> None:
+    """The ATR is a [choice] (REFERENCE.md §2): TS 3F FAILs under enforce, is observed under
+    observe."""
+    enforced = _runner(casekit.new_card(["atr_inverse_ts"])).run(_case("ATR-001"))
+    observed = _runner(casekit.new_card(["atr_inverse_ts"]), "observe").run(_case("ATR-001"))
+    assert enforced.verdict is Verdict.FAIL
+    assert observed.verdict is Verdict.PASS, observed.reason
+    assert any("[choice] atr" in o and "TS is 3F" in o for o in observed.observations)
+
+
+def test_every_situation_and_choice_named_by_a_case_is_in_the_profile() -> None:
+    spec = casekit.profile().spec
+    assert {"select_wrong_lc", "cyclic_append_on_noncyclic"} <= set(spec.situations)
+    assert {"atr", "retry_limit", "status_words", "wrong_le"} <= set(spec.choices)

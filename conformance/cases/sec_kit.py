@@ -285,13 +285,6 @@ class Sec:
         return sw_hex(sw).startswith(self.profile.sw_prefix("wrong_cryptogram"))
 
     # -- judging -------------------------------------------------------------------------
-    def expect(self, response: ResponseAPDU, sw: int, what: str) -> ResponseAPDU:
-        self.ctx.check(
-            response.sw == sw,
-            f"{what}: expected {sw_hex(sw)}, card answered {sw_hex(response.sw)}",
-        )
-        return response
-
     def expect_tries(self, response: ResponseAPDU, left: int, what: str) -> ResponseAPDU:
         """63Cx with x = ``left``: another x departs from the retry counter, a [choice]
         (REFERENCE.md §3); another error status word from §5's table, a [choice] too."""
