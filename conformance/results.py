@@ -77,6 +77,9 @@ class CaseResult:
     failed_at: str = ""
     """For a FAIL: ``own`` (the case's own expectation), ``step: …`` (a shared step such as a
     read before the check) or ``error: …`` (a raw protocol error escaped the body)."""
+    observations: list[str] = field(default_factory=list)
+    """Answers the text allows but the reference profile does not give, and [choice]
+    deviations a plan with ``choices: observe`` let pass."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, sort_keys=True)

@@ -126,6 +126,7 @@ class CaseRunner:
         stack: TraceLayer | None = None
         mark = 0
         exc: BaseException | None = None
+        context: CaseContext | None = None
         try:
             stack = self._open()
             mark = stack.mark()
@@ -141,6 +142,7 @@ class CaseRunner:
                     profile=self.profile,
                     product=self.product,
                     parameters=self.plan.parameters,
+                    choices=self.plan.choices,
                 )
                 case.body(context)
         except Exception as caught:  # every way a case can end becomes a verdict
@@ -149,6 +151,10 @@ class CaseRunner:
             if stack is not None:
                 stack.deadline = None
         result.verdict, result.reason = judge(exc)
+        if context is not None:
+            result.observations = [
+                stack.scrub(o) if stack is not None else o for o in context.observations
+            ]
         if result.verdict is Verdict.FAIL and exc is not None:
             result.failed_at = failed_at(exc)
         if stack is not None:  # failure messages quote APDUs: mask what the trace masks

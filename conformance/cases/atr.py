@@ -15,6 +15,10 @@ FACTOR_CHOICE = (
 )
 
 
+ATR_CHOICE = "atr"
+"""REFERENCE.md §2: the ATR is a [choice, following evidence §4.5] (profile choices.atr)."""
+
+
 def _parts(ctx: CaseContext) -> tuple[bytes, bytes, bytes]:
     """(TS‖T0, interface bytes, historical bytes) of the card's ATR per the profile's T0."""
     atr = ctx.session.atr
@@ -59,7 +63,8 @@ def cases(profile: CardProfile) -> list[Case]:
     def ts(ctx: CaseContext) -> None:
         atr = ctx.session.atr
         ctx.check(len(atr) >= 2, f"ATR {atr.hex().upper()} is shorter than TS and T0")
-        ctx.check(atr[0] == spec.ts, f"TS is {atr[0]:02X}, expected {spec.ts:02X}")
+        ctx.check(atr[0] == spec.ts, f"TS is {atr[0]:02X}, expected {spec.ts:02X}",
+                  choice=ATR_CHOICE)
 
     @make(
         out,
@@ -79,10 +84,12 @@ def cases(profile: CardProfile) -> list[Case]:
         y1, k = atr[1] >> 4, atr[1] & 0x0F
         n_iface = bin(y1).count("1")
         if y1 & 0x8:
-            ctx.fail("T0 announces TD1: more protocols than the profile's T=0 only")
+            ctx.fail("T0 announces TD1: more protocols than the profile's T=0 only",
+                     choice=ATR_CHOICE)
         ctx.check(
             k == spec.historical_length,
             f"T0 announces {k} historical bytes, the profile {spec.historical_length}",
+            choice=ATR_CHOICE,
         )
         ctx.check(
             len(atr) == 2 + n_iface + k, f"ATR has {len(atr)} bytes, T0 announces {2 + n_iface + k}"
@@ -102,10 +109,12 @@ def cases(profile: CardProfile) -> list[Case]:
     )
     def iface(ctx: CaseContext) -> None:
         head, found, _ = _parts(ctx)
-        ctx.check(head[1] == spec.t0, f"T0 is {head[1]:02X}, the profile's {spec.t0:02X}")
+        ctx.check(head[1] == spec.t0, f"T0 is {head[1]:02X}, the profile's {spec.t0:02X}",
+                  choice=ATR_CHOICE)
         ctx.check(
             found.hex().upper() == spec.interface_bytes,
             f"interface bytes {found.hex().upper()}, expected {spec.interface_bytes}",
+            choice=ATR_CHOICE,
         )
 
     fixed = [(start, f) for start, f in _offsets(spec.historical) if f.value]
@@ -129,6 +138,7 @@ def cases(profile: CardProfile) -> list[Case]:
             ctx.check(
                 found == field.value,
                 f"historical {field.name} is {found or 'missing'}, expected {field.value}",
+                choice=ATR_CHOICE,
             )
 
     @make(

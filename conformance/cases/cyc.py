@@ -34,8 +34,9 @@ NONCYCLIC_CHOICE = (
     'record 1"), so the P1/P2 check (<sw:wrong_p1p2>) cannot reject it before the file is '
     "known; the file-structure check comes next in the §5 order, before security, so this "
     "case expects "
-    "<sw:incompatible_file_structure> (command incompatible with file structure), not "
-    "<sw:wrong_p1p2> or <sw:security_not_satisfied>."
+    "<sw:incompatible_file_structure> (command incompatible with file structure); since the "
+    "text names none, <sw:wrong_p1p2> and <sw:security_not_satisfied> are accepted too and "
+    "recorded as an observation (profile situations.cyclic_append_on_noncyclic)."
 )
 REWRITE_CHOICE = (
     "The evidence (§3.2) shows cyclic files written only with P2 = 03; that a plain UPDATE "
@@ -282,9 +283,10 @@ def _noncyclic_case(profile: CardProfile, path: str, out: list[Case]) -> None:
             first = ctx.expect_sw(read_record(ctx, 1), "ok", what=f"READ RECORD 1 of {path}").data
         response = _append(ctx, first)  # record 1's own bytes: harmless if wrongly accepted
         structure = ctx.profile.file(path).structure
-        ctx.expect_sw(
+        ctx.expect_situation(
             response,
-            "incompatible_file_structure",
+            "cyclic_append_on_noncyclic",
+            choice="status_words",
             what=f"UPDATE RECORD {ctx.profile.command_text('update_record')} 00 03 on {path} "
                  f"({structure})",
         )

@@ -44,6 +44,9 @@ GROUPS = {
 OWN = "own"
 """``failed_at`` of a FAIL raised by the case's own expectation."""
 STEP_PREFIX = "step: "
+STATUS_WORDS_CHOICE = "status_words"
+"""The [choice] §5's status word table rests on (REFERENCE.md §5 heading)."""
+SUCCESS = frozenset({"ok", "bytes_available"})
 ERROR_PREFIX = "error: "
 
 
@@ -130,12 +133,15 @@ class CaseContext:
         profile: CardProfile,
         product: Product,
         parameters: dict[str, Any],
+        choices: str = "enforce",
     ):
         self.session = session
         self.trace = trace
         self.profile = profile
         self.product = product
         self.parameters = parameters
+        self.choices = choices
+        self.observations: list[str] = []
 
     # -- sending -----------------------------------------------------------------------
     def send(self, apdu: CommandAPDU | bytes, *, raw: bool = False) -> ResponseAPDU:
@@ -160,21 +166,84 @@ class CaseContext:
     def sw(self, name: str) -> int:
         return self.profile.sw(name)
 
-    def expect_sw(self, response: ResponseAPDU, *names: str, what: str) -> ResponseAPDU:
-        """FAIL unless the response carries one of the named status words (or SW prefixes)."""
-        for name in names:
-            expected = self.profile.spec.status_words[name]
-            if sw_hex(response.sw).startswith(expected):
+    def _sw_matches(self, response: ResponseAPDU, name: str) -> bool:
+        return sw_hex(response.sw).startswith(self.profile.spec.status_words[name])
+
+    def _wanted(self, names: tuple[str, ...]) -> str:
+        return " or ".join(f"{self.profile.spec.status_words[n]} ({n})" for n in names)
+
+    def expect_sw(
+        self, response: ResponseAPDU, *names: str, what: str, choice: str | None = None
+    ) -> ResponseAPDU:
+        """FAIL unless the response carries one of the named status words (or SW prefixes).
+
+        ``choice`` names the [choice] of the profile (``choices:``) the expectation rests on:
+        under a plan with ``choices: observe`` a deviation is recorded, not failed. By
+        default an expectation of error status words only rests on §5's table
+        (``status_words``), itself a [choice]; one that expects success rests on none.
+        """
+        if any(self._sw_matches(response, name) for name in names):
+            return response
+        message = f"{what}: expected {self._wanted(names)}, card answered {sw_hex(response.sw)}"
+        if choice is None:
+            choice = STATUS_WORDS_CHOICE if set(names).isdisjoint(SUCCESS) else ""
+        if choice and response.sw == 0x9000:
+            choice = ""  # success where the text refuses is never a mere choice
+        self._deviate(message, choice)
+        return response
+
+    def expect_situation(
+        self, response: ResponseAPDU, situation: str, *, what: str, choice: str = ""
+    ) -> ResponseAPDU:
+        """Judge a response against a situation of the profile (``situations:``): its status
+        word passes; an alternative the text also admits passes with an observation."""
+        spec = self.profile.spec.situations[situation]
+        if self._sw_matches(response, spec.sw):
+            return response
+        got = sw_hex(response.sw)
+        for alternative in spec.alternatives:
+            if self._sw_matches(response, alternative):
+                self.observe(
+                    f"{what}: card answered {got} ({alternative}) where the reference answers "
+                    f"{self._wanted((spec.sw,))}; both allowed ({spec.rests_on})"
+                )
                 return response
-        wanted = " or ".join(f"{self.profile.spec.status_words[n]} ({n})" for n in names)
-        raise CaseFailure(f"{what}: expected {wanted}, card answered {sw_hex(response.sw)}")
+        if spec.any_error and response.sw != 0x9000 and not self._sw_matches(
+            response, "bytes_available"
+        ):
+            self.observe(
+                f"{what}: card answered {got}; the text names no status word here "
+                f"({spec.rests_on}), any error is accepted"
+            )
+            return response
+        allowed = (spec.sw, *spec.alternatives)
+        message = f"{what}: expected {self._wanted(allowed)}"
+        if spec.any_error:
+            message += " or another error status word"
+        self._deviate(f"{message}, card answered {got}", choice)
+        return response
 
-    def check(self, condition: bool, message: str) -> None:
-        if not condition:
-            raise CaseFailure(message)
-
-    def fail(self, message: str) -> None:
+    def _deviate(self, message: str, choice: str) -> None:
+        """A deviation: FAIL, unless it departs only from a [choice] the plan observes."""
+        if choice and choice not in self.profile.spec.choices:
+            raise KeyError(f"unknown [choice] {choice!r}: not in the profile's choices")
+        if choice and self.choices == "observe":
+            self.observe(f"[choice] {choice} not followed: {message}")
+            return
         raise CaseFailure(message)
+
+    def observe(self, text: str) -> None:
+        """Record what the card answered where the text allows more than one answer."""
+        self.observations.append(text)
+        self.trace.annotate(f"observation: {text}")
+
+    def check(self, condition: bool, message: str, *, choice: str = "") -> None:
+        """FAIL unless ``condition``; ``choice`` as for :meth:`expect_sw`."""
+        if not condition:
+            self._deviate(message, choice)
+
+    def fail(self, message: str, *, choice: str = "") -> None:
+        self._deviate(message, choice)
 
     def inconclusive(self, message: str) -> None:
         raise Inconclusive(message)

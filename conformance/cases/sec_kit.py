@@ -285,10 +285,17 @@ class Sec:
         return sw_hex(sw).startswith(self.profile.sw_prefix("wrong_cryptogram"))
 
     # -- judging -------------------------------------------------------------------------
-    def expect(self, response: ResponseAPDU, sw: int, what: str) -> ResponseAPDU:
+    def expect_tries(self, response: ResponseAPDU, left: int, what: str) -> ResponseAPDU:
+        """63Cx with x = ``left``: another x departs from the retry counter, a [choice]
+        (REFERENCE.md §3); another error status word from §5's table, a [choice] too."""
+        want = self.cryptogram_sw(left)
+        if response.sw == want:
+            return response
+        family = sw_hex(response.sw).startswith(self.ctx.profile.sw_prefix("wrong_cryptogram"))
+        choice = "retry_limit" if family else ("" if response.sw == 0x9000 else "status_words")
         self.ctx.check(
-            response.sw == sw,
-            f"{what}: expected {sw_hex(sw)}, card answered {sw_hex(response.sw)}",
+            False, f"{what}: expected {sw_hex(want)}, card answered {sw_hex(response.sw)}",
+            choice=choice,
         )
         return response
 

@@ -63,6 +63,9 @@ class Plan(_Strict):
     exclude: Selection = Selection()
     include_destructive: bool = False
     parameters: dict[str, Any] = Field(default_factory=dict)
+    choices: Literal["enforce", "observe"] = "enforce"
+    """A deviation from a [choice] value: enforce FAILs it, observe PASSes it with an
+    observation."""
     source: str = ""
     sha256: str = ""
 

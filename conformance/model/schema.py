@@ -284,6 +284,16 @@ class ItemRoles(Strict):
     chip_serial: int  # the sample's identity in the report
 
 
+class Situation(Strict):
+    """A situation whose status word the text leaves open: the expected one and the others a
+    reading of the text also allows (each accepted, recorded as an observation)."""
+
+    sw: str  # the status word name the reference profile answers
+    alternatives: list[str] = []  # other status word names the text admits
+    any_error: bool = False  # the text names no status word: any error (not 9000) is accepted
+    rests_on: str  # the sentence of REFERENCE.md it rests on
+
+
 class ProfileSpec(Strict):
     """The whole profile file."""
 
@@ -292,6 +302,8 @@ class ProfileSpec(Strict):
     commands: dict[str, Command]
     sam_commands: dict[str, SamCommand] = {}
     status_words: dict[str, str]
+    situations: dict[str, Situation] = {}
+    choices: dict[str, str] = {}  # [choice] name -> the place of REFERENCE.md that marks it
     security: SecuritySpec
     features: dict[str, Feature]
     keys: dict[str, KeyFamily]
@@ -379,6 +391,10 @@ class ProfileSpec(Strict):
         missing = {"ok", "bytes_available", "wrong_le"} - set(self.status_words)
         if missing:
             problems.append((("status_words",), f"missing {', '.join(sorted(missing))}"))
+        for name, situation in self.situations.items():
+            for sw in (situation.sw, *situation.alternatives):
+                if sw not in self.status_words:
+                    problems.append((("situations", name), f"{sw} is not a status word"))
         if "get_response" not in self.commands:
             problems.append((("commands",), "missing get_response (T=0 needs it)"))
         for rule in self.consistency:

@@ -202,6 +202,12 @@ class ReportModel:
                 counts[case.verdict] += 1
         return counts
 
+    @property
+    def observations(self) -> list[tuple[str, str]]:
+        """(case id, observation): answers the text allows besides the reference one, and
+        [choice] deviations a plan let pass."""
+        return [(c.result.id, o) for c in self.cases for o in c.result.observations]
+
 
 # ---------------------------------------------------------------------------------------------
 # helpers
