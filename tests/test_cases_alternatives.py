@@ -112,3 +112,13 @@ def test_every_situation_and_choice_named_by_a_case_is_in_the_profile() -> None:
     spec = casekit.profile().spec
     assert {"select_wrong_lc", "cyclic_append_on_noncyclic"} <= set(spec.situations)
     assert {"atr", "retry_limit", "status_words", "wrong_le"} <= set(spec.choices)
+
+
+def test_a_choice_consistency_rule_is_observed_under_observe() -> None:
+    """document-is-id rests on a [choice] of the evidence: enforce FAILs, observe records it."""
+    card = casekit.new_card(["data_document_not_id"])
+    case = _case("DATA-CON-DOCUMENT-IS-ID")
+    assert _runner(card).run(case).verdict is Verdict.FAIL
+    result = _runner(casekit.new_card(["data_document_not_id"]), "observe").run(case)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert any("[choice] value_rules" in o for o in result.observations)

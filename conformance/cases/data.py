@@ -177,7 +177,9 @@ def _item_cases(profile: CardProfile, out: list[Case]) -> None:
             value = item_value(ctx, number)
             for rule in item.rules:
                 problem = check_rule(rule, value, ctx.profile.spec.code_tables)
-                ctx.check(problem is None, f"item {number} ({item.zh}), rule {rule}: {problem}")
+                choice = "value_rules" if rules_choice(ctx.profile, [rule]) else ""
+                ctx.check(problem is None, f"item {number} ({item.zh}), rule {rule}: {problem}",
+                          choice=choice)
 
 
 def _rule_refs(profile: CardProfile, rules: list[str]) -> list[str]:
@@ -212,19 +214,21 @@ def _judge(ctx: CaseContext, rule: Consistency) -> None:
         ctx.note(f"item {first} = {a!r}, item {second} = {b!r}: an item is not personalised, "
                  "the rule does not apply")
         return
+    choice = "value_rules" if "[choice]" in rule.ref else ""  # observed when the plan says so
     if rule.kind in ("equal", "equal_when"):
-        ctx.check(a == b, f"item {first} ({a}) differs from item {second} ({b})")
+        ctx.check(a == b, f"item {first} ({a}) differs from item {second} ({b})", choice=choice)
     elif rule.kind == "birth_date_in_id":
         embedded = a[6:14]
         ctx.check(embedded == b,
                   f"the ID number {a} (item {first}) carries birth date {embedded}, item "
-                  f"{second} is {b}")
+                  f"{second} is {b}", choice=choice)
     elif rule.kind == "not_before":
         da, db = parse_date(a), parse_date(b)
-        ctx.check(da is not None and db is not None,
-                  f"item {first} ({a}) or item {second} ({b}) is not a date YYYYMMDD")
-        assert da is not None and db is not None
-        ctx.check(da >= db, f"item {first} ({a}) is before item {second} ({b})")
+        if da is None or db is None:
+            ctx.fail(f"item {first} ({a}) or item {second} ({b}) is not a date YYYYMMDD",
+                     choice=choice)
+        elif da < db:
+            ctx.fail(f"item {first} ({a}) is before item {second} ({b})", choice=choice)
     else:  # pragma: no cover - the schema allows no other kind
         ctx.fail(f"unknown consistency kind {rule.kind}")
 
