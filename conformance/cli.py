@@ -162,7 +162,7 @@ def cmd_card_faults(args: argparse.Namespace) -> int:
 
     table = Table(title=f"defect catalogue of the virtual card ({len(FAULTS)} faults)")
     for column in ("fault", "group", "deviation", "偏差", "reference"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column == "fault")  # the name --fault needs, whole
     for f in FAULTS.values():
         table.add_row(f.name, f.group, f.description_en, f.description_zh, f.reference)
     Console().print(table)
@@ -349,6 +349,8 @@ def cmd_report_verify(args: argparse.Namespace) -> int:
     trust = DEMO_CA if args.trust == "demo" else Path(args.trust) if args.trust else None
     if trust is not None and not trust.is_file():
         raise CliError(f"--trust {trust}: no such file (a PEM file of CA certificates)")
+    if not Path(args.path).exists():
+        raise CliError(f"{args.path}: no such run directory or report.xml")
     result = verify_report(Path(args.path), trust=trust)
     for problem in result.problems:
         print(f"INVALID: {problem}")

@@ -273,3 +273,14 @@ def test_run_without_plugin_autoload(capsys, tmp_path, monkeypatch) -> None:
                        "--no-report")
     assert code == 3, err  # selftest on the virtual card: NO_FAILURES
     assert (out / "junit.xml").is_file() and (out / "allure-results").is_dir()
+
+
+def test_fault_names_stay_whole_when_piped(capsys) -> None:
+    """`rhc card faults | cat` must show each name exactly as --fault takes it."""
+    code, out, _ = run(capsys, "card", "faults")
+    assert code == 0 and "atr_wrong_card_number" in out and "atr_wrong_card…" not in out
+
+
+def test_verify_of_a_missing_run_is_a_usage_error(capsys, tmp_path) -> None:
+    code, _, err = run(capsys, "report", "verify", str(tmp_path / "none"))
+    assert code == 2 and "no such run directory" in err
