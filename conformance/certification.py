@@ -17,6 +17,7 @@ from typing import Any
 
 from conformance import __version__
 from conformance.cases.framework import Case
+from conformance.clock import WallClock
 from conformance.config import RunConfig, card_under_test
 from conformance.model import ProfileError
 from conformance.results import (
@@ -36,7 +37,7 @@ from conformance.transport.redact import Redactor
 class CertificationRun:
     """The cases of one run, the runner that owns the card connection, and the results."""
 
-    def __init__(self, config: RunConfig):
+    def __init__(self, config: RunConfig, timezone: dt.tzinfo | None = None):
         self.config = config
         self.out_dir = config.out_dir
         self.cases: list[Case] = list(config.cases)
@@ -49,6 +50,7 @@ class CertificationRun:
             out_dir=config.out_dir,
             redactor=Redactor.from_profile(config.profile, privacy=config.privacy),
             case_timeout_s=config.case_timeout_s,
+            wall_clock=WallClock(zone=timezone) if timezone is not None else None,
         )
         self.results: list[CaseResult] = []
         self.card: dict[str, Any] = {}
@@ -152,6 +154,20 @@ class CertificationRun:
             privacy=self.privacy(),
             scope=scope,
         )
+
+    def stopped(self, interrupted: bool) -> list[str]:
+        """Why the run did not complete, one sentence a cause (empty for a complete run)."""
+        selected = len(self.cases) if self.selected is None else self.selected
+        reasons = []
+        if interrupted:
+            reasons.append("the run was interrupted (Ctrl-C, or pytest failed internally)")
+        if len(self.results) != selected:
+            reasons.append(f"only {len(self.results)} of the {selected} selected cases ran")
+        if self.runner.bench_lost:
+            reasons.append(f"the bench was lost: {self.runner.bench_lost}")
+        if self.write_error:
+            reasons.append(f"results could not be written: {self.write_error}")
+        return reasons
 
     def privacy(self) -> dict[str, Any]:
         """What summary.json says of the privacy setting and of the sealed salt."""

@@ -42,6 +42,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from conformance.config import (
     OPTIONS_BY_NAME,
     RUN_OPTIONS,
@@ -157,45 +159,91 @@ def cmd_card_faults(args: argparse.Namespace) -> int:
             ]
         )
         return EXIT_OK
-    from rich.console import Console
-    from rich.table import Table
+    from conformance.console import console, print_table
 
-    table = Table(title=f"defect catalogue of the virtual card ({len(FAULTS)} faults)")
-    for column in ("fault", "group", "deviation", "偏差", "reference"):
-        table.add_column(column, no_wrap=column == "fault")  # the name --fault needs, whole
-    for f in FAULTS.values():
-        table.add_row(f.name, f.group, f.description_en, f.description_zh, f.reference)
-    Console().print(table)
+    print_table(
+        console(),
+        f"defect catalogue of the virtual card ({len(FAULTS)} faults)",
+        ("fault", "group", "deviation", "偏差", "reference"),
+        [(f.name, f.group, f.description_en, f.description_zh, f.reference)
+         for f in FAULTS.values()],
+    )
     return EXIT_OK
 
 
 # -- rhc cases ---------------------------------------------------------------------------
 
 
+def _groups(values: list[str]) -> list[str]:
+    """The groups --group names (repeatable, or a comma list), each checked."""
+    from conformance.cases.framework import GROUPS
+
+    names = [n.strip().upper() for value in values for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in GROUPS]
+    if unknown:
+        raise CliError(f"--group: no group {', '.join(unknown)} (groups: {', '.join(GROUPS)})")
+    return names
+
+
 def cmd_cases_list(args: argparse.Namespace) -> int:
     from conformance.cases.catalogue import build_catalogue, check_selection, select
     from conformance.model.products import load_plan
 
+    groups = _groups(args.group)
     profile = load_profile(args.profile)
     cases = build_catalogue(profile)
     if args.plan:
         plan = load_plan(args.plan)
         check_selection(cases, plan)
         cases = select(cases, plan)
+    if groups:
+        cases = [c for c in cases if c.group in groups]
     if args.json:
         _print_json([c.describe() for c in cases])
         return EXIT_OK
-    from rich.console import Console
-    from rich.table import Table
+    from conformance.console import console, print_table
 
-    table = Table(title=f"rhc case catalogue ({len(cases)} cases)")
-    for column in ("ID", "标题", "title", "reference", "applicability"):
-        table.add_column(column)
-    for c in cases:
-        flags = " (destructive)" if c.destructive else ""
-        table.add_row(c.id, c.title_zh, c.title_en + flags, c.clause, c.applicability)
-    Console().print(table)
+    rows = [
+        (c.id, f"{c.title_zh}\n{c.title_en}{' (destructive)' if c.destructive else ''}",
+         c.clause, c.applicability)
+        for c in cases
+    ]
+    print_table(console(), f"rhc case catalogue ({len(cases)} cases)",
+                ("ID", "标题 / title", "reference", "applicability"), rows)
     return EXIT_OK
+
+
+def cmd_cases_show(args: argparse.Namespace) -> int:
+    """The full specification of one case, as the catalogue builds it from the profile."""
+    import difflib
+
+    from conformance.cases.catalogue import build_catalogue
+
+    cases = {c.id: c for c in build_catalogue(load_profile(args.profile))}
+    case = cases.get(args.id) or cases.get(args.id.upper())
+    if case is None:
+        close = difflib.get_close_matches(args.id.upper(), list(cases), n=5, cutoff=0.6)
+        hint = f"; close: {', '.join(close)}" if close else " (`rhc cases list` lists them)"
+        raise CliError(f"no case {args.id}{hint}")
+    spec = case_spec(case)
+    if args.json:
+        _print_json(spec)
+        return EXIT_OK
+    from conformance.console import console, print_spec
+
+    print_spec(console(), spec)
+    return EXIT_OK
+
+
+def case_spec(case: Any) -> dict[str, Any]:
+    """describe() of a case with its steps: the explicit list, else its body's docstring."""
+    import inspect
+
+    spec = case.describe()
+    if not spec.get("steps"):
+        doc = inspect.getdoc(case.body)
+        spec["steps"] = [line for line in doc.splitlines() if line.strip()] if doc else []
+    return spec
 
 
 # -- rhc run -----------------------------------------------------------------------------
@@ -205,8 +253,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     import pytest
 
     from conformance import pytest_catalogue
+    from conformance.clock import lab_timezone
+    from conformance.console import console
     from conformance.plugin import PreparedRun
-    from conformance.progress import summary_table
+    from conformance.progress import print_attention, summary_table, why_incomplete
     from conformance.results import Conclusion, read_results
 
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -220,6 +270,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError(signer + str(exc).removeprefix("--seal-to")) from None
     if not args.no_report:
         _check_signing(args)  # a bad lab file or key stops the run here, not after it
+    try:
+        timezone = lab_timezone(args.lab)
+    except ValueError as exc:
+        raise CliError(f"--lab: {exc}") from None
     claim_out_dir(config)  # every input is good: only now the run directory is touched
     out = config.out_dir
     assert out is not None  # given above
@@ -247,35 +301,71 @@ def cmd_run(args: argparse.Namespace) -> int:
     if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):  # else their entry points load them
         for plugin in ("conformance.plugin", "allure_pytest.plugin"):
             pytest_args += ["-p", plugin]
-    prepared = PreparedRun(config, progress=not args.quiet)
+    prepared = PreparedRun(config, progress=not args.quiet, timezone=timezone)
     code = pytest.main(pytest_args, plugins=[prepared])
     summary = prepared.summary
     if summary is None:
         if not (out / "results.jsonl").exists():
             _release(out)  # nothing ran: leave no half-made run directory behind
-        for error in prepared.errors:
+        errors = prepared.errors or [f"the run did not complete (pytest exit code {int(code)})"]
+        for error in errors:
             print(f"rhc: error: {error}", file=sys.stderr)
-        if not prepared.errors:
-            print(f"rhc: error: the run did not complete (pytest exit code {int(code)})",
-                  file=sys.stderr)
+        if args.json:
+            _print_json({"conclusion": None, "exit_code": EXIT_NO_VERDICT, "errors": errors})
         return EXIT_NO_VERDICT
     for error in prepared.errors:
         print(f"rhc: {error}", file=sys.stderr)
-    from rich.console import Console
-
-    console = Console(stderr=True)
-    console.print(summary_table(summary, read_results(out)))
+    human = console(stderr=True)
+    results = read_results(out)
+    human.print(summary_table(summary, results))
+    print_attention(human, results)
+    why = (why_incomplete(summary, results, prepared.stopped)
+           if summary.verdict is Conclusion.INCOMPLETE else [])
+    for reason in why:
+        human.print(f"[bold yellow]INCOMPLETE because[/bold yellow] {escape(reason)}",
+                    highlight=False)
     for note in summary.notes:
-        console.print(f"[yellow]note:[/yellow] {note}")
-    if not args.no_report:
-        _write_report(out, args, console)
-    console.print(f"results in {out}")
-    return {
+        human.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False)
+    report = None if args.no_report else _write_report(out, args, human, steps=not args.quiet)
+    human.print(f"results in {out}", highlight=False)
+    exit_code = {
         Conclusion.CONFORMANT: EXIT_OK,
         Conclusion.NOT_CONFORMANT: EXIT_NOT_CONFORMANT,
         Conclusion.INCOMPLETE: EXIT_NO_VERDICT,
         Conclusion.NO_FAILURES: EXIT_NOT_CERTIFICATION,
     }[summary.verdict]
+    if args.json:
+        _print_json(run_json(summary, results, out, report, why, exit_code))
+    return exit_code
+
+
+def run_json(summary: Any, results: list[Any], out: Path, report: Any, why: list[str],
+             exit_code: int) -> dict[str, Any]:
+    """`rhc run --json`: the conclusion, the counts, the cases to look at and where all is."""
+    from conformance.progress import attention
+    from conformance.results import scope_of, statement
+
+    zh, en = statement(summary.verdict, scope_of(summary.scope), results,
+                       summary.scope.get("catalogue", 0))
+    fields = ("id", "group", "title_zh", "title_en", "verdict", "reason_zh", "reason",
+              "expected", "measured", "mandatory", "failed_at", "evidence")
+    paths = {"out": out, "summary": out / "summary.json", "results": out / "results.jsonl",
+             "evidence": out / "evidence", "junit": out / "junit.xml",
+             "allure_results": out / "allure-results"}
+    if report is not None:
+        paths.update(report_xml=report.xml, report_html=report.html, report_pdf=report.pdf)
+    return {
+        "conclusion": summary.verdict.value,
+        "statement": {"zh": zh, "en": en},
+        "exit_code": exit_code,
+        "scope": summary.scope,
+        "counts": summary.counts,
+        "cases": [{f: getattr(r, f, "") for f in fields} | {"verdict": r.verdict.value}
+                  for r in attention(results)],
+        "incomplete": why,
+        "notes": summary.notes,
+        "paths": {k: str(v) if v is not None else None for k, v in paths.items()},
+    }
 
 
 PYTEST_OUTPUT = ("junit.xml", "allure-results")
@@ -325,14 +415,22 @@ def _check_signing(args: argparse.Namespace) -> None:
         raise CliError(f"signing material (--sign-key/--sign-cert/--sign-p12): {exc}") from None
 
 
-def _write_report(out: Path, args: argparse.Namespace, console: Any) -> None:
+def _write_report(out: Path, args: argparse.Namespace, console: Any,
+                  steps: bool = True) -> Any:
+    """Write the signed report, naming each step on the console; its paths."""
+    from conformance.progress import ReportSteps
     from conformance.report import ReportError, write_report
 
+    progress = ReportSteps(console) if steps else None
     try:
-        paths = write_report(out, **_signing(args))
+        paths = write_report(out, **_signing(args), progress=progress)
     except ReportError as exc:
         raise CliError(f"report: {exc}") from None
-    console.print(f"signed report ({paths.conclusion}): {paths.xml}, {paths.html}, {paths.pdf}")
+    if progress is not None:
+        progress.done()
+    console.print(f"signed report ({paths.conclusion}): {paths.xml}, {paths.html}, {paths.pdf}",
+                  highlight=False)
+    return paths
 
 
 # -- rhc report --------------------------------------------------------------------------
@@ -431,14 +529,14 @@ def _profile_items(run_dir: Path) -> dict[int, Any]:
 
 def cmd_report_build(args: argparse.Namespace) -> int:
     """Re-issue the report of a finished run: its results and evidence, signed anew."""
-    from rich.console import Console
+    from conformance.console import console
 
     run_dir = Path(args.dir)
     for name in ("summary.json", "results.jsonl"):
         if not (run_dir / name).is_file():
             raise CliError(f"{run_dir}: no {name}, not a finished run directory")
     _check_signing(args)
-    _write_report(run_dir, args, Console(stderr=True))
+    _write_report(run_dir, args, console(stderr=True))
     return EXIT_OK
 
 
@@ -480,28 +578,53 @@ def _run_options(parser: argparse.ArgumentParser, names: Iterable[str]) -> None:
 
 
 def _signing_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--lab", help="lab description YAML (default: demo lab)")
-    parser.add_argument("--sign-key", help="lab signing key (PEM)")
-    parser.add_argument("--sign-cert", help="lab certificate (PEM)")
-    parser.add_argument(
-        "--sign-p12", help="lab key and certificate as PKCS#12 (passphrase in RHC_SIGN_PASSPHRASE)"
-    )
+    parser.add_argument("--lab", help="lab description YAML (default: the demo lab)")
+    parser.add_argument("--sign-key", help="lab signing key (PEM; default: the DEMO key, and "
+                        "the report says DEMO)")
+    parser.add_argument("--sign-cert", help="lab certificate (PEM; default: the DEMO "
+                        "certificate)")
+    parser.add_argument("--sign-p12", help="lab key and certificate as PKCS#12, passphrase in "
+                        "RHC_SIGN_PASSPHRASE (default: --sign-key/--sign-cert)")
 
 
 VIRTUAL_CARD_OPTIONS = ("product", "keys", "personalization", "image", "fault")
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Help that ends with the default of every option that has one, unless it names it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (not action.option_strings or "(default" in text or "%(default)" in text
+                or default in (None, False, [], argparse.SUPPRESS)):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose subcommands' help shows defaults too."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rhc", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="rhc", description=__doc__.split("\n\n")[0])
     _run_options(parser, ["profile"])
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="a certification run ending with a signed report")
     _run_options(run, [o.name for o in RUN_OPTIONS if o.name != "profile"])
     run.add_argument("-k", help="pytest -k expression over case IDs (a selection: never a "
-                     "certification)")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+                     "certification; default: every case of the plan)")
+    run.add_argument("--quiet", action="store_true",
+                     help="no progress bar and no report steps (the closing tables stay)")
     run.add_argument("--no-report", action="store_true", help="skip the signed report")
+    run.add_argument("--json", action="store_true",
+                     help="print a machine-readable summary on stdout (conclusion, counts, the "
+                     "cases to look at with their reasons, paths); the human text is on stderr")
     _signing_options(run)
     run.set_defaults(func=cmd_run)
 
@@ -509,27 +632,38 @@ def build_parser() -> argparse.ArgumentParser:
         dest="cases_command", required=True
     )
     lst = cases.add_parser("list", help="list the cases")
-    lst.add_argument("--json", action="store_true")
-    lst.add_argument("--plan", help="only the cases of this plan")
+    lst.add_argument("--json", action="store_true", help="print the list as JSON")
+    lst.add_argument("--plan", help="only the cases of this plan (a file, or a shipped name "
+                     "such as selftest; default: every case of the catalogue)")
+    lst.add_argument("--group", action="append", default=[], metavar="GROUP",
+                     help="only the cases of this group (repeatable, or a comma list such as "
+                     "SEC,PIN; default: every group)")
     lst.set_defaults(func=cmd_cases_list)
+    show = cases.add_parser("show", help="the full specification of one case")
+    show.add_argument("id", help="case ID, e.g. SEC-RD-DF02-EF07-005")
+    show.add_argument("--json", action="store_true", help="print the specification as JSON")
+    show.set_defaults(func=cmd_cases_show)
 
     card = sub.add_parser("card", help="the reference virtual card").add_subparsers(
         dest="card_command", required=True
     )
     serve = card.add_parser("serve", help="put the virtual card into a vpcd reader")
-    serve.add_argument("--vpcd-port", type=int, default=VPCD_PORT)
-    serve.add_argument("--vpcd-host", default=VPCD_HOST)
-    serve.add_argument("--save-image", help="write the card image here when the card leaves")
+    serve.add_argument("--vpcd-port", type=int, default=VPCD_PORT,
+                       help="TCP port of the vpcd reader driver")
+    serve.add_argument("--vpcd-host", default=VPCD_HOST, help="host of the vpcd reader driver")
+    serve.add_argument("--save-image", help="write the card image here when the card leaves "
+                       "(default: not saved)")
     _run_options(serve, VIRTUAL_CARD_OPTIONS)
     serve.set_defaults(func=cmd_card_serve)
     dump = card.add_parser("dump", help="read every data item and print JSON")
     _run_options(dump, ["card", "reader", "apdu-timeout", *VIRTUAL_CARD_OPTIONS])
     dump.set_defaults(func=cmd_card_dump)
     faults = card.add_parser("faults", help="list the defect catalogue")
-    faults.add_argument("--json", action="store_true")
+    faults.add_argument("--json", action="store_true", help="print the catalogue as JSON")
     faults.add_argument("--matrix", action="store_true",
                         help="run the catalogue under every fault and print the kill matrix")
-    faults.add_argument("--out", help="with --matrix: write the matrix as JSON to this file")
+    faults.add_argument("--out", help="with --matrix: write the matrix as JSON to this file "
+                        "(default: not written)")
     faults.add_argument("--complete", action="store_true",
                         help="with --matrix: run every case under every fault (slower)")
     faults.add_argument("--processes", type=int, default=os.cpu_count() or 1,
@@ -542,17 +676,20 @@ def build_parser() -> argparse.ArgumentParser:
     verify = report.add_parser("verify", help="verify a signed report and its evidence")
     verify.add_argument("path", help="run directory or report.xml")
     verify.add_argument("--trust", help="CA certificate (PEM) the lab certificate must chain "
-                        "to; `demo`: the shipped demo CA (see `rhc paths`)")
+                        "to; `demo`: the shipped demo CA (see `rhc paths`; default: none, so "
+                        "at best UNTRUSTED)")
     verify.set_defaults(func=cmd_report_verify)
     reveal = report.add_parser("reveal", help="list the masked fields of a run, or prove with "
                                "the lab's key what one held")
     reveal.add_argument("dir", help="run directory")
     reveal.add_argument("--key", help="the lab's private key (PEM or PKCS#12; passphrase in "
-                        "RHC_SIGN_PASSPHRASE) the salt was sealed to")
-    reveal.add_argument("--value", help="candidate value of a masked field, as hex")
+                        "RHC_SIGN_PASSPHRASE) the salt was sealed to (default: none: only "
+                        "list the fields)")
+    reveal.add_argument("--value", help="candidate value of a masked field, as hex "
+                        "(default: none: list the fields)")
     reveal.add_argument("--text", help="candidate value as text, encoded as each masked item "
-                        "is (e.g. a name: GBK, 00-padded)")
-    reveal.add_argument("--case", help="only the fields of this case")
+                        "is (e.g. a name: GBK, 00-padded; default: none)")
+    reveal.add_argument("--case", help="only the fields of this case (default: every case)")
     reveal.set_defaults(func=cmd_report_reveal)
     build = report.add_parser("build", help="re-issue the signed report of a finished run")
     build.add_argument("dir", help="run directory")
@@ -563,7 +700,7 @@ def build_parser() -> argparse.ArgumentParser:
     allure.set_defaults(func=cmd_report_allure)
 
     paths = sub.add_parser("paths", help="where the shipped profiles, fixtures and demo CA are")
-    paths.add_argument("--json", action="store_true")
+    paths.add_argument("--json", action="store_true", help="print the places as JSON")
     paths.set_defaults(func=cmd_paths)
     return parser
 
@@ -574,6 +711,9 @@ def main(argv: list[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
+    except BrokenPipeError:  # `rhc cases list | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except (CliError, ConfigError, ProfileError, BenchError, ValueError, OSError) as exc:
         print(f"rhc: error: {exc}", file=sys.stderr)
         return EXIT_NO_VERDICT

@@ -83,7 +83,8 @@ class RunOption:
 RUN_OPTIONS: tuple[RunOption, ...] = (
     RunOption("card", "card under test: the built-in virtual card or a PC/SC reader "
               "(default: pcsc with --reader, else virtual)", "{" + ",".join(CARDS) + "}"),
-    RunOption("reader", "PC/SC reader: exact name or regular expression", "NAME"),
+    RunOption("reader", "PC/SC reader: exact name or regular expression (default: none; "
+              "implies --card pcsc)", "NAME"),
     RunOption("profile", "card profile YAML (default: the shipped WS/T 543 profile)", "FILE"),
     RunOption("product", "the product's ICS: a file, or a shipped name such as minimal "
               "(default: reference)", "FILE|NAME"),
@@ -92,10 +93,10 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
     RunOption("keys", "test master keys YAML (default: the shipped test keys)", "FILE"),
     RunOption("personalization", "virtual card: personalization YAML (default: the shipped "
               "one)", "FILE"),
-    RunOption("image", "virtual card: load a JSON card image (rhc card serve --save-image)",
-              "FILE"),
+    RunOption("image", "virtual card: load a JSON card image (rhc card serve --save-image; "
+              "default: none, the personalization)", "FILE"),
     RunOption("fault", "virtual card: a fault of the defect catalogue (repeatable; "
-              "`rhc card faults` lists them)", "NAME", repeat=True),
+              "`rhc card faults` lists them; default: none)", "NAME", repeat=True),
     RunOption("apdu-timeout", f"PC/SC: seconds the card may take to answer one APDU "
               f"(default: {APDU_TIMEOUT_S:g})", "S"),
     RunOption("privacy", "mask the cardholder's personal data items in evidence and reports "
@@ -107,7 +108,7 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
     RunOption("case-timeout", f"seconds one case may run before it is stopped and recorded "
               f"INCONCLUSIVE (default: {CASE_TIMEOUT_S:g})", "S"),
     RunOption("out", "run directory for results, evidence and report; it must be new or "
-              "empty (see --replace)", "DIR"),
+              "empty, see --replace (default of rhc run: reports/out/<UTC time>)", "DIR"),
     RunOption("replace", "remove the earlier run in --out before this one starts "
               "(after every input was checked)", flag=True),
 )

@@ -11,6 +11,7 @@ The plugin is inert in sessions that give no `--rhc-` option and collect no case
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +30,7 @@ from conformance.config import (
     given,
 )
 from conformance.defaults import EXIT_NO_VERDICT
+from conformance.junit import JunitNames, junit_properties
 from conformance.results import CaseResult, RunSummary, Verdict
 
 CONFIG_KEY = pytest.StashKey[RunConfig]()
@@ -43,11 +45,14 @@ class PreparedRun:
     pytest would print only through the terminal reporter.
     """
 
-    def __init__(self, config: RunConfig, *, progress: bool = False):
+    def __init__(self, config: RunConfig, *, progress: bool = False,
+                 timezone: dt.tzinfo | None = None):
         self.config = config
         self.progress = progress
+        self.timezone = timezone  # the lab's, for the wall-clock times of the evidence
         self.summary: RunSummary | None = None
         self.errors: list[str] = []
+        self.stopped: list[str] = []  # why the run did not complete, if it did not
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -60,6 +65,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         group.addoption(f"--rhc-{option.name}", dest=f"rhc_{option.key}",
                         **option.argparse_kwargs())
     group.addoption("--rhc-progress", action="store_true", help="show a rich progress bar")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Where junit.xml is written (a plain session, or xdist's controller), name its cases
+    by group and title once it is written."""
+    xmlpath = getattr(config.option, "xmlpath", None)
+    if xmlpath and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(JunitNames(xmlpath), "rhc-junit-names")
 
 
 def _prepared(config: pytest.Config) -> PreparedRun | None:
@@ -102,7 +115,8 @@ def _run(config: pytest.Config) -> CertificationRun:
                 run_config = build_config({})
             except ConfigError as exc:
                 pytest.exit(f"rhc: error: {exc}", returncode=EXIT_NO_VERDICT)
-        run = CertificationRun(run_config)
+        prepared = _prepared(config)
+        run = CertificationRun(run_config, timezone=prepared.timezone if prepared else None)
         config.stash[RUN_KEY] = run
     return run
 
@@ -121,7 +135,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     run = config.stash.get(RUN_KEY, None)
     if run is None:
         return
-    expected = sum(1 for item in items if "rhc_case" in getattr(item, "fixturenames", ()))
+    expected = 0
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        case = callspec.params.get("rhc_case") if callspec is not None else None
+        if isinstance(case, Case):
+            expected += 1
+            item.user_properties.extend(junit_properties(case))
     run.selected = expected
     if not expected:
         run.refused = True
@@ -186,6 +206,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if prepared is not None:
         prepared.summary = summary
+        prepared.stopped = run.stopped(interrupted)
 
 
 def report_outcome(result: CaseResult) -> None:
@@ -194,7 +215,13 @@ def report_outcome(result: CaseResult) -> None:
         return
     if result.verdict is Verdict.NOT_APPLICABLE:
         pytest.skip(f"NOT_APPLICABLE: {result.reason}")
-    pytest.fail(f"{result.verdict.value}: {result.reason}", pytrace=False)
+    pytest.fail(f"{result.verdict.value}: {bilingual(result)}", pytrace=False)
+
+
+def bilingual(result: CaseResult) -> str:
+    """The reason as junit.xml and Allure show it: Chinese / English (one if only one)."""
+    zh = getattr(result, "reason_zh", "")
+    return f"{zh} / {result.reason}" if zh and zh != result.reason else result.reason
 
 
 def allure_labels(case: Case, result: CaseResult, out_dir: Path | None) -> None:

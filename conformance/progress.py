@@ -1,6 +1,9 @@
-"""Run progress and the closing summary table, drawn with rich on stderr."""
+"""Run progress, the closing summary and the steps of the report, drawn with rich on stderr."""
 
 from __future__ import annotations
+
+import time
+from collections.abc import Sequence
 
 from rich.console import Console
 from rich.markup import escape
@@ -78,3 +81,76 @@ def summary_table(summary: RunSummary, results: list[CaseResult]) -> Table:
         table.add_row(group, *(str(row[v.value]) for v in Verdict))
     table.add_row("total", *(str(summary.counts[v.value]) for v in Verdict), style="bold")
     return table
+
+
+ATTENTION = (Verdict.FAIL, Verdict.INCONCLUSIVE, Verdict.ERROR)
+"""The verdicts an engineer has to look at, in the order the closing table lists them."""
+
+
+def bilingual_reason(result: CaseResult) -> str:
+    """The reason in Chinese and English (one language when the result has only one), and
+    what was expected and measured when the result records it."""
+    zh, en = getattr(result, "reason_zh", "") or "", result.reason or ""
+    lines = [zh, en] if zh and zh != en else [en or zh]
+    expected, measured = getattr(result, "expected", ""), getattr(result, "measured", "")
+    if expected or measured:
+        lines.append(f"期望 expected: {expected or '—'}; 实测 measured: {measured or '—'}")
+    return "\n".join(line for line in lines if line)
+
+
+def attention(results: list[CaseResult]) -> list[CaseResult]:
+    """The FAIL, INCONCLUSIVE and ERROR results, in that order, each in catalogue order."""
+    return sorted((r for r in results if r.verdict in ATTENTION),
+                  key=lambda r: ATTENTION.index(r.verdict))
+
+
+def print_attention(console: Console, results: list[CaseResult]) -> None:
+    """The closing table of the cases that did not pass, with their reasons; IDs whole."""
+    from conformance.console import print_table
+
+    rows = [(r.id, r.verdict.value, bilingual_reason(r)) for r in attention(results)]
+    if rows:
+        print_table(console, f"cases to look at ({len(rows)}): FAIL, INCONCLUSIVE, ERROR",
+                    ("ID", "verdict", "原因 / reason"), rows)
+
+
+def why_incomplete(summary: RunSummary, results: list[CaseResult],
+                   stopped: Sequence[str] = ()) -> list[str]:
+    """Why a run concluded INCOMPLETE, one sentence a cause (`conclude` decides; this says).
+
+    `stopped` holds what the run knows of its own end (interrupted, bench lost, cases that
+    did not run); the results say which mandatory cases could not be judged.
+    """
+    reasons = list(stopped)
+    if not results:
+        reasons.append("no case was recorded")
+    unjudged = [r for r in results if r.mandatory
+                and r.verdict in (Verdict.ERROR, Verdict.INCONCLUSIVE)]
+    if unjudged:
+        shown = ", ".join(f"{r.id} ({r.verdict.value})" for r in unjudged[:12])
+        more = f" and {len(unjudged) - 12} more" if len(unjudged) > 12 else ""
+        reasons.append(f"{len(unjudged)} mandatory cases could not be judged: {shown}{more}")
+    missing = summary.scope.get("mandatory_missing", 0)
+    if missing and not stopped:  # a run that stopped misses what it did not reach
+        reasons.append(f"{missing} mandatory cases of the catalogue were not in the run "
+                       "(plan or -k selection): no certification in any case")
+    return reasons
+
+
+class ReportSteps:
+    """Says on the console which step of writing the signed report is under way, and how
+    long the whole took: the callback `write_report(progress=…)` calls at each step."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.started = time.perf_counter()
+
+    def __call__(self, step: str) -> None:
+        elapsed = time.perf_counter() - self.started
+        self.console.print(f"[dim]report {elapsed:5.1f} s[/dim] {escape(step)} …",
+                           highlight=False)
+
+    def done(self) -> None:
+        elapsed = time.perf_counter() - self.started
+        self.console.print(f"[dim]report {elapsed:5.1f} s[/dim] written and verified",
+                           highlight=False)

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from conformance.apdu import ApduError, ApduFormatError
 from conformance.cases.framework import Case, CaseContext, CaseFailure, Inconclusive, failed_at
+from conformance.clock import WallClock
 from conformance.defaults import CASE_TIMEOUT_S
 from conformance.host.keys import KeyProvider
 from conformance.host.session import AuthenticationWithheld, HealthCardSession, HostError
@@ -27,7 +29,7 @@ from conformance.model.products import Plan, Product, applicable
 from conformance.model.profile import CardProfile
 from conformance.results import CaseResult, Verdict
 from conformance.transport.base import BenchError, CaseTimeout, Transport
-from conformance.transport.layers import TraceLayer, build_stack
+from conformance.transport.layers import TraceEntry, TraceLayer, build_stack
 from conformance.transport.redact import Redactor
 
 
@@ -64,8 +66,10 @@ class CaseRunner:
         out_dir: Path | None = None,
         redactor: Redactor | None = None,
         case_timeout_s: float = CASE_TIMEOUT_S,
+        wall_clock: WallClock | None = None,
     ):
         self.connect = connect
+        self.wall_clock = wall_clock or WallClock()
         self.profile = profile
         self.keys = keys
         self.product = product
@@ -169,7 +173,7 @@ class CaseRunner:
         return result
 
     def _write_evidence(self, result: CaseResult, stack: TraceLayer, mark: int) -> None:
-        text = stack.to_jsonl(stack.since(mark))
+        text = evidence_jsonl(stack.since(mark), self.wall_clock)
         data = text.encode("utf-8")
         result.evidence_sha256 = hashlib.sha256(data).hexdigest()
         if self.out_dir is not None:
@@ -187,6 +191,21 @@ class CaseRunner:
         except BenchError as again:
             self.bench_lost = f"{exc}; reconnect failed: {again}"
             self._drop()
+
+
+def evidence_jsonl(entries: Iterable[TraceEntry], clock: WallClock) -> str:
+    """A case's evidence file: one trace entry a line, its monotonic times followed by the
+    wall-clock times they stand for (`wall_start`/`wall_end`, ISO 8601 with the lab's offset).
+
+    The wall-clock times are computed here, once per case, not as each APDU is exchanged.
+    """
+    lines = []
+    for entry in entries:
+        data = entry.to_dict()
+        head = {"seq": data["seq"], "t_start": data["t_start"], "t_end": data["t_end"],
+                "wall_start": clock.at(entry.t_start), "wall_end": clock.at(entry.t_end)}
+        lines.append(json.dumps(head | data, ensure_ascii=False, separators=(",", ":")))
+    return "".join(line + "\n" for line in lines)
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +75,7 @@ def write_report(
     pkcs12: Path | str | None = None,
     passphrase: str | None = None,
     pdf: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> ReportPaths:
     """Write run_dir/report.xml (XAdES-signed), report.html and report.pdf (PAdES-signed).
 
@@ -81,24 +83,34 @@ def write_report(
     without lab it uses fixtures/lab-demo.yaml. Every failure is a ReportError with a message.
     Call it after the run has finished writing its files: every file then in run_dir is listed
     by digest in the signed report, and `verify` flags any later change, addition or removal.
+    `progress` is called with the name of each step as it begins (the console shows them).
     """
+    step = progress or (lambda name: None)
     run_dir = Path(run_dir)
     key, cert, pkcs12 = (Path(p) if p else None for p in (key, cert, pkcs12))
     material = load_signing_material(key=key, cert=cert, pkcs12=pkcs12, passphrase=passphrase)
+    step("reading the results and evidence")
     model = build_model(run_dir, lab=lab, demo_key=material.demo)
     signing_time = signing_now()
+    step("rendering report.html")
     html = render_html(model, signature_info(material, signing_time)).encode("utf-8")
+    if pdf:
+        step("rendering report.pdf")
     rendered = _render_pdf(html.decode("utf-8")) if pdf else None
+    step("hashing the files of the run")
     manifest = Manifest(
         files=sorted(
             [*collect(run_dir), FileEntry.of_bytes(REPORT_HTML, html)], key=lambda e: e.path
         ),
         pdf=FileEntry.of_bytes(REPORT_PDF, rendered) if rendered is not None else None,
     )
+    step("signing report.xml (XAdES)")
     doc = build_xml(model, manifest)
     check_schema(doc)
     signed = sign_document(doc, material, signing_time)
     data = etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
+    if rendered is not None:
+        step("signing report.pdf (PAdES)")
     signed_pdf = (
         sign_pdf(rendered, material, reason=f"Conformance report {model.report_id}")
         if rendered is not None
@@ -106,6 +118,7 @@ def write_report(
     )
 
     xml_path, html_path, pdf_path = (run_dir / n for n in (REPORT_XML, REPORT_HTML, REPORT_PDF))
+    step("writing report.xml, report.html" + (", report.pdf" if signed_pdf else ""))
     try:
         _atomic_write(xml_path, data)
         _atomic_write(html_path, html)
@@ -115,6 +128,7 @@ def write_report(
             pdf_path.unlink(missing_ok=True)  # a PDF of an earlier report must not sit beside
     except OSError as exc:
         raise ReportError(f"cannot write the report into {run_dir}: {exc}") from None
+    step("verifying the written report")
     check = verify_report(run_dir)  # never hand out a report our own verifier rejects
     if not check.intact:
         raise ReportError("the report just written does not verify: " + "; ".join(check.problems))
