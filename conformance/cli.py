@@ -1,7 +1,8 @@
 """`rhc`: the command line of the conformance suite.
 
 rhc run            a certification run (pytest with the rhc plugin) ending with a signed report
-rhc cases list     the case catalogue
+rhc cases list     the case catalogue (--group SEC,PIN: only these groups)
+rhc cases show     the full specification of one case
 rhc card serve     the reference virtual card in a vpcd reader (the real PC/SC bench)
 rhc card dump      every data item of a card, decoded, as JSON
 rhc card faults    the defect catalogue of the virtual card

@@ -53,7 +53,7 @@ class RunProgress:
             style = STYLE[result.verdict]
             self.progress.console.print(
                 f"[{style}]{result.verdict.value:<13}[/{style}] {result.id}  "
-                f"{escape(result.reason)}",
+                f"{escape(bilingual_reason(result).replace(chr(10), ' / '))}",
                 markup=True,
                 highlight=False,
             )
@@ -76,7 +76,7 @@ def summary_table(summary: RunSummary, results: list[CaseResult]) -> Table:
                   caption=f"[{style}]{summary.verdict.value}: {escape(sentence)}")
     table.add_column("group")
     for v in Verdict:
-        table.add_column(v.value, justify="right", style=STYLE[v])
+        table.add_column(v.value, justify="right", style=STYLE[v], overflow="fold")
     for group, row in groups.items():
         table.add_row(group, *(str(row[v.value]) for v in Verdict))
     table.add_row("total", *(str(summary.counts[v.value]) for v in Verdict), style="bold")
