@@ -8,7 +8,6 @@ rows are written as tab-separated lines instead, whole, one row a line, for grep
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from typing import TextIO
 
@@ -28,9 +27,8 @@ def console(stderr: bool = False) -> Console:
     Not a terminal (piped, redirected, a CI log), it does not wrap lines, so a path or an ID
     stays on one line, and lays tables out PIPE_WIDTH wide instead of rich's 80 columns.
     """
-    file = sys.stderr if stderr else sys.stdout
-    out = Console(file=file)
-    return out if out.is_terminal else Console(file=file, width=PIPE_WIDTH, soft_wrap=True)
+    out = Console(stderr=stderr)
+    return out if out.is_terminal else Console(stderr=stderr, width=PIPE_WIDTH, soft_wrap=True)
 
 
 def print_table(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +156,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if config.getoption("rhc_progress") or (prepared is not None and prepared.progress):
         from conformance.progress import RunProgress
 
-        config.stash[PROGRESS_KEY] = RunProgress(expected)
+        capture = config.pluginmanager.getplugin("capturemanager")  # the bar goes around it
+        outside = capture.global_and_fixture_disabled if capture is not None else nullcontext
+        config.stash[PROGRESS_KEY] = RunProgress(expected, outside_capture=outside)
 
 
 @pytest.fixture(scope="session")
@@ -224,6 +227,17 @@ def bilingual(result: CaseResult) -> str:
     return f"{zh} / {result.reason}" if zh and zh != result.reason else result.reason
 
 
+def allure_description(case: Case, result: CaseResult) -> str:
+    """The case's purpose and requirement (where the profile gives one) and, for a case that
+    did not pass, its reason in both languages: Allure's description of the result."""
+    parts = [getattr(case, "purpose_zh", ""), case.purpose,
+             getattr(case, "requirement_zh", ""), getattr(case, "requirement_en", ""),
+             getattr(case, "source", "")]
+    if result.verdict not in (Verdict.PASS, Verdict.NOT_APPLICABLE):
+        parts.append(f"{result.verdict.value}: {bilingual(result)}")
+    return "\n\n".join(part for part in parts if part)
+
+
 def allure_labels(case: Case, result: CaseResult, out_dir: Path | None) -> None:
     """Label the Allure result with ID, group, severity, clause and the evidence."""
     try:
@@ -236,7 +250,7 @@ def allure_labels(case: Case, result: CaseResult, out_dir: Path | None) -> None:
     allure.dynamic.feature(case.group)
     allure.dynamic.story(case.id.rsplit("-", 1)[0])
     allure.dynamic.severity(case.severity)
-    allure.dynamic.description(case.purpose)
+    allure.dynamic.description(allure_description(case, result))
     allure.dynamic.link(case.clause, name=case.clause)
     allure.dynamic.label("verdict", result.verdict.value)
     if out_dir is not None and result.evidence:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 
 from rich.console import Console
 from rich.markup import escape
@@ -32,35 +33,63 @@ TITLE = {
 }
 
 
-class RunProgress:
-    """A progress bar that also prints every case that does not PASS as it happens."""
+REDRAW_S = 0.1
+"""The progress bar is redrawn at most this often."""
 
-    def __init__(self, total: int, console: Console | None = None):
-        self.console = console or Console(stderr=True)
-        self.progress = Progress(
-            TextColumn("[bold]rhc[/bold] {task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=self.console,
-            transient=True,
-        )
-        self.task = self.progress.add_task("running cases", total=total)
-        self.progress.start()
+
+class RunProgress:
+    """A progress bar that also prints every case that does not PASS as it happens.
+
+    `outside_capture` is a context in which the real stderr is reachable: the pytest plugin
+    passes the capture manager's, since pytest captures stderr while cases run. The bar is
+    drawn only inside it (no refresh thread), so nothing of it lands in the capture.
+    """
+
+    def __init__(self, total: int, console: Console | None = None,
+                 outside_capture: Callable[[], AbstractContextManager[object]] = nullcontext):
+        from conformance.console import console as stderr_console
+
+        self.outside_capture = outside_capture
+        self.drawn = 0.0  # when the bar was last drawn (monotonic seconds)
+        with outside_capture():
+            self.console = console or stderr_console(stderr=True)
+            self.progress = Progress(
+                TextColumn("[bold]rhc[/bold] {task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=self.console,
+                transient=True,
+                auto_refresh=False,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
+            self.task = self.progress.add_task("running cases", total=total)
+            self.progress.start()
 
     def advance(self, result: CaseResult) -> None:
-        if result.verdict not in (Verdict.PASS, Verdict.NOT_APPLICABLE):
-            style = STYLE[result.verdict]
-            self.progress.console.print(
-                f"[{style}]{result.verdict.value:<13}[/{style}] {result.id}  "
-                f"{escape(bilingual_reason(result).replace(chr(10), ' / '))}",
-                markup=True,
-                highlight=False,
-            )
+        """Count the case; print it if it did not pass; redraw the bar at most 10 times a
+        second (a run may end hundreds of cases a second)."""
         self.progress.update(self.task, advance=1, description=result.id)
+        notable = result.verdict not in (Verdict.PASS, Verdict.NOT_APPLICABLE)
+        now = time.monotonic()
+        if not notable and now - self.drawn < REDRAW_S:
+            return
+        self.drawn = now
+        with self.outside_capture():
+            if notable:
+                style = STYLE[result.verdict]
+                self.progress.console.print(
+                    f"[{style}]{result.verdict.value:<13}[/{style}] {result.id}  "
+                    f"{escape(bilingual_reason(result).replace(chr(10), ' / '))}",
+                    markup=True,
+                    highlight=False,
+                )
+            self.progress.refresh()
 
     def stop(self) -> None:
-        self.progress.stop()
+        with self.outside_capture():
+            self.progress.stop()
 
 
 def summary_table(summary: RunSummary, results: list[CaseResult]) -> Table:

@@ -211,6 +211,26 @@ def test_a_failing_run_names_its_cases_with_reasons_json_junit_and_steps(capsys,
     assert failure is not None and reason in failure.get("message", "")
     assert testcase.find("properties") is None  # the labels were used up, xunit2 stays valid
     assert not any(name.startswith("test_case[") for name in cases)
+    # Allure: the reason in its status message and in the description
+    results = (out / "allure-results").glob("*-result.json")
+    allure = [json.loads(f.read_text("utf-8")) for f in results]
+    chal = next(r for r in allure if r.get("name", "").startswith("CMD-CHAL-001"))
+    assert reason in chal["statusDetails"]["message"] and reason in chal["description"]
+
+
+def test_junit_names_also_under_xdist(tmp_path) -> None:
+    """The pytest door with workers: the names travel with the reports to the controller."""
+    junit = tmp_path / "junit.xml"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "xdist", "-n",
+         "2", "--pyargs", "conformance.pytest_catalogue", "--rhc-plan", "selftest", "-k",
+         "ATR or CMD-CHAL", "--rhc-fault", "constant_challenge",
+         "--rhc-out", str(tmp_path / "run"), f"--junitxml={junit}"],
+        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300, check=False)
+    cases = list(ET.parse(junit).iter("testcase"))
+    assert result.returncode == 1 and len(cases) >= 7, result.stdout[-2000:]
+    assert {c.get("classname") for c in cases} == {"ATR", "CMD"}
+    assert any(c.get("name", "").startswith("CMD-CHAL-001 GET CHALLENGE") for c in cases)
 
 
 def test_the_evidence_carries_wall_clock_times_in_the_lab_zone(capsys, tmp_path) -> None:
