@@ -17,7 +17,7 @@ from typing import Any
 
 from conformance import __version__
 from conformance.cases.framework import Case
-from conformance.clock import WallClock
+from conformance.clock import WallClock, lab_timezone
 from conformance.config import RunConfig, card_under_test
 from conformance.model import ProfileError
 from conformance.results import (
@@ -38,6 +38,8 @@ class CertificationRun:
     """The cases of one run, the runner that owns the card connection, and the results."""
 
     def __init__(self, config: RunConfig, timezone: dt.tzinfo | None = None):
+        """`timezone`: the lab's, for the wall-clock times of the evidence (default: the demo
+        lab's)."""
         self.config = config
         self.out_dir = config.out_dir
         self.cases: list[Case] = list(config.cases)
@@ -50,7 +52,7 @@ class CertificationRun:
             out_dir=config.out_dir,
             redactor=Redactor.from_profile(config.profile, privacy=config.privacy),
             case_timeout_s=config.case_timeout_s,
-            wall_clock=WallClock(zone=timezone) if timezone is not None else None,
+            wall_clock=WallClock(zone=timezone or lab_timezone(None)),
         )
         self.results: list[CaseResult] = []
         self.card: dict[str, Any] = {}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -44,18 +43,29 @@ def lab_timezone(lab: Path | str | None = None) -> ZoneInfo:
                          f"{DEFAULT_TIMEZONE}") from None
 
 
-@dataclass(frozen=True)
 class WallClock:
-    """One reading of the wall clock and of the monotonic clock, taken together."""
+    """One reading of the wall clock and of the monotonic clock, taken together.
 
-    zone: dt.tzinfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TIMEZONE))
-    wall: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
-    mono: float = field(default_factory=time.monotonic)
+    A run's evidence holds tens of thousands of times; each is formatted from the text of its
+    whole second, made once per second, and its milliseconds.
+    """
+
+    def __init__(self, zone: dt.tzinfo | None = None, wall: dt.datetime | None = None,
+                 mono: float | None = None):
+        self.zone = zone or ZoneInfo(DEFAULT_TIMEZONE)
+        wall = wall or dt.datetime.now(dt.UTC)
+        mono = time.monotonic() if mono is None else mono
+        self.epoch = wall.timestamp() - mono  # POSIX time of monotonic reading 0
+        self._second: int | None = None
+        self._prefix = self._offset = ""
 
     def at(self, reading: float) -> str:
         """The monotonic reading as ISO 8601 wall-clock time with the zone's offset (ms)."""
-        moment = self.wall + dt.timedelta(seconds=reading - self.mono)
-        return moment.astimezone(self.zone).isoformat(timespec="milliseconds")
+        second, micros = divmod(round((self.epoch + reading) * 1_000_000), 1_000_000)
+        if second != self._second:
+            text = dt.datetime.fromtimestamp(second, self.zone).isoformat()
+            self._second, self._prefix, self._offset = second, text[:19], text[19:]
+        return f"{self._prefix}.{micros // 1000:03d}{self._offset}"
 
     def now(self) -> str:
         """The current time, the same way (seconds)."""

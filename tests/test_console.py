@@ -366,3 +366,16 @@ def test_relabel_names_cases_by_group_and_title_and_keeps_the_rest(tmp_path) -> 
     assert first.find("failure").get("message") == "FAIL: 原因 / reason"  # type: ignore[union-attr]
     assert second.get("classname") == "tests.test_x"
     assert relabel(tmp_path / "missing.xml") == 0
+
+
+def test_cases_that_do_not_pass_are_named_while_the_run_goes(tmp_path) -> None:
+    """pytest captures stderr while cases run; the progress lines go around the capture."""
+    result = subprocess.run(
+        [sys.executable, "-m", "conformance.cli", "run", "--fault", "constant_challenge", "-k",
+         "CMD-CHAL", "--out", str(tmp_path / "run"), "--no-report"],
+        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300, check=False)
+    lines = result.stderr.splitlines()
+    live = next(i for i, line in enumerate(lines) if line.startswith("FAIL ")
+                and "CMD-CHAL-001" in line)
+    table = next(i for i, line in enumerate(lines) if "rhc bench self-test" in line)
+    assert result.returncode == 1 and live < table, result.stderr
