@@ -327,16 +327,24 @@ def cmd_run(args: argparse.Namespace) -> int:
                     highlight=False)
     for note in summary.notes:
         human.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False)
-    report = None if args.no_report else _write_report(out, args, human, steps=not args.quiet)
-    human.print(f"results in {out}", highlight=False)
     exit_code = {
         Conclusion.CONFORMANT: EXIT_OK,
         Conclusion.NOT_CONFORMANT: EXIT_NOT_CONFORMANT,
         Conclusion.INCOMPLETE: EXIT_NO_VERDICT,
         Conclusion.NO_FAILURES: EXIT_NOT_CERTIFICATION,
     }[summary.verdict]
+    report, errors = None, []
+    try:
+        report = None if args.no_report else _write_report(out, args, human,
+                                                           steps=not args.quiet)
+    except CliError as exc:  # the results stand; the report could not be issued
+        if not args.json:
+            raise
+        print(f"rhc: error: {exc}", file=sys.stderr)
+        errors, exit_code = [str(exc)], EXIT_NO_VERDICT
+    human.print(f"results in {out}", highlight=False)
     if args.json:
-        _print_json(run_json(summary, results, out, report, why, exit_code))
+        _print_json(run_json(summary, results, out, report, why, exit_code) | {"errors": errors})
     return exit_code
 
 

@@ -190,6 +190,7 @@ def test_a_failing_run_names_its_cases_with_reasons_json_junit_and_steps(capsys,
     assert code == 1
     summary = json.loads(stdout)  # stdout is the JSON alone: the human text is on stderr
     assert summary["conclusion"] == "NOT_CONFORMANT" and summary["exit_code"] == 1
+    assert summary["errors"] == [] and summary["statement"]["zh"]
     failing = {c["id"]: c for c in summary["cases"]}
     assert "CMD-CHAL-001" in failing and failing["CMD-CHAL-001"]["verdict"] == "FAIL"
     reason = failing["CMD-CHAL-001"]["reason"]
@@ -231,6 +232,14 @@ def test_junit_names_also_under_xdist(tmp_path) -> None:
     assert result.returncode == 1 and len(cases) >= 7, result.stdout[-2000:]
     assert {c.get("classname") for c in cases} == {"ATR", "CMD"}
     assert any(c.get("name", "").startswith("CMD-CHAL-001 GET CHALLENGE") for c in cases)
+
+
+def test_json_of_a_run_that_ran_nothing_names_the_error(capsys, tmp_path) -> None:
+    code, stdout, stderr = run(capsys, "run", "-k", "NOTHING-MATCHES", "--out",
+                               str(tmp_path / "run"), "--json")
+    summary = json.loads(stdout)
+    assert code == 2 and summary["conclusion"] is None and summary["exit_code"] == 2
+    assert "keeps none" in summary["errors"][0] and "keeps none" in stderr
 
 
 def test_the_evidence_carries_wall_clock_times_in_the_lab_zone(capsys, tmp_path) -> None:
