@@ -50,6 +50,7 @@ from conformance.config import (
     build_config,
     card_under_test,
     claim_out_dir,
+    lab_files,
 )
 from conformance.defaults import (
     DEFAULT_OUT_ROOT,
@@ -298,7 +299,6 @@ def _release(out: Path) -> None:
 
 def _signing(args: argparse.Namespace) -> dict[str, Any]:
     return {
-        "lab": args.lab,
         "key": args.sign_key,
         "cert": args.sign_cert,
         "pkcs12": args.sign_p12,
@@ -307,29 +307,28 @@ def _signing(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _check_signing(args: argparse.Namespace) -> None:
-    """Load the lab file and the signing material now; write nothing (exit 2 if bad)."""
+    """Load the signing material now; write nothing (exit 2 if bad). The lab, submission
+    and bench files are checked with the other run options (config.build_config)."""
     from conformance.report import ReportError
-    from conformance.report.model import load_lab
     from conformance.report.sign import load_signing_material
 
-    given = _signing(args)
-    try:
-        load_lab(given.pop("lab"))
-    except ReportError as exc:
-        raise CliError(f"--lab: {exc}") from None
     paths = {k: Path(v) if isinstance(v, str) and k != "passphrase" else v
-             for k, v in given.items()}
+             for k, v in _signing(args).items()}
     try:
         load_signing_material(**paths)
     except ReportError as exc:
         raise CliError(f"signing material (--sign-key/--sign-cert/--sign-p12): {exc}") from None
 
 
-def _write_report(out: Path, args: argparse.Namespace, console: Any) -> None:
+def _write_report(
+    out: Path, args: argparse.Namespace, console: Any, files: dict[str, Any] | None = None
+) -> None:
+    """Sign the run's report; `files` (lab, submission, bench) replace what the run recorded."""
     from conformance.report import ReportError, write_report
 
+    files = files or {}
     try:
-        paths = write_report(out, **_signing(args))
+        paths = write_report(out, **_signing(args), **files)
     except ReportError as exc:
         raise CliError(f"report: {exc}") from None
     console.print(f"signed report ({paths.conclusion}): {paths.xml}, {paths.html}, {paths.pdf}")
@@ -437,8 +436,10 @@ def cmd_report_build(args: argparse.Namespace) -> int:
     for name in ("summary.json", "results.jsonl"):
         if not (run_dir / name).is_file():
             raise CliError(f"{run_dir}: no {name}, not a finished run directory")
+    files = {name: getattr(args, name) for name in LAB_FILES}
+    lab_files(files)  # a bad file: exit 2 before anything is written
     _check_signing(args)
-    _write_report(run_dir, args, Console(stderr=True))
+    _write_report(run_dir, args, Console(stderr=True), files)
     return EXIT_OK
 
 
@@ -479,8 +480,11 @@ def _run_options(parser: argparse.ArgumentParser, names: Iterable[str]) -> None:
         parser.add_argument(f"--{name}", dest=option.key, **option.argparse_kwargs())
 
 
+LAB_FILES = ("lab", "submission", "bench")
+"""Run options `rhc report build` takes too: they replace what the run recorded."""
+
+
 def _signing_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--lab", help="lab description YAML (default: demo lab)")
     parser.add_argument("--sign-key", help="lab signing key (PEM)")
     parser.add_argument("--sign-cert", help="lab certificate (PEM)")
     parser.add_argument(
@@ -556,6 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
     reveal.set_defaults(func=cmd_report_reveal)
     build = report.add_parser("build", help="re-issue the signed report of a finished run")
     build.add_argument("dir", help="run directory")
+    _run_options(build, LAB_FILES)
     _signing_options(build)
     build.set_defaults(func=cmd_report_build)
     allure = report.add_parser("allure", help="build the Allure dashboard of a run")

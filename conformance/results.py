@@ -130,6 +130,18 @@ class RunSummary:
     """The privacy setting of the evidence (on/off and why) and where the sealed salt is."""
     scope: dict[str, Any] = field(default_factory=dict)
     """What the run stands for (`run_scope`): scope, plan kind, card, cases in the catalogue."""
+    timezone: str = ""
+    """The lab's IANA time zone; started_at/finished_at are in it, with their UTC offset."""
+    started_at: str = ""
+    finished_at: str = ""
+    report_number: str = ""
+    """From the lab's never-repeating sequence (conformance/sequence.py); "" if none taken."""
+    lab: dict[str, Any] = field(default_factory=dict)
+    """The lab file as checked (conformance/lab.py LabFile) with its source and sha256."""
+    submission: dict[str, Any] = field(default_factory=dict)
+    """The submission file as checked (SubmissionFile), or {} when none was given."""
+    bench_file: dict[str, Any] = field(default_factory=dict)
+    """The bench file as checked (BenchFile: environment, equipment), or {}."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=2, sort_keys=True)
