@@ -134,7 +134,8 @@ def test_report_xml_has_every_required_part(signed_run: Path) -> None:
     root = etree.parse(str(signed_run / "report.xml")).getroot()
     ns = {"r": "urn:rhc-conformance:report:1", "ds": "http://www.w3.org/2000/09/xmldsig#"}
     assert root.findtext("r:lab/r:accreditation", namespaces=ns)
-    assert root.findtext("r:lab/r:engineer/r:name", namespaces=ns)
+    assert root.findtext("r:lab/r:tester/r:name", namespaces=ns)
+    assert root.findtext("r:lab/r:approver/r:name", namespaces=ns)
     assert root.findtext("r:product/r:vendor", namespaces=ns)
     assert root.findtext("r:samples/r:sample/r:atr", namespaces=ns)
     assert root.findtext("r:samples/r:sample/r:chipSerial", namespaces=ns)
@@ -633,8 +634,9 @@ def test_an_encrypted_pem_key_needs_its_passphrase(tmp_path: Path) -> None:
 def test_a_real_lab_file_replaces_the_demo_lab(tmp_path: Path) -> None:
     lab = tmp_path / "lab.yaml"
     lab.write_text(
-        "name_zh: 某检测中心\nname_en: Some Test Center\naccreditation: CNAS L12345\n"
-        "engineer: 李工\n",
+        "code: STC\nname_zh: 某检测中心\nname_en: Some Test Center\naccreditation: CNAS L12345\n"
+        "address: 北京\nplace_of_testing: 本中心\npeople:\n  tester: {name: 李工}\n"
+        "  reviewer: {name: 王工}\n  approver: {name: 赵工}\n",
         encoding="utf-8",
     )
     run = tmp_path / "run"
@@ -646,7 +648,7 @@ def test_a_real_lab_file_replaces_the_demo_lab(tmp_path: Path) -> None:
     assert "某检测中心" in html and "demo laboratory data" not in html
     assert "演示密钥签名" in html  # still the demo key
     lab.write_text("name_zh: x\n", encoding="utf-8")
-    with pytest.raises(ReportError, match="missing name_en, accreditation, engineer"):
+    with pytest.raises(ReportError, match="key code: Field required"):
         write_report(run, lab=lab, pdf=False)
 
 
