@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -93,6 +94,15 @@ def local(value: str, zone: Any) -> str:
     return moment.replace(microsecond=0).isoformat(sep=" ")
 
 
+_SNAKE = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
+
+
+def zh_title(title: str) -> str:
+    """A Chinese title as printed: a program name such as erase_record inside it reads as
+    the command it names, ERASE RECORD (the English title keeps what the case says)."""
+    return _SNAKE.sub(lambda m: m.group().replace("_", " ").upper(), title)
+
+
 def css_string(value: str) -> str:
     """A value inside a CSS string literal (the @page boxes print the report number)."""
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
@@ -145,11 +155,13 @@ def chart_svg(groups: list[GroupCount]) -> Markup:
 #
 # Measured with WeasyPrint 70 on 782 cases: a <table> or rows of inline blocks cost 5-9 ms a
 # case (15 s for the PDF); a plain paragraph with tabs costs under 2 ms. Tab stops sit every
-# TAB_EM from the start of the line, so the number of tabs each cell needs is worked out here
-# from the font's advance widths. Spans would restart the tab grid: rows carry no markup, a
-# verdict's colour comes from the paragraph's class.
+# TAB_SPACES spaces from the start of the line, so the number of tabs each cell needs is worked
+# out here from the font's advance widths. The tab size is a count of spaces, not a length:
+# with `tab-size: 1em` Pango placed the stops of a row that holds Latin text differently from
+# those of a row that holds only Chinese, and the columns did not line up. Spans would restart
+# the tab grid: rows carry no markup, a verdict's colour comes from the paragraph's class.
 
-TAB_EM = 1.0
+TAB_SPACES = 4
 FONT_FAMILY = "WenQuanYi Micro Hei"
 
 
@@ -199,11 +211,27 @@ class CaseRow:
     text: str
 
 
+def tab_em() -> float:
+    """The distance of two tab stops in em: TAB_SPACES spaces of the report font."""
+    return TAB_SPACES * text_width(" ")
+
+
+TAB_MARGIN = 0.22
+"""How close (em) to a tab stop a cell may end: the estimate of its width and the laid-out
+width differ by a little, and a cell ending that near a stop would take one stop more or
+less than counted. Such a cell gets two no-break spaces, clear of the stop."""
+PAD = "\u00a0\u00a0"
+
+
 def _tabs(x: float, column: float) -> tuple[str, float]:
     """Tabs that move the pen from x to the column (one tab if the cell overflows it)."""
-    start = math.floor(x / TAB_EM)
-    count = max(1, round(column / TAB_EM) - start) if x + 0.3 < column else 1
-    return "\t" * count, (start + count) * TAB_EM
+    tab = tab_em()
+    pad = ""
+    if min(x % tab, tab - x % tab) < TAB_MARGIN:
+        pad, x = PAD, x + text_width(PAD)
+    start = math.floor(x / tab)
+    count = max(1, round(column / tab) - start) if x + 0.3 < column else 1
+    return pad + "\t" * count, (start + count) * tab
 
 
 def case_rows(
@@ -215,9 +243,10 @@ def case_rows(
               "项目 · 要求 · 预期 / 实测 Title · requirement · expected / measured")
     ids = [text_width(c.result.id) for c in model.cases] + [text_width(header[0])]
     verdicts = [text_width(verdict_label(c.verdict)) for c in model.cases]
-    col1 = math.ceil((min(max(ids), 22.0) + 1.0) / TAB_EM) * TAB_EM
-    col2 = col1 + math.ceil((max([*verdicts, text_width(header[1])]) + 1.0) / TAB_EM) * TAB_EM
-    col3 = col2 + math.ceil((text_width(header[2]) + 1.0) / TAB_EM) * TAB_EM
+    tab = tab_em()
+    col1 = math.ceil((min(max(ids), 22.0) + 1.0) / tab) * tab
+    col2 = col1 + math.ceil((max([*verdicts, text_width(header[1])]) + 1.0) / tab) * tab
+    col3 = col2 + math.ceil((text_width(header[2]) + 1.0) / tab) * tab
 
     def row(cells: tuple[str, str, str, str], verdict: str) -> CaseRow:
         text, x = cells[0], text_width(cells[0])
@@ -233,7 +262,7 @@ def case_rows(
         ref = clause_code[case.source]
         if r.reference_choice:
             ref += "·" + choice_code[r.reference_choice]
-        title = f"{r.title_zh} / {r.title_en}  [{ref}] · {measures(case)}"
+        title = f"{zh_title(r.title_zh)} / {r.title_en}  [{ref}] · {measures(case)}"
         detail = case_detail(case)
         if detail:
             title += "\n" + detail
@@ -292,6 +321,7 @@ def render_html(model: ReportModel, sig: SignatureInfo, *, pdf: bool = False) ->
     env.filters["local"] = lambda value: local(value, zone)
     env.filters["verdict"] = verdict_label
     env.filters["css"] = css_string
+    env.filters["zh_title"] = zh_title
     try:
         template = env.get_template("report.html.j2")
         css = (TEMPLATES_DIR / "report.css").read_text(encoding="utf-8")
@@ -314,7 +344,7 @@ def render_html(model: ReportModel, sig: SignatureInfo, *, pdf: bool = False) ->
         case_rows=rows,
         case_header=header,
         case_indent=indent,
-        tab_em=TAB_EM,
+        tab_spaces=TAB_SPACES,
         clauses=clauses,
         choices=choices,
         sig=sig,
