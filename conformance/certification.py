@@ -283,8 +283,16 @@ def bench_info(kind: str, reader: str | None) -> dict[str, Any]:
     }
     if kind == "pcsc":
         info["pcsc_lite"] = _package_version("pcscd")
-        info["driver"] = f"vsmartcard-vpcd {_package_version('vsmartcard-vpcd')}"
+        info["driver"] = reader_driver(reader or "")
     return info
+
+
+def reader_driver(reader: str) -> str:
+    """The PC/SC driver behind a reader and its package version: vpcd for the virtual
+    reader vsmartcard offers, the CCID driver for any other (USB) reader."""
+    if reader.startswith("Virtual PCD"):
+        return f"vsmartcard-vpcd {_package_version('vsmartcard-vpcd')}"
+    return f"libccid {_package_version('libccid')}"
 
 
 __all__ = ["CertificationRun", "bench_info"]

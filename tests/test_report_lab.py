@@ -250,3 +250,22 @@ def test_summary_records_the_files_and_report_build_reuses_them(tmp_path: Path) 
     assert model.report_id == "RHC-DEMO-20261201-0042"
     assert model.submission is not None and model.submission.client.name_zh
 
+
+
+def test_a_pcsc_reader_the_bench_file_does_not_list_is_a_deviation(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    make_run(run, 2)
+    summary = json.loads((run / "summary.json").read_text("utf-8"))
+    summary["card"]["kind"] = "pcsc"
+    summary["bench"]["readers"] = ["ACS ACR39U ICC Reader 00 00"]
+    (run / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    model = build_model(run, bench=BENCH)
+    assert any("'ACS ACR39U ICC Reader 00 00' used in the run is not in the bench file"
+               in d.en for d in model.deviations)
+    assert not any(row.used for row in model.equipment if row.item.kind == "reader")
+
+
+def test_a_sample_that_is_not_the_card_tested_is_a_deviation(tmp_path: Path) -> None:
+    make_run(tmp_path / "run", 2)  # the synthetic card reports chip serial CSN-00000000
+    model = build_model(tmp_path / "run", submission=SUBMISSION)
+    assert any("registered with chip serial HC00000001" in d.en for d in model.deviations)
