@@ -655,7 +655,7 @@ def test_a_real_lab_file_replaces_the_demo_lab(tmp_path: Path) -> None:
 
 
 def test_case_rows_align_the_title_column(tmp_path: Path) -> None:
-    from conformance.report.render import case_rows, tab_em, text_width
+    from conformance.report.render import TAB_EM, case_rows, text_width
 
     make_run(tmp_path, 30, verdicts={2: Verdict.INCONCLUSIVE, 5: Verdict.NOT_APPLICABLE})
     model = build_model(tmp_path)
@@ -667,8 +667,8 @@ def test_case_rows_align_the_title_column(tmp_path: Path) -> None:
         cells = row.text.split("\t")
         for cell in cells[:-1]:
             x += text_width(cell) if cell else 0.0
-            gap = min(x % tab_em(), tab_em() - x % tab_em())
+            gap = min(x % TAB_EM, TAB_EM - x % TAB_EM)
             assert not cell or gap >= 0.2 or x >= indent, (row.text, cell)  # clear of a stop
-            x = (x // tab_em() + 1) * tab_em()  # one tab: to the next stop
+            x = (x // TAB_EM + 1) * TAB_EM  # one tab: to the next stop
         assert x == pytest.approx(indent), row.text
     assert rows[2].verdict == "INCONCLUSIVE" and "\n" in rows[2].text  # the reason below

@@ -155,13 +155,13 @@ def chart_svg(groups: list[GroupCount]) -> Markup:
 #
 # Measured with WeasyPrint 70 on 782 cases: a <table> or rows of inline blocks cost 5-9 ms a
 # case (15 s for the PDF); a plain paragraph with tabs costs under 2 ms. Tab stops sit every
-# TAB_SPACES spaces from the start of the line, so the number of tabs each cell needs is worked
-# out here from the font's advance widths. The tab size is a count of spaces, not a length:
-# with `tab-size: 1em` Pango placed the stops of a row that holds Latin text differently from
-# those of a row that holds only Chinese, and the columns did not line up. Spans would restart
-# the tab grid: rows carry no markup, a verdict's colour comes from the paragraph's class.
+# TAB_EM from the start of the line, so the number of tabs each cell needs is worked out here
+# from the font's advance widths. WeasyPrint rounds the tab size to whole CSS pixels: the list's
+# 7.5pt is 10 px, so a 1em stop is exact (a size in spaces, 4 × 0.26 em, would be rounded and
+# the error would add up along the line). Spans would restart the tab grid: rows carry no
+# markup, a verdict's colour comes from the paragraph's class.
 
-TAB_SPACES = 4
+TAB_EM = 1.0
 FONT_FAMILY = "WenQuanYi Micro Hei"
 
 
@@ -211,11 +211,6 @@ class CaseRow:
     text: str
 
 
-def tab_em() -> float:
-    """The distance of two tab stops in em: TAB_SPACES spaces of the report font."""
-    return TAB_SPACES * text_width(" ")
-
-
 TAB_MARGIN = 0.22
 """How close (em) to a tab stop a cell may end: the estimate of its width and the laid-out
 width differ by a little, and a cell ending that near a stop would take one stop more or
@@ -225,7 +220,7 @@ PAD = "\u00a0\u00a0"
 
 def _tabs(x: float, column: float) -> tuple[str, float]:
     """Tabs that move the pen from x to the column (one tab if the cell overflows it)."""
-    tab = tab_em()
+    tab = TAB_EM
     pad = ""
     if min(x % tab, tab - x % tab) < TAB_MARGIN:
         pad, x = PAD, x + text_width(PAD)
@@ -243,7 +238,7 @@ def case_rows(
               "项目 · 要求 · 预期 / 实测 Title · requirement · expected / measured")
     ids = [text_width(c.result.id) for c in model.cases] + [text_width(header[0])]
     verdicts = [text_width(verdict_label(c.verdict)) for c in model.cases]
-    tab = tab_em()
+    tab = TAB_EM
     col1 = math.ceil((min(max(ids), 22.0) + 1.0) / tab) * tab
     col2 = col1 + math.ceil((max([*verdicts, text_width(header[1])]) + 1.0) / tab) * tab
     col3 = col2 + math.ceil((text_width(header[2]) + 1.0) / tab) * tab
@@ -344,7 +339,7 @@ def render_html(model: ReportModel, sig: SignatureInfo, *, pdf: bool = False) ->
         case_rows=rows,
         case_header=header,
         case_indent=indent,
-        tab_spaces=TAB_SPACES,
+        tab_em=TAB_EM,
         clauses=clauses,
         choices=choices,
         sig=sig,
