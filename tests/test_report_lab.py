@@ -269,3 +269,34 @@ def test_a_sample_that_is_not_the_card_tested_is_a_deviation(tmp_path: Path) -> 
     make_run(tmp_path / "run", 2)  # the synthetic card reports chip serial CSN-00000000
     model = build_model(tmp_path / "run", submission=SUBMISSION)
     assert any("registered with chip serial HC00000001" in d.en for d in model.deviations)
+
+
+def test_the_interface_fields_reach_every_copy(tmp_path: Path) -> None:
+    """requirement_zh/en, source, expected, measured and reason_zh of a CaseResult (the basis
+    of issue 9) are printed in the per-case list and the findings, and signed in the XML."""
+    from conformance.report.manifest import Manifest
+    from conformance.report.render import render_html
+    from conformance.report.sign import load_signing_material, signature_info, signing_now
+    from conformance.report.xml import build_xml, check_schema
+
+    make_run(tmp_path / "run", 3, verdicts={1: Verdict.FAIL})
+    model = build_model(tmp_path / "run")
+    failed = model.cases[1].result
+    facts = {"requirement": "REQ-RECORD-SW", "requirement_zh": "读记录成功时返回 9000",
+             "requirement_en": "A record read answers 9000", "source": "WS/T 543.4 §6.3",
+             "expected": "9000", "measured": "6A82", "reason_zh": "状态字为 6A82，而非 9000"}
+    for key, value in facts.items():
+        setattr(failed, key, value)
+    sig = signature_info(load_signing_material(), signing_now())
+    for html in (render_html(model, sig), render_html(model, sig, pdf=True)):
+        for value in facts.values():
+            if value != "REQ-RECORD-SW":
+                assert value in html, value
+    doc = build_xml(model, Manifest(files=[], pdf=None))
+    check_schema(doc)
+    case = doc.find(f"r:cases/r:case[@id='{failed.id}']", NS)
+    assert case.find("r:requirement", NS).get("key") == "REQ-RECORD-SW"
+    text = case.findtext("r:requirement/r:text[@lang='zh']", namespaces=NS)
+    assert text == facts["requirement_zh"]
+    assert case.findtext("r:measured", namespaces=NS) == "6A82"
+    assert case.findtext("r:reasonZh", namespaces=NS) == "状态字为 6A82，而非 9000"

@@ -62,16 +62,10 @@ METHOD_EN = {
 VERDICT_EN = {"ERROR": "ERROR (harness)"}
 """An ERROR is the harness failing (bench, exception), not a finding on the card."""
 SUBJECT_ZH = {"card": "用户卡", "terminal": "终端"}
-EQUIPMENT_KIND = {
-    "reader": "读卡器 reader",
-    "computer": "计算机 computer",
-    "thermohygrometer": "温湿度计 thermo-hygrometer",
-    "other": "其他 other",
-}
 EXTRA_LABELS = {
     "faults": "注入故障 injected faults",
     "kind": "卡 card",
-    "host": "主机 host",
+    "host": "主机名 Host name",
     "error": "错误 error",
 }
 FONT = "WenQuanYi Micro Hei, sans-serif"
@@ -333,7 +327,6 @@ def render_html(model: ReportModel, sig: SignatureInfo, *, pdf: bool = False) ->
         clause_code=clause_code,
         choice_code=choice_code,
         requirement_text=requirement_text,
-        equipment_kind=EQUIPMENT_KIND,
         quantities=QUANTITIES,
         extra_labels=EXTRA_LABELS,
         case_rows=rows,
