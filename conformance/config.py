@@ -117,13 +117,16 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
               f"INCONCLUSIVE (default: {CASE_TIMEOUT_S:g})", "S"),
     RunOption("lab", "lab file YAML: laboratory, address, accreditation, place of testing, "
               "tester/reviewer/approver, time zone, report-number format (default: the DEMO "
-              "lab, fixtures/lab-demo.yaml)", "FILE"),
+              "lab, fixtures/lab-demo.yaml; rhc report build: the one the run recorded)",
+              "FILE"),
     RunOption("submission", "submission file YAML: client and address, product, samples "
               "with IDs, condition and date of receipt (example: fixtures/"
-              "submission-demo.yaml; default: none, the report says so)", "FILE"),
+              "submission-demo.yaml; default: none, the report says so; rhc report build: "
+              "the one the run recorded)", "FILE"),
     RunOption("bench", "bench file YAML: temperature and humidity with their limits, "
               "equipment with serial numbers and calibration due dates (example: fixtures/"
-              "bench-demo.yaml; default: none, the report says so)", "FILE"),
+              "bench-demo.yaml; default: none, the report says so; rhc report build: the "
+              "one the run recorded)", "FILE"),
     RunOption("out", "run directory for results, evidence and report; it must be new or "
               "empty (see --replace)", "DIR"),
     RunOption("replace", "remove the earlier run in --out before this one starts "
