@@ -18,12 +18,12 @@ from report_support import make_run
 from conformance.cli import main
 from conformance.lab import LabFileError, load_bench, load_lab, load_submission
 from conformance.report import build_model, verify_report, write_report
-from conformance.resources import DEMO_CA, FIXTURES_DIR
+from conformance.resources import DEMO_BENCH, DEMO_CA, DEMO_SUBMISSION, FIXTURES_DIR
 from conformance.results import Verdict
 from conformance.sequence import next_report_number
 
-SUBMISSION = FIXTURES_DIR / "submission-demo.yaml"
-BENCH = FIXTURES_DIR / "bench-demo.yaml"
+SUBMISSION = DEMO_SUBMISSION
+BENCH = DEMO_BENCH
 NS = {"r": "urn:rhc-conformance:report:1"}
 
 
