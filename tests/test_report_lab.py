@@ -300,3 +300,14 @@ def test_the_interface_fields_reach_every_copy(tmp_path: Path) -> None:
     assert text == facts["requirement_zh"]
     assert case.findtext("r:measured", namespaces=NS) == "6A82"
     assert case.findtext("r:reasonZh", namespaces=NS) == "状态字为 6A82，而非 9000"
+
+
+def test_a_report_of_the_earlier_schema_is_named_as_such(issued: Path, tmp_path: Path) -> None:
+    run = tmp_path / "old"
+    shutil.copytree(issued, run)
+    xml = run / "report.xml"
+    xml.write_text(xml.read_text("utf-8").replace('schemaVersion="2"', 'schemaVersion="1"', 1),
+                   encoding="utf-8")
+    result = verify_report(run, DEMO_CA)
+    assert not result.ok
+    assert result.problems == [result.problems[0]] and "schema version 1" in result.problems[0]

@@ -44,6 +44,7 @@ from conformance.report.sign import (
 from conformance.report.xml import (
     DS_NS,
     NS,
+    SCHEMA_VERSION,
     SEAL,
     XADES_NS,
     describe,
@@ -522,6 +523,14 @@ def _verify(xml_path: Path, run_dir: Path, trust: Path | None, result: VerifyRes
         )
         return
 
+    version = root.get("schemaVersion")
+    if version != SCHEMA_VERSION:
+        result.problems.append(
+            f"{xml_path.name} is of report schema version {version}; this rhc verifies version "
+            f"{SCHEMA_VERSION} (re-issue it with `rhc report build`, or verify it with the rhc "
+            "release that wrote it)"
+        )
+        return
     _check_unsigned_nodes(root, result)
     result.problems.extend(f"XSD: {p}" for p in schema_problems(root))
     certs = _check_signature(data, root, result)

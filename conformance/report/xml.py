@@ -31,6 +31,9 @@ DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 XADES_NS = "http://uri.etsi.org/01903/v1.3.2#"
 NSMAP = {"r": NS, "ds": DS_NS, "xades": XADES_NS}
 SEAL = "seal"
+SCHEMA_VERSION = "2"
+"""2: the lab's people and place, submission, bench file, deviations, requirement texts,
+expected/measured values, lab-local times, one evidence digest."""
 
 
 def q(tag: str) -> str:
@@ -211,7 +214,7 @@ def build_xml(model: ReportModel, manifest: Manifest) -> etree._Element:
     root = etree.Element(
         q("report"),
         nsmap={None: NS},
-        schemaVersion="1",
+        schemaVersion=SCHEMA_VERSION,
         id=model.report_id,
         generated=model.generated,
     )
