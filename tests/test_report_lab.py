@@ -311,3 +311,26 @@ def test_a_report_of_the_earlier_schema_is_named_as_such(issued: Path, tmp_path:
     result = verify_report(run, DEMO_CA)
     assert not result.ok
     assert result.problems == [result.problems[0]] and "schema version 1" in result.problems[0]
+
+
+def test_a_run_records_lab_local_times_its_number_and_the_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TZ", "UTC")  # the lab's zone decides, not the machine's
+    lab = _write(tmp_path / "lab.yaml", (FIXTURES_DIR / "lab-demo.yaml").read_text("utf-8")
+                 .replace("Asia/Shanghai", "Asia/Tokyo")
+                 + f"state_dir: {tmp_path / 'state'}\n")
+    out = tmp_path / "run"
+    code = main(["run", "--out", str(out), "--plan", "selftest", "-k", "ATR-001", "--quiet",
+                 "--no-report", "--lab", str(lab), "--submission", str(SUBMISSION),
+                 "--bench", str(BENCH)])
+    capsys.readouterr()
+    assert code == 3  # NO_FAILURES: the virtual card
+    summary = json.loads((out / "summary.json").read_text("utf-8"))
+    assert summary["timezone"] == "Asia/Tokyo"
+    assert summary["started_at"].endswith("+09:00") and summary["finished_at"].endswith("+09:00")
+    local_day = dt.datetime.fromisoformat(summary["started_at"]).strftime("%Y%m%d")
+    assert summary["report_number"] == f"RHC-DEMO-{local_day}-0001"
+    assert summary["lab"]["sha256"] and summary["lab"]["timezone"] == "Asia/Tokyo"
+    assert summary["submission"]["samples"][0]["id"] == "S2026-0001-01"
+    assert summary["bench_file"]["equipment"][0]["id"] == "EQ-01"
