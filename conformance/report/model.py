@@ -8,6 +8,8 @@ an extra property, so a new field written by the plugin reaches the report witho
   product  vendor, name, version, ics (dict or list), ics_path, ics_sha256
   profile  name, version, path, sha256      plan  name, version, path, sha256
   bench    readers (list or str), pcsc_lite, driver, os, python
+  lab, submission, bench_file   checked copies of the lab's files (conformance/lab.py schemas)
+  started_at, finished_at, timezone, report_number   lab-local times, the run's number
 
 One model feeds the XML (signed), the HTML and the PDF, so they cannot disagree.
 """
@@ -591,14 +593,15 @@ def _recorded(role: str, name: str, data: Mapping[str, Any]) -> Artifact:
 
 
 def _optional_file(
-    summary: dict[str, Any], path: Path | str | None, model: type[Any], loader: Any, role: str
+    recorded: dict[str, Any], path: Path | str | None, model: type[Any], loader: Any, role: str
 ) -> tuple[Any, Artifact | None]:
+    """A submission or bench file: the one given now, else the run's copy, else none."""
     if path:
         source = Path(path)
         return loader(source), Artifact(role, source.name, path=shipped_name(source),
                                         sha256=sha256_path(source))
-    if summary:
-        return from_record(model, summary, role), _recorded(role, role, summary)
+    if recorded:
+        return from_record(model, recorded, role), _recorded(role, role, recorded)
     return None, None
 
 
@@ -780,7 +783,9 @@ def build_model(
     finished = _lab_time(summary.finished_at or summary.finished, "finished", zone)
     generated = now_in(zone)
     day = dt.date.fromisoformat(started[:10]) if started else generated.date()
-    report_id = _report_number(summary, lab_file, lab, number, generated, run_dir)
+    lab_path = lab or (summary.lab or {}).get("source") or None
+    report_id = _report_number(summary, lab_file, lab_path, bool(lab), number, generated,
+                               run_dir)
     untested_digest = sha256_path(UNTESTED_PATH) if UNTESTED_PATH.is_file() else ""
     samples = _samples(summary.card or {})
     bench_model = _bench(summary.bench or {})
@@ -840,12 +845,14 @@ UNNUMBERED = "UNNUMBERED"
 
 
 def _report_number(
-    summary: RunSummary, lab: LabFile, lab_path: Path | str | None, number: bool,
-    now: dt.datetime, run_dir: Path,
+    summary: RunSummary, lab: LabFile, lab_path: Path | str | None, replaced: bool,
+    number: bool, now: dt.datetime, run_dir: Path,
 ) -> str:
-    """The run's number if it took one from this lab, else (with `number`) the next one."""
+    """The run's number if it took one from this lab, else (with `number`) the next one.
+    lab_path: where the lab file is (a relative state_dir is relative to it); replaced: the
+    lab was given anew, not the one the run recorded."""
     recorded_code = str((summary.lab or {}).get("code", ""))
-    if summary.report_number and (not lab_path or recorded_code == lab.code):
+    if summary.report_number and (not replaced or recorded_code == lab.code):
         return summary.report_number
     if not number:
         return UNNUMBERED
