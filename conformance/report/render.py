@@ -251,7 +251,9 @@ def case_rows(
         ref = clause_code[case.source]
         if r.reference_choice:
             ref += "·" + choice_code[r.reference_choice]
-        title = f"{zh_title(r.title_zh)} / {r.title_en}  [{ref}] · {measures(case)}"
+        title = f"{zh_title(r.title_zh)} / {r.title_en}  [{ref}]"
+        if measures(case):
+            title += " · " + measures(case)
         detail = case_detail(case)
         if detail:
             title += "\n" + detail
@@ -266,8 +268,10 @@ def requirement_text(case: CaseEntry) -> str:
 
 
 def measures(case: CaseEntry) -> str:
-    """预期 9000 · 实测 6A82: what the case expected and what the card gave."""
-    return f"预期 {case.expected or '—'} · 实测 {case.measured or '—'}"
+    """预期 9000 · 实测 6A82: what the case expected and what the card gave (what is known)."""
+    parts = [f"预期 {case.expected}" if case.expected else "",
+             f"实测 {case.measured}" if case.measured else ""]
+    return " · ".join(p for p in parts if p)
 
 
 def case_detail(case: CaseEntry) -> str:
