@@ -11,7 +11,6 @@ The plugin is inert in sessions that give no `--rhc-` option and collect no case
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -46,11 +45,9 @@ class PreparedRun:
     pytest would print only through the terminal reporter.
     """
 
-    def __init__(self, config: RunConfig, *, progress: bool = False,
-                 timezone: dt.tzinfo | None = None):
+    def __init__(self, config: RunConfig, *, progress: bool = False):
         self.config = config
         self.progress = progress
-        self.timezone = timezone  # the lab's, for the wall-clock times of the evidence
         self.summary: RunSummary | None = None
         self.errors: list[str] = []
         self.stopped: list[str] = []  # why the run did not complete, if it did not
@@ -116,8 +113,7 @@ def _run(config: pytest.Config) -> CertificationRun:
                 run_config = build_config({})
             except ConfigError as exc:
                 pytest.exit(f"rhc: error: {exc}", returncode=EXIT_NO_VERDICT)
-        prepared = _prepared(config)
-        run = CertificationRun(run_config, timezone=prepared.timezone if prepared else None)
+        run = CertificationRun(run_config)
         config.stash[RUN_KEY] = run
     return run
 

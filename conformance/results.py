@@ -130,6 +130,18 @@ class RunSummary:
     """The privacy setting of the evidence (on/off and why) and where the sealed salt is."""
     scope: dict[str, Any] = field(default_factory=dict)
     """What the run stands for (`run_scope`): scope, plan kind, card, cases in the catalogue."""
+    timezone: str = ""
+    """The lab's IANA time zone; started_at/finished_at are in it, with their UTC offset."""
+    started_at: str = ""
+    finished_at: str = ""
+    report_number: str = ""
+    """From the lab's never-repeating sequence (conformance/sequence.py); "" if none taken."""
+    lab: dict[str, Any] = field(default_factory=dict)
+    """The lab file as checked (conformance/lab.py LabFile) with its source and sha256."""
+    submission: dict[str, Any] = field(default_factory=dict)
+    """The submission file as checked (SubmissionFile), or {} when none was given."""
+    bench_file: dict[str, Any] = field(default_factory=dict)
+    """The bench file as checked (BenchFile: environment, equipment), or {}."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=2, sort_keys=True)
@@ -213,7 +225,7 @@ def statement(
     """The conclusion as one sentence (zh, en) that says what the run was and what it found."""
     ran, failed = len(results), sum(r.verdict is Verdict.FAIL for r in results)
     of = f"{ran} of {catalogue}" if catalogue else f"{ran}"
-    of_zh = f"{catalogue} 项中的 {ran} 项" if catalogue else f"{ran} 项"
+    of_zh = f"已检 {ran} 项（目录共 {catalogue} 项）" if catalogue else f"已检 {ran} 项"
     if scope is Scope.BENCH_SELF_TEST:
         what_zh = "测试台自检（虚拟卡），非产品认证"
         what_en = "bench self-test (virtual card) — not a product certification"
@@ -222,13 +234,13 @@ def statement(
     else:
         what_zh, what_en = "认证检测", "certification run"
     if conclusion is Conclusion.NOT_CONFORMANT:
-        zh, en = f"{of_zh}中 {failed} 项不通过", f"{failed} failures in {of} cases"
+        zh, en = f"{of_zh}，{failed} 项不通过", f"{failed} failures in {of} cases"
     elif conclusion is Conclusion.INCOMPLETE:
-        zh, en = f"检测未完成（{of_zh}有记录）", f"incomplete: {of} cases recorded"
+        zh, en = f"检测未完成：{of_zh}有记录", f"incomplete: {of} cases recorded"
     elif conclusion is Conclusion.NO_FAILURES:
-        zh, en = f"{of_zh}未发现不通过", f"no failures in {of} cases"
+        zh, en = f"{of_zh}，未发现不通过", f"no failures in {of} cases"
     else:
-        zh = f"{of_zh}：全部适用的必测项目均通过"
+        zh = f"{of_zh}，全部适用的必测项目均通过"
         en = f"every applicable mandatory case of {of} cases passed"
     return f"{zh} — {what_zh}", f"{en} — {what_en}"
 
