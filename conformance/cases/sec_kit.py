@@ -254,9 +254,8 @@ class Sec:
         response = self.send_auth(family, command)
         locked = response.sw == self.profile.sw("key_locked")
         if not wrong and not factors and (self.is_cryptogram_sw(response.sw) or locked):
-            self.session.withheld[family] = (
-                f"it refused a correct cryptogram with {sw_hex(response.sw)}"
-            )
+            self.session.withheld[family] = msg("host.refused_cryptogram",
+                                                sw=sw_hex(response.sw))
         return Attempt(command, response, challenge, x8)
 
     def enter_key_df(self, family: str) -> None:
@@ -330,7 +329,7 @@ class Sec:
         not be paid back, so every try would drive the sample towards a lock."""
         if family in self.session.withheld:
             raise AuthenticationWithheld(
-                f"{family} is not tried again: {self.session.withheld[family]} earlier in this run"
+                msg("host.withheld", family=family, earlier=self.session.withheld[family])
             )
         response = self.ctx.send(command)
         if response.sw == self.profile.sw("ok"):
