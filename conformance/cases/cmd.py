@@ -32,6 +32,7 @@ from conformance.cases.common import (
     slug,
 )
 from conformance.cases.framework import Case, CaseContext
+from conformance.messages import msg
 from conformance.iso7816 import (
     LE_WHOLE,
     MAX_BINARY_OFFSET,
@@ -117,9 +118,11 @@ def expect_wrong_le(ctx: CaseContext, response: ResponseAPDU, right: int, what: 
     ctx.expect_sw(response, "wrong_le", what=what, choice="wrong_le")
     if not sw_hex(response.sw).startswith(ctx.profile.sw_prefix("wrong_le")):
         return  # a [choice] deviation the plan observes: already recorded
+    want = ctx.profile.sw_text(f"wrong_le:{right & 0xFF:02X}")
     ctx.check(response.sw2 == right & 0xFF,
-              f"{what}: card answered {sw_hex(response.sw)}, the right length is "
-              f"{right} ({ctx.profile.sw_text(f'wrong_le:{right & 0xFF:02X}')})")
+              msg("sw.wrong_length_announced", what=what, sw=sw_hex(response.sw),
+                  length=right, expected=want),
+              expected=want, measured=sw_hex(response.sw))
 
 
 def enter(ctx: CaseContext, df: str) -> None:
@@ -179,16 +182,20 @@ def _class_cases(profile: CardProfile, out: list[Case]) -> None:
     for number, (ins, names) in enumerate(sorted(profile.instructions().items()), start=1):
         own = {profile.spec.commands[n].cla for n in names}
         others = sorted(known - own)
-        label = "/".join(names)
+        label_zh = "/".join(profile.command_name(n, "zh") for n in names)
+        label_en = "/".join(profile.command_name(n, "en") for n in names)
 
         @make(
             out, f"CMD-CLA-{number:03d}", "CMD",
-            f"INS {ins:02X}（{label}）的类别字节检查",
-            f"Class byte check for INS {ins:02X} ({label})",
+            f"INS {ins:02X}（{label_zh} {label_en}）的类别字节检查",
+            f"Class byte check for INS {ins:02X} ({label_en})",
             CLAUSE + " (CLA check, <sw:cla_not_supported>)",
             f"INS {ins:02X} sent with an unknown class, or with another of the card's classes "
             f"({', '.join(f'{c:02X}' for c in others) or 'none'}), is refused with "
             "<sw:cla_not_supported>.",
+            purpose_zh=f"INS {ins:02X} 以未知类别或卡片的其他类别"
+            f"（{', '.join(f'{c:02X}' for c in others) or '无'}）发送时，以 "
+            "<sw:cla_not_supported> 拒绝。",
             applicability=profile.commands_feature(names),
             expected_sw=("cla_not_supported",),
             reference_choice=CHOICE_SW + " The classes are those of the profile's commands "
@@ -201,7 +208,8 @@ def _class_cases(profile: CardProfile, out: list[Case]) -> None:
             unknown = unknown_classes(ctx)
             for cla in unknown + others:
                 ctx.expect_sw(send(ctx, short_apdu(cla, ins, p1, p2, data, le)),
-                              "cla_not_supported", what=f"CLA {cla:02X} INS {ins:02X}")
+                              "cla_not_supported",
+                              what=msg("act.cla_ins", cla=f"{cla:02X}", ins=f"{ins:02X}"))
 
 
 def _ins_cases(profile: CardProfile, out: list[Case]) -> None:
@@ -224,7 +232,8 @@ def _ins_cases(profile: CardProfile, out: list[Case]) -> None:
         def ins_check(ctx: CaseContext, cla: int = cla) -> None:
             for ins in unknown_instructions(ctx):
                 ctx.expect_sw(send(ctx, short_apdu(cla, ins, 0x00, 0x00)),
-                              "ins_not_supported", what=f"CLA {cla:02X} INS {ins:02X}")
+                              "ins_not_supported",
+                              what=msg("act.cla_ins", cla=f"{cla:02X}", ins=f"{ins:02X}"))
 
 
 # --------------------------------------------------------------------------- P1/P2, Lc, Le
@@ -416,11 +425,13 @@ def _record_cases(profile: CardProfile, out: list[Case]) -> None:
             whole = ctx.expect_sw(read_record(ctx, 1, le=LE_WHOLE), "ok",
                                   what="READ RECORD 1 with Le 00")
             ctx.check(len(whole.data) == length,
-                      f"Le 00 returned {len(whole.data)} bytes, the record has {length}")
+                      msg("len.le00_record", length=len(whole.data), expected=length),
+                      expected=f"{length} bytes", measured=f"{len(whole.data)} bytes")
             exact = ctx.expect_sw(read_record(ctx, 1, le=length), "ok",
                                   what=f"READ RECORD 1 with Le {length:02X}")
             ctx.check(exact.data == whole.data,
-                      "READ RECORD with the exact Le returned other bytes than with Le 00")
+                      msg("value.exact_le_differs", length=len(exact.data)),
+                      expected=whole.data.hex().upper(), measured=exact.data.hex().upper())
 
     for df in profile.dfs:
         files = record_files(profile, df)
@@ -480,8 +491,9 @@ def _binary_cases(profile: CardProfile, out: list[Case]) -> None:
             tail = ctx.expect_sw(read_binary(ctx, offset, le=LE_WHOLE), "ok",
                                  what=f"READ BINARY at offset {offset} with Le 00")
             ctx.check(len(tail.data) == left,
-                      f"Le 00 at offset {offset} returned {len(tail.data)} bytes, "
-                      f"{left} are left")
+                      msg("len.le00_binary", offset=offset, length=len(tail.data),
+                          expected=left),
+                      expected=f"{left} bytes", measured=f"{len(tail.data)} bytes")
 
 
 # --------------------------------------------------------------------------- SELECT
@@ -538,9 +550,8 @@ def _select_cases(profile: CardProfile, out: list[Case]) -> None:
                     fid = ctx.profile.file(path).fid
                     after = select_fid(ctx, fid)
                     if after.sw != ctx.sw("ok"):
-                        ctx.observe(f"SELECT {fid} of {df} after the refusals answered "
-                                    f"{sw_hex(after.sw)}: the refused SELECTs did not leave "
-                                    f"{df} current (REFERENCE.md does not say what they leave)")
+                        ctx.observe(msg("obs.df_not_kept", fid=fid, df=df,
+                                        sw=sw_hex(after.sw)))
 
         targets = [fid_of(profile, df)] + [profile.file(p).fid for p in files_of(profile, df)]
 
@@ -567,8 +578,10 @@ def _select_cases(profile: CardProfile, out: list[Case]) -> None:
                 for fid in targets:
                     response = expect_select(ctx, fid, f"SELECT {fid} with P2 {p2:02X}", p2=p2)
                     ctx.check(not response.data,
-                              f"SELECT {fid} with P2 {p2:02X} returned data "
-                              f"{response.data.hex().upper()}; the profile defines no FCI")
+                              msg("value.select_fci", fid=fid, p2=f"{p2:02X}",
+                                  value=response.data.hex().upper(),
+                                  length=len(response.data)),
+                              expected="no data", measured=f"{len(response.data)} bytes")
 
     _lookup_cases(profile, out)
 
@@ -867,12 +880,17 @@ def _challenge_cases(profile: CardProfile, out: list[Case]) -> None:
         apdu = short_apdu(cla, ins, 0x00, 0x00, le=n)
         seen: dict[bytes, int] = {}
         for i in range(1, samples + 1):
-            r = ctx.expect_sw(send(ctx, apdu, raw=False), "ok", what=f"GET CHALLENGE #{i}")
+            r = ctx.expect_sw(send(ctx, apdu, raw=False), "ok",
+                              what=msg("act.get_challenge_n", i=i))
             ctx.check(len(r.data) == n,
-                      f"GET CHALLENGE #{i} returned {len(r.data)} bytes, not {n}")
+                      msg("len.challenge", i=i, length=len(r.data), expected=n),
+                      expected=f"{n} bytes", measured=f"{len(r.data)} bytes")
             if r.data in seen:
-                ctx.fail(f"GET CHALLENGE #{i} repeats #{seen[r.data]} ({r.data.hex().upper()})"
-                         f" after {i - 1} distinct challenges")
+                ctx.fail(msg("value.challenge_repeats", i=i, first=seen[r.data],
+                             value=r.data.hex().upper(), length=len(r.data), distinct=i - 1),
+                         expected=f"{samples} distinct challenges",
+                         measured=f"#{i} = #{seen[r.data]} ({len(r.data)} bytes) "
+                         f"after {i - 1} distinct")
             seen[r.data] = i
         ctx.note(f"{samples} challenges, all distinct")
 
@@ -898,16 +916,19 @@ def _get_response(ctx: CaseContext, first: ResponseAPDU, what: str, expected: in
     """Check a 61xx answer announcing ``expected`` bytes (the length the profile gives) and
     collect its data with one raw GET RESPONSE."""
     ctx.expect_sw(first, "bytes_available", what=what)
+    want = ctx.profile.sw_text(f"bytes_available:{expected & 0xFF:02X}")
     ctx.check(first.sw2 == expected & 0xFF,
-              f"{what}: card answered {sw_hex(first.sw)}, the profile's length is {expected} "
-              f"({ctx.profile.spec.status_words['bytes_available']}{expected & 0xFF:02X})")
+              msg("sw.wrong_length_announced", what=what, sw=sw_hex(first.sw),
+                  length=expected, expected=want),
+              expected=want, measured=sw_hex(first.sw))
     cla, ins = ctx.profile.command("get_response")
     n = first.sw2 or 256
     second = ctx.expect_sw(send(ctx, short_apdu(cla, ins, 0x00, 0x00, le=n)), "ok",
                            what=f"GET RESPONSE {first.sw2:02X} after {what}")
     ctx.check(len(second.data) == n,
-              f"GET RESPONSE {first.sw2:02X} returned {len(second.data)} bytes, "
-              f"61{first.sw2:02X} announced {n}")
+              msg("len.get_response", le=f"{first.sw2:02X}", length=len(second.data),
+                  sw=sw_hex(first.sw), expected=n),
+              expected=f"{n} bytes", measured=f"{len(second.data)} bytes")
     return second.data
 
 
@@ -945,7 +966,9 @@ def _t0_cases(profile: CardProfile, out: list[Case]) -> None:
         cla, ins = ctx.profile.command("get_challenge")
         apdu = short_apdu(cla, ins, 0x00, 0x00, le=n)
         got = [_get_response(ctx, send(ctx, apdu), f"GET CHALLENGE #{i}", n) for i in (1, 2)]
-        ctx.check(got[0] != got[1], "two challenges collected by GET RESPONSE are equal")
+        ctx.check(got[0] != got[1], msg("value.challenges_equal", length=len(got[0])),
+                  expected="2 distinct challenges",
+                  measured=f"2 equal challenges of {len(got[0])} bytes")
 
     if free is not None:
         length = profile.record_length(free, 1)
@@ -969,9 +992,9 @@ def _t0_cases(profile: CardProfile, out: list[Case]) -> None:
             framing = _tlv_framing(ctx.profile, path)
             if framing is not None:
                 ctx.check(data[:2] == framing,
-                          f"GET RESPONSE returned {data[:2].hex().upper()} as tag and length of "
-                          f"record 1 of {path}; the profile's item {framing[0]} is "
-                          f"{framing.hex().upper()}")
+                          msg("value.get_response_tlv", got=data[:2].hex().upper(), path=path,
+                              item=framing[0], expected=framing.hex().upper()),
+                          expected=framing.hex().upper(), measured=data[:2].hex().upper())
 
     if photo is not None:
         want = min(T0_BINARY_LE, profile.file(photo).size or 0)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from conformance.apdu import ResponseAPDU
 from conformance.cases.framework import Case, CaseContext
+from conformance.messages import Msg, msg
 from conformance.iso7816 import LE_WHOLE, RECORD_P2_BY_NUMBER
 
 
@@ -95,7 +96,8 @@ def read_record(
 
 
 def read_records(
-    ctx: CaseContext, path: str, count: int | None = None, *, own: bool = False, note: str = ""
+    ctx: CaseContext, path: str, count: int | None = None, *, own: bool = False,
+    note: str | Msg = "",
 ) -> list[bytes]:
     """Records 1..count (default: all) of the current EF ``path``: FAIL unless each answers
     9000 with the length the profile declares for it.
@@ -106,15 +108,18 @@ def read_records(
     added to each record's description (e.g. ", no rights").
     """
     last = ctx.profile.record_count(path) if count is None else count
-    scope = contextlib.nullcontext() if own else ctx.step(f"READ RECORD 1..{last} of {path}")
+    scope = contextlib.nullcontext() if own else ctx.step(
+        msg("act.read_records", last=last, path=path))
     records: list[bytes] = []
     with scope:
         for n in range(1, last + 1):
-            what = f"READ RECORD {n} of {path}{note}"
+            what = msg("act.read_record_note" if note else "act.read_record", n=n, path=path,
+                       note=note)
             data = ctx.expect_sw(read_record(ctx, n), "ok", what=what).data
             expected = ctx.profile.record_length(path, n)
             ctx.check(len(data) == expected,
-                      f"{what}: record {n} is {len(data)} bytes, expected {expected}")
+                      msg("len.record", what=what, n=n, length=len(data), expected=expected),
+                      expected=f"{expected} bytes", measured=f"{len(data)} bytes")
             records.append(data)
     return records
 

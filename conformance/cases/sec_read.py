@@ -53,7 +53,7 @@ def _free_read(path: str) -> Body:
     def body(ctx: CaseContext) -> None:
         sec = Sec(ctx)
         sec.go(path)
-        read_records(ctx, path, own=True, note=", no rights")
+        read_records(ctx, path, own=True, note=msg("note.no_rights"))
 
     return body
 
