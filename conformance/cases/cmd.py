@@ -32,7 +32,6 @@ from conformance.cases.common import (
     slug,
 )
 from conformance.cases.framework import Case, CaseContext
-from conformance.messages import msg
 from conformance.iso7816 import (
     LE_WHOLE,
     MAX_BINARY_OFFSET,
@@ -42,6 +41,7 @@ from conformance.iso7816 import (
     SELECT_P2_FCI,
     SELECT_P2_NO_DATA,
 )
+from conformance.messages import msg
 from conformance.model.profile import CardProfile
 from conformance.model.schema import Structure
 from conformance.model.tree import (

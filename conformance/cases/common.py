@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from conformance.apdu import ResponseAPDU
 from conformance.cases.framework import Case, CaseContext
-from conformance.messages import Msg, msg
 from conformance.iso7816 import LE_WHOLE, RECORD_P2_BY_NUMBER
+from conformance.messages import Msg, msg
 
 
 def sw_choice(*names: str) -> str:

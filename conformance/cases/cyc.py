@@ -19,6 +19,7 @@ from conformance.apdu import ResponseAPDU, sw_hex
 from conformance.cases.common import grant_families, make, read_record, read_records, slug
 from conformance.cases.framework import Case, CaseContext
 from conformance.iso7816 import RECORD_P1_CYCLIC_NEW, RECORD_P2_BY_NUMBER, RECORD_P2_CYCLIC_NEW
+from conformance.messages import msg
 from conformance.model import codecs
 from conformance.model.codecs import Coding
 from conformance.model.profile import CardProfile
@@ -111,9 +112,7 @@ def _restore_by_appending(ctx: CaseContext, path: str, before: list[bytes]) -> N
             what=f"re-appending previous record {n} of {path} (restoring)",
         )
     after = read_records(ctx, path, len(before))
-    ctx.check(
-        after == before, f"{path} is not as before after re-appending its records oldest first"
-    )
+    ctx.check(after == before, msg("state.not_restored_appending", path=path))
 
 
 def _compare(
@@ -123,7 +122,9 @@ def _compare(
     for n, (raw, (want, label)) in enumerate(zip(after, expected, strict=True), start=1):
         ctx.check(
             raw == want,
-            f"{path} record {n} is {_describe(raw)}, expected {label} {_describe(want)}",
+            msg("state.record_is", path=path, n=n, got=_describe(raw), label=label,
+                expected=_describe(want)),
+            expected=f"{label} {_describe(want)}", measured=_describe(raw),
         )
 
 
@@ -193,9 +194,9 @@ def _cyclic_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             after = read_records(ctx, path, n)
             expected = [(new[i - 1], f"append {i}") for i in range(n + 1, 1, -1)]
             _compare(ctx, path, after, expected)
-            ctx.check(
-                new[0] not in after, f"{path} still holds the first of {n + 1} appended records"
-            )
+            ctx.check(new[0] not in after,
+                      msg("state.oldest_kept", path=path, count=n + 1),
+                      expected="overwritten", measured="still held")
 
     @make(
         out,
@@ -227,7 +228,7 @@ def _cyclic_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             for k, raw in enumerate(before, start=1):
                 response = ctx.send(ctx.apdu("update_record", k, RECORD_P2_BY_NUMBER, raw))
                 ctx.expect_sw(response, "ok", what=f"rewriting record {k} of {path} (restoring)")
-            ctx.check(read_records(ctx, path, n) == before, f"{path} not restored")
+            ctx.check(read_records(ctx, path, n) == before, msg("state.not_restored", path=path))
 
         with ctx.restoring(path, undo):
             for k, raw in enumerate(new, start=1):
@@ -293,8 +294,9 @@ def _noncyclic_case(profile: CardProfile, path: str, out: list[Case]) -> None:
         again = ctx.expect_sw(read_record(ctx, 1), "ok", what=f"READ RECORD 1 of {path}").data
         ctx.check(
             again == first,
-            f"record 1 of {path} changed from {_describe(first)} to "
-            f"{_describe(again)} ({sw_hex(response.sw)})",
+            msg("state.changed_after", path=path, n=1, before=_describe(first),
+                after=_describe(again), sw=sw_hex(response.sw)),
+            expected=_describe(first), measured=_describe(again),
         )
 
 

@@ -24,6 +24,7 @@ from conformance.cases.common import grant, make, read_record, read_records, slu
 from conformance.cases.framework import Case, CaseContext
 from conformance.cases.rules import check_coding, check_rule, parse_date
 from conformance.iso7816 import RECORD_P2_BY_ID
+from conformance.messages import msg
 from conformance.model import codecs
 from conformance.model.codecs import Coding
 from conformance.model.profile import CardProfile
@@ -82,16 +83,16 @@ def item_value(ctx: CaseContext, number: int) -> str:
     card then does not hold a valid value of the item: see DATA-TLV / DATA-COD)."""
     item = ctx.profile.item(number)
     record = read_item_record(ctx, number)
-    with ctx.step(f"decode item {number}"):
+    with ctx.step(msg("act.decode_item", number=number)):
         problem = tlv_problem(ctx.profile, number, record)
         if problem is not None:
-            ctx.fail(f"item {number} ({item.zh}) cannot be read as a value: {problem} "
-                     f"(see DATA-TLV-{number:03d})")
+            ctx.fail(msg("data.unreadable", number=number, zh=item.zh, problem=problem,
+                         see=f"DATA-TLV-{number:03d}"), measured=record[:2].hex().upper())
         value = record[2:]
         problem = check_coding(item.coding, value, item.length)
         if problem is not None:
-            ctx.fail(f"item {number} ({item.zh}) cannot be read as a value: {problem} "
-                     f"(see DATA-COD-{number:03d})")
+            ctx.fail(msg("data.unreadable", number=number, zh=item.zh, problem=problem,
+                         see=f"DATA-COD-{number:03d}"), measured=value.hex().upper())
         return codecs.decode(Coding(item.coding), value)
 
 
@@ -131,8 +132,11 @@ def _item_cases(profile: CardProfile, out: list[Case]) -> None:
             severity="critical",
         )
         def tlv(ctx: CaseContext, number: int = number) -> None:
-            problem = tlv_problem(ctx.profile, number, read_item_record(ctx, number))
-            ctx.check(problem is None, f"item {number}: {problem}")
+            record = read_item_record(ctx, number)
+            problem = tlv_problem(ctx.profile, number, record)
+            length = ctx.profile.item(number).length
+            ctx.check(problem is None, msg("data.item_problem", number=number, problem=problem),
+                      expected=f"{number:02X} {length:02X}", measured=record[:2].hex().upper())
 
         coding = Coding(item.coding)
         rule_text = {
@@ -157,7 +161,9 @@ def _item_cases(profile: CardProfile, out: list[Case]) -> None:
             item = ctx.profile.item(number)
             record = read_item_record(ctx, number)
             problem = check_coding(item.coding, record[2:], item.length)
-            ctx.check(problem is None, f"item {number} ({item.zh}): {problem}")
+            ctx.check(problem is None,
+                      msg("data.item_named_problem", number=number, zh=item.zh, problem=problem),
+                      expected=item.coding, measured=record[2:].hex().upper())
 
         if not item.rules:
             continue
@@ -178,8 +184,10 @@ def _item_cases(profile: CardProfile, out: list[Case]) -> None:
             for rule in item.rules:
                 problem = check_rule(rule, value, ctx.profile.spec.code_tables)
                 choice = "value_rules" if rules_choice(ctx.profile, [rule]) else ""
-                ctx.check(problem is None, f"item {number} ({item.zh}), rule {rule}: {problem}",
-                          choice=choice)
+                ctx.check(problem is None,
+                          msg("data.rule", number=number, zh=item.zh, rule=rule,
+                              problem=problem),
+                          choice=choice, expected=rule, measured=value)
 
 
 def _rule_refs(profile: CardProfile, rules: list[str]) -> list[str]:
@@ -216,21 +224,23 @@ def _judge(ctx: CaseContext, rule: Consistency) -> None:
         return
     choice = "value_rules" if "[choice]" in rule.ref else ""  # observed when the plan says so
     if rule.kind in ("equal", "equal_when"):
-        ctx.check(a == b, f"item {first} ({a}) differs from item {second} ({b})", choice=choice)
+        ctx.check(a == b, msg("data.differs", first=first, a=a, second=second, b=b),
+                  choice=choice, expected=b, measured=a)
     elif rule.kind == "birth_date_in_id":
         embedded = a[6:14]
         ctx.check(embedded == b,
-                  f"the ID number {a} (item {first}) carries birth date {embedded}, item "
-                  f"{second} is {b}", choice=choice)
+                  msg("data.birth_in_id", a=a, first=first, embedded=embedded, second=second,
+                      b=b), choice=choice, expected=b, measured=embedded)
     elif rule.kind == "not_before":
         da, db = parse_date(a), parse_date(b)
         if da is None or db is None:
-            ctx.fail(f"item {first} ({a}) or item {second} ({b}) is not a date YYYYMMDD",
-                     choice=choice)
+            ctx.fail(msg("data.not_dates", first=first, a=a, second=second, b=b),
+                     choice=choice, expected="YYYYMMDD", measured=f"{a} / {b}")
         elif da < db:
-            ctx.fail(f"item {first} ({a}) is before item {second} ({b})", choice=choice)
+            ctx.fail(msg("data.before", first=first, a=a, second=second, b=b),
+                     choice=choice, expected=f"≥ {b}", measured=a)
     else:  # pragma: no cover - the schema allows no other kind
-        ctx.fail(f"unknown consistency kind {rule.kind}")
+        raise ValueError(f"unknown consistency kind {rule.kind}")
 
 
 def _consistency_cases(profile: CardProfile, out: list[Case]) -> None:
@@ -289,8 +299,11 @@ def _read_by_tag_cases(profile: CardProfile, out: list[Case]) -> None:
                 tagged = ctx.expect_sw(read_record(ctx, number, RECORD_P2_BY_ID), "ok",
                                        what=f"READ RECORD by identifier {number:02X}")
                 ctx.check(tagged.data == by_number.data,
-                          f"by identifier {number:02X}: {tagged.data.hex().upper()}; record "
-                          f"{record} by number: {by_number.data.hex().upper()}")
+                          msg("data.by_identifier", number=f"{number:02X}",
+                              tagged=tagged.data.hex().upper(), record=record,
+                              by_number=by_number.data.hex().upper()),
+                          expected=by_number.data.hex().upper(),
+                          measured=tagged.data.hex().upper())
 
         absent = sorted(set(profile.tlv_items()) - set(ef.items))[:3]
 
@@ -342,13 +355,17 @@ def _cyclic_cases(profile: CardProfile, out: list[Case]) -> None:
                     chunk = raw[f.offset : f.offset + f.length]
                     what = f"record {n}, item {f.item} at {f.offset}"
                     problem = check_coding(f.coding, chunk, f.length)
-                    ctx.check(problem is None, f"{what}: {problem}")
+                    ctx.check(problem is None, msg("data.field_problem", what=what,
+                                                   problem=problem),
+                              expected=f.coding, measured=chunk.hex().upper())
                     if f.item is None or f.item not in p.items:
                         continue
                     value = codecs.decode(Coding(f.coding), chunk)
                     for rule in p.item(f.item).rules:
                         problem = check_rule(rule, value, p.spec.code_tables)
-                        ctx.check(problem is None, f"{what}, rule {rule}: {problem}")
+                        ctx.check(problem is None, msg("data.field_rule", what=what,
+                                                       rule=rule, problem=problem),
+                                  expected=rule, measured=value)
 
 
 def _index_cases(profile: CardProfile, out: list[Case]) -> None:
@@ -377,7 +394,8 @@ def _index_cases(profile: CardProfile, out: list[Case]) -> None:
                 value = codecs.decode(Coding(p.item(number).coding), raw)
                 for rule in p.item(number).rules:
                     problem = check_rule(rule, value, p.spec.code_tables)
-                    ctx.check(problem is None, f"record {n}: {problem}")
+                    ctx.check(problem is None, msg("data.record_problem", n=n,
+                                                   problem=problem))
 
 
 def _city_cases(profile: CardProfile, out: list[Case]) -> None:
@@ -397,11 +415,12 @@ def _city_cases(profile: CardProfile, out: list[Case]) -> None:
     )
     def city_code(ctx: CaseContext, number: int = number) -> None:
         value = item_value(ctx, number)
-        ctx.check(bool(value), f"item {number} is not personalised (all FF): a terminal "
-                  "cannot derive CityCode8 for the level-2 keys")
+        ctx.check(bool(value), msg("data.city_not_personalised", number=number),
+                  expected="personalised", measured="all FF")
         for rule in ctx.profile.item(number).rules:
             problem = check_rule(rule, value, ctx.profile.spec.code_tables)
-            ctx.check(problem is None, f"item {number}: {problem}")
+            ctx.check(problem is None, msg("data.item_problem", number=number, problem=problem),
+                      expected=rule, measured=value)
 
 
 # --------------------------------------------------------------------------- catalogue

@@ -11,6 +11,7 @@ from __future__ import annotations
 from conformance.cases.common import grant, make, read_binary, read_record, read_records, slug
 from conformance.cases.framework import Case, CaseContext
 from conformance.iso7816 import LE_WHOLE
+from conformance.messages import msg
 from conformance.model.profile import CardProfile
 from conformance.model.schema import Structure
 
@@ -150,7 +151,8 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             )
             ctx.check(
                 len(last.data) == 1,
-                f"READ BINARY at {size - 1} returned {len(last.data)} bytes, expected 1",
+                msg("len.last_byte", at=size - 1, length=len(last.data)),
+                expected="1 byte", measured=f"{len(last.data)} bytes",
             )
             ctx.expect_sw(
                 read_binary(ctx, size, LE_WHOLE),

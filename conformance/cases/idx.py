@@ -14,6 +14,7 @@ from conformance.apdu import CommandAPDU, ResponseAPDU
 from conformance.cases.common import grant_families, make, read_records, slug, sw_choice
 from conformance.cases.framework import Case, CaseContext
 from conformance.iso7816 import LE_WHOLE, RECORD_P2_BY_NUMBER
+from conformance.messages import msg
 from conformance.model.profile import CardProfile
 from conformance.model.tree import df_of, index_files, index_flags
 
@@ -69,7 +70,7 @@ def _restore(ctx: CaseContext, path: str, original: list[bytes]) -> None:
             grant_families(ctx, path, [family])
         _, response = _command(ctx, name, n, le=LE_WHOLE)
         ctx.expect_sw(response, "ok", what=f"restoring record {n} of {path}")
-    ctx.check(read_records(ctx, path) == original, f"the flags of {path} are not as before")
+    ctx.check(read_records(ctx, path) == original, msg("state.flags_not_restored", path=path))
 
 
 def _unchanged(ctx: CaseContext, path: str, original: list[bytes], after: str) -> None:
@@ -77,7 +78,9 @@ def _unchanged(ctx: CaseContext, path: str, original: list[bytes], after: str) -
     for n, (a, b) in enumerate(zip(now, original, strict=True), start=1):
         ctx.check(
             a == b,
-            f"{path} record {n} changed from {b.hex().upper()} to {a.hex().upper()} after {after}",
+            msg("state.record_changed", path=path, n=n, before=b.hex().upper(),
+                after=a.hex().upper(), by=after),
+            expected=b.hex().upper(), measured=a.hex().upper(),
         )
 
 
@@ -119,8 +122,9 @@ def _record_case(profile: CardProfile, path: str, n: int, out: list[Case]) -> No
                     now = read_records(ctx, path)
                     ctx.check(
                         now[n - 1] == flag,
-                        f"after {command.hex()} record {n} of {path} is "
-                        f"{now[n - 1].hex().upper()}, expected {flag.hex().upper()}",
+                        msg("state.flag_after", command=command.hex(), n=n, path=path,
+                            got=now[n - 1].hex().upper(), expected=flag.hex().upper()),
+                        expected=flag.hex().upper(), measured=now[n - 1].hex().upper(),
                     )
                     others = [
                         k
@@ -128,7 +132,10 @@ def _record_case(profile: CardProfile, path: str, n: int, out: list[Case]) -> No
                         if k != n and now[k - 1] != original[k - 1]
                     ]
                     ctx.check(
-                        not others, f"{command.hex()} also changed record(s) {others} of {path}"
+                        not others,
+                        msg("state.others_changed", command=command.hex(), records=others,
+                            path=path),
+                        expected="no other record changed", measured=f"records {others}",
                     )
 
 
@@ -266,8 +273,9 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             now = read_records(ctx, path)[0]
             ctx.check(
                 now == used,
-                f"record 1 of {path} is {now.hex().upper()} after a refused "
-                f"erase, expected {used.hex().upper()}",
+                msg("state.after_refused", n=1, path=path, got=now.hex().upper(),
+                    operation=msg("op.erase"), expected=used.hex().upper()),
+                expected=used.hex().upper(), measured=now.hex().upper(),
             )
 
     @make(

@@ -25,6 +25,7 @@ from conformance import crypto
 from conformance.apdu import CommandAPDU, ResponseAPDU
 from conformance.cases.common import grant_families, make, read_binary, slug, sw_choice
 from conformance.cases.framework import Case, CaseContext
+from conformance.messages import msg
 from conformance.model import codecs
 from conformance.model.codecs import Coding
 from conformance.model.profile import CardProfile
@@ -80,7 +81,8 @@ def _read(ctx: CaseContext, path: str, offset: int, length: int, chunk: int = WR
         )
         ctx.check(
             len(response.data) == n,
-            f"READ BINARY of {path} at {at} returned {len(response.data)} bytes, asked for {n}",
+            msg("host.binary_short", path=path, at=at, length=len(response.data), expected=n),
+            expected=f"{n} bytes", measured=f"{len(response.data)} bytes",
         )
         out += response.data
     return bytes(out)
@@ -109,7 +111,9 @@ def _first_difference(
 
 def _check_image(ctx: CaseContext, path: str, got: bytes, want: bytes, what: str) -> None:
     if got != want:
-        ctx.fail(f"{path} {what}: {_first_difference(ctx, path, got, want)}")
+        ctx.fail(msg("state.image_differs", path=path, what=what,
+                     difference=_first_difference(ctx, path, got, want)),
+                 expected=f"{len(want)} bytes written", measured=f"{len(got)} bytes read back")
 
 
 def _restore(ctx: CaseContext, path: str, original: bytes) -> None:
@@ -212,9 +216,9 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         )
         ctx.check(
             len(response.data) == 1,
-            f"READ BINARY at {size - 1} returned "
-            f"{len(response.data)} bytes: {path} is not {size} "
-            "bytes",
+            msg("len.last_byte_size", at=size - 1, length=len(response.data), path=path,
+                size=size),
+            expected="1 byte", measured=f"{len(response.data)} bytes",
         )
         last = response.data
         ctx.expect_sw(
@@ -238,15 +242,17 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             now = _read(ctx, path, size - 1, 1)
             ctx.check(
                 now == last,
-                f"a refused UPDATE BINARY past the end changed the last byte "
-                f"of {path} from {last.hex().upper()} to {now.hex().upper()}",
+                msg("state.refused_update_changed", path=path, before=last.hex().upper(),
+                    after=now.hex().upper()),
+                expected=last.hex().upper(), measured=now.hex().upper(),
             )
             _write(ctx, path, size - 1, flipped)
             now = _read(ctx, path, size - 1, 1)
             ctx.check(
                 now == flipped,
-                f"the last byte of {path} reads back {now.hex().upper()}, "
-                f"written {flipped.hex().upper()}",
+                msg("state.reads_back", what=msg("what.last_byte", path=path),
+                    got=now.hex().upper(), written=flipped.hex().upper()),
+                expected=flipped.hex().upper(), measured=now.hex().upper(),
             )
 
     fields = probe_fields(profile, path)
@@ -434,9 +440,10 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             for label, start, end in parts:
                 if got[start:end] != image[start:end]:
                     ctx.fail(
-                        f"the {label} of the signed record read back from {path} are not "
-                        f"those written, so the record no longer verifies as signed: "
-                        f"{_first_difference(ctx, path, got[:end], image[:end], start)}"
+                        msg("state.signed_part_differs", label=label, path=path,
+                            difference=_first_difference(ctx, path, got[:end], image[:end],
+                                                         start)),
+                        expected=f"{label} as written", measured="different bytes",
                     )
             _check_image(ctx, path, got, image, "signed record read back")
             last = sig.offset - 1
@@ -445,8 +452,9 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             now = _read(ctx, path, last, 1)
             ctx.check(
                 now == changed,
-                f"{path} byte {last} (the last signed byte) reads back {now.hex().upper()}, "
-                f"written {changed.hex().upper()}: the card did not store the change",
+                msg("state.reads_back", what=msg("what.last_signed_byte", path=path, at=last),
+                    got=now.hex().upper(), written=changed.hex().upper()),
+                expected=changed.hex().upper(), measured=now.hex().upper(),
             )
             _write(ctx, path, last, image[last : last + 1])
             _check_image(

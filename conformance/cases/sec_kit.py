@@ -27,6 +27,7 @@ from conformance.apdu import CommandAPDU, ResponseAPDU, sw_hex
 from conformance.cases.framework import CaseContext, Inconclusive
 from conformance.host.session import AuthenticationWithheld
 from conformance.iso7816 import LE_WHOLE, RECORD_P2_BY_NUMBER, SELECT_P1_BY_FID, SELECT_P2_FCI
+from conformance.messages import msg
 from conformance.model.profile import CardProfile
 from conformance.model.schema import KeyUse, Structure, UpdateMode
 from conformance.model.tree import df_of, index_flags, neighbour_df, rights_of
@@ -166,7 +167,8 @@ class Sec:
         response = self.raw_select(fid)
         if response.sw != self.profile.sw("ok"):
             raise Inconclusive(
-                f"precondition '{what}': SELECT {fid} answered {sw_hex(response.sw)}"
+                msg("precondition.select", what=what, fid=fid, sw=sw_hex(response.sw)),
+                expected=sw_hex(self.profile.sw("ok")), measured=sw_hex(response.sw),
             )
 
     def select_ef_here(self, path: str) -> None:
@@ -180,9 +182,9 @@ class Sec:
         """SELECT another DF, then ``df`` again, FID by FID (a DF change out and back)."""
         other = neighbour_df(self.profile, df)
         if other is None:
-            raise Inconclusive(f"no other DF to select from {df}")
-        self.select_fid(self.profile.df(other).fid, f"select {other} from {df}")
-        self.select_fid(self.profile.df(df).fid, f"select {df} again from {other}")
+            raise Inconclusive(msg("precondition.no_other_df", df=df))
+        self.select_fid(self.profile.df(other).fid, msg("act.select_from", path=other, df=df))
+        self.select_fid(self.profile.df(df).fid, msg("act.select_again", df=df, other=other))
         return other
 
     def reset(self) -> None:
@@ -196,7 +198,11 @@ class Sec:
         response = self.ctx.send(command)
         if response.sw != self.profile.sw("ok") or len(response.data) != self.challenge_length:
             raise Inconclusive(
-                f"precondition 'GET CHALLENGE' not established: {response.hex()}"
+                msg("precondition.challenge", sw=sw_hex(response.sw),
+                    length=len(response.data), expected=self.challenge_length,
+                    response=response.hex()),
+                expected=f"9000, {self.challenge_length} bytes",
+                measured=f"{sw_hex(response.sw)}, {len(response.data)} bytes",
             )
         return response.data
 
@@ -293,8 +299,8 @@ class Sec:
         family = sw_hex(response.sw).startswith(self.ctx.profile.sw_prefix("wrong_cryptogram"))
         choice = "retry_limit" if family else ("" if response.sw == 0x9000 else "status_words")
         self.ctx.check(
-            False, f"{what}: expected {sw_hex(want)}, card answered {sw_hex(response.sw)}",
-            choice=choice,
+            False, msg("sw.expected", what=what, expected=sw_hex(want), sw=sw_hex(response.sw)),
+            choice=choice, expected=sw_hex(want), measured=sw_hex(response.sw),
         )
         return response
 
@@ -419,7 +425,7 @@ class Sec:
         for n in range(1, self.profile.record_count(path) + 1):
             if self.current_record(path, n) == free:
                 return n
-        raise Inconclusive(f"precondition: no free record in {path}")
+        raise Inconclusive(msg("precondition.no_free_record", path=path))
 
     def run(self, probe: Probe, *, select: bool = True) -> ResponseAPDU:
         """Run the probe in its DF (which must be current on the card)."""

@@ -21,6 +21,7 @@ from conformance.cases.sec_kit import (
     Sec,
     choices,
 )
+from conformance.messages import msg
 from conformance.model.profile import CardProfile
 from conformance.model.schema import Structure
 from conformance.model.tree import RIGHTS, df_of, read_key
@@ -75,7 +76,8 @@ def _read_with_own_key(path: str, family: str) -> Body:
         response = sec.expect_ok(sec.read_first(path), f"read {path} after {family}")
         expected = _expected_length(ctx.profile, path)
         ctx.check(len(response.data) == expected,
-                  f"read of {path} returned {len(response.data)} bytes, not {expected}")
+                  msg("len.read", path=path, length=len(response.data), expected=expected),
+                  expected=f"{expected} bytes", measured=f"{len(response.data)} bytes")
 
     return body
 

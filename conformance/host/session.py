@@ -23,7 +23,6 @@ from typing import Literal
 from conformance import crypto
 from conformance.apdu import ApduError, ApduFormatError, CommandAPDU, ResponseAPDU, sw_hex
 from conformance.host.keys import KeyProvider
-from conformance.messages import Bilingual, Msg, as_msg, msg, msg_of
 from conformance.iso7816 import (
     EXT_AUTH_P1,
     GET_CHALLENGE_P1P2,
@@ -36,6 +35,7 @@ from conformance.iso7816 import (
     SELECT_P1_BY_FID,
     SELECT_P2_FCI,
 )
+from conformance.messages import Bilingual, Msg, as_msg, msg, msg_of
 from conformance.model import (
     CardProfile,
     Coding,
