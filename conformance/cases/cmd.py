@@ -41,7 +41,7 @@ from conformance.iso7816 import (
     SELECT_P2_FCI,
     SELECT_P2_NO_DATA,
 )
-from conformance.messages import msg
+from conformance.messages import Msg, msg
 from conformance.model.profile import CardProfile
 from conformance.model.schema import Structure
 from conformance.model.tree import (
@@ -108,12 +108,12 @@ def select_fid(ctx: CaseContext, fid: str, p2: int = SELECT_P2_FCI,
     return ctx.session.transmit(short_apdu(cla, ins, p1, p2, bytes.fromhex(fid)))
 
 
-def expect_select(ctx: CaseContext, fid: str, what: str, *names: str,
+def expect_select(ctx: CaseContext, fid: str, what: str | Msg, *names: str,
                   p2: int = SELECT_P2_FCI) -> ResponseAPDU:
     return ctx.expect_sw(select_fid(ctx, fid, p2), *(names or ("ok",)), what=what)
 
 
-def expect_wrong_le(ctx: CaseContext, response: ResponseAPDU, right: int, what: str) -> None:
+def expect_wrong_le(ctx: CaseContext, response: ResponseAPDU, right: int, what: str | Msg) -> None:
     """6Cxx with xx the right length (00 for 256)."""
     ctx.expect_sw(response, "wrong_le", what=what, choice="wrong_le")
     if not sw_hex(response.sw).startswith(ctx.profile.sw_prefix("wrong_le")):
@@ -374,7 +374,7 @@ def _extended_cases(profile: CardProfile, out: list[Case]) -> None:
             cla, ins = ctx.profile.command(name)
             apdu = extended_apdu(cla, ins, p1, p2, data, le)
             ctx.expect_sw(send(ctx, apdu), "wrong_length",
-                          what=f"extended {name} {apdu.hex(' ').upper()}")
+                          what=msg("what.cmd.extended", name=name, v2=apdu.hex(' ').upper()))
 
     extended(1, "select", "扩展长度的 SELECT", "SELECT in extended length",
              "SELECT with an extended-length Lc is refused with <sw:wrong_length>.",
@@ -421,14 +421,14 @@ def _record_cases(profile: CardProfile, out: list[Case]) -> None:
                 if le < 1:
                     continue
                 expect_wrong_le(ctx, read_record(ctx, 1, le=le, raw=True), length,
-                                f"READ RECORD 1 with Le {le:02X}")
+                                msg("what.cmd.read_record_1_with_le_2", v1=f"{le:02X}"))
             whole = ctx.expect_sw(read_record(ctx, 1, le=LE_WHOLE), "ok",
-                                  what="READ RECORD 1 with Le 00")
+                                  what=msg("what.cmd.read_record_1_with_le"))
             ctx.check(len(whole.data) == length,
                       msg("len.le00_record", length=len(whole.data), expected=length),
                       expected=f"{length} bytes", measured=f"{len(whole.data)} bytes")
             exact = ctx.expect_sw(read_record(ctx, 1, le=length), "ok",
-                                  what=f"READ RECORD 1 with Le {length:02X}")
+                                  what=msg("what.cmd.read_record_1_with_le_2", v1=f"{length:02X}"))
             ctx.check(exact.data == whole.data,
                       msg("value.exact_le_differs", length=len(exact.data)),
                       expected=whole.data.hex().upper(), measured=exact.data.hex().upper())
@@ -455,7 +455,8 @@ def _record_cases(profile: CardProfile, out: list[Case]) -> None:
                 count = ctx.profile.record_count(path)
                 for n in (0, count + 1):
                     ctx.expect_sw(read_record(ctx, n), "record_not_found",
-                                  what=f"{path} READ RECORD {n} (records 1..{count})")
+                                  what=msg("what.cmd.read_record_records_1",
+                                           path=path, n=n, count=count))
 
 
 def _binary_cases(profile: CardProfile, out: list[Case]) -> None:
@@ -485,11 +486,11 @@ def _binary_cases(profile: CardProfile, out: list[Case]) -> None:
             grant(ctx, path)
             for at in (size, MAX_BINARY_OFFSET):
                 ctx.expect_sw(read_binary(ctx, at), "offset_beyond_end",
-                              what=f"READ BINARY at offset {at} of a {size}-byte file")
+                              what=msg("what.cmd.read_binary_at_offset_of", at=at, size=size))
             expect_wrong_le(ctx, read_binary(ctx, offset, le=left + 4, raw=True), left,
-                            f"READ BINARY at offset {offset} with Le {left + 4}")
+                            msg("what.cmd.read_binary_at_offset_with", offset=offset, v2=left + 4))
             tail = ctx.expect_sw(read_binary(ctx, offset, le=LE_WHOLE), "ok",
-                                 what=f"READ BINARY at offset {offset} with Le 00")
+                                 what=msg("what.cmd.read_binary_at_offset_with_2", offset=offset))
             ctx.check(len(tail.data) == left,
                       msg("len.le00_binary", offset=offset, length=len(tail.data),
                           expected=left),
@@ -524,7 +525,7 @@ def _select_cases(profile: CardProfile, out: list[Case]) -> None:
             enter(ctx, df)
             for fid in fids + unreachable + foreign_ef_fids(profile, df):
                 ctx.expect_sw(select_fid(ctx, fid), "file_not_found",
-                              what=f"SELECT {fid} from {df}")
+                              what=msg("what.cmd.select_from", fid=fid, df=df))
 
         if foreign:
 
@@ -544,7 +545,7 @@ def _select_cases(profile: CardProfile, out: list[Case]) -> None:
                 enter(ctx, df)
                 for fid in foreign:
                     ctx.expect_sw(select_fid(ctx, fid), "file_not_found",
-                                  what=f"SELECT {fid} (not a child of {df}) from {df}")
+                                  what=msg("what.cmd.select_not_a_child_of", fid=fid, df=df))
                 # what a refused SELECT leaves current the text does not say: observed only
                 for path in files_of(ctx.profile, df)[:1]:
                     fid = ctx.profile.file(path).fid
@@ -571,12 +572,13 @@ def _select_cases(profile: CardProfile, out: list[Case]) -> None:
             up = parent_of(ctx.profile, df)
             for p2 in (SELECT_P2_NO_DATA, SELECT_P2_FCI):
                 if up == MF:
-                    with ctx.precondition("reset (the MF current)"):
+                    with ctx.precondition(msg("what.cmd.reset_the_mf_current")):
                         ctx.session.reset()
                 elif up is not None:
                     enter(ctx, up)
                 for fid in targets:
-                    response = expect_select(ctx, fid, f"SELECT {fid} with P2 {p2:02X}", p2=p2)
+                    response = expect_select(ctx, fid, msg("what.cmd.select_with_p2",
+                                                           fid=fid, v2=f"{p2:02X}"), p2=p2)
                     ctx.check(not response.data,
                               msg("value.select_fci", fid=fid, p2=f"{p2:02X}",
                                   value=response.data.hex().upper(),
@@ -601,13 +603,12 @@ def _lookup_cases(profile: CardProfile, out: list[Case]) -> None:
     def mf_from_everywhere(ctx: CaseContext) -> None:
         for df in dfs:
             enter(ctx, df)
-            expect_select(ctx, MF_FID, f"SELECT 3F00 from {df}")
+            expect_select(ctx, MF_FID, msg("what.cmd.select_3f00_from", df=df))
             efs = files_of(ctx.profile, df)
             if efs:
                 fid = ctx.profile.file(efs[0]).fid
                 ctx.expect_sw(select_fid(ctx, fid), "file_not_found",
-                              what=f"SELECT {fid} after SELECT 3F00 from {df} (the MF has "
-                              "no such EF)")
+                              what=msg("what.cmd.select_after_select_3f00_from", fid=fid, df=df))
 
     @make(
         out, "CMD-SEL-LKP-002", "CMD", "选择父 DF", "SELECT of the parent DF",
@@ -622,12 +623,14 @@ def _lookup_cases(profile: CardProfile, out: list[Case]) -> None:
             if up is None:
                 continue
             enter(ctx, df)
-            expect_select(ctx, fid_of(ctx.profile, up), f"SELECT parent {up} from {df}")
+            expect_select(ctx, fid_of(ctx.profile, up), msg("what.cmd.select_parent_from",
+                                                            up=up, df=df))
             proof = proof_ef.get(up)
             if proof is not None:
-                expect_select(ctx, ctx.profile.file(proof).fid, f"SELECT {proof} afterwards")
+                expect_select(ctx, ctx.profile.file(proof).fid, msg("what.cmd.select_afterwards",
+                                                                    proof=proof))
                 ctx.expect_sw(read_record(ctx, 1), "ok",
-                              what=f"READ RECORD 1 of {proof} (free) after selecting {up}")
+                              what=msg("what.cmd.read_record_1_of_free", proof=proof, up=up))
 
     @make(
         out, "CMD-SEL-LKP-003", "CMD", "选择兄弟 DF", "SELECT of a sibling DF",
@@ -642,13 +645,14 @@ def _lookup_cases(profile: CardProfile, out: list[Case]) -> None:
             for other in [d for d in below if d != df
                           and parent_of(profile, d) == parent_of(profile, df)]:
                 enter(ctx, df)
-                expect_select(ctx, profile.df(other).fid, f"SELECT sibling {other} from {df}")
+                expect_select(ctx, profile.df(other).fid, msg("what.cmd.select_sibling_from",
+                                                              other=other, df=df))
                 mine = {profile.file(p).fid for p in files_of(profile, df)}
                 theirs = [profile.file(p).fid for p in files_of(profile, other)
                           if profile.file(p).fid not in mine]
                 if theirs:
                     expect_select(ctx, theirs[0],
-                                  f"SELECT {theirs[0]} (an EF of {other} only) afterwards")
+                                  msg("what.cmd.select_an_ef_of_only", v1=theirs[0], other=other))
 
     @make(
         out, "CMD-SEL-LKP-004", "CMD", "选择当前 DF 自身", "SELECT of the current DF itself",
@@ -663,11 +667,12 @@ def _lookup_cases(profile: CardProfile, out: list[Case]) -> None:
             if not efs:
                 continue
             ctx.select(efs[0])
-            expect_select(ctx, fid_of(ctx.profile, df), f"SELECT {df} while {df} is current")
+            expect_select(ctx, fid_of(ctx.profile, df), msg("what.cmd.select_while_is_current",
+                                                            df=df))
             ctx.expect_sw(read_record(ctx, 1), "no_current_ef",
-                          what=f"READ RECORD right after re-selecting {df}")
+                          what=msg("what.cmd.read_record_right_after_re", df=df))
             expect_select(ctx, ctx.profile.file(efs[-1]).fid,
-                          f"SELECT {efs[-1]} after re-selecting {df}")
+                          msg("what.cmd.select_after_re_selecting", v1=efs[-1], df=df))
 
 
 # --------------------------------------------------------------------------- structure, EF
@@ -719,8 +724,9 @@ def _structure_cases(profile: CardProfile, out: list[Case]) -> None:
             for path, apdu in tries:
                 ctx.select(path)
                 ctx.expect_sw(send(ctx, apdu), "incompatible_file_structure",
-                              what=f"{apdu[:4].hex(' ').upper()} on {path} "
-                              f"({p.file(path).structure})")
+                              what=msg("what.cmd.on",
+                                       v1=apdu[:4].hex(' ').upper(), path=path,
+                                       structure=p.file(path).structure))
 
 
 def _no_ef_cases(profile: CardProfile, out: list[Case]) -> None:
@@ -745,10 +751,10 @@ def _no_ef_cases(profile: CardProfile, out: list[Case]) -> None:
             if before is not None:
                 ctx.select(before)  # an EF of the parent is current …
             if df == MF:
-                with ctx.precondition("SELECT 3F00"):
+                with ctx.precondition(msg("what.cmd.select_3f00")):
                     select_fid(ctx, MF_FID).check()
             else:
-                with ctx.precondition(f"SELECT {df}"):
+                with ctx.precondition(msg("what.cmd.select", df=df)):
                     select_fid(ctx, fid_of(p, df)).check()  # … and selecting the DF drops it
             tries = [
                 short_apdu(*p.command("read_record"), 1, RECORD_P2_BY_NUMBER, le=LE_WHOLE),
@@ -760,7 +766,8 @@ def _no_ef_cases(profile: CardProfile, out: list[Case]) -> None:
             ]
             for apdu in tries:
                 ctx.expect_sw(send(ctx, apdu), "no_current_ef",
-                              what=f"{apdu.hex(' ').upper()} right after selecting {df}")
+                              what=msg("what.cmd.right_after_selecting",
+                                       v1=apdu.hex(' ').upper(), df=df))
 
 
 # --------------------------------------------------------------------------- check order
@@ -912,7 +919,7 @@ def _challenge_cases(profile: CardProfile, out: list[Case]) -> None:
                           what=apdu.hex(" ").upper())
 
 
-def _get_response(ctx: CaseContext, first: ResponseAPDU, what: str, expected: int) -> bytes:
+def _get_response(ctx: CaseContext, first: ResponseAPDU, what: str | Msg, expected: int) -> bytes:
     """Check a 61xx answer announcing ``expected`` bytes (the length the profile gives) and
     collect its data with one raw GET RESPONSE."""
     ctx.expect_sw(first, "bytes_available", what=what)
@@ -924,7 +931,8 @@ def _get_response(ctx: CaseContext, first: ResponseAPDU, what: str, expected: in
     cla, ins = ctx.profile.command("get_response")
     n = first.sw2 or 256
     second = ctx.expect_sw(send(ctx, short_apdu(cla, ins, 0x00, 0x00, le=n)), "ok",
-                           what=f"GET RESPONSE {first.sw2:02X} after {what}")
+                           what=msg("what.cmd.get_response_after",
+                                    v1=f"{first.sw2:02X}", what=what))
     ctx.check(len(second.data) == n,
               msg("len.get_response", le=f"{first.sw2:02X}", length=len(second.data),
                   sw=sw_hex(first.sw), expected=n),
@@ -965,7 +973,8 @@ def _t0_cases(profile: CardProfile, out: list[Case]) -> None:
     def challenge(ctx: CaseContext) -> None:
         cla, ins = ctx.profile.command("get_challenge")
         apdu = short_apdu(cla, ins, 0x00, 0x00, le=n)
-        got = [_get_response(ctx, send(ctx, apdu), f"GET CHALLENGE #{i}", n) for i in (1, 2)]
+        got = [_get_response(ctx, send(ctx, apdu), msg("what.cmd.get_challenge",
+                                                       i=i), n) for i in (1, 2)]
         ctx.check(got[0] != got[1], msg("value.challenges_equal", length=len(got[0])),
                   expected="2 distinct challenges",
                   measured=f"2 equal challenges of {len(got[0])} bytes")
@@ -988,7 +997,7 @@ def _t0_cases(profile: CardProfile, out: list[Case]) -> None:
         def record(ctx: CaseContext, path: str = free, length: int = length) -> None:
             ctx.select(path)
             data = _get_response(ctx, read_record(ctx, 1, le=length, raw=True),
-                                 f"READ RECORD 1 of {path}", length)
+                                 msg("what.cmd.read_record_1_of", path=path), length)
             framing = _tlv_framing(ctx.profile, path)
             if framing is not None:
                 ctx.check(data[:2] == framing,
@@ -1013,7 +1022,8 @@ def _t0_cases(profile: CardProfile, out: list[Case]) -> None:
         def binary(ctx: CaseContext, path: str = photo, want: int = want) -> None:
             grant(ctx, path)
             _get_response(ctx, read_binary(ctx, 0, le=T0_BINARY_LE, raw=True),
-                          f"READ BINARY of {path} at 0 with Le {T0_BINARY_LE:02X}", want)
+                          msg("what.cmd.read_binary_of_at_0",
+                              path=path, v2=f"{T0_BINARY_LE:02X}"), want)
 
 
 # --------------------------------------------------------------------------- catalogue

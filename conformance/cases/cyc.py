@@ -49,7 +49,7 @@ REWRITE_CHOICE = (
 
 
 def _read_before(ctx: CaseContext, path: str, count: int) -> list[bytes]:
-    with ctx.precondition(f"read the current records of {path}"):
+    with ctx.precondition(msg("what.cyc.read_the_current_records_of", path=path)):
         return read_records(ctx, path, count)
 
 
@@ -99,7 +99,8 @@ def _appended(ctx: CaseContext, path: str, before: list[bytes], new: list[bytes]
         for i, raw in enumerate(new, start=1):
             response = _append(ctx, raw)
             appended = appended or response.sw == ctx.sw("ok")
-            ctx.expect_sw(response, "ok", what=f"UPDATE RECORD P2=03 (append {i}) on {path}")
+            ctx.expect_sw(response, "ok", what=msg("what.cyc.update_record_p2_03_append",
+                                                   i=i, path=path))
         yield
 
 
@@ -109,7 +110,7 @@ def _restore_by_appending(ctx: CaseContext, path: str, before: list[bytes]) -> N
         ctx.expect_sw(
             _append(ctx, before[n - 1]),
             "ok",
-            what=f"re-appending previous record {n} of {path} (restoring)",
+            what=msg("what.cyc.re_appending_previous_record_of", n=n, path=path),
         )
     after = read_records(ctx, path, len(before))
     ctx.check(after == before, msg("state.not_restored_appending", path=path))
@@ -227,14 +228,16 @@ def _cyclic_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
                 return
             for k, raw in enumerate(before, start=1):
                 response = ctx.send(ctx.apdu("update_record", k, RECORD_P2_BY_NUMBER, raw))
-                ctx.expect_sw(response, "ok", what=f"rewriting record {k} of {path} (restoring)")
+                ctx.expect_sw(response, "ok", what=msg("what.cyc.rewriting_record_of_restoring",
+                                                       k=k, path=path))
             ctx.check(read_records(ctx, path, n) == before, msg("state.not_restored", path=path))
 
         with ctx.restoring(path, undo):
             for k, raw in enumerate(new, start=1):
                 response = ctx.send(ctx.apdu("update_record", k, RECORD_P2_BY_NUMBER, raw))
                 written = written or response.sw == ctx.sw("ok")
-                ctx.expect_sw(response, "ok", what=f"UPDATE RECORD {k:02X} 04 on {path}")
+                ctx.expect_sw(response, "ok", what=msg("what.cyc.update_record_04_on",
+                                                       v1=f"{k:02X}", path=path))
             after = read_records(ctx, path, n)
             _compare(
                 ctx,
@@ -280,18 +283,20 @@ def _noncyclic_case(profile: CardProfile, path: str, out: list[Case]) -> None:
     )
     def refused(ctx: CaseContext, path: str = path) -> None:
         grant_families(ctx, path, rights)
-        with ctx.precondition(f"READ RECORD 1 of {path}"):
-            first = ctx.expect_sw(read_record(ctx, 1), "ok", what=f"READ RECORD 1 of {path}").data
+        with ctx.precondition(msg("what.cmd.read_record_1_of", path=path)):
+            first = ctx.expect_sw(read_record(ctx, 1), "ok", what=msg("what.cmd.read_record_1_of",
+                                                                      path=path)).data
         response = _append(ctx, first)  # record 1's own bytes: harmless if wrongly accepted
         structure = ctx.profile.file(path).structure
         ctx.expect_situation(
             response,
             "cyclic_append_on_noncyclic",
             choice="status_words",
-            what=f"UPDATE RECORD {ctx.profile.command_text('update_record')} 00 03 on {path} "
-                 f"({structure})",
+            what=msg("what.cyc.update_record_00_03_on",
+                     v1=ctx.profile.command_text('update_record'), path=path, structure=structure),
         )
-        again = ctx.expect_sw(read_record(ctx, 1), "ok", what=f"READ RECORD 1 of {path}").data
+        again = ctx.expect_sw(read_record(ctx, 1), "ok", what=msg("what.cmd.read_record_1_of",
+                                                                  path=path)).data
         ctx.check(
             again == first,
             msg("state.changed_after", path=path, n=1, before=_describe(first),

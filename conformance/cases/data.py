@@ -295,9 +295,11 @@ def _read_by_tag_cases(profile: CardProfile, out: list[Case]) -> None:
                        number: int = number) -> None:
                 grant(ctx, path)
                 by_number = ctx.expect_sw(read_record(ctx, record), "ok",
-                                          what=f"READ RECORD {record} by number")
+                                          what=msg("what.data.read_record_by_number",
+                                                   record=record))
                 tagged = ctx.expect_sw(read_record(ctx, number, RECORD_P2_BY_ID), "ok",
-                                       what=f"READ RECORD by identifier {number:02X}")
+                                       what=msg("what.data.read_record_by_identifier",
+                                                v1=f"{number:02X}"))
                 ctx.check(tagged.data == by_number.data,
                           msg("data.by_identifier", number=f"{number:02X}",
                               tagged=tagged.data.hex().upper(), record=record,
@@ -321,7 +323,8 @@ def _read_by_tag_cases(profile: CardProfile, out: list[Case]) -> None:
             grant(ctx, path)
             for tag in absent:
                 ctx.expect_sw(read_record(ctx, tag, RECORD_P2_BY_ID), "record_not_found",
-                              what=f"READ RECORD by identifier {tag:02X} in {path}")
+                              what=msg("what.data.read_record_by_identifier_in",
+                                       v1=f"{tag:02X}", path=path))
 
 
 def _cyclic_cases(profile: CardProfile, out: list[Case]) -> None:

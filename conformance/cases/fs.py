@@ -35,7 +35,7 @@ def _df_cases(profile: CardProfile, out: list[Case]) -> None:
             severity="blocker",
         )
         def select_df(ctx: CaseContext, name: str = name) -> None:
-            with ctx.expecting(f"SELECT along the path of {name}"):
+            with ctx.expecting(msg("what.fs.select_along_the_path_of_2", name=name)):
                 ctx.session.select(name, force=True)
 
 
@@ -56,7 +56,7 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         severity="critical",
     )
     def selectable(ctx: CaseContext, path: str = path) -> None:
-        with ctx.expecting(f"SELECT along the path of {path}"):
+        with ctx.expecting(msg("what.fs.select_along_the_path_of", path=path)):
             ctx.session.select(path, force=True)
 
     if ef.structure is not Structure.TRANSPARENT:
@@ -76,11 +76,11 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         )
         def record_structure(ctx: CaseContext, path: str = path) -> None:
             grant(ctx, path)
-            ctx.expect_sw(read_record(ctx, 1), "ok", what="READ RECORD 1")
+            ctx.expect_sw(read_record(ctx, 1), "ok", what=msg("what.fs.read_record_1"))
             ctx.expect_sw(
                 read_binary(ctx, 0),
                 "incompatible_file_structure",
-                what="READ BINARY on a record file",
+                what=msg("what.fs.read_binary_on_a_record"),
             )
 
         @make(
@@ -102,7 +102,7 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             ctx.expect_sw(
                 read_record(ctx, count + 1),
                 "record_not_found",
-                what=f"READ RECORD {count + 1} (one past the last)",
+                what=msg("what.fs.read_record_one_past_the", v1=count + 1),
             )
 
     else:
@@ -122,11 +122,11 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         )
         def transparent(ctx: CaseContext, path: str = path) -> None:
             grant(ctx, path)
-            ctx.expect_sw(read_binary(ctx, 0, 16), "ok", what="READ BINARY at 0")
+            ctx.expect_sw(read_binary(ctx, 0, 16), "ok", what=msg("what.fs.read_binary_at_0"))
             ctx.expect_sw(
                 read_record(ctx, 1),
                 "incompatible_file_structure",
-                what="READ RECORD on a transparent file",
+                what=msg("what.fs.read_record_on_a_transparent"),
             )
 
         @make(
@@ -147,7 +147,7 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             last = ctx.expect_sw(
                 read_binary(ctx, size - 1, LE_WHOLE),
                 "ok",
-                what=f"READ BINARY of the last byte (offset {size - 1})",
+                what=msg("what.fs.read_binary_of_the_last", v1=size - 1),
             )
             ctx.check(
                 len(last.data) == 1,
@@ -157,7 +157,7 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             ctx.expect_sw(
                 read_binary(ctx, size, LE_WHOLE),
                 "offset_beyond_end",
-                what=f"READ BINARY at offset {size} (the end)",
+                what=msg("what.fs.read_binary_at_offset_the", size=size),
             )
 
 

@@ -35,7 +35,7 @@ FORMS_CHOICE = (
 def _start(ctx: CaseContext, path: str, families: list[str | None]) -> list[bytes]:
     """Grant the read right and ``families``, select the file, read its flags (preconditions)."""
     grant_families(ctx, path, [ctx.profile.file(path).access.read, *families])
-    with ctx.precondition(f"read the flags of {path}"):
+    with ctx.precondition(msg("what.idx.read_the_flags_of", path=path)):
         return read_records(ctx, path)
 
 
@@ -69,7 +69,7 @@ def _restore(ctx: CaseContext, path: str, original: list[bytes]) -> None:
         if family not in ctx.session.granted:
             grant_families(ctx, path, [family])
         _, response = _command(ctx, name, n, le=LE_WHOLE)
-        ctx.expect_sw(response, "ok", what=f"restoring record {n} of {path}")
+        ctx.expect_sw(response, "ok", what=msg("what.idx.restoring_record_of", n=n, path=path))
     ctx.check(read_records(ctx, path) == original, msg("state.flags_not_restored", path=path))
 
 
@@ -237,11 +237,14 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         original = _start(ctx, path, [])
         with ctx.restoring(path, lambda: _restore(ctx, path, original)):
             command, response = _command(ctx, "mark_record", 1, le=LE_WHOLE)
-            ctx.expect_sw(response, "security_not_satisfied", what=f"{command.hex()} ({read})")
+            ctx.expect_sw(response, "security_not_satisfied", what=msg("what.idx.x",
+                                                                       v1=command.hex(), read=read))
             grant_families(ctx, path, [erase])
             command, response = _command(ctx, "mark_record", 1, le=LE_WHOLE)
             ctx.expect_sw(
-                response, "security_not_satisfied", what=f"{command.hex()} ({read} + {erase})"
+                response, "security_not_satisfied", what=msg("what.idx.x_2",
+                                                             v1=command.hex(), read=read,
+                                                             erase=erase)
             )
             _unchanged(ctx, path, original, "a refused mark")
 
@@ -265,11 +268,12 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         original = _start(ctx, path, [mark])
         with ctx.restoring(path, lambda: _restore(ctx, path, original)):
             if original[0] != used:
-                with ctx.precondition(f"mark record 1 of {path}"):
+                with ctx.precondition(msg("what.idx.mark_record_1_of", path=path)):
                     command, response = _command(ctx, "mark_record", 1, le=LE_WHOLE)
                     ctx.expect_sw(response, "ok", what=command.hex())
             command, response = _command(ctx, "erase_record", 1, le=LE_WHOLE)
-            ctx.expect_sw(response, "security_not_satisfied", what=f"{command.hex()} ({mark})")
+            ctx.expect_sw(response, "security_not_satisfied", what=msg("what.idx.x_3",
+                                                                       v1=command.hex(), mark=mark))
             now = read_records(ctx, path)[0]
             ctx.check(
                 now == used,

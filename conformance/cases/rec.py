@@ -25,7 +25,7 @@ from conformance import crypto
 from conformance.apdu import CommandAPDU, ResponseAPDU
 from conformance.cases.common import grant_families, make, read_binary, slug, sw_choice
 from conformance.cases.framework import Case, CaseContext
-from conformance.messages import msg
+from conformance.messages import Msg, msg
 from conformance.model import codecs
 from conformance.model.codecs import Coding
 from conformance.model.profile import CardProfile
@@ -66,7 +66,8 @@ def _write(ctx: CaseContext, path: str, offset: int, data: bytes, chunk: int = W
         at = offset + start
         command, response = _update(ctx, at, data[start : start + chunk])
         ctx.expect_sw(
-            response, "ok", what=f"UPDATE BINARY of {path} at {at} ({command.hex()[:14]}…)"
+            response, "ok", what=msg("what.rec.update_binary_of_at",
+                                     path=path, at=at, v3=command.hex()[:14])
         )
 
 
@@ -77,7 +78,8 @@ def _read(ctx: CaseContext, path: str, offset: int, length: int, chunk: int = WR
         at = offset + len(out)
         n = min(chunk, length - len(out))
         response = ctx.expect_sw(
-            read_binary(ctx, at, n), "ok", what=f"READ BINARY of {path} at {at}, Le {n:02X}"
+            read_binary(ctx, at, n), "ok", what=msg("what.rec.read_binary_of_at_le",
+                                                    path=path, at=at, v3=f"{n:02X}")
         )
         ctx.check(
             len(response.data) == n,
@@ -89,7 +91,7 @@ def _read(ctx: CaseContext, path: str, offset: int, length: int, chunk: int = WR
 
 
 def _read_original(ctx: CaseContext, path: str) -> bytes:
-    with ctx.precondition(f"read {path} as it is"):
+    with ctx.precondition(msg("what.rec.read_as_it_is", path=path)):
         return _read(ctx, path, 0, ctx.profile.file(path).size or 0)
 
 
@@ -109,7 +111,7 @@ def _first_difference(
     return f"first difference at offset {at}{where}: card has {g}, written {w}"
 
 
-def _check_image(ctx: CaseContext, path: str, got: bytes, want: bytes, what: str) -> None:
+def _check_image(ctx: CaseContext, path: str, got: bytes, want: bytes, what: str | Msg) -> None:
     if got != want:
         ctx.fail(msg("state.image_differs", path=path, what=what,
                      difference=_first_difference(ctx, path, got, want)),
@@ -123,7 +125,7 @@ def _restore(ctx: CaseContext, path: str, original: bytes) -> None:
         path,
         _read(ctx, path, 0, len(original)),
         original,
-        "is not as before after writing its original bytes back",
+        msg("what.rec.is_not_as_before_after"),
     )
 
 
@@ -212,7 +214,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         response = ctx.expect_sw(
             read_binary(ctx, size - 1),
             "ok",
-            what=f"READ BINARY of {path} at {size - 1} (its last byte)",
+            what=msg("what.rec.read_binary_of_at_its", path=path, v2=size - 1),
         )
         ctx.check(
             len(response.data) == 1,
@@ -224,20 +226,22 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         ctx.expect_sw(
             read_binary(ctx, size),
             "offset_beyond_end",
-            what=f"READ BINARY of {path} at {size} (its end)",
+            what=msg("what.rec.read_binary_of_at_its_2", path=path, size=size),
         )
 
         def undo() -> None:
             _write(ctx, path, size - 1, last)
 
-        with ctx.restoring(f"the last byte of {path}", undo):
+        with ctx.restoring(msg("what.rec.the_last_byte_of", path=path), undo):
             for offset, where in ((size, "at the end"), (size + 1, "past the end")):
                 command, response = _update(ctx, offset, b"\x00")
-                ctx.expect_sw(response, "offset_beyond_end", what=f"{command.hex()} ({where})")
+                ctx.expect_sw(response, "offset_beyond_end", what=msg("what.rec.x",
+                                                                      v1=command.hex(),
+                                                                      where=where))
             flipped = bytes([last[0] ^ 0xFF])
             command, response = _update(ctx, size - 1, flipped + b"\x00")
             ctx.expect_sw(
-                response, "wrong_length", what=f"{command.hex()} (2 bytes at the last offset)"
+                response, "wrong_length", what=msg("what.rec.2_bytes_at_the_last", v1=command.hex())
             )
             now = _read(ctx, path, size - 1, 1)
             ctx.check(
@@ -291,7 +295,8 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
                     bytes(expected[field.offset : field.offset + field.length]),
                 )
             got = _read(ctx, path, 0, len(original))
-            _check_image(ctx, path, got, bytes(expected), "after writes at item offsets")
+            _check_image(ctx, path, got, bytes(expected),
+                         msg("what.rec.after_writes_at_item_offsets"))
 
     @make(
         out,
@@ -314,7 +319,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         with ctx.restoring(path, lambda: _restore(ctx, path, original)):
             _write(ctx, path, 0, image, WRITE_CHUNK)
             got = _read(ctx, path, 0, len(image), READ_CHUNK)
-            _check_image(ctx, path, got, image, "read back in 0x80-byte chunks")
+            _check_image(ctx, path, got, image, msg("what.rec.read_back_in_0x80_byte"))
 
     keys = ", ".join(other_keys(profile, path, read))
 
@@ -338,14 +343,14 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         ctx.expect_sw(
             read_binary(ctx, 0),
             "security_not_satisfied",
-            what=f"READ BINARY of {path} with no right",
+            what=msg("what.rec.read_binary_of_with_no", path=path),
         )
         others = other_keys(ctx.profile, path, read)
         grant_families(ctx, path, list(others))
         ctx.expect_sw(
             read_binary(ctx, 0),
             "security_not_satisfied",
-            what=f"READ BINARY of {path} with {', '.join(others)}",
+            what=msg("what.rec.read_binary_of_with", path=path, v2=', '.join(others)),
         )
 
     writers = ", ".join([read or "", *other_keys(profile, path, read, update)])
@@ -369,13 +374,13 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
     )
     def write_needs_key(ctx: CaseContext, path: str = path) -> None:
         grant_families(ctx, path, [read, *other_keys(ctx.profile, path, read, update)])
-        with ctx.precondition(f"READ BINARY of {path}"):
+        with ctx.precondition(msg("what.rec.read_binary_of", path=path)):
             head = _read(ctx, path, 0, 16)
         command, response = _update(ctx, 0, head)
         ctx.expect_sw(
             response,
             "security_not_satisfied",
-            what=f"{command.hex()[:14]}… with {', '.join(ctx.session.granted)}",
+            what=msg("what.rec.with", v1=command.hex()[:14], v2=', '.join(ctx.session.granted)),
         )
 
     sig = _role(profile, path, "signature")
@@ -445,7 +450,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
                                                          start)),
                         expected=f"{label} as written", measured="different bytes",
                     )
-            _check_image(ctx, path, got, image, "signed record read back")
+            _check_image(ctx, path, got, image, msg("what.rec.signed_record_read_back"))
             last = sig.offset - 1
             changed = bytes([image[last] ^ 0x01])
             _write(ctx, path, last, changed)
@@ -462,7 +467,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
                 path,
                 _read(ctx, path, 0, size, READ_CHUNK),
                 image,
-                "after its last signed byte was written back (the signed record again)",
+                msg("what.rec.after_its_last_signed_byte"),
             )
 
 

@@ -37,6 +37,7 @@ from conformance.cases.sec_kit import (
     key_slug,
     retry_choice,
 )
+from conformance.messages import msg
 from conformance.model.profile import CardProfile
 from conformance.model.tree import auth_families, df_of, read_key, rights_of
 
@@ -80,11 +81,13 @@ def _wrong_then_right(family: str) -> Body:
                 attempt = sec.attempt(family, wrong=True)
                 left = sec.limit - 1 - i
                 sec.expect_tries(attempt.response, left,
-                           f"wrong cryptogram {i + 1} for {family} (counter full before)")
+                           msg("what.sec_keys.wrong_cryptogram_for_counter_full_2",
+                               v1=i + 1, family=family))
             attempt = sec.attempt(family)
-            sec.expect_ok(attempt.response, f"correct cryptogram for {family} after {tries} "
-                                            "wrong one(s)")
-            sec.expect_ok(sec.run(probe), f"{probe.describe()} after {family} succeeded")
+            sec.expect_ok(attempt.response, msg("what.sec_keys.correct_cryptogram_for_after_wrong",
+                                                family=family, tries=tries))
+            sec.expect_ok(sec.run(probe), msg("what.sec_keys.after_succeeded",
+                                              v1=probe.describe(), family=family))
 
     return body
 
@@ -96,15 +99,14 @@ def _counter_restored(family: str) -> Body:
         with sec.guard():
             attempt = sec.attempt(family, wrong=True)
             sec.expect_tries(attempt.response, sec.limit - 1,
-                       f"first wrong cryptogram for {family} (counter full before)")
+                       msg("what.sec_keys.first_wrong_cryptogram_for_counter", family=family))
             sec.expect_ok(sec.attempt(family).response,
-                          f"correct cryptogram for {family} after a wrong one")
+                          msg("what.sec_keys.correct_cryptogram_for_after_a", family=family))
             attempt = sec.attempt(family, wrong=True)
             sec.expect_tries(attempt.response, sec.limit - 1,
-                       f"wrong cryptogram for {family} after a success: the success must have "
-                       "restored the counter")
+                       msg("what.sec_keys.wrong_cryptogram_for_after_a", family=family))
             sec.expect_ok(sec.attempt(family).response,
-                          f"correct cryptogram for {family} restoring the counter again")
+                          msg("what.sec_keys.correct_cryptogram_for_restoring_the", family=family))
 
     return body
 
@@ -116,10 +118,9 @@ def _failed_try_keeps_rights(family: str) -> Body:
         with sec.guard():
             attempt = sec.attempt(family, wrong=True)
             sec.expect_tries(attempt.response, sec.limit - 1,
-                       f"wrong cryptogram for {family} (counter full before)")
+                       msg("what.sec_keys.wrong_cryptogram_for_counter_full", family=family))
             sec.expect_ok(sec.run(probe),
-                          f"{probe.describe()} after a failed try: the right granted before "
-                          "must stay")
+                          msg("what.sec_keys.after_a_failed_try_the", v1=probe.describe()))
 
     return body
 
@@ -150,8 +151,8 @@ def _foreign_kid(df: str, other: str) -> Body:
             command = sec.ext_auth(sec.kid(other), sec.auth_data(other, challenge, x8))
             response = sec.send_auth(other, command)
             ctx.expect_sw(response, "key_not_found",
-                          what=f"EXTERNAL AUTHENTICATE in {df} with KID "
-                               f"{sec.kid(other):02X} of {other} (a correct cryptogram)")
+                          what=msg("what.sec_keys.external_authenticate_in_with_kid",
+                                   df=df, v2=f"{sec.kid(other):02X}", other=other))
 
     return body
 
@@ -171,13 +172,15 @@ def _malformed(df: str, family: str, variant: str) -> Body:
                 data = sec.auth_data(family, challenge, x8, trailer=wrong)
                 response = sec.send_auth(family, sec.ext_auth(kid, data))
                 ctx.expect_sw(response, "wrong_data",
-                              what=f"EXTERNAL AUTHENTICATE {family} with trailer {wrong:02X}")
+                              what=msg("what.sec_keys.external_authenticate_with_trailer",
+                                       family=family, v2=f"{wrong:02X}"))
             elif variant == "p1":
                 x8, challenge = sec.x_and_challenge(family)
                 data = sec.auth_data(family, challenge, x8)
                 response = sec.send_auth(family, sec.ext_auth(kid, data, p1=0x01))
                 ctx.expect_sw(response, "wrong_p1p2",
-                              what=f"EXTERNAL AUTHENTICATE {family} with P1 = 01")
+                              what=msg("what.sec_keys.external_authenticate_with_p1_01",
+                                       family=family))
             else:  # Lc: the trailer left out, then one byte too many
                 for label, cut in (("Lc = 10 (no trailer)", -1), ("Lc = 12 (one extra byte)", 1)):
                     x8, challenge = sec.x_and_challenge(family)
@@ -185,10 +188,11 @@ def _malformed(df: str, family: str, variant: str) -> Body:
                     data = data[:-1] if cut < 0 else data + b"\x00"
                     response = sec.send_auth(family, sec.ext_auth(kid, data))
                     ctx.expect_sw(response, "wrong_length",
-                                  what=f"EXTERNAL AUTHENTICATE {family} with {label}")
+                                  what=msg("what.sec_keys.external_authenticate_with",
+                                           family=family, label=label))
             sec.expect_refused(sec.run(probe),
-                               f"{probe.describe()} after the refused EXTERNAL AUTHENTICATE: "
-                               "no right may have been granted")
+                               msg("what.sec_keys.after_the_refused_external_authenticate",
+                                   v1=probe.describe()))
 
     return body
 
@@ -205,16 +209,18 @@ def _no_challenge(df: str, family: str) -> Body:
             data = sec.auth_data(family, guess, x8)
             response = sec.send_auth(family, sec.ext_auth(kid, data))
             ctx.expect_sw(response, "no_challenge",
-                          what=f"EXTERNAL AUTHENTICATE {family} with no challenge since reset")
+                          what=msg("what.sec_keys.external_authenticate_with_no_challenge",
+                                   family=family))
             # (b) the challenge was used up by a successful EXTERNAL AUTHENTICATE
             first = sec.attempt(family)
-            with ctx.precondition(f"authenticate {family} once"):
+            with ctx.precondition(msg("what.sec_keys.authenticate_once", family=family)):
                 first.response.check()
             x8 = bytes(b ^ 0xFF for b in first.x8)
             data = sec.auth_data(family, first.challenge, x8)
             response = sec.send_auth(family, sec.ext_auth(kid, data))
             ctx.expect_sw(response, "no_challenge",
-                          what=f"EXTERNAL AUTHENTICATE {family} over a challenge already used")
+                          what=msg("what.sec_keys.external_authenticate_over_a_challenge",
+                                   family=family))
 
     return body
 
@@ -236,9 +242,9 @@ def _other_factor(family: str, which: str) -> Body:
                 label = f"CityCode8 {other['city8'].hex().upper()} (not the city code's)"
             attempt = sec.attempt(family, wrong=False, **other)
             sec.expect_tries(attempt.response, sec.limit - 1,
-                       f"{family} with keys diversified by {label}")
+                       msg("what.sec_keys.with_keys_diversified_by", family=family, label=label))
             sec.expect_ok(sec.attempt(family).response,
-                          f"{family} with the card's own factors afterwards")
+                          msg("what.sec_keys.with_the_card_s_own", family=family))
 
     return body
 
@@ -257,14 +263,14 @@ def _keys_do_not_follow_item57(family: str) -> Body:
         def undo() -> None:
             sec.write_back_record(place.path, place.record or 1, original)
 
-        with sec.guard(), ctx.restoring(f"item {city}", undo):
-            with ctx.precondition(f"write another city code into item {city}"):
+        with sec.guard(), ctx.restoring(msg("what.sec_keys.item", city=city), undo):
+            with ctx.precondition(msg("what.sec_keys.write_another_city_code_into", city=city)):
                 ctx.session.update_record_sm(place.path, place.record, changed)
             sec.enter_key_df(family)
             attempt = sec.attempt(family)  # factors: the original CityCode8
             sec.expect_ok(attempt.response,
-                          f"{family} with keys diversified by the city code of "
-                          f"personalization, after item {city} was updated")
+                          msg("what.sec_keys.with_keys_diversified_by_the",
+                              family=family, city=city))
 
     return body
 

@@ -27,7 +27,7 @@ from conformance.apdu import CommandAPDU, ResponseAPDU, sw_hex
 from conformance.cases.framework import CaseContext, Inconclusive
 from conformance.host.session import AuthenticationWithheld
 from conformance.iso7816 import LE_WHOLE, RECORD_P2_BY_NUMBER, SELECT_P1_BY_FID, SELECT_P2_FCI
-from conformance.messages import msg
+from conformance.messages import Msg, msg
 from conformance.model.profile import CardProfile
 from conformance.model.schema import KeyUse, Structure, UpdateMode
 from conformance.model.tree import df_of, index_flags, neighbour_df, rights_of
@@ -154,7 +154,7 @@ class Sec:
     # -- selection -----------------------------------------------------------------------
     def go(self, path: str) -> None:
         """Select a DF or EF through the session (keeps the DF, and its rights, if current)."""
-        with self.ctx.precondition(f"select {path}"):
+        with self.ctx.precondition(msg("what.sec_kit.select", path=path)):
             self.session.select(path)
 
     def raw_select(self, fid: str) -> ResponseAPDU:
@@ -162,7 +162,7 @@ class Sec:
         command = self.ctx.apdu("select", SELECT_P1_BY_FID, SELECT_P2_FCI, bytes.fromhex(fid))
         return self.session.transmit(command)
 
-    def select_fid(self, fid: str, what: str) -> None:
+    def select_fid(self, fid: str, what: str | Msg) -> None:
         """SELECT one FID as is, as a precondition (9000 needed)."""
         response = self.raw_select(fid)
         if response.sw != self.profile.sw("ok"):
@@ -176,7 +176,8 @@ class Sec:
         if self.session.current_df == df_of(path):
             self.go(path)
         else:
-            self.select_fid(self.profile.file(path).fid, f"select {path} in its DF")
+            self.select_fid(self.profile.file(path).fid, msg("what.sec_kit.select_in_its_df",
+                                                             path=path))
 
     def leave_and_return(self, df: str) -> str:
         """SELECT another DF, then ``df`` again, FID by FID (a DF change out and back)."""
@@ -188,7 +189,7 @@ class Sec:
         return other
 
     def reset(self) -> None:
-        with self.ctx.precondition("reset the card"):
+        with self.ctx.precondition(msg("what.sec_kit.reset_the_card")):
             self.session.reset()
 
     # -- challenge and EXTERNAL AUTHENTICATE ------------------------------------------------
@@ -272,14 +273,15 @@ class Sec:
         """Precondition: ``family`` granted and its probe answered; returns the probe."""
         probe = self.probe(family)
         self.grant(family)
-        with self.ctx.precondition(f"{probe.describe()} with {family} granted"):
+        with self.ctx.precondition(msg("what.sec_kit.with_granted",
+                                       v1=probe.describe(), family=family)):
             self.run(probe).check()
         return probe
 
     def grant(self, family: str) -> None:
         """Precondition: the right of ``family`` in its DF, by the session."""
         self.factors()
-        with self.ctx.precondition(f"authenticate {family}"):
+        with self.ctx.precondition(msg("what.sec_kit.authenticate", family=family)):
             self.session.authenticate(family)
         self.debt.discard(family)
 
@@ -290,7 +292,7 @@ class Sec:
         return sw_hex(sw).startswith(self.profile.sw_prefix("wrong_cryptogram"))
 
     # -- judging -------------------------------------------------------------------------
-    def expect_tries(self, response: ResponseAPDU, left: int, what: str) -> ResponseAPDU:
+    def expect_tries(self, response: ResponseAPDU, left: int, what: str | Msg) -> ResponseAPDU:
         """63Cx with x = ``left``: another x departs from the retry counter, a [choice]
         (REFERENCE.md §3); another error status word from §5's table, a [choice] too."""
         want = self.cryptogram_sw(left)
@@ -304,10 +306,10 @@ class Sec:
         )
         return response
 
-    def expect_ok(self, response: ResponseAPDU, what: str) -> ResponseAPDU:
+    def expect_ok(self, response: ResponseAPDU, what: str | Msg) -> ResponseAPDU:
         return self.ctx.expect_sw(response, "ok", what=what)
 
-    def expect_refused(self, response: ResponseAPDU, what: str) -> ResponseAPDU:
+    def expect_refused(self, response: ResponseAPDU, what: str | Msg) -> ResponseAPDU:
         return self.ctx.expect_sw(response, "security_not_satisfied", what=what)
 
     def restore_counter(self, family: str) -> None:
@@ -325,7 +327,7 @@ class Sec:
             for family in sorted(self.debt):
                 self.restore_counter(family)
 
-        with self.ctx.restoring("retry counters", pay):
+        with self.ctx.restoring(msg("what.sec_kit.retry_counters"), pay):
             yield
 
     def send_auth(self, family: str, command: CommandAPDU) -> ResponseAPDU:
@@ -359,7 +361,7 @@ class Sec:
 
     def current_record(self, path: str, n: int = 1) -> bytes:
         """Record n as the session reads it (authenticating the read key): a precondition."""
-        with self.ctx.precondition(f"read record {n} of {path}"):
+        with self.ctx.precondition(msg("what.sec_kit.read_record_of", n=n, path=path)):
             return self.session.read_record(path, n)
 
     def sm_command(self, path: str, n: int, tlv: bytes, challenge: bytes, *,
@@ -410,7 +412,7 @@ class Sec:
         if right == "update":
             self.factors()
             if ef.structure is Structure.TRANSPARENT:
-                with self.ctx.precondition(f"read the first bytes of {path}"):
+                with self.ctx.precondition(msg("what.sec_kit.read_the_first_bytes_of", path=path)):
                     probe.payload = self.session.read_binary(path, 0, PROBE_BYTES)
             else:
                 probe.payload = self.current_record(path, 1)

@@ -43,7 +43,7 @@ def _read_refused(path: str, setup: Callable[[Sec], None], why: str) -> Body:
         sec = Sec(ctx)
         setup(sec)
         sec.go(path)
-        sec.expect_refused(sec.read_first(path), f"read {path} {why}")
+        sec.expect_refused(sec.read_first(path), msg("what.sec_read.read", path=path, why=why))
 
     return body
 
@@ -63,7 +63,7 @@ def _free_transparent(path: str) -> Body:
     def body(ctx: CaseContext) -> None:
         sec = Sec(ctx)
         sec.go(path)
-        sec.expect_ok(sec.read_binary(), f"READ BINARY of {path}, no rights")
+        sec.expect_ok(sec.read_binary(), msg("what.sec_read.read_binary_of_no_rights", path=path))
 
     return body
 
@@ -73,7 +73,8 @@ def _read_with_own_key(path: str, family: str) -> Body:
         sec = Sec(ctx)
         sec.grant(family)
         sec.go(path)
-        response = sec.expect_ok(sec.read_first(path), f"read {path} after {family}")
+        response = sec.expect_ok(sec.read_first(path), msg("what.sec_read.read_after",
+                                                           path=path, family=family))
         expected = _expected_length(ctx.profile, path)
         ctx.check(len(response.data) == expected,
                   msg("len.read", path=path, length=len(response.data), expected=expected),

@@ -32,6 +32,7 @@ from conformance.cases.sec_kit import (
     choices,
     key_slug,
 )
+from conformance.messages import msg
 from conformance.model.profile import CardProfile
 from conformance.model.schema import UpdateMode
 from conformance.model.tree import auth_families, df_of, files_of, neighbour_df, read_key, rights_of
@@ -56,7 +57,8 @@ def _cleared_by_df_change(family: str) -> Body:
         probe = sec.probe_granted(family)
         other = sec.leave_and_return(df)
         sec.expect_refused(sec.run(probe),
-                           f"{probe.describe()} after selecting {other} and {df} again")
+                           msg("what.sec_state.after_selecting_and_again",
+                               v1=probe.describe(), other=other, df=df))
 
     return body
 
@@ -67,7 +69,7 @@ def _cleared_by_reset(family: str) -> Body:
         probe = sec.probe_granted(family)
         sec.reset()
         sec.go(probe.path)
-        sec.expect_refused(sec.run(probe), f"{probe.describe()} after a reset")
+        sec.expect_refused(sec.run(probe), msg("what.sec_state.after_a_reset", v1=probe.describe()))
 
     return body
 
@@ -79,11 +81,12 @@ def _kept_by_selects(family: str) -> Body:
         probe = sec.probe_granted(family)
         other_ef = next((p for p in files_of(ctx.profile, df) if p != probe.path), None)
         if other_ef is not None:
-            sec.select_fid(ctx.profile.file(other_ef).fid, f"select {other_ef}")
-        sec.select_fid(ctx.profile.df(df).fid, f"select {df} again")
+            sec.select_fid(ctx.profile.file(other_ef).fid, msg("what.sec_state.select",
+                                                               other_ef=other_ef))
+        sec.select_fid(ctx.profile.df(df).fid, msg("what.sec_state.select_again", df=df))
         sec.expect_ok(sec.run(probe),
-                      f"{probe.describe()} after selecting "
-                      f"{other_ef + ' and ' if other_ef else ''}{df} again")
+                      msg("what.sec_state.after_selecting_again",
+                          v1=probe.describe(), v2=other_ef + ' and ' if other_ef else '', df=df))
 
     return body
 
@@ -99,16 +102,16 @@ def _replay_auth(family: str) -> Body:
         sec.enter_key_df(family)
         with sec.guard():
             first = sec.attempt(family)
-            with ctx.precondition(f"authenticate {family}"):
+            with ctx.precondition(msg("what.sec_kit.authenticate", family=family)):
                 first.response.check()
             other = sec.leave_and_return(df)  # the right granted is gone; the challenge too
             ctx.note(f"replaying the EXTERNAL AUTHENTICATE of {family} after {other} and {df}")
             again = sec.send_auth(family, first.command)
             ctx.expect_sw(again, "no_challenge",
-                          what=f"replayed EXTERNAL AUTHENTICATE of {family} (its challenge "
-                               "was consumed)")
+                          what=msg("what.sec_state.replayed_external_authenticate_of_its",
+                                   family=family))
             sec.expect_refused(sec.run(probe),
-                               f"{probe.describe()} after the replay: it must grant nothing")
+                               msg("what.sec_state.after_the_replay_it_must", v1=probe.describe()))
 
     return body
 
@@ -122,14 +125,14 @@ def _consumed_by_failure(df: str, family: str) -> Body:
             x8, challenge = sec.x_and_challenge(family)
             wrong = sec.send_auth(family, sec.ext_auth(kid, sec.auth_data(
                 family, challenge, x8, wrong=True)))
+            want = ctx.profile.sw_text("wrong_cryptogram")
             ctx.check(sec.is_cryptogram_sw(wrong.sw),
-                      f"wrong cryptogram for {family}: expected "
-                      f"{ctx.profile.sw_prefix('wrong_cryptogram')}x, card answered "
-                      f"{sw_hex(wrong.sw)}")
+                      msg("sw.expected", what=msg("what.wrong_cryptogram", family=family),
+                          expected=want, sw=sw_hex(wrong.sw)),
+                      expected=want, measured=sw_hex(wrong.sw))
             right = sec.send_auth(family, sec.ext_auth(kid, sec.auth_data(family, challenge, x8)))
             ctx.expect_sw(right, "no_challenge",
-                          what=f"correct cryptogram for {family} over the challenge the failed "
-                               "try consumed")
+                          what=msg("what.sec_state.correct_cryptogram_for_over_the", family=family))
 
     return body
 
@@ -145,8 +148,8 @@ def _cleared_by_reset_challenge(df: str, family: str) -> Body:
             command = sec.ext_auth(sec.kid(family), sec.auth_data(family, challenge, x8))
             response = sec.send_auth(family, command)
             ctx.expect_sw(response, "no_challenge",
-                          what=f"EXTERNAL AUTHENTICATE {family} over a challenge taken before "
-                               "the reset")
+                          what=msg("what.sec_state.external_authenticate_over_a_challenge",
+                                   family=family))
 
     return body
 
@@ -160,15 +163,16 @@ def _kept_across_commands(df: str, family: str) -> Body:
             x8, challenge = sec.x_and_challenge(family)
             done = []
             if target is not None:
-                sec.select_fid(ctx.profile.file(target).fid, f"select {target}")
+                sec.select_fid(ctx.profile.file(target).fid, msg("what.sec_state.select_2",
+                                                                 target=target))
                 sec.read_first(target)  # refused or not: another command in between
                 done.append(f"SELECT and read {target}")
-            sec.select_fid(ctx.profile.df(df).fid, f"select {df} again")
+            sec.select_fid(ctx.profile.df(df).fid, msg("what.sec_state.select_again", df=df))
             done.append(f"SELECT {df}")
             command = sec.ext_auth(sec.kid(family), sec.auth_data(family, challenge, x8))
             sec.expect_ok(sec.send_auth(family, command),
-                          f"EXTERNAL AUTHENTICATE {family} after {', '.join(done)}: the "
-                          "challenge must still be there")
+                          msg("what.sec_state.external_authenticate_after_the_challenge",
+                              family=family, v2=', '.join(done)))
 
     return body
 
@@ -182,20 +186,23 @@ def _replay_sm(path: str) -> Body:
         changed = original[:2] + changed_value(profile, item, original[2:])
         sec.grant(profile.file(path).access.update or "")
         sec.go(path)
-        with ctx.restoring(f"record 1 of {path}", lambda: sec.put_back_record(path, original)):
+        with ctx.restoring(msg("what.sec_state.record_1_of",
+                               path=path), lambda: sec.put_back_record(path, original)):
             challenge = sec.challenge()
             first = sec.sm_command(path, 1, changed, challenge)
             second = sec.sm_command(path, 1, original, challenge)
-            with ctx.precondition(f"SM update of record 1 of {path}"):
+            with ctx.precondition(msg("what.sec_state.sm_update_of_record_1", path=path)):
                 ctx.send(first).check()
             again = ctx.send(second)
             ctx.expect_sw(again, "no_challenge",
-                          what=f"a second SM update of {path} over the challenge the first "
-                               "consumed")
+                          what=msg("what.sec_state.a_second_sm_update_of", path=path))
             now = sec.record_now(1)
             ctx.check(now == changed,
-                      f"record 1 of {path} is {now.hex().upper() if now else 'unreadable'}, "
-                      f"not {changed.hex().upper()}: the replayed SM update must not write")
+                      msg("state.replayed_wrote", path=path,
+                          got=now.hex().upper() if now else msg("value.unreadable"),
+                          expected=changed.hex().upper()),
+                      expected=changed.hex().upper(),
+                      measured=now.hex().upper() if now else "unreadable")
 
     return body
 
