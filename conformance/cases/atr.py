@@ -57,6 +57,7 @@ def cases(profile: CardProfile) -> list[Case]:
         "Initial character TS",
         CLAUSE + "; ISO/IEC 7816-3 §8.1",
         f"TS is {spec.ts:02X} (direct convention).",
+        purpose_zh=f"TS 为 {spec.ts:02X}（正向约定）。",
         expected_sw=(),
         reference_choice=atr_choice,
         severity="blocker",
@@ -79,6 +80,8 @@ def cases(profile: CardProfile) -> list[Case]:
         CLAUSE + "; ISO/IEC 7816-3 §8.2",
         "T0 announces the interface bytes present and the number of historical bytes, "
         "and the ATR has exactly that many bytes (no TCK for T=0 only).",
+        purpose_zh="T0 声明所含的接口字节和历史字节数，ATR 的字节数与之完全一致（仅 T=0 时无 TCK"
+                   "）。",
         reference_choice=atr_choice,
         severity="critical",
     )
@@ -110,6 +113,7 @@ def cases(profile: CardProfile) -> list[Case]:
         "Interface bytes",
         CLAUSE,
         f"The interface bytes are those of the profile ({' '.join(iface_names)} = {iface_hex}).",
+        purpose_zh=f"接口字节为配置规定的值（{' '.join(iface_names)} = {iface_hex}）。",
         reference_choice=f"Interface bytes {iface_hex} ({', '.join(iface_names)}) are a "
         "reference-profile choice.",
         severity="minor",
@@ -137,6 +141,7 @@ def cases(profile: CardProfile) -> list[Case]:
         "Fixed fields of the historical bytes",
         CLAUSE,
         f"The historical bytes carry the profile's fixed fields: {described}.",
+        purpose_zh=f"历史字节含配置规定的固定字段：{described}。",
         reference_choice=CHOICE,
         severity="normal",
     )
@@ -160,6 +165,8 @@ def cases(profile: CardProfile) -> list[Case]:
         CLAUSE + "; evidence §4.5 (CardNo = ATR bytes 5..12)",
         "The card-number factor (ATR bytes 5..12) is the diversification factor: the read "
         "key of DDF1 derived from it is accepted.",
+        purpose_zh="卡号分散因子（ATR 第 5..12 字节）即密钥分散因子：以其分散的 DDF1 读密钥被接受"
+                   "。",
         expected_sw=("ok",),
         reference_choice=FACTOR_CHOICE,
         severity="blocker",
@@ -190,6 +197,7 @@ def cases(profile: CardProfile) -> list[Case]:
         "ATR stable across resets",
         CLAUSE,
         "Every reset gives the same ATR (the factor may not change between sessions).",
+        purpose_zh="每次复位得到相同的 ATR（分散因子在不同会话之间不得改变）。",
         reference_choice=f"{atr_choice} {FACTOR_CHOICE}",
         severity="normal",
     )

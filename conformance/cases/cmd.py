@@ -225,6 +225,7 @@ def _ins_cases(profile: CardProfile, out: list[Case]) -> None:
             CLAUSE + " (INS check, <sw:ins_not_supported>)",
             f"Instructions the profile does not define, sent with class {cla:02X}, are "
             "refused with <sw:ins_not_supported>.",
+            purpose_zh=f"配置未定义的指令以类别 {cla:02X} 发送时，以 <sw:ins_not_supported> 拒绝。",
             applicability=profile.commands_feature(names),
             expected_sw=("ins_not_supported",),
             reference_choice=CHOICE_SW,
@@ -320,6 +321,7 @@ def _lc_cases(profile: CardProfile, out: list[Case]) -> None:
         out, "CMD-LC-001", "CMD", "SELECT 的 Lc 错误", "SELECT with a wrong Lc",
         CLAUSE + " (SELECT: Lc = 2; <sw:wrong_length>)",
         "SELECT with no data, or with 1 or 3 data bytes, is refused with <sw:wrong_length>.",
+        purpose_zh="不带数据或带 1 或 3 字节数据的 SELECT 以 <sw:wrong_length> 拒绝。",
         expected_sw=("wrong_length",), reference_choice=CHOICE_SW,
     )
     def select_lc(ctx: CaseContext) -> None:
@@ -336,6 +338,9 @@ def _lc_cases(profile: CardProfile, out: list[Case]) -> None:
         "with <sw:wrong_length>, before the challenge is looked at (none is taken, so no retry "
         "counter is "
         "at stake).",
+        purpose_zh=f"数据域不是 {auth_len} 字节的外部认证在查看随机数之前即以 <sw:wrong_length> 拒"
+                   "绝（未取随机数，不涉及重"
+                   "试计数）。",
         expected_sw=("wrong_length",), reference_choice=CHOICE_SW,
     )
     def ext_auth_lc(ctx: CaseContext) -> None:
@@ -410,6 +415,9 @@ def _record_cases(profile: CardProfile, out: list[Case]) -> None:
             + (f" and {length - 1}" if length > 1 else "")
             + f" answers <sw:wrong_le:{length:02X}> (sent raw, past the T=0 layer); Le 00 and Le "
             f"{length} return the {length}-byte record.",
+            purpose_zh=f"以 Le {length + 1}" + (f" 和 {length - 1}" if length > 1 else "")
+            + f" 读记录 1（记录长 {length} 字节）应答 <sw:wrong_le:{length:02X}>"
+            f"（直接发送，绕过 T=0 层）；Le 00 与 Le {length} 返回 {length} 字节的记录。",
             expected_sw=(f"wrong_le:{length:02X}", "ok"),
             preconditions="card reset; read right of the file granted",
             reference_choice="§1/§5: another Le that differs from the record length gets "
@@ -445,6 +453,9 @@ def _record_cases(profile: CardProfile, out: list[Case]) -> None:
             CLAUSE + " (READ RECORD: record 0 or > n is <sw:record_not_found>)",
             f"In every record file of {df} ({', '.join(files)}), READ RECORD 0 and READ "
             "RECORD n+1 answer <sw:record_not_found>.",
+            purpose_zh=f"在 {df} 的每个记录文件（{', '.join(files)}）中，读记录 0 和记录 n+1 应答 "
+                       "<sw:recor"
+                       "d_not_found>。",
             expected_sw=("record_not_found",),
             preconditions="card reset; read right of each file granted",
             reference_choice=CHOICE_SW,
@@ -477,6 +488,10 @@ def _binary_cases(profile: CardProfile, out: list[Case]) -> None:
             f"offset {offset}, Le {left + 4} answers <sw:wrong_le:{left:02X}> (raw) and Le 00 "
             "returns "
             f"the {left} bytes left with <sw:ok>.",
+            purpose_zh=f"对 {size} 字节的文件：偏移 {size} 和 {MAX_BINARY_OFFSET:04X} 应答 <sw:offs"
+                       f"et_beyond_end>；在偏移 {offset}，Le {left + 4} 应答 <sw:wrong_le:"
+                       f"{left:02X}"
+                       f">（直接发送），Le 00 以 <sw:ok> 返回剩余的 {left} 字节。",
             expected_sw=("offset_beyond_end", f"wrong_le:{left:02X}", "ok"),
             preconditions="card reset; read right of the file granted",
             reference_choice=CHOICE_SW,
@@ -511,6 +526,9 @@ def _select_cases(profile: CardProfile, out: list[Case]) -> None:
             CLAUSE + " (SELECT lookup order; <sw:file_not_found>)",
             f"While {df} is current, SELECT of FIDs the card does not have, of DFs outside "
             "the lookup order and of EFs of other DFs answers <sw:file_not_found>.",
+            purpose_zh=f"{df} 为当前时，选择卡片没有的 FID、查找顺序之外的 DF 以及其他 DF 的 EF 应"
+                       "答 <sw:file_not_"
+                       "found>。",
             expected_sw=("file_not_found",),
             preconditions=f"card reset; {df} current",
             reference_choice=CHOICE_SELECT,
@@ -536,6 +554,9 @@ def _select_cases(profile: CardProfile, out: list[Case]) -> None:
                 CLAUSE + " (SELECT: EFs only among the current DF's children)",
                 f"While {df} is current, SELECT of {', '.join(foreign)} (EFs that belong to "
                 "other DFs) answers <sw:file_not_found>; whether the current DF stays is observed.",
+                purpose_zh=f"{df} 为当前时，选择 {', '.join(foreign)}（属于其他 DF 的 EF）应答 <sw"
+                           ":file"
+                           "_not_found>；观察当前 DF 是否保持。",
                 expected_sw=("file_not_found",),
                 preconditions=f"card reset; {df} current",
                 reference_choice=f"{CHOICE_SELECT} {DF_KEPT_AFTER_NOT_FOUND}",
@@ -563,6 +584,7 @@ def _select_cases(profile: CardProfile, out: list[Case]) -> None:
             CLAUSE + " (SELECT: P1 = 00, P2 = 00 or 0C, Lc = 2; <sw:ok> with no FCI)",
             f"{df} and each of its EFs are selected with P2 = 0C and with P2 = 00; every "
             "answer is <sw:ok> with no data.",
+            purpose_zh=f"以 P2 = 0C 和 P2 = 00 选择 {df} 及其每个 EF；每次应答 <sw:ok> 且无数据。",
             expected_sw=("ok",),
             preconditions=f"card reset; the parent of {df} current",
             reference_choice=CHOICE_SW + " SELECT answers no FCI, for P2 = 00 as for 0C.",
@@ -598,6 +620,9 @@ def _lookup_cases(profile: CardProfile, out: list[Case]) -> None:
         CLAUSE + " (SELECT lookup: MF 3F00 first)",
         "From every DF, SELECT 3F00 answers <sw:ok> and makes the MF current (an EF of the "
         "former DF is then no longer found: <sw:file_not_found>).",
+        purpose_zh="在每个 DF 下，SELECT 3F00 应答 <sw:ok> 并使 MF 成为当前（原 DF 的 EF 随后找不"
+                   "到：<sw:fil"
+                   "e_not_found>）。",
         expected_sw=("ok", "file_not_found"), reference_choice=CHOICE_SELECT, severity="critical",
     )
     def mf_from_everywhere(ctx: CaseContext) -> None:
@@ -615,6 +640,8 @@ def _lookup_cases(profile: CardProfile, out: list[Case]) -> None:
         CLAUSE + " (SELECT lookup: the parent of the current DF)",
         "From every DF below the top level, SELECT of its parent answers <sw:ok> and makes the "
         "parent current (shown by reading a free record file of the parent).",
+        purpose_zh="在顶层以下的每个 DF 下，选择其父 DF 应答 <sw:ok> 并使父 DF 成为当前（以读取父"
+                   " DF 的自由读记录文件证明）。",
         expected_sw=("ok",), reference_choice=CHOICE_SELECT, severity="critical",
     )
     def parent(ctx: CaseContext) -> None:
@@ -637,6 +664,8 @@ def _lookup_cases(profile: CardProfile, out: list[Case]) -> None:
         CLAUSE + " (SELECT lookup: a DF that is a child of the current DF's parent)",
         "From every DF below the top level, SELECT of each sibling DF answers <sw:ok>; where "
         "the sibling has an EF the former DF lacks, that EF is then found.",
+        purpose_zh="在顶层以下的每个 DF 下，选择每个兄弟 DF 应答 <sw:ok>；兄弟 DF 有而原 DF 没有"
+                   "的 EF 随后可以找到。",
         expected_sw=("ok",), reference_choice=CHOICE_SELECT, severity="critical",
     )
     def sibling(ctx: CaseContext) -> None:
@@ -659,6 +688,9 @@ def _lookup_cases(profile: CardProfile, out: list[Case]) -> None:
         CLAUSE + " (SELECT lookup: the current DF)",
         "With an EF of a DF current, SELECT of the DF itself answers <sw:ok>, leaves no "
         "current EF (READ RECORD <sw:no_current_ef>) and keeps the DF (its EFs are still found).",
+        purpose_zh="在某 DF 的 EF 为当前时，选择该 DF 自身应答 <sw:ok>，不再有当前 EF（读记录 <sw"
+                   ":no_current_ef"
+                   ">），该 DF 仍为当前（其 EF 仍可找到）。",
         expected_sw=("ok", "no_current_ef"), reference_choice=f"{CHOICE_SELECT} {NO_EF_AFTER_DF}",
     )
     def itself(ctx: CaseContext) -> None:
@@ -702,6 +734,8 @@ def _structure_cases(profile: CardProfile, out: list[Case]) -> None:
             CLAUSE + " (file structure, <sw:incompatible_file_structure>, is checked before "
                      "security)",
             f"Without any right: {'; '.join(parts)} answer <sw:incompatible_file_structure>.",
+            purpose_zh=f"未获任何权限时：{'; '.join(parts)} 应答 <sw:incompatible_file_structure>"
+                       "。",
             expected_sw=("incompatible_file_structure",),
             reference_choice=CHOICE_SW + " SM update of a non-TLV file is "
                                          "<sw:incompatible_file_structure> (§5).",
@@ -743,6 +777,9 @@ def _no_ef_cases(profile: CardProfile, out: list[Case]) -> None:
             + (f" (coming from {before})" if before else "")
             + ", READ RECORD, READ BINARY, UPDATE RECORD, UPDATE BINARY, mark and erase "
             "answer <sw:no_current_ef>.",
+            purpose_zh=f"刚选择 {df}" + (f"（从 {before} 来）" if before else "")
+            + " 之后，读记录、读二进制、更新记录、更新二进制、标记与擦除应答 "
+            "<sw:no_current_ef>。",
             expected_sw=("no_current_ef",),
             reference_choice=f"{CHOICE_SW} {NO_EF_AFTER_DF}",
         )
@@ -874,6 +911,9 @@ def _challenge_cases(profile: CardProfile, out: list[Case]) -> None:
         "GET CHALLENGE; evidence §4.3",
         f"Many GET CHALLENGE answers (plan parameter challenge_samples, at least 2) are "
         f"each {n} bytes with <sw:ok>, and no two are equal.",
+        purpose_zh=f"多次取随机数（计划参数 challenge_samples，至少 2 次）每次以 <sw:ok> 返回 {n} "
+                   "字节，且任意两次互不"
+                   "相同。",
         expected_sw=("ok",),
         severity="critical",
     )
@@ -907,6 +947,9 @@ def _challenge_cases(profile: CardProfile, out: list[Case]) -> None:
         CLAUSE + f" (GET CHALLENGE: no data and Le = {n:02X}, else <sw:wrong_length>)",
         f"GET CHALLENGE with Le other than {n:02X} (01, {n - 1:02X}, {n + 1:02X}, 10, 00), "
         "with no Le, or with a data field, is refused with <sw:wrong_length>.",
+        purpose_zh=f"Le 不是 {n:02X}（01、{n - 1:02X}、{n + 1:02X}、10、00）、没有 Le 或带数据域的"
+                   "取随机数以 "
+                   "<sw:wrong_length> 拒绝。",
         expected_sw=("wrong_length",),
         reference_choice=CHOICE_SW,
     )
@@ -967,6 +1010,9 @@ def _t0_cases(profile: CardProfile, out: list[Case]) -> None:
         f"GET CHALLENGE sent raw answers <sw:bytes_available:{n:02X}>; GET RESPONSE {n:02X} "
         f"returns {n} bytes "
         "and <sw:ok>, and the challenge is fresh.",
+        purpose_zh=f"直接发送的取随机数应答 <sw:bytes_available:{n:02X}>；GET RESPONSE {n:02X} 以 "
+                   "<s"
+                   f"w:ok> 返回 {n} 字节，且随机数是新的。",
         applicability="t0_get_response", expected_sw=(f"bytes_available:{n:02X}", "ok"),
         reference_choice=choice,
     )
@@ -991,6 +1037,11 @@ def _t0_cases(profile: CardProfile, out: list[Case]) -> None:
             f"GET RESPONSE returns the {length}-byte record with <sw:ok>"
             + (f", framed as the profile's TLV record 1 (tag {tlv[0]:02X} = item {tlv[0]}, "
                f"length {tlv[1]:02X})." if tlv else "."),
+            purpose_zh=f"以 Le {length:02X} 直接发送 {free} 的读记录 1 应答 "
+            f"<sw:bytes_available:{length:02X}>；GET RESPONSE 以 <sw:ok> 返回 {length} "
+            "字节的记录"
+            + (f"，其格式为配置的 TLV 记录 1（标签 {tlv[0]:02X} = 数据项 {tlv[0]}，"
+               f"长度 {tlv[1]:02X}）。" if tlv else "。"),
             applicability="t0_get_response", expected_sw=(f"bytes_available:{length:02X}", "ok"),
             reference_choice=choice,
         )
@@ -1015,6 +1066,10 @@ def _t0_cases(profile: CardProfile, out: list[Case]) -> None:
             f"<sw:bytes_available:{want:02X}> (the file has {profile.file(photo).size} bytes); GET "
             "RESPONSE "
             f"{want:02X} returns {want} bytes and <sw:ok>.",
+            purpose_zh=f"以 Le {T0_BINARY_LE:02X} 直接发送 {photo} 偏移 0 的读二进制应答 <sw:bytes"
+                       "_av"
+                       f"ailable:{want:02X}>（文件为 {profile.file(photo).size} 字节）；GET RES"
+                       f"PONSE {want:02X} 以 <sw:ok> 返回 {want} 字节。",
             applicability="t0_get_response", expected_sw=(f"bytes_available:{want:02X}", "ok"),
             preconditions="card reset; read right of the file granted",
             reference_choice=choice,

@@ -155,6 +155,9 @@ def _cyclic_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         "and shifts "
         f"the older records down; every record stays {length} bytes and holds exactly the "
         "bytes appended (values valid for the file's layout) or shifted.",
+        purpose_zh=f"以 {ef.access.update} 执行 UPDATE RECORD <cmd:update_record> 00 03 写入"
+                   f"新的记录 1，原有记录依次后移；每条记录保持 {length} 字节，内容恰为追加（符合"
+                   "文件布局的取值）或后移的字节。",
         preconditions=pre,
         expected_sw=("ok",),
         severity="critical",
@@ -182,6 +185,9 @@ def _cyclic_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         CLAUSE,
         f"{count + 1} appends to a {count}-record cyclic file leave the last {count} appended "
         "records, newest first; the first appended record is gone.",
+        purpose_zh=f"对 {count} 条记录的循环文件追加 {count + 1} 次后，保留最后追加的 {count} 条记"
+                   "录，最新的在前；第一次追"
+                   "加的记录被覆盖。",
         preconditions=pre,
         expected_sw=("ok",),
         severity="critical",
@@ -209,6 +215,8 @@ def _cyclic_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         f"A plain UPDATE RECORD <cmd:update_record> n 04 with {ef.access.update} rewrites record n "
         "of the "
         "cyclic file in place, without shifting the other records.",
+        purpose_zh=f"以 {ef.access.update} 执行明文 UPDATE RECORD <cmd:update_record> n 04 原"
+                   "地改写循环文件的记录 n，其他记录不移动。",
         preconditions=(
             f"card reset; {ef.access.read} and {ef.access.update} granted; every "
             "record is written back afterwards"
@@ -277,6 +285,10 @@ def _noncyclic_case(profile: CardProfile, path: str, out: list[Case]) -> None:
         "<sw:incompatible_file_structure> even with "
         f"{', '.join(r for r in rights if r not in (None, 'free'))} granted, "
         "and record 1 is unchanged.",
+        purpose_zh=f"对 {path}（{ef.structure}）执行 UPDATE RECORD <cmd:update_record> 00 03"
+                   "（新循环记录），即使已获 "
+                   f"{', '.join(r for r in rights if r not in (None, 'free'))}"
+                   " 也应答 <sw:incompatible_file_structure>，记录 1 不变。",
         preconditions=f"card reset; the read and write rights of {path} granted",
         expected_sw=("incompatible_file_structure",),
         reference_choice=NONCYCLIC_CHOICE,

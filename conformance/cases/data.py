@@ -48,6 +48,7 @@ CHOICE_EMPTY_RULE = (
     "as evidence §3.1 item 8 allows)."
 )
 EMPTY_NOTE = "An item that was never personalised (empty value) satisfies every value rule."
+EMPTY_NOTE_ZH = "从未个人化的数据项（空值）满足所有取值规则。"
 
 
 # --------------------------------------------------------------------------- reading
@@ -127,6 +128,8 @@ def _item_cases(profile: CardProfile, out: list[Case]) -> None:
             CLAUSE_TLV,
             f"{where} is {number:02X} ‖ {item.length:02X} ‖ {item.length} value bytes "
             "(tag = item number, length = the item's fixed length).",
+            purpose_zh=f"{where} 为 {number:02X} ‖ {item.length:02X} ‖ {item.length} 字节取"
+                       "值（标签 = 数据项编号，长度 = 数据项的固定长度）。",
             expected_sw=("ok",),
             preconditions=f"card reset; read right of {place.path} granted",
             severity="critical",
@@ -146,6 +149,11 @@ def _item_cases(profile: CardProfile, out: list[Case]) -> None:
                        "(all 00 when not personalised)",
             Coding.B: f"{item.length} bytes (all 00 when not personalised)",
         }[coding]
+        rule_text_zh = {
+            Coding.CN: "BCD 数字，左对齐，第一个 F 之后只有 F 半字节（未个人化时全 FF）",
+            Coding.AN: "GBK 文本，第一个 00 之后只有 00，不以空格填充（未个人化时全 00）",
+            Coding.B: f"{item.length} 字节（未个人化时全 00）",
+        }[coding]
 
         @make(
             out, f"DATA-COD-{number:03d}", "DATA",
@@ -153,6 +161,7 @@ def _item_cases(profile: CardProfile, out: list[Case]) -> None:
             f"Item {number} ({item.en}): {coding} coding",
             CLAUSE_COD,
             f"The {item.length}-byte value in {where} is valid {coding}: {rule_text}.",
+            purpose_zh=f"{where} 中 {item.length} 字节的取值是有效的 {coding}：{rule_text_zh}。",
             expected_sw=("ok",),
             preconditions=f"card reset; read right of {place.path} granted",
             reference_choice=CHOICE_SPACES if coding is Coding.AN else "",
@@ -174,6 +183,7 @@ def _item_cases(profile: CardProfile, out: list[Case]) -> None:
             f"Item {number} ({item.en}): value rules",
             CLAUSE_VAL + "; " + ", ".join(_rule_refs(profile, item.rules)),
             f"The value of item {number} satisfies {', '.join(item.rules)}. " + EMPTY_NOTE,
+            purpose_zh=f"数据项 {number} 的取值满足 {', '.join(item.rules)}。" + EMPTY_NOTE_ZH,
             expected_sw=("ok",),
             preconditions=f"card reset; read right of {place.path} granted",
             reference_choice=rules_choice(profile, item.rules),
@@ -250,9 +260,16 @@ def _consistency_cases(profile: CardProfile, out: list[Case]) -> None:
         "birth_date_in_id": "the birth date inside ID number item {0} equals item {1}",
         "not_before": "date item {0} is not before date item {1}",
     }
+    texts_zh = {
+        "equal": "数据项 {0} 等于数据项 {1}",
+        "equal_when": "数据项 {2} 为 {3} 时，数据项 {0} 等于数据项 {1}",
+        "birth_date_in_id": "身份证号数据项 {0} 中的出生日期等于数据项 {1}",
+        "not_before": "日期数据项 {0} 不早于日期数据项 {1}",
+    }
     for rule in profile.spec.consistency:
         when = rule.when or {}
         text = texts[rule.kind].format(*rule.items, when.get("item"), when.get("value"))
+        text_zh = texts_zh[rule.kind].format(*rule.items, when.get("item"), when.get("value"))
 
         @make(
             out, f"DATA-CON-{rule.id.upper()}", "DATA",
@@ -261,6 +278,7 @@ def _consistency_cases(profile: CardProfile, out: list[Case]) -> None:
             f"profile consistency {rule.id}; {rule.ref}",
             f"On the personalised card, {text}; a rule with an item not personalised does "
             "not apply.",
+            purpose_zh=f"在已个人化的卡片上，{text_zh}；涉及未个人化数据项的规则不适用。",
             expected_sw=("ok",),
             preconditions="card reset; read rights of the items' files granted",
             reference_choice=(f"The rule rests on {rule.ref}. " if "[choice]" in rule.ref
@@ -288,6 +306,9 @@ def _read_by_tag_cases(profile: CardProfile, out: list[Case]) -> None:
                 "§2.2",
                 f"READ RECORD with P1 = {number:02X} (item {number}), P2 = 00 returns record "
                 f"{record}, the same bytes as READ RECORD {record} by number.",
+                purpose_zh=f"以 P1 = {number:02X}（数据项 {number}）、P2 = 00 读记录返回记录 "
+                           f"{record}"
+                           f"，与按记录号读记录 {record} 的字节相同。",
                 expected_sw=("ok",),
                 severity="critical",
             )
@@ -316,6 +337,9 @@ def _read_by_tag_cases(profile: CardProfile, out: list[Case]) -> None:
             "REFERENCE.md §5 READ RECORD (P2 = 00: none is <sw:record_not_found>)",
             f"READ RECORD by identifier {', '.join(f'{t:02X}' for t in absent)} (tags of "
             "items held in other files) answers <sw:record_not_found>.",
+            purpose_zh=f"按记录标识 {', '.join(f'{t:02X}' for t in absent)}（其他文件中数据项的标"
+                       "签）读记录应"
+                       "答 <sw:record_not_found>。",
             expected_sw=("record_not_found",),
             reference_choice="Relies on the status words of REFERENCE.md §5, a [choice].",
         )
@@ -345,6 +369,9 @@ def _cyclic_cases(profile: CardProfile, out: list[Case]) -> None:
             f"Each of the {ef.records} records is {ef.record_length} bytes and its fields "
             f"({names}) are valid in their codings"
             + (f" and satisfy their rules ({', '.join(rules)})" if rules else "") + ".",
+            purpose_zh=f"{ef.records} 条记录每条 {ef.record_length} 字节，其字段（{names}）"
+            "符合各自编码"
+            + (f"并满足各自规则（{', '.join(rules)}）" if rules else "") + "。",
             expected_sw=("ok",),
             preconditions=f"card reset; read right of {path} granted",
             reference_choice=CHOICE_SPACES,
@@ -387,6 +414,9 @@ def _index_cases(profile: CardProfile, out: list[Case]) -> None:
             "REFERENCE.md §1 (DF03 index files), §5 (initial contents); evidence §3.3",
             f"Each of the {ef.records} records is {ef.record_length} byte(s) holding item "
             f"{number} ({item.en}) that satisfies {', '.join(item.rules)} (used or free).",
+            purpose_zh=f"{ef.records} 条记录每条 {ef.record_length} 字节，含数据项 {number}（"
+                       f"{item.zh}"
+                       f"），满足 {', '.join(item.rules)}（已用或空闲）。",
             expected_sw=("ok",),
             preconditions=f"card reset; read right of {path} granted",
         )
@@ -413,6 +443,8 @@ def _city_cases(profile: CardProfile, out: list[Case]) -> None:
         f"personalization); evidence §3.1 item {number}, §4.5",
         f"Item {number} ({item.en}) holds a city code (not the empty FF…): the level-2 card "
         "keys are diversified with it, so a terminal needs it to authenticate.",
+        purpose_zh=f"数据项 {number}（{item.zh}）含城市代码（不是空的 FF…）：二级卡片密钥以其分散"
+                   "，终端认证需要它。",
         expected_sw=("ok",),
         severity="critical",
     )

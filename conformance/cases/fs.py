@@ -31,6 +31,8 @@ def _df_cases(profile: CardProfile, out: list[Case]) -> None:
             CLAUSE + "; REFERENCE.md §5 SELECT",
             f"SELECT by FID along the path {' → '.join(profile.select_path(name))} answers "
             "<sw:ok> at every step.",
+            purpose_zh=f"沿路径 {' → '.join(profile.select_path(name))} 按 FID 选择，每一步应答 <sw"
+                       ":ok>。",
             expected_sw=("ok",),
             severity="blocker",
         )
@@ -52,6 +54,8 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         CLAUSE + "; REFERENCE.md §5 SELECT",
         f"SELECT by FID along the path {' → '.join(profile.select_path(path))} answers "
         "<sw:ok> at every step.",
+        purpose_zh=f"沿路径 {' → '.join(profile.select_path(path))} 按 FID 选择，每一步应答 <sw:ok>"
+                   "。",
         expected_sw=("ok",),
         severity="critical",
     )
@@ -71,6 +75,9 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             CLAUSE + "; REFERENCE.md §5 (<sw:incompatible_file_structure>)",
             "READ RECORD 1 answers <sw:ok> and READ BINARY answers "
             f"<sw:incompatible_file_structure> ({ef.structure}).",
+            purpose_zh="读记录 1 应答 <sw:ok>，读二进制应答 <sw:incompatible_file_structure>（"
+                       f"{ef.structure}"
+                       "）。",
             expected_sw=("ok", "incompatible_file_structure"),
             reference_choice=SW_CHOICE,
         )
@@ -92,6 +99,9 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             CLAUSE,
             f"Records 1..{count} exist with the declared lengths; record {count + 1} "
             "does not (<sw:record_not_found>).",
+            purpose_zh=f"记录 1..{count} 存在且长度为规定值；记录 {count + 1} 不存在（<sw:record_n"
+                       "ot_foun"
+                       "d>）。",
             expected_sw=("ok", "record_not_found"),
             reference_choice=SW_CHOICE,
             severity="critical",
@@ -117,6 +127,8 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             CLAUSE + "; REFERENCE.md §5 (<sw:incompatible_file_structure>)",
             "READ BINARY at offset 0 answers <sw:ok> and READ RECORD answers "
             "<sw:incompatible_file_structure>.",
+            purpose_zh="在偏移 0 读二进制应答 <sw:ok>，读记录应答 <sw:incompatible_file_structure"
+                       ">。",
             expected_sw=("ok", "incompatible_file_structure"),
             reference_choice=SW_CHOICE,
         )
@@ -138,6 +150,8 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             CLAUSE,
             f"The file is exactly {size} bytes: the last byte reads, the next offset answers "
             "<sw:offset_beyond_end>.",
+            purpose_zh=f"文件恰为 {size} 字节：最后一个字节可读，下一个偏移应答 <sw:offset_beyond_"
+                       "end>。",
             expected_sw=("ok", "offset_beyond_end"),
             reference_choice=SW_CHOICE,
             severity="critical",

@@ -103,6 +103,11 @@ def _record_case(profile: CardProfile, path: str, n: int, out: list[Case]) -> No
         f"<cmd:erase_record> {n:02X} 04 with {ef.access.erase} sets it back to "
         f"{free.hex().upper()}, in "
         "both forms (with and without the trailing 00); the other records do not change.",
+        purpose_zh=f"以 {ef.access.mark} 执行 <cmd:mark_record> {n:02X} 04 把记录 {n} 置为 "
+                   f"{used.hex().upper()}"
+                   f"，以 {ef.access.erase} 执行 <cmd:erase_record> {n:02X} 04 把它恢复为 "
+                   f"{free.hex().upper()}"
+                   "，两种形式（带与不带末尾 00）皆然；其他记录不变。",
         preconditions=(
             f"card reset; {ef.access.read}, {ef.access.mark} and {ef.access.erase} "
             f"granted in {df_of(path)}; the flags are put back afterwards"
@@ -160,6 +165,8 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         "<cmd:mark_record> 01 04 01 00 and <cmd:erase_record> 01 04 01 00 (a one-byte data field) "
         "answer <sw:wrong_length> with "
         "both keys granted, and no flag changes.",
+        purpose_zh="<cmd:mark_record> 01 04 01 00 与 <cmd:erase_record> 01 04 01 00（1 字"
+                   "节数据域）在两个密钥均已获得时应答 <sw:wrong_length>，标志不变。",
         preconditions=both,
         expected_sw=("wrong_length",),
         reference_choice=sw_choice("wrong_length"),
@@ -182,6 +189,8 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         "Mark and erase with P2 = "
         + ", ".join(f"{p:02X}" for p in WRONG_P2)
         + " answer <sw:wrong_p1p2> with both keys granted, and no flag changes.",
+        purpose_zh="P2 = " + ", ".join(f"{p:02X}" for p in WRONG_P2)
+        + " 的标记与擦除在两个密钥均已获得时应答 <sw:wrong_p1p2>，标志不变。",
         preconditions=both,
         expected_sw=("wrong_p1p2",),
         reference_choice=sw_choice("wrong_p1p2"),
@@ -204,6 +213,9 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         CLAUSE + " (<sw:record_not_found>)",
         f"Mark and erase of record 0 and of record {count + 1} (the file has {count}) answer "
         "<sw:record_not_found> with both keys granted.",
+        purpose_zh=f"标记与擦除记录 0 和记录 {count + 1}（文件有 {count} 条）在两个密钥均已获得时"
+                   "应答 <sw:record_no"
+                   "t_found>。",
         preconditions=both,
         expected_sw=("record_not_found",),
         reference_choice=sw_choice("record_not_found"),
@@ -228,6 +240,8 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         f"<cmd:mark_record> 01 04 00 answers <sw:security_not_satisfied> with only {read}, and "
         f"still <sw:security_not_satisfied> with {erase} granted "
         "as well; the flag does not change.",
+        purpose_zh=f"仅获 {read} 时 <cmd:mark_record> 01 04 00 应答 <sw:security_not_satisfi"
+                   f"ed>，再获 {erase} 后仍应答 <sw:security_not_satisfied>；标志不变。",
         preconditions=f"card reset; {read}, then {erase} granted in {df_of(path)}",
         expected_sw=("security_not_satisfied",),
         severity="critical",
@@ -258,6 +272,9 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         f"With {read} and {mark} granted and record 1 marked, <cmd:erase_record> 01 04 00 answers "
         "<sw:security_not_satisfied> "
         "and record 1 stays marked.",
+        purpose_zh=f"已获 {read} 与 {mark} 且记录 1 已标记时，<cmd:erase_record> 01 04 00 应答 <sw"
+                   ":s"
+                   "ecurity_not_satisfied>，记录 1 保持已标记。",
         preconditions=f"card reset; {read} and {mark} granted; record 1 marked; "
         f"{erase} granted at the end to put the flag back",
         expected_sw=("security_not_satisfied",),
@@ -292,6 +309,9 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         "<cmd:update_record> 01 04 with a flag value answers <sw:security_not_satisfied> even with "
         "both index keys granted: index "
         "files change only by mark/erase; the flag does not change.",
+        purpose_zh="<cmd:update_record> 01 04 写入标志值，即使两个索引密钥均已获得也应答 <sw:secu"
+                   "rity_not_s"
+                   "atisfied>：索引文件只能通过标记/擦除改变；标志不变。",
         preconditions=both,
         expected_sw=("security_not_satisfied",),
         reference_choice=sw_choice("security_not_satisfied"),

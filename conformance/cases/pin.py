@@ -142,6 +142,11 @@ def cases(profile: CardProfile) -> list[Case]:
         f"{tries} tries "
         "left), VERIFY with the right PIN then answers <sw:ok> and restores the counter (a "
         f"second wrong PIN answers <sw:wrong_cryptogram:{tries - 1:X}> again).",
+        purpose_zh=f"以错误的 PIN 校验应答 <sw:wrong_cryptogram:{tries - 1:X}>（{tries} 次中剩余 "
+                   f"{tries - 1}"
+                   " 次），随后以正确的 PIN 校验应答 <sw:ok> 并恢复计数（再次以错误的 PIN 校验仍"
+                   "应答 <sw:wrong_crypt"
+                   f"ogram:{tries - 1:X}>）。",
         applicability="pin", preconditions=pre, severity="critical",
         expected_sw=("ok", f"wrong_cryptogram:{tries - 1:X}"), reference_choice=PIN_CHOICE,
     )
@@ -167,6 +172,8 @@ def cases(profile: CardProfile) -> list[Case]:
         "answers "
         f"<sw:ok> and with the old one <sw:wrong_cryptogram:{tries - 1:X}>; the PIN is changed "
         "back afterwards.",
+        purpose_zh="修改 PIN <cmd:change_pin> 01 00 旧‖FF‖新 应答 <sw:ok>；以新 PIN 校验应答 <sw:ok"
+                   f">，以旧 PIN 校验应答 <sw:wrong_cryptogram:{tries - 1:X}>；之后 PIN 被改回。",
         applicability="pin", preconditions=pre + "; the PIN is changed back at the end",
         severity="critical", expected_sw=("ok", f"wrong_cryptogram:{tries - 1:X}"),
         reference_choice=PIN_CHOICE,
@@ -195,6 +202,9 @@ def cases(profile: CardProfile) -> list[Case]:
         "CHANGE PIN with a wrong old PIN answers <sw:wrong_cryptogram> and leaves the PIN "
         "unchanged (VERIFY "
         "with the sample PIN still answers <sw:ok>).",
+        purpose_zh="以错误的旧 PIN 修改 PIN 应答 <sw:wrong_cryptogram>，PIN 不变（以样品 PIN 校验"
+                   "仍应答 <sw"
+                   ":ok>）。",
         applicability="pin", preconditions=pre, severity="critical",
         expected_sw=("wrong_cryptogram", "ok"), reference_choice=CHANGE_WRONG_CHOICE,
     )

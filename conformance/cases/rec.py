@@ -203,6 +203,11 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         f"at {size} and {size + 1} answers <sw:offset_beyond_end> and 2 bytes at {size - 1} answer "
         "<sw:wrong_length> without "
         f"writing; the last byte ({size - 1}) can be written and reads back.",
+        purpose_zh=f"在偏移 {size - 1} 读二进制返回 1 字节，在 {size} 应答 <sw:offset_beyond_end>"
+                   f"；在 {size}"
+                   f" 和 {size + 1} 更新二进制应答 <sw:offset_beyond_end>，在 {size - 1} 写 2 字节"
+                   "应答"
+                   f" <sw:wrong_length> 且不写入；最后一个字节（{size - 1}）可写入并读回。",
         preconditions=rw,
         expected_sw=("ok", "offset_beyond_end", "wrong_length"),
         severity="critical",
@@ -273,6 +278,9 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         "(first and last byte of the file, every 0xFF chunk boundary, the signature fields), "
         "each value valid for the field's coding, reads back byte for byte, the rest of the "
         "file untouched.",
+        purpose_zh=f"以 {update} 在 {listed} 的偏移处（文件的首末字节、每个 0xFF 分块边界、签名字"
+                   "段）更新整个字段的取值（符合字"
+                   "段编码），逐字节读回一致，文件其余部分不变。",
         preconditions=rw,
         expected_sw=("ok",),
         severity="critical",
@@ -308,6 +316,9 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         f"An image of all {size} bytes (each byte changed) written in 0xFF-byte chunks reads "
         "back identical in 0x80-byte chunks: the card keeps every byte, at every chunk "
         "boundary, up to the last.",
+        purpose_zh=f"以 0xFF 字节分块写入全部 {size} 字节的映像（每个字节都改变），以 0x80 字节分"
+                   "块读回完全一致：卡片在每个分块边界直"
+                   "至最后一个字节都保存了每个字节。",
         preconditions=rw,
         expected_sw=("ok",),
         severity="critical",
@@ -333,6 +344,9 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         f"READ BINARY of {path} answers <sw:security_not_satisfied> with no right, and still "
         "<sw:security_not_satisfied> with every other "
         f"key of {df_of(path)} granted ({keys}).",
+        purpose_zh=f"未获权限时读二进制 {path} 应答 <sw:security_not_satisfied>，获得 {df_of(path)}"
+                   " 的"
+                   f"其他所有密钥（{keys}）后仍应答 <sw:security_not_satisfied>。",
         preconditions=f"card reset; then {keys} granted in {df_of(path)}",
         expected_sw=("security_not_satisfied",),
         severity="critical",
@@ -367,6 +381,10 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         f"{update} granted "
         f"({writers}); the bytes written are the file's own, so nothing changes even if a "
         "card wrongly accepts them.",
+        purpose_zh=f"获得 {df_of(path)} 除 {update} 以外的所有密钥（{writers}）时，更新二进制 "
+                   f"{path}"
+                   " 应答 <s"
+                   "w:security_not_satisfied>；写入的是文件自身的字节，即使卡片错误接受也不会改变内容。",
         preconditions=f"card reset; {writers} granted in {df_of(path)}",
         expected_sw=("security_not_satisfied",),
         severity="critical",
@@ -402,6 +420,11 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         "was signed. A later change of the last signed byte is stored like any other byte "
         "(the card does not seal a signed record), and writing it back restores the signed "
         "record.",
+        purpose_zh=f"字节 0–{sig.offset - 1} 以演示 SM2 密钥签名的记录（签名 r‖s 位于 {sig.offset}"
+                   "，签名者公钥"
+                   f"位于 {signer.offset}）以 0xFF 字节分块写入、以 0x80 字节分块读回：签名字节、"
+                   "签名与公钥与写入时完全相同，"
+                   "终端可按签名验证该记录。之后改变最后一个签名字节会像其他字节一样被保存（卡片不封存已签名记录），写回后恢复为签名记录。",
         applicability="record_signatures",
         preconditions=rw + "; an ephemeral demo SM2 signer key (DEMO ONLY)",
         expected_sw=("ok",),

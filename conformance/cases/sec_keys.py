@@ -300,6 +300,9 @@ def cases(profile: CardProfile) -> list[Case]:
              f"With the counter of {family} full, a wrong cryptogram answers {first_wrong} "
              f"(tries left); a correct one afterwards answers {ok} and grants the declared "
              f"right ({probe_right} {probe_path}).",
+             purpose_zh=f"{family} 计数已满时，错误的认证密文应答 {first_wrong}（剩余次数）；随后"
+                        f"正确的认证密文应答 {ok}"
+                        f" 并授予规定的权限（{probe_right} {probe_path}）。",
              expected_sw=(f"wrong_cryptogram:{limit - 1:X}", "ok"), severity="critical",
              preconditions=f"{family} authenticated once (counter full), then its DF left and "
                            "entered again (right cleared)",
@@ -311,6 +314,9 @@ def cases(profile: CardProfile) -> list[Case]:
              CLAUSE_KEY,
              f"Wrong, correct, wrong again: both wrong cryptograms answer {first_wrong}, so the "
              f"success in between restored the counter of {family} to {limit}.",
+             purpose_zh=f"错误、正确、再错误：两次错误的认证密文均应答 {first_wrong}，说明中间的成"
+                        f"功把 {family} 的计数恢复为"
+                        f" {limit}。",
              expected_sw=(f"wrong_cryptogram:{limit - 1:X}", "ok"), severity="critical",
              preconditions=f"{family} authenticated once (counter full)",
              reference_choice=choices(retry, CRYPTO_CHOICE),
@@ -321,6 +327,10 @@ def cases(profile: CardProfile) -> list[Case]:
              CLAUSE_KEY,
              f"With {family} granted, a wrong cryptogram for it ({first_wrong}) leaves its "
              f"right: {probe_right} {probe_path} still answers {ok}.",
+             purpose_zh=f"已获 {family} 时，其错误的认证密文（{first_wrong}）不影响已有权限："
+                        f"{probe_right}"
+                        f" {probe_path}"
+                        f" 仍应答 {ok}。",
              expected_sw=(f"wrong_cryptogram:{limit - 1:X}", "ok"), severity="critical",
              preconditions=f"{family} authenticated in {key.df}",
              reference_choice=choices(retry, CRYPTO_CHOICE),
@@ -340,6 +350,10 @@ def cases(profile: CardProfile) -> list[Case]:
                  f"{profile.key(other).df}) and a cryptogram correct for that key answers "
                  f"{sw_hex(profile.sw('key_not_found'))}: keys are looked up in the current "
                  "DF only.",
+                 purpose_zh=f"在 {df} 中以 KID {kid:02X}（{profile.key(other).df} 的密钥 {other}"
+                            "）和对该密钥正确的认证密文进行外部认证应答 "
+                            f"{sw_hex(profile.sw('key_not_found'))}"
+                            "：密钥只在当前 DF 中查找。",
                  expected_sw=("key_not_found",), severity="critical",
                  reference_choice=choices(
                      sw_choice("key_not_found"),
@@ -349,12 +363,13 @@ def cases(profile: CardProfile) -> list[Case]:
                      "KID is the only thing wrong.",
                      CRYPTO_CHOICE),
             )(_foreign_kid(df, other))
-        for number, variant, sw_name, zh, en, what in (
+        for number, variant, sw_name, zh, en, what, what_zh in (
             (2, "trailer", "wrong_data", "结尾字节非 01", "a trailing byte other than 01",
-             "the trailing byte of the data is not 01"),
-            (3, "p1", "wrong_p1p2", "P1 非 00", "P1 other than 00", "P1 is 01"),
+             "the trailing byte of the data is not 01", "数据的结尾字节不是 01"),
+            (3, "p1", "wrong_p1p2", "P1 非 00", "P1 other than 00", "P1 is 01", "P1 为 01"),
             (4, "lc", "wrong_length", "Lc 非 11", "Lc other than 11",
-             "Lc is 10 (no trailer), then 12 (one byte too many)"),
+             "Lc is 10 (no trailer), then 12 (one byte too many)",
+             "Lc 为 10（无结尾字节），再为 12（多 1 字节）"),
         ):
             sw = sw_hex(profile.sw(sw_name))
             make(out, f"SEC-EA-{df}-{number:03d}", GROUP,
@@ -364,6 +379,9 @@ def cases(profile: CardProfile) -> list[Case]:
                  f"EXTERNAL AUTHENTICATE {rk} with a correct cryptogram where {what} answers "
                  f"{sw}, and the read right of {df} is not granted (a read then answers "
                  f"{refused}).",
+                 purpose_zh=f"以正确的认证密文进行 {rk} 外部认证，但{what_zh}，应答 {sw}，且不授予"
+                            f" {df} 的读权限（随后"
+                            f"读取应答 {refused}）。",
                  expected_sw=(sw_name, "security_not_satisfied"), severity="normal",
                  reference_choice=choices(
                      sw_choice(sw_name, "security_not_satisfied"),
@@ -379,6 +397,9 @@ def cases(profile: CardProfile) -> list[Case]:
              f"EXTERNAL AUTHENTICATE {rk} with no GET CHALLENGE since the reset, and again "
              f"over a challenge a successful authentication already used, answers "
              f"{no_challenge} both times.",
+             purpose_zh=f"复位后未取随机数即进行 {rk} 外部认证，以及以成功认证已用过的随机数再次认"
+                        f"证，两次均应答 {no_challenge}"
+                        "。",
              expected_sw=("no_challenge", "ok"), severity="critical",
              reference_choice=choices(sw_choice("no_challenge"), CRYPTO_CHOICE),
         )(_no_challenge(df, rk))
@@ -390,6 +411,9 @@ def cases(profile: CardProfile) -> list[Case]:
          f"{first} with a cryptogram from keys diversified by a card-number factor other "
          f"than ATR bytes 5–12 answers {first_wrong}; the card's own factor then succeeds "
          "and restores the counter.",
+         purpose_zh=f"以 ATR 第 5–12 字节以外的卡号分散因子分散的密钥计算的认证密文进行 {first} 认"
+                    f"证应答 {first_wrong}"
+                    "；随后以卡片自身的因子认证成功并恢复计数。",
          expected_sw=(f"wrong_cryptogram:{limit - 1:X}", "ok"), severity="critical",
          preconditions=f"{first} authenticated once (counter full)",
          reference_choice=choices(retry, CRYPTO_CHOICE),
@@ -404,6 +428,10 @@ def cases(profile: CardProfile) -> list[Case]:
              f"diversified by a city-code factor other than item {profile.role_item('city_code')}"
              f"'s answers {first_wrong}; "
              "the card's own factors then succeed and restore the counter.",
+             purpose_zh=f"以数据项 {profile.role_item('city_code')} 以外的城市代码分散因子分散的密"
+                        "钥计算的认证密文"
+                        f"进行 {level2[0]}（二级分散）认证应答 {first_wrong}；随后以卡片自身的因子"
+                        "认证成功并恢复计数。",
              expected_sw=(f"wrong_cryptogram:{limit - 1:X}", "ok"), severity="critical",
              preconditions=f"{level2[0]} authenticated once (counter full)",
              reference_choice=choices(retry, CRYPTO_CHOICE),
@@ -419,6 +447,9 @@ def cases(profile: CardProfile) -> list[Case]:
              f"After item {city} is updated by secure messaging, {family} still "
              "authenticates with keys diversified by the city code of personalization: card "
              "keys are derived once (§3).",
+             purpose_zh=f"以安全报文更新数据项 {city} 之后，{family} 仍以个人化时的城市代码分散的"
+                        "密钥认证成功：卡片密钥只在个人化时"
+                        "推导一次（§3）。",
              expected_sw=("ok",), severity="critical",
              preconditions=f"item {city} changed with "
                            f"{profile.file(place.path).access.update}; restored afterwards",

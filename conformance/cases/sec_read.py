@@ -114,6 +114,8 @@ def cases(profile: CardProfile) -> list[Case]:
                  CLAUSE_READ,
                  f"Every record of {path} reads with <sw:ok> and its declared length while no key "
                  "has been authenticated, as its read right is free.",
+                 purpose_zh=f"未认证任何密钥时，{path} 的每条记录以 <sw:ok> 和规定长度读出，因其读"
+                            "权限为自由。",
                  expected_sw=("ok",), severity="critical",
                  preconditions="card reset; no rights granted",
                  reference_choice="",
@@ -125,6 +127,7 @@ def cases(profile: CardProfile) -> list[Case]:
              CLAUSE_READ,
              f"{structure} of {path} with no key authenticated answers {refused}: its read "
              f"right is {own}.",
+             purpose_zh=f"未认证任何密钥时 {structure} {path} 应答 {refused}：其读权限为 {own}。",
              expected_sw=("security_not_satisfied",), severity="blocker",
              reference_choice=sw_choice("security_not_satisfied"),
         )(_read_refused(path, _nothing, "with no rights"))
@@ -140,6 +143,8 @@ def cases(profile: CardProfile) -> list[Case]:
                  f"After {other_rk} is granted in {profile.key(other_rk).df}, selecting {path} "
                  f"and reading it answers {refused}: rights belong to the DF they were "
                  "granted in.",
+                 purpose_zh=f"在 {profile.key(other_rk).df} 中获得 {other_rk} 后，选择并读取 {path}"
+                            f" 应答 {refused}：权限属于获得它的 DF。",
                  expected_sw=("security_not_satisfied",), severity="blocker",
                  preconditions=f"{other_rk} authenticated in {profile.key(other_rk).df}",
                  reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
@@ -151,6 +156,8 @@ def cases(profile: CardProfile) -> list[Case]:
              CLAUSE_READ,
              f"A correct EXTERNAL AUTHENTICATE with {own} grants the read right of {path}: "
              f"{structure} answers {ok} with the declared length.",
+             purpose_zh=f"以 {own} 正确外部认证后获得 {path} 的读权限：{structure} 以 {ok} 返回规"
+                        "定长度。",
              expected_sw=("ok",), severity="critical",
              preconditions=f"{own} authenticated in {df}",
              reference_choice=CRYPTO_CHOICE,
@@ -167,6 +174,9 @@ def cases(profile: CardProfile) -> list[Case]:
                  f"After {sibling_rk} (KID {profile.key(sibling_rk).kid:02X}, as the "
                  f"file's own key) is granted in {profile.key(sibling_rk).df}, selecting "
                  f"{path} and reading it answers {refused}.",
+                 purpose_zh=f"在 {profile.key(sibling_rk).df} 中获得 {sibling_rk}（KID "
+                            f"{profile.key(sibling_rk).kid:02X}"
+                            f"，与该文件自身密钥相同）后，选择并读取 {path} 应答 {refused}。",
                  expected_sw=("security_not_satisfied",), severity="blocker",
                  preconditions=f"{sibling_rk} authenticated in {profile.key(sibling_rk).df}",
                  reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
@@ -182,6 +192,8 @@ def cases(profile: CardProfile) -> list[Case]:
                  CLAUSE_READ,
                  f"With only {family} granted in {df}, {structure} of {path} answers "
                  f"{refused}: an update right does not grant reading (§3).",
+                 purpose_zh=f"在 {df} 中仅获 {family} 时，{structure} {path} 应答 {refused}：更新权"
+                            "限不授予读权限（§3）。",
                  expected_sw=("security_not_satisfied",), severity="blocker",
                  preconditions=f"{family} authenticated in {df}",
                  reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),

@@ -230,6 +230,9 @@ def cases(profile: CardProfile) -> list[Case]:
                  CLAUSE_STATE,
                  f"After {family} is granted in {df}, SELECT {other} then {df} again: "
                  f"{probe} answers {refused}.",
+                 purpose_zh=f"在 {df} 中获得 {family} 后，选择 {other} 再重新选择 {df}：{probe} 应"
+                            f"答 {refused}"
+                            "。",
                  expected_sw=("security_not_satisfied",), severity="blocker",
                  preconditions=f"{family} authenticated in {df}",
                  reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
@@ -239,6 +242,7 @@ def cases(profile: CardProfile) -> list[Case]:
              f"A reset clears the right of {family}",
              CLAUSE_STATE,
              f"After {family} is granted and the card is reset, {probe} answers {refused}.",
+             purpose_zh=f"获得 {family} 后复位卡片，{probe} 应答 {refused}。",
              expected_sw=("security_not_satisfied",), severity="blocker",
              preconditions=f"{family} authenticated in {df}",
              reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
@@ -249,6 +253,9 @@ def cases(profile: CardProfile) -> list[Case]:
              CLAUSE_STATE,
              f"After {family} is granted in {df}, selecting another EF of {df} and {df} itself "
              f"again keeps the right: {probe} answers {ok}.",
+             purpose_zh=f"在 {df} 中获得 {family} 后，选择 {df} 的另一个 EF 并重新选择 {df} 本身，"
+                        f"权限保持：{probe}"
+                        f" 应答 {ok}。",
              expected_sw=("ok",), severity="critical",
              preconditions=f"{family} authenticated in {df}",
              reference_choice=CRYPTO_CHOICE,
@@ -261,6 +268,9 @@ def cases(profile: CardProfile) -> list[Case]:
                  f"The EXTERNAL AUTHENTICATE that granted {family}, sent again after its right "
                  f"was cleared, answers {no_challenge} (its challenge was consumed, none is "
                  f"fresh) and grants nothing: {probe} answers {refused}.",
+                 purpose_zh=f"获得 {family} 的外部认证在其权限被清除后再次发送，应答 {no_challenge}"
+                            "（其随机数已消耗，没"
+                            f"有新的随机数）且不授予任何权限：{probe} 应答 {refused}。",
                  expected_sw=("no_challenge", "security_not_satisfied"), severity="blocker",
                  preconditions=f"{family} authenticated once in {df}, then {other} and {df} "
                                "selected",
@@ -278,6 +288,9 @@ def cases(profile: CardProfile) -> list[Case]:
              CLAUSE_CHALLENGE,
              f"A wrong cryptogram for {rk} ({prefix}x) uses the challenge up: a correct "
              f"cryptogram over the same challenge then answers {no_challenge}.",
+             purpose_zh=f"{rk} 的错误认证密文（{prefix}x）消耗随机数：随后以同一随机数计算的正确认"
+                        f"证密文应答 {no_challenge}"
+                        "。",
              expected_sw=("wrong_cryptogram", "no_challenge"), severity="blocker",
              reference_choice=choices(sw_choice("no_challenge"), CRYPTO_CHOICE),
         )(_consumed_by_failure(df, rk))
@@ -287,6 +300,9 @@ def cases(profile: CardProfile) -> list[Case]:
              CLAUSE_CHALLENGE,
              f"A challenge taken in {df} before a reset cannot be used after it: EXTERNAL "
              f"AUTHENTICATE {rk} over it answers {no_challenge}.",
+             purpose_zh=f"复位前在 {df} 中取得的随机数复位后不能使用：以其进行 {rk} 外部认证应答 "
+                        f"{no_challenge}"
+                        "。",
              expected_sw=("no_challenge",), severity="blocker",
              reference_choice=choices(sw_choice("no_challenge"), CRYPTO_CHOICE),
         )(_cleared_by_reset_challenge(df, rk))
@@ -296,6 +312,8 @@ def cases(profile: CardProfile) -> list[Case]:
              CLAUSE_CHALLENGE,
              f"GET CHALLENGE, then SELECT an EF of {df}, READ it and SELECT {df} again: "
              f"EXTERNAL AUTHENTICATE {rk} over that challenge still answers {ok}.",
+             purpose_zh=f"取随机数后选择 {df} 的一个 EF、读取它并重新选择 {df}：以该随机数进行 {rk}"
+                        f" 外部认证仍应答 {ok}。",
              expected_sw=("ok",), severity="normal",
              reference_choice=CRYPTO_CHOICE,
         )(_kept_across_commands(df, rk))
@@ -309,6 +327,9 @@ def cases(profile: CardProfile) -> list[Case]:
              f"Two SM updates of record 1 of {path} computed over one challenge: the first "
              f"writes ({ok}); the second answers {no_challenge} (the first consumed the "
              "challenge) and does not write. The record is restored afterwards.",
+             purpose_zh=f"以同一随机数计算的两次 {path} 记录 1 的安全报文更新：第一次写入（{ok}）"
+                        f"；第二次应答 {no_challenge}"
+                        "（第一次已消耗随机数）且不写入。之后记录被恢复。",
              expected_sw=("ok", "no_challenge"), severity="blocker",
              preconditions=f"{profile.file(path).access.read} and {ef.access.update} "
                            f"authenticated in {df_of(path)}",

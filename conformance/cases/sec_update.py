@@ -293,6 +293,8 @@ def cases(profile: CardProfile) -> list[Case]:
                  CLAUSE_UPDATE,
                  f"With only the read right ({read}), an SM update of record 1 of {path} with "
                  f"a good MAC answers {refused}.",
+                 purpose_zh=f"仅有读权限（{read}）时，以正确 MAC 安全报文更新 {path} 的记录 1 应答"
+                            f" {refused}。",
                  expected_sw=("security_not_satisfied",), severity="blocker",
                  preconditions=f"{read} authenticated in {df} (or free read)",
                  reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
@@ -304,6 +306,8 @@ def cases(profile: CardProfile) -> list[Case]:
                  f"With {uk} granted, a plain UPDATE RECORD (<cmd:update_record> 01 04) of {path} "
                  "answers "
                  f"{refused}: TLV files change only under secure messaging.",
+                 purpose_zh=f"已获 {uk} 时，明文 UPDATE RECORD（<cmd:update_record> 01 04）{path}"
+                            f" 应答 {refused}：TLV 文件只能以安全报文修改。",
                  expected_sw=("security_not_satisfied",), severity="blocker",
                  preconditions=f"{read} and {uk} authenticated in {df}",
                  reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
@@ -314,6 +318,8 @@ def cases(profile: CardProfile) -> list[Case]:
                  CLAUSE_UPDATE,
                  f"With {uk} granted, an SM update of record 1 of {path} whose MAC is wrong "
                  f"answers {wrong_mac} and leaves the record unchanged.",
+                 purpose_zh=f"已获 {uk} 时，MAC 错误的 {path} 记录 1 安全报文更新应答 {wrong_mac}"
+                            "，记录不变。",
                  expected_sw=("wrong_mac",), severity="blocker",
                  preconditions=f"{read} and {uk} authenticated in {df}",
                  reference_choice=choices(sw_choice("wrong_mac"), CRYPTO_CHOICE),
@@ -324,6 +330,9 @@ def cases(profile: CardProfile) -> list[Case]:
                  CLAUSE_UPDATE,
                  f"With {uk} granted, a correct SM update of record 1 (item {item}) of {path} "
                  f"answers {ok} and the record reads back as written; it is restored after.",
+                 purpose_zh=f"已获 {uk} 时，正确的 {path} 记录 1（数据项 {item}）安全报文更新应答 "
+                            f"{ok}，记录读回与写"
+                            "入一致；之后被恢复。",
                  expected_sw=("ok",), severity="critical",
                  preconditions=f"{read} and {uk} authenticated in {df}",
                  reference_choice=CRYPTO_CHOICE,
@@ -334,6 +343,9 @@ def cases(profile: CardProfile) -> list[Case]:
                  CLAUSE_UPDATE,
                  f"A good MAC over a TLV whose tag is not item {item} (record 1 of {path}) "
                  f"answers {wrong_data} and does not write.",
+                 purpose_zh=f"标签不是数据项 {item} 的 TLV（{path} 的记录 1）即使 MAC 正确也应答 "
+                            f"{wrong_data}"
+                            "，且不写入。",
                  expected_sw=("wrong_data",), severity="critical",
                  preconditions=f"{read} and {uk} authenticated in {df}",
                  reference_choice=choices(sw_choice("wrong_data"), CRYPTO_CHOICE),
@@ -344,6 +356,9 @@ def cases(profile: CardProfile) -> list[Case]:
                  CLAUSE_UPDATE,
                  f"A good MAC over a TLV of item {item} one byte shorter than the item "
                  f"(record 1 of {path}) answers {wrong_data} and does not write.",
+                 purpose_zh=f"比数据项 {item} 短 1 字节的 TLV（{path} 的记录 1）即使 MAC 正确也应"
+                            f"答 {wrong_data}"
+                            "，且不写入。",
                  expected_sw=("wrong_data",), severity="critical",
                  preconditions=f"{read} and {uk} authenticated in {df}",
                  reference_choice=choices(sw_choice("wrong_data"), CRYPTO_CHOICE),
@@ -367,6 +382,9 @@ def cases(profile: CardProfile) -> list[Case]:
                      CLAUSE_UPDATE,
                      f"With only {read} granted, {operation} of {path} (writing back what it "
                      f"holds, or on a free index record) answers {refused}: it needs {family}.",
+                     purpose_zh=f"仅获 {read} 时，对 {path} 执行 {operation}（写回其现有内容，或针"
+                                "对空闲索引记录"
+                                f"）应答 {refused}：需要 {family}。",
                      expected_sw=("security_not_satisfied",), severity="blocker",
                      preconditions=f"{read} authenticated in {df}",
                      reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
@@ -380,6 +398,10 @@ def cases(profile: CardProfile) -> list[Case]:
                  "(<cmd:update_record_sm>) of "
                  f"{path} ({ef.structure}) answers {incompatible}: secure messaging is for TLV "
                  "files only.",
+                 purpose_zh=f"已获 {getattr(access, key_right)} 时，对 {path}（{ef.structure}"
+                            "）执行安全报文 UPDATE RECORD（<cmd:update_record_sm>）应答 "
+                            f"{incompatible}"
+                            "：安全报文只用于 TLV 文件。",
                  expected_sw=("incompatible_file_structure",), severity="normal",
                  preconditions=f"{getattr(access, key_right)} authenticated in {df}",
                  reference_choice=choices(sw_choice("incompatible_file_structure"), CRYPTO_CHOICE),
@@ -403,6 +425,9 @@ def cases(profile: CardProfile) -> list[Case]:
                      f"With {other} granted (in {where}), updating {path} answers {refused}; "
                      f"with its declared key {access.update} it answers {ok}. The write puts "
                      "back what the file holds.",
+                     purpose_zh=f"已获 {other}（在 {where} 中）时更新 {path} 应答 {refused}；以其"
+                                "规定密钥"
+                                f" {access.update} 更新应答 {ok}。写入的是文件现有的内容。",
                      expected_sw=("security_not_satisfied", "ok"), severity="blocker",
                      preconditions=f"{read} authenticated in {df} to read what to write back",
                      reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
@@ -417,6 +442,9 @@ def cases(profile: CardProfile) -> list[Case]:
                  CLAUSE_SEPARATION,
                  f"With {family} granted, {own} of a free record of {path} answers {ok} and "
                  f"{other_right} of it answers {refused}; the record is left free afterwards.",
+                 purpose_zh=f"已获 {family} 时，对 {path} 的空闲记录执行 {own} 应答 {ok}，执行 "
+                            f"{other_right}"
+                            f" 应答 {refused}；之后记录恢复为空闲。",
                  expected_sw=("ok", "security_not_satisfied"), severity="blocker",
                  preconditions=f"{read} authenticated in {df}; a free index record",
                  reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
