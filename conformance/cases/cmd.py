@@ -248,13 +248,13 @@ def _p1p2_cases(profile: CardProfile, out: list[Case]) -> None:
     first_kid = next(k.kid for k in profile.keys.values() if k.kid is not None)
 
     def wrong_p1p2(number: int, name: str, title_zh: str, title_en: str, purpose: str,
-                   variants: list[tuple[int, int, bytes, int | None]],
+                   purpose_zh: str, variants: list[tuple[int, int, bytes, int | None]],
                    setup: str | None = None, choice: str = CHOICE_SW) -> None:
         cla, ins = profile.command(name)
 
         @make(
             out, f"CMD-P12-{number:03d}", "CMD", title_zh, title_en,
-            CLAUSE + " (P1/P2 check, <sw:wrong_p1p2>)", purpose,
+            CLAUSE + " (P1/P2 check, <sw:wrong_p1p2>)", purpose, purpose_zh=purpose_zh,
             applicability=profile.commands_feature([name]),
             expected_sw=("wrong_p1p2",),
             reference_choice=choice,
@@ -270,23 +270,28 @@ def _p1p2_cases(profile: CardProfile, out: list[Case]) -> None:
     wrong_p1p2(1, "select", "SELECT 的 P1 错误", "SELECT with a wrong P1",
                "SELECT with P1 other than 00 (by name, by path, …) is refused with "
                "<sw:wrong_p1p2>.",
+               "P1 不是 00（按名称、按路径……）的 SELECT 以 <sw:wrong_p1p2> 拒绝。",
                [(p1, SELECT_P2_FCI, df_fid, None) for p1 in (0x01, 0x02, 0x04, 0x08, 0x09)],
                choice=CHOICE_SW + " Only selection by FID (P1 = 00) is defined.")
     wrong_p1p2(2, "select", "SELECT 的 P2 错误", "SELECT with a wrong P2",
                "SELECT with P2 other than 00 or 0C is refused with <sw:wrong_p1p2>.",
+               "P2 不是 00 或 0C 的 SELECT 以 <sw:wrong_p1p2> 拒绝。",
                [(SELECT_P1_BY_FID, p2, df_fid, None) for p2 in (0x01, 0x02, 0x04, 0x08)])
     wrong_p1p2(3, "read_record", "READ RECORD 的 P2 错误", "READ RECORD with a wrong P2",
                "READ RECORD with P2 other than 04 (record number) or 00 (record identifier) "
                "is refused with <sw:wrong_p1p2>.",
+               "P2 不是 04（记录号）或 00（记录标识）的读记录以 <sw:wrong_p1p2> 拒绝。",
                [(0x01, p2, b"", LE_WHOLE) for p2 in (0x01, 0x02, 0x03, 0x05, 0x06, 0x0C, 0x14)],
                setup=first_free)
     wrong_p1p2(4, "read_binary", "READ BINARY 的 P1 含 SFI", "READ BINARY with an SFI in P1",
                "READ BINARY with bit 8 of P1 set (short file identifier) is refused with "
                "<sw:wrong_p1p2>.",
+               "P1 第 8 位置位（短文件标识）的读二进制以 <sw:wrong_p1p2> 拒绝。",
                [(p1, 0x00, b"", LE_WHOLE) for p1 in (0x80, 0x81, 0x85, 0x9F)])
     wrong_p1p2(5, "update_record", "UPDATE RECORD 的 P2 错误", "UPDATE RECORD with a wrong P2",
                "A plain UPDATE RECORD with P2 other than 04 (record n) or 03 (new cyclic "
                "record) is refused with <sw:wrong_p1p2>.",
+               "P2 不是 04（记录 n）或 03（新循环记录）的明文更新记录以 <sw:wrong_p1p2> 拒绝。",
                [(0x01, p2, b"\x00", None) for p2 in (0x00, 0x01, 0x02, 0x05)],
                choice=CHOICE_SW + " §5 defines P2 04 and 03 for UPDATE RECORD; any other P2 "
                "is taken as wrong P1/P2.")
@@ -294,18 +299,22 @@ def _p1p2_cases(profile: CardProfile, out: list[Case]) -> None:
                "Secure-messaging UPDATE RECORD with a wrong P2",
                "<cmd:update_record_sm> with P2 other than 04 is refused with <sw:wrong_p1p2> "
                "(before any MAC check).",
+               "P2 不是 04 的 <cmd:update_record_sm> 以 <sw:wrong_p1p2> 拒绝（先于 MAC 检查）。",
                [(0x01, p2, bytes(20), None) for p2 in (0x00, 0x03, 0x05)])
     wrong_p1p2(7, "mark_record", "标记索引记录的 P2 错误", "Index mark with a wrong P2",
                "<cmd:mark_record> with P2 other than 04 is refused with <sw:wrong_p1p2>.",
+               "P2 不是 04 的 <cmd:mark_record> 以 <sw:wrong_p1p2> 拒绝。",
                [(0x01, p2, b"", None) for p2 in (0x00, 0x03, 0x05)])
     wrong_p1p2(8, "erase_record", "擦除索引记录的 P2 错误", "Index erase with a wrong P2",
                "<cmd:erase_record> with P2 other than 04 is refused with <sw:wrong_p1p2>.",
+               "P2 不是 04 的 <cmd:erase_record> 以 <sw:wrong_p1p2> 拒绝。",
                [(0x01, p2, b"", None) for p2 in (0x00, 0x03, 0x05)])
     wrong_p1p2(9, "external_authenticate", "外部认证的 P1 错误",
                "EXTERNAL AUTHENTICATE with a wrong P1",
                "EXTERNAL AUTHENTICATE with P1 other than 00 is refused with <sw:wrong_p1p2> (no "
                "challenge "
                "is taken first, so no retry counter is at stake).",
+               "P1 不是 00 的外部认证以 <sw:wrong_p1p2> 拒绝（事先未取随机数，不涉及重试计数）。",
                [(p1, first_kid, bytes(2 * challenge) + b"\x01", None) for p1 in (0x01, 0x80)],
                setup=first_df)
 
@@ -361,11 +370,12 @@ def _extended_cases(profile: CardProfile, out: list[Case]) -> None:
     choice = CHOICE_SW + " Extended length is not supported (§5)."
 
     def extended(number: int, name: str, title_zh: str, title_en: str, purpose: str,
-                 p1: int, p2: int, data: bytes, le: int | None, setup: str | None,
+                 purpose_zh: str, p1: int, p2: int, data: bytes, le: int | None, setup: str | None,
                  right: bool) -> None:
         @make(
             out, f"CMD-EXT-{number:03d}", "CMD", title_zh, title_en,
             CLAUSE + " (extended length is not supported; <sw:wrong_length>)", purpose,
+            purpose_zh=purpose_zh,
             expected_sw=("wrong_length",), reference_choice=choice,
             preconditions="card reset; " + (f"{setup} selected" if setup else "MF current")
             + ("; read right granted" if right else ""),
@@ -383,20 +393,24 @@ def _extended_cases(profile: CardProfile, out: list[Case]) -> None:
 
     extended(1, "select", "扩展长度的 SELECT", "SELECT in extended length",
              "SELECT with an extended-length Lc is refused with <sw:wrong_length>.",
+             "以扩展长度 Lc 发送的 SELECT 以 <sw:wrong_length> 拒绝。",
              SELECT_P1_BY_FID, SELECT_P2_FCI, df_fid, None, None, False)
     if free is not None:
         length = profile.record_length(free, 1)
         extended(2, "read_record", "扩展长度的 READ RECORD", "READ RECORD in extended length",
                  f"READ RECORD 1 of {free} with an extended-length Le is refused with "
                  "<sw:wrong_length>.",
+                 f"以扩展长度 Le 读 {free} 的记录 1 以 <sw:wrong_length> 拒绝。",
                  0x01, RECORD_P2_BY_NUMBER, b"", length, free, False)
     if photo is not None:
         extended(3, "read_binary", "扩展长度的 READ BINARY", "READ BINARY in extended length",
                  f"READ BINARY of {photo} with an extended Le of 512, with the read right, "
                  "is refused with <sw:wrong_length>.",
+                 f"已获读权限时，以扩展长度 Le 512 读二进制 {photo} 以 <sw:wrong_length> 拒绝。",
                  0x00, 0x00, b"", 512, photo, True)
     extended(4, "get_challenge", "扩展长度的 GET CHALLENGE", "GET CHALLENGE in extended length",
              f"GET CHALLENGE with an extended Le of {challenge} is refused with <sw:wrong_length>.",
+             f"以扩展长度 Le {challenge} 取随机数以 <sw:wrong_length> 拒绝。",
              0x00, 0x00, b"", challenge, None, False)
 
 
@@ -823,13 +837,14 @@ def _order_cases(profile: CardProfile, out: list[Case]) -> None:
                       if profile.file(p).access.read != "free"), None)
     wrong_class = sorted(known - {sel[0]})[0]
 
-    def order(number: int, title_zh: str, title_en: str, purpose: str, expected: str,
-              setup: str | None, apdus: list[bytes], params: tuple[str, ...] = ()) -> None:
+    def order(number: int, title_zh: str, title_en: str, purpose: str, purpose_zh: str,
+              expected: str, setup: str | None, apdus: list[bytes],
+              params: tuple[str, ...] = ()) -> None:
         @make(
             out, f"CMD-ORD-{number:03d}", "CMD", title_zh, title_en,
             CLAUSE + " (the check order: CLA, INS, P1/P2, Lc/Le, current EF, structure, "
             "security, range, data)",
-            purpose,
+            purpose, purpose_zh=purpose_zh,
             expected_sw=(expected,),
             reference_choice=CHOICE_SW,
         )
@@ -850,44 +865,57 @@ def _order_cases(profile: CardProfile, out: list[Case]) -> None:
     order(1, "CLA 先于 P1/P2 检查", "CLA is checked before P1/P2",
           "An unknown class with a SELECT of wrong P1 answers <sw:cla_not_supported>, not "
           "<sw:wrong_p1p2>.",
+          "未知类别且 P1 错误的 SELECT 应答 <sw:cla_not_supported>，而不是 <sw:wrong_p1p2>。",
           "cla_not_supported", None,
           [short_apdu(0x00, sel[1], 0x04, SELECT_P2_FCI, df_fid)], ("unknown_cla",))
     order(2, "已知指令的错误类别先于 P1/P2 检查", "A known INS in a wrong class is checked "
           "before P1/P2",
           f"SELECT (INS {sel[1]:02X}) with class {wrong_class:02X} and a wrong P1 answers "
           "<sw:cla_not_supported>, not <sw:wrong_p1p2>.",
+          f"类别 {wrong_class:02X} 且 P1 错误的 SELECT（INS {sel[1]:02X}）应答 "
+          "<sw:cla_not_supported>，而不是 <sw:wrong_p1p2>。",
           "cla_not_supported", None,
           [short_apdu(wrong_class, sel[1], 0x04, SELECT_P2_FCI, df_fid)])
     order(3, "CLA 先于 INS 检查", "CLA is checked before INS",
           "An unknown class with an unknown INS (the first ones of plan parameters "
           "unknown_classes and unknown_ins the profile does not use) answers "
           "<sw:cla_not_supported>, not <sw:ins_not_supported>.",
+          "未知类别配未知指令（计划参数 unknown_classes 与 unknown_ins 中配置未用的第一个）应答 "
+          "<sw:cla_not_supported>，而不是 <sw:ins_not_supported>。",
           "cla_not_supported", None, [short_apdu(0x00, any_ins, 0x00, 0x00)],
           ("unknown_cla", "unknown_ins"))
     order(4, "INS 先于 P1/P2 检查", "INS is checked before P1/P2",
           "An unknown INS (the first of plan parameter unknown_ins the profile does not use) "
           "in class 00 with P1P2 FFFF answers <sw:ins_not_supported>, not <sw:wrong_p1p2>.",
+          "类别 00 下 P1P2 为 FFFF 的未知指令（计划参数 unknown_ins 中配置未用的第一个）应答 "
+          "<sw:ins_not_supported>，而不是 <sw:wrong_p1p2>。",
           "ins_not_supported", None, [short_apdu(0x00, any_ins, 0xFF, 0xFF)],
           ("unknown_ins",))
     order(5, "P1/P2 先于 Lc 检查", "P1/P2 are checked before Lc",
           "SELECT with P1 = 04 and a 1-byte data field answers <sw:wrong_p1p2>, not "
           "<sw:wrong_length>; EXTERNAL "
           "AUTHENTICATE with P1 = 01 and a short data field answers <sw:wrong_p1p2>.",
+          "P1 = 04 且数据域 1 字节的 SELECT 应答 <sw:wrong_p1p2>，而不是 <sw:wrong_length>；"
+          "P1 = 01 且数据域过短的外部认证应答 <sw:wrong_p1p2>。",
           "wrong_p1p2", first_df,
           [short_apdu(*sel, 0x04, SELECT_P2_FCI, df_fid[:1]),
            short_apdu(*ea, 0x01, first_kid, bytes(4))])
     order(6, "P1/P2 先于当前 EF 检查", "P1/P2 are checked before the current EF",
           "Right after selecting a DF, READ RECORD with P2 = 05 answers <sw:wrong_p1p2>, not "
           "<sw:no_current_ef>.",
+          "刚选择 DF 后，P2 = 05 的读记录应答 <sw:wrong_p1p2>，而不是 <sw:no_current_ef>。",
           "wrong_p1p2", first_df, [short_apdu(*rr, 0x01, 0x05, le=LE_WHOLE)])
     order(7, "Lc/Le 先于当前 EF 检查", "Lc/Le are checked before the current EF",
           "Right after selecting a DF, READ RECORD with an extended Le answers <sw:wrong_length>, "
           "not <sw:no_current_ef>.",
+          "刚选择 DF 后，扩展长度 Le 的读记录应答 <sw:wrong_length>，而不是 <sw:no_current_ef>。",
           "wrong_length", first_df,
           [extended_apdu(*rr, 0x01, RECORD_P2_BY_NUMBER, le=LE_WHOLE)])
     order(8, "Lc 先于随机数检查", "Lc is checked before the challenge",
           "With no challenge taken, EXTERNAL AUTHENTICATE with a data field one byte short "
           "answers <sw:wrong_length>, not <sw:no_challenge>.",
+          "未取随机数时，数据域短 1 字节的外部认证应答 <sw:wrong_length>，而不是 <sw:no_challenge"
+          ">。",
           "wrong_length", first_df,
           [short_apdu(*ea, 0x00, first_kid, bytes(2 * challenge))])
     if protected is not None:
@@ -895,6 +923,8 @@ def _order_cases(profile: CardProfile, out: list[Case]) -> None:
         order(9, "安全状态先于记录范围检查", "Security is checked before the record range",
               f"Without the read right of {protected}, READ RECORD {count + 1} (one past the "
               "last) answers <sw:security_not_satisfied>, not <sw:record_not_found>.",
+              f"未获 {protected} 的读权限时，读记录 {count + 1}（最后一条之后）应答 "
+              "<sw:security_not_satisfied>，而不是 <sw:record_not_found>。",
               "security_not_satisfied", protected,
               [short_apdu(*rr, count + 1, RECORD_P2_BY_NUMBER, le=LE_WHOLE)])
 
