@@ -103,8 +103,10 @@ class Msg:
 def _value(value: Any, lang: str) -> str:
     if isinstance(value, Msg):
         return value.render(lang)
-    if isinstance(value, list | tuple):
-        return ", ".join(_value(v, lang) for v in value)
+    if isinstance(value, list | tuple):  # a list of messages reads as clauses
+        clauses = any(isinstance(v, Msg) for v in value)
+        separator = {"zh": ("、", "；"), "en": (", ", "; ")}[lang][clauses]
+        return separator.join(_value(v, lang) for v in value)
     return str(value)
 
 

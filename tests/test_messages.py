@@ -4,6 +4,7 @@ messages (a bare English string would leave the Chinese report with English text
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -82,7 +83,8 @@ def test_every_template_names_the_same_values_in_both_languages() -> None:
         zh = {n.removesuffix("_zh") for n in placeholders(template.zh)}
         en = {n.removesuffix("_en") for n in placeholders(template.en)}
         assert zh == en, key
-        assert template.zh != template.en or key.startswith("act.cla"), key
+        words = re.sub(r"\{[^}]*\}|\b[A-Z0-9]+\b", "", template.en)
+        assert template.zh != template.en or not re.search(r"[a-z]{2,}", words), key
 
 
 def test_every_key_the_code_names_is_in_the_table() -> None:

@@ -24,7 +24,7 @@ from conformance.cases.common import grant, make, read_record, read_records, slu
 from conformance.cases.framework import Case, CaseContext
 from conformance.cases.rules import check_coding, check_rule, parse_date
 from conformance.iso7816 import RECORD_P2_BY_ID
-from conformance.messages import msg
+from conformance.messages import Msg, msg
 from conformance.model import codecs
 from conformance.model.codecs import Coding
 from conformance.model.profile import CardProfile
@@ -64,19 +64,19 @@ def read_item_record(ctx: CaseContext, number: int) -> bytes:
         return ctx.expect_sw(read_record(ctx, place.record), "ok", what=what).data
 
 
-def tlv_problem(profile: CardProfile, number: int, record: bytes) -> str | None:
+def tlv_problem(profile: CardProfile, number: int, record: bytes) -> Msg | None:
     """Why a record is not the SIMPLE-TLV record of item `number`, or None."""
     length = profile.item(number).length
     if len(record) < 2:
-        return f"record of {len(record)} bytes has no tag and length"
+        return msg("tlv.no_header", length=len(record))
     problems = []
     if record[0] != number:
-        problems.append(f"tag {record[0]:02X}, expected {number:02X} (the item number)")
+        problems.append(msg("tlv.tag", tag=f"{record[0]:02X}", expected=f"{number:02X}"))
     if record[1] != length:
-        problems.append(f"length byte {record[1]:02X}, expected {length:02X}")
+        problems.append(msg("tlv.length_byte", got=f"{record[1]:02X}", expected=f"{length:02X}"))
     if len(record) != 2 + length:
-        problems.append(f"record of {len(record)} bytes, expected {2 + length}")
-    return "; ".join(problems) or None
+        problems.append(msg("tlv.record_length", length=len(record), expected=2 + length))
+    return msg("list.semicolon", items=problems) if problems else None
 
 
 def item_value(ctx: CaseContext, number: int) -> str:

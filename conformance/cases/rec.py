@@ -46,8 +46,8 @@ SIGNATURE_CHOICE = (
 # --------------------------------------------------------------------------- helpers
 
 
-def _field_name(field: LayoutField) -> str:
-    return f"item {field.item}" if field.item is not None else str(field.name)
+def _field_name(field: LayoutField) -> str | Msg:
+    return msg("what.item", n=field.item) if field.item is not None else str(field.name)
 
 
 def _role(profile: CardProfile, path: str, role: str) -> LayoutField | None:
@@ -97,7 +97,7 @@ def _read_original(ctx: CaseContext, path: str) -> bytes:
 
 def _first_difference(
     ctx: CaseContext, path: str, got: bytes, want: bytes, start: int = 0
-) -> str:
+) -> Msg:
     """Where two images first differ (at or after ``start``), named by the layout field."""
     at = next(
         (i for i in range(start, min(len(got), len(want))) if got[i] != want[i]),
@@ -105,10 +105,12 @@ def _first_difference(
     )
     layout = ctx.profile.layout(ctx.profile.file(path).layout or "")
     field = next((f for f in layout if f.offset <= at < f.offset + f.length), None)
-    where = f" ({_field_name(field)}, byte {at - field.offset} of it)" if field else ""
-    g = got[at : at + 8].hex().upper() or "nothing"
-    w = want[at : at + 8].hex().upper() or "nothing"
-    return f"first difference at offset {at}{where}: card has {g}, written {w}"
+    g = got[at : at + 8].hex().upper() or "—"
+    w = want[at : at + 8].hex().upper() or "—"
+    if field is None:
+        return msg("diff.at", at=at, got=g, written=w)
+    return msg("diff.at_field", at=at, field=_field_name(field), byte=at - field.offset,
+               got=g, written=w)
 
 
 def _check_image(ctx: CaseContext, path: str, got: bytes, want: bytes, what: str | Msg) -> None:
