@@ -125,7 +125,7 @@ def _compare(
             raw == want,
             msg("state.record_is", path=path, n=n, got=_describe(raw), label=label,
                 expected=_describe(want)),
-            expected=f"{label} {_describe(want)}", measured=_describe(raw),
+            expected=_describe(want), measured=_describe(raw),
         )
 
 
@@ -169,7 +169,7 @@ def _cyclic_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         new = [_record(ctx.profile, path, seed) for seed in (1, 2)[: min(2, n)]]
         with _appended(ctx, path, before, new):
             after = read_records(ctx, path, n)  # each of the declared length
-            expected = [(raw, f"append {i}") for i, raw in enumerate(new, start=1)][::-1]
+            expected = [(raw, msg("label.append", i=i)) for i, raw in enumerate(new, start=1)][::-1]
             expected += [
                 (raw, f"previous record {k}")
                 for k, raw in enumerate(before[: n - len(new)], start=1)
@@ -199,7 +199,7 @@ def _cyclic_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         new = [_record(ctx.profile, path, seed) for seed in range(11, 11 + n + 1)]
         with _appended(ctx, path, before, new):
             after = read_records(ctx, path, n)
-            expected = [(new[i - 1], f"append {i}") for i in range(n + 1, 1, -1)]
+            expected = [(new[i - 1], msg("label.append", i=i)) for i in range(n + 1, 1, -1)]
             _compare(ctx, path, after, expected)
             ctx.check(new[0] not in after,
                       msg("state.oldest_kept", path=path, count=n + 1),

@@ -14,7 +14,7 @@ from conformance.apdu import CommandAPDU, ResponseAPDU
 from conformance.cases.common import grant_families, make, read_records, slug, sw_choice
 from conformance.cases.framework import Case, CaseContext
 from conformance.iso7816 import LE_WHOLE, RECORD_P2_BY_NUMBER
-from conformance.messages import msg
+from conformance.messages import Msg, msg
 from conformance.model.profile import CardProfile
 from conformance.model.tree import df_of, index_files, index_flags
 
@@ -73,7 +73,7 @@ def _restore(ctx: CaseContext, path: str, original: list[bytes]) -> None:
     ctx.check(read_records(ctx, path) == original, msg("state.flags_not_restored", path=path))
 
 
-def _unchanged(ctx: CaseContext, path: str, original: list[bytes], after: str) -> None:
+def _unchanged(ctx: CaseContext, path: str, original: list[bytes], after: Msg) -> None:
     now = read_records(ctx, path)
     for n, (a, b) in enumerate(zip(now, original, strict=True), start=1):
         ctx.check(
@@ -140,7 +140,7 @@ def _record_case(profile: CardProfile, path: str, n: int, out: list[Case]) -> No
                         not others,
                         msg("state.others_changed", command=command.hex(), records=others,
                             path=path),
-                        expected="no other record changed", measured=f"records {others}",
+                        expected="—", measured=f"{others}",
                     )
 
 
@@ -177,7 +177,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             for name in ("mark_record", "erase_record"):
                 command, response = _command(ctx, name, 1, data=b"\x00")
                 ctx.expect_sw(response, "wrong_length", what=command.hex())
-            _unchanged(ctx, path, original, "mark/erase with a data field")
+            _unchanged(ctx, path, original, msg("after.data_field"))
 
     @make(
         out,
@@ -202,7 +202,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
                 for name in ("mark_record", "erase_record"):
                     command, response = _command(ctx, name, 1, p2, le=LE_WHOLE)
                     ctx.expect_sw(response, "wrong_p1p2", what=command.hex())
-            _unchanged(ctx, path, original, "mark/erase with a wrong P2")
+            _unchanged(ctx, path, original, msg("after.wrong_p2"))
 
     @make(
         out,
@@ -228,7 +228,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
                 for name in ("mark_record", "erase_record"):
                     command, response = _command(ctx, name, n, le=LE_WHOLE)
                     ctx.expect_sw(response, "record_not_found", what=command.hex())
-            _unchanged(ctx, path, original, "mark/erase out of range")
+            _unchanged(ctx, path, original, msg("after.out_of_range"))
 
     @make(
         out,
@@ -260,7 +260,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
                                                              v1=command.hex(), read=read,
                                                              erase=erase)
             )
-            _unchanged(ctx, path, original, "a refused mark")
+            _unchanged(ctx, path, original, msg("after.refused_mark"))
 
     @make(
         out,
@@ -323,7 +323,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             command = ctx.apdu("update_record", 1, RECORD_P2_BY_NUMBER, flag)
             response = ctx.send(command)
             ctx.expect_sw(response, "security_not_satisfied", what=command.hex())
-            _unchanged(ctx, path, original, "a refused UPDATE RECORD")
+            _unchanged(ctx, path, original, msg("after.refused_update"))
 
 
 def cases(profile: CardProfile) -> list[Case]:

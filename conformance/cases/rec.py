@@ -99,6 +99,13 @@ def _first_difference(
     ctx: CaseContext, path: str, got: bytes, want: bytes, start: int = 0
 ) -> Msg:
     """Where two images first differ (at or after ``start``), named by the layout field."""
+    return _difference(ctx, path, got, want, start)[0]
+
+
+def _difference(
+    ctx: CaseContext, path: str, got: bytes, want: bytes, start: int = 0
+) -> tuple[Msg, str, str]:
+    """The first difference (see _first_difference) with the 8 bytes written and read there."""
     at = next(
         (i for i in range(start, min(len(got), len(want))) if got[i] != want[i]),
         min(len(got), len(want)),
@@ -108,16 +115,16 @@ def _first_difference(
     g = got[at : at + 8].hex().upper() or "—"
     w = want[at : at + 8].hex().upper() or "—"
     if field is None:
-        return msg("diff.at", at=at, got=g, written=w)
-    return msg("diff.at_field", at=at, field=_field_name(field), byte=at - field.offset,
-               got=g, written=w)
+        return msg("diff.at", at=at, got=g, written=w), f"@{at}: {w}", f"@{at}: {g}"
+    return (msg("diff.at_field", at=at, field=_field_name(field), byte=at - field.offset,
+                got=g, written=w), f"@{at}: {w}", f"@{at}: {g}")
 
 
 def _check_image(ctx: CaseContext, path: str, got: bytes, want: bytes, what: str | Msg) -> None:
     if got != want:
-        ctx.fail(msg("state.image_differs", path=path, what=what,
-                     difference=_first_difference(ctx, path, got, want)),
-                 expected=f"{len(want)} bytes written", measured=f"{len(got)} bytes read back")
+        difference, written, read = _difference(ctx, path, got, want)
+        ctx.fail(msg("state.image_differs", path=path, what=what, difference=difference),
+                 expected=written, measured=read)
 
 
 def _restore(ctx: CaseContext, path: str, original: bytes) -> None:
@@ -240,7 +247,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             _write(ctx, path, size - 1, last)
 
         with ctx.restoring(msg("what.rec.the_last_byte_of", path=path), undo):
-            for offset, where in ((size, "at the end"), (size + 1, "past the end")):
+            for offset, where in ((size, msg("label.at_end")), (size + 1, msg("label.past_end"))):
                 command, response = _update(ctx, offset, b"\x00")
                 ctx.expect_sw(response, "offset_beyond_end", what=msg("what.rec.x",
                                                                       v1=command.hex(),

@@ -182,7 +182,7 @@ def _malformed(df: str, family: str, variant: str) -> Body:
                               what=msg("what.sec_keys.external_authenticate_with_p1_01",
                                        family=family))
             else:  # Lc: the trailer left out, then one byte too many
-                for label, cut in (("Lc = 10 (no trailer)", -1), ("Lc = 12 (one extra byte)", 1)):
+                for label, cut in ((msg("label.lc_short"), -1), (msg("label.lc_long"), 1)):
                     x8, challenge = sec.x_and_challenge(family)
                     data = sec.auth_data(family, challenge, x8)
                     data = data[:-1] if cut < 0 else data + b"\x00"
@@ -236,10 +236,10 @@ def _other_factor(family: str, which: str) -> Body:
         with sec.guard():
             if which == "card":
                 other = {"card_no8": card_no8[:-1] + bytes([card_no8[-1] ^ 0xFF])}
-                label = f"CardNo8 {other['card_no8'].hex().upper()} (not the ATR's)"
+                label = msg("label.other_card_no", value=other["card_no8"].hex().upper())
             else:
                 other = {"city8": bytes([city8[0] ^ 0x11]) + city8[1:]}
-                label = f"CityCode8 {other['city8'].hex().upper()} (not the city code's)"
+                label = msg("label.other_city", value=other["city8"].hex().upper())
             attempt = sec.attempt(family, wrong=False, **other)
             sec.expect_tries(attempt.response, sec.limit - 1,
                        msg("what.sec_keys.with_keys_diversified_by", family=family, label=label))

@@ -120,9 +120,8 @@ class Probe:
     def df(self) -> str:
         return df_of(self.path)
 
-    def describe(self) -> str:
-        what = {"read": "read", "update": "write back", "mark": "mark", "erase": "erase"}
-        return f"{what[self.right]} {self.path} (needs {self.family})"
+    def describe(self) -> Msg:
+        return msg(f"probe.{self.right}", path=self.path, family=self.family)
 
 
 class Sec:

@@ -21,7 +21,7 @@ from conformance.cases.sec_kit import (
     Sec,
     choices,
 )
-from conformance.messages import msg
+from conformance.messages import Msg, msg
 from conformance.model.profile import CardProfile
 from conformance.model.schema import Structure
 from conformance.model.tree import RIGHTS, df_of, read_key
@@ -36,7 +36,7 @@ def _expected_length(profile: CardProfile, path: str) -> int:
     return profile.record_length(path, 1)
 
 
-def _read_refused(path: str, setup: Callable[[Sec], None], why: str) -> Body:
+def _read_refused(path: str, setup: Callable[[Sec], None], why: Msg) -> Body:
     """Set up a state (rights of other keys, or none), select the EF, read: 6982."""
 
     def body(ctx: CaseContext) -> None:
@@ -130,7 +130,7 @@ def cases(profile: CardProfile) -> list[Case]:
              purpose_zh=f"未认证任何密钥时 {structure} {path} 应答 {refused}：其读权限为 {own}。",
              expected_sw=("security_not_satisfied",), severity="blocker",
              reference_choice=sw_choice("security_not_satisfied"),
-        )(_read_refused(path, _nothing, "with no rights"))
+        )(_read_refused(path, _nothing, msg("why.no_rights")))
         # 002: the read key of a DF above or below does not open it
         others = [d for d in profile.dfs if d != df
                   and (profile.df(d).parent == df or profile.df(df).parent == d)]
@@ -148,7 +148,8 @@ def cases(profile: CardProfile) -> list[Case]:
                  expected_sw=("security_not_satisfied",), severity="blocker",
                  preconditions=f"{other_rk} authenticated in {profile.key(other_rk).df}",
                  reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
-            )(_read_refused(path, _grant_all(other_rk), f"with only {other_rk} granted"))
+            )(_read_refused(path, _grant_all(other_rk),
+                             msg("why.only_granted", family=other_rk)))
         # 003: the file's own read key opens it
         make(out, f"SEC-RD-{s}-003", GROUP,
              f"{own} 认证后可读取 {path}",
@@ -180,7 +181,8 @@ def cases(profile: CardProfile) -> list[Case]:
                  expected_sw=("security_not_satisfied",), severity="blocker",
                  preconditions=f"{sibling_rk} authenticated in {profile.key(sibling_rk).df}",
                  reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
-            )(_read_refused(path, _grant_all(sibling_rk), f"with only {sibling_rk} granted"))
+            )(_read_refused(path, _grant_all(sibling_rk),
+                             msg("why.only_granted", family=sibling_rk)))
         # 005…: update, mark and erase keys of the file do not grant reading
         non_read = list(dict.fromkeys(
             getattr(ef.access, r) for r in RIGHTS[1:] if getattr(ef.access, r) is not None
@@ -197,5 +199,5 @@ def cases(profile: CardProfile) -> list[Case]:
                  expected_sw=("security_not_satisfied",), severity="blocker",
                  preconditions=f"{family} authenticated in {df}",
                  reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
-            )(_read_refused(path, _grant_all(family), f"with only {family} granted"))
+            )(_read_refused(path, _grant_all(family), msg("why.only_granted", family=family)))
     return out

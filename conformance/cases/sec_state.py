@@ -86,7 +86,8 @@ def _kept_by_selects(family: str) -> Body:
         sec.select_fid(ctx.profile.df(df).fid, msg("what.sec_state.select_again", df=df))
         sec.expect_ok(sec.run(probe),
                       msg("what.sec_state.after_selecting_again",
-                          v1=probe.describe(), v2=other_ef + ' and ' if other_ef else '', df=df))
+                          v1=probe.describe(),
+                          v2=msg("label.and", item=other_ef) if other_ef else "", df=df))
 
     return body
 

@@ -44,6 +44,8 @@ from conformance.model.tree import df_of, index_flags
 Body = Callable[[CaseContext], None]
 
 
+OPERATION_ZH = {"mark": "标记", "erase": "擦除"}
+
 def _sm_state(sec: Sec, path: str) -> bytes:
     """Read record 1 (read key), then take the update key: the state of the SM cases."""
     original = sec.current_record(path, 1)
@@ -248,11 +250,12 @@ def _index_split(path: str, family: str) -> Body:
             now = sec.record_now(n)
             if now is None:
                 raise Inconclusive(msg("precondition.unreadable_after", n=n, path=path,
-                                       operation=other_right))
+                                       operation=msg(f"op.{other_right}")))
             expected = used if own == "mark" else free
             ctx.check(now == expected,
-                      msg("state.separation", n=n, path=path, got=now.hex().upper(), own=own,
-                          family=family, other=other_right, expected=expected.hex().upper()),
+                      msg("state.separation", n=n, path=path, got=now.hex().upper(),
+                          own=msg(f"op.{own}"), family=family, other=msg(f"op.{other_right}"),
+                          expected=expected.hex().upper()),
                       expected=expected.hex().upper(), measured=now.hex().upper())
 
     return body
@@ -382,7 +385,7 @@ def cases(profile: CardProfile) -> list[Case]:
                      CLAUSE_UPDATE,
                      f"With only {read} granted, {operation} of {path} (writing back what it "
                      f"holds, or on a free index record) answers {refused}: it needs {family}.",
-                     purpose_zh=f"仅获 {read} 时，对 {path} 执行 {operation}（写回其现有内容，或针"
+                     purpose_zh=f"仅获 {read} 时，对 {path} 执行{verb}（写回其现有内容，或针"
                                 "对空闲索引记录"
                                 f"）应答 {refused}：需要 {family}。",
                      expected_sw=("security_not_satisfied",), severity="blocker",
@@ -442,9 +445,9 @@ def cases(profile: CardProfile) -> list[Case]:
                  CLAUSE_SEPARATION,
                  f"With {family} granted, {own} of a free record of {path} answers {ok} and "
                  f"{other_right} of it answers {refused}; the record is left free afterwards.",
-                 purpose_zh=f"已获 {family} 时，对 {path} 的空闲记录执行 {own} 应答 {ok}，执行 "
-                            f"{other_right}"
-                            f" 应答 {refused}；之后记录恢复为空闲。",
+                 purpose_zh=f"已获 {family} 时，对 {path} 的空闲记录执行{OPERATION_ZH[own]}应答 "
+                            f"{ok}，执行{OPERATION_ZH[other_right]}应答 {refused}；之后记录恢复为"
+                            "空闲。",
                  expected_sw=("ok", "security_not_satisfied"), severity="blocker",
                  preconditions=f"{read} authenticated in {df}; a free index record",
                  reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
