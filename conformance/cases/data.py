@@ -87,12 +87,14 @@ def item_value(ctx: CaseContext, number: int) -> str:
     with ctx.step(msg("act.decode_item", number=number)):
         problem = tlv_problem(ctx.profile, number, record)
         if problem is not None:
-            ctx.fail(msg("data.unreadable", number=number, zh=item.zh, problem=problem,
-                         see=f"DATA-TLV-{number:03d}"), measured=record[:2].hex().upper())
+            ctx.fail(msg("data.unreadable", number=number,
+                         name_zh=item.zh, name_en=item.en, problem=problem,
+                         see=f"DATA-TLV-{number:03d}"), measured=record[:2].hex(" ").upper())
         value = record[2:]
         problem = check_coding(item.coding, value, item.length)
         if problem is not None:
-            ctx.fail(msg("data.unreadable", number=number, zh=item.zh, problem=problem,
+            ctx.fail(msg("data.unreadable", number=number,
+                         name_zh=item.zh, name_en=item.en, problem=problem,
                          see=f"DATA-COD-{number:03d}"), measured=value.hex().upper())
         return codecs.decode(Coding(item.coding), value)
 
@@ -139,7 +141,7 @@ def _item_cases(profile: CardProfile, out: list[Case]) -> None:
             problem = tlv_problem(ctx.profile, number, record)
             length = ctx.profile.item(number).length
             ctx.check(problem is None, msg("data.item_problem", number=number, problem=problem),
-                      expected=f"{number:02X} {length:02X}", measured=record[:2].hex().upper())
+                      expected=f"{number:02X} {length:02X}", measured=record[:2].hex(" ").upper())
 
         coding = Coding(item.coding)
         rule_text = {
@@ -171,7 +173,8 @@ def _item_cases(profile: CardProfile, out: list[Case]) -> None:
             record = read_item_record(ctx, number)
             problem = check_coding(item.coding, record[2:], item.length)
             ctx.check(problem is None,
-                      msg("data.item_named_problem", number=number, zh=item.zh, problem=problem),
+                      msg("data.item_named_problem", number=number,
+                          name_zh=item.zh, name_en=item.en, problem=problem),
                       expected=item.coding, measured=record[2:].hex().upper())
 
         if not item.rules:
@@ -195,7 +198,8 @@ def _item_cases(profile: CardProfile, out: list[Case]) -> None:
                 problem = check_rule(rule, value, ctx.profile.spec.code_tables)
                 choice = "value_rules" if rules_choice(ctx.profile, [rule]) else ""
                 ctx.check(problem is None,
-                          msg("data.rule", number=number, zh=item.zh, rule=rule,
+                          msg("data.rule", number=number,
+                              name_zh=item.zh, name_en=item.en, rule=rule,
                               problem=problem),
                           choice=choice, expected=rule, measured=value)
 

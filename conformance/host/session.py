@@ -413,13 +413,14 @@ class HealthCardSession:
         if len(raw) < 2 or raw[0] != number or raw[1] != item.length:
             head = raw[:2].hex().upper() or "nothing"
             raise HostError(
-                msg("host.tlv_head", number=number, zh=item.zh, en=item.en, head=head,
+                msg("host.tlv_head", number=number, name_zh=item.zh, name_en=item.en, head=head,
                     tag=f"{number:02X}", length=f"{item.length:02X}"),
                 expected=f"{number:02X} {item.length:02X}", measured=head,
             )
         if len(raw) != 2 + item.length:
             raise HostError(
-                msg("host.tlv_length", number=number, zh=item.zh, en=item.en, length=len(raw),
+                msg("host.tlv_length", number=number,
+                    name_zh=item.zh, name_en=item.en, length=len(raw),
                     expected=2 + item.length),
                 expected=f"{2 + item.length} bytes", measured=f"{len(raw)} bytes",
             )
@@ -430,7 +431,7 @@ class HealthCardSession:
             return self.profile.decode_item(number, value)
         except CodingError as exc:
             item = self.profile.item(number)
-            raise HostError(msg("host.item_coding", number=number, zh=item.zh, en=item.en,
+            raise HostError(msg("host.item_coding", number=number, name_zh=item.zh, name_en=item.en,
                                 error=msg_of(exc))) from None
 
     def _tlv_place(self, number: int) -> tuple[str, int]:
