@@ -41,7 +41,8 @@ def test_every_case_carries_a_requirement_with_its_sentence_and_source() -> None
         described = case.describe()
         assert described["requirement_zh"] == case.requirement_zh
         assert described["source"] == case.source and described["purpose_zh"]
-    assert {c.source for c in catalogue() if c.group == "ATR"} == {"WS/T 543.4 §4"}
+    assert next(c.source for c in catalogue() if c.id == "ATR-001") == "WS/T 543.4 §4"
+    assert next(c.source for c in catalogue() if c.id == "ATR-006") == choice
 
 
 def test_requirements_are_few_and_each_is_tested() -> None:
@@ -79,11 +80,14 @@ def test_a_malformed_requirement_is_a_one_line_load_error(
     assert "\n" not in str(caught.value)
 
 
-def test_a_requirement_pattern_that_matches_no_case_is_an_error(capsys, tmp_path) -> None:
+def test_a_requirement_no_case_tests_is_an_error(capsys, tmp_path) -> None:
     bad = _copy(tmp_path, 'cases: ["CMD-INS-*"]', 'cases: ["CMD-INX-*"]')
     code = main(["--profile", str(bad), "cases", "list"])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and "cmd.ins: CMD-INX-*" in err and "\n" not in err
+    assert code == 2 and "cmd.ins (CMD-INX-*)" in err and "\n" not in err
+    shadowed = _copy(tmp_path, 'cases: ["CMD-T0-*"]', 'cases: ["CMD-CHAL-001"]')
+    assert main(["--profile", str(shadowed), "cases", "list"]) == 2
+    assert "cmd.t0_get_response (CMD-CHAL-001)" in capsys.readouterr().err
 
 
 def test_a_case_naming_an_unknown_requirement_is_an_error(monkeypatch) -> None:

@@ -86,16 +86,18 @@ def _rendered(case: Case, profile: CardProfile) -> Case:
 
 
 def check_requirements(profile: CardProfile, cases: list[Case]) -> None:
-    """ValueError (one line) for a requirement case pattern that matches no case: a typo in
-    the table must not leave a requirement silently untested."""
-    dead = [
-        f"{key}: {pattern}"
+    """ValueError (one line) for a requirement that no case takes: its case patterns match no
+    case, or only cases an earlier requirement takes. A typo in the table must not leave a
+    requirement silently untested."""
+    taken = {c.requirement for c in cases}
+    idle = [
+        f"{key} ({', '.join(requirement.cases) or 'no cases'})"
         for key, requirement in profile.spec.requirements.items()
-        for pattern in requirement.cases
-        if not any(fnmatch.fnmatchcase(c.id, pattern) for c in cases)
+        if key not in taken
     ]
-    if dead:
-        raise ValueError("requirements whose case pattern matches no case: " + "; ".join(dead))
+    if idle:
+        raise ValueError("requirements no case tests (case patterns match none, or only cases "
+                         "of an earlier requirement): " + "; ".join(idle))
 
 
 def _matches(case: Case, groups: list[str], patterns: list[str]) -> bool:
