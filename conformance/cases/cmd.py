@@ -389,7 +389,7 @@ def _extended_cases(profile: CardProfile, out: list[Case]) -> None:
             cla, ins = ctx.profile.command(name)
             apdu = extended_apdu(cla, ins, p1, p2, data, le)
             ctx.expect_sw(send(ctx, apdu), "wrong_length",
-                          what=msg("what.cmd.extended", name=name, v2=apdu.hex(' ').upper()))
+                          what=msg("what.cmd.extended", name=name, apdu=apdu.hex(' ').upper()))
 
     extended(1, "select", "扩展长度的 SELECT", "SELECT in extended length",
              "SELECT with an extended-length Lc is refused with <sw:wrong_length>.",
@@ -443,14 +443,14 @@ def _record_cases(profile: CardProfile, out: list[Case]) -> None:
                 if le < 1:
                     continue
                 expect_wrong_le(ctx, read_record(ctx, 1, le=le, raw=True), length,
-                                msg("what.cmd.read_record_1_with_le_2", v1=f"{le:02X}"))
+                                msg("what.cmd.read_record_1_with_le_2", le=f"{le:02X}"))
             whole = ctx.expect_sw(read_record(ctx, 1, le=LE_WHOLE), "ok",
                                   what=msg("what.cmd.read_record_1_with_le"))
             ctx.check(len(whole.data) == length,
                       msg("len.le00_record", length=len(whole.data), expected=length),
                       expected=f"{length} bytes", measured=f"{len(whole.data)} bytes")
             exact = ctx.expect_sw(read_record(ctx, 1, le=length), "ok",
-                                  what=msg("what.cmd.read_record_1_with_le_2", v1=f"{length:02X}"))
+                                  what=msg("what.cmd.read_record_1_with_le_2", le=f"{length:02X}"))
             ctx.check(exact.data == whole.data,
                       msg("value.exact_le_differs", length=len(exact.data)),
                       expected=whole.data.hex().upper(), measured=exact.data.hex().upper())
@@ -517,7 +517,7 @@ def _binary_cases(profile: CardProfile, out: list[Case]) -> None:
                 ctx.expect_sw(read_binary(ctx, at), "offset_beyond_end",
                               what=msg("what.cmd.read_binary_at_offset_of", at=at, size=size))
             expect_wrong_le(ctx, read_binary(ctx, offset, le=left + 4, raw=True), left,
-                            msg("what.cmd.read_binary_at_offset_with", offset=offset, v2=left + 4))
+                            msg("what.cmd.read_binary_at_offset_with", offset=offset, le=left + 4))
             tail = ctx.expect_sw(read_binary(ctx, offset, le=LE_WHOLE), "ok",
                                  what=msg("what.cmd.read_binary_at_offset_with_2", offset=offset))
             ctx.check(len(tail.data) == left,
@@ -614,7 +614,7 @@ def _select_cases(profile: CardProfile, out: list[Case]) -> None:
                     enter(ctx, up)
                 for fid in targets:
                     response = expect_select(ctx, fid, msg("what.cmd.select_with_p2",
-                                                           fid=fid, v2=f"{p2:02X}"), p2=p2)
+                                                           fid=fid, p2=f"{p2:02X}"), p2=p2)
                     ctx.check(not response.data,
                               msg("value.select_fci", fid=fid, p2=f"{p2:02X}",
                                   value=response.data.hex().upper(),
@@ -695,7 +695,7 @@ def _lookup_cases(profile: CardProfile, out: list[Case]) -> None:
                           if profile.file(p).fid not in mine]
                 if theirs:
                     expect_select(ctx, theirs[0],
-                                  msg("what.cmd.select_an_ef_of_only", v1=theirs[0], other=other))
+                                  msg("what.cmd.select_an_ef_of_only", fid=theirs[0], other=other))
 
     @make(
         out, "CMD-SEL-LKP-004", "CMD", "选择当前 DF 自身", "SELECT of the current DF itself",
@@ -718,7 +718,7 @@ def _lookup_cases(profile: CardProfile, out: list[Case]) -> None:
             ctx.expect_sw(read_record(ctx, 1), "no_current_ef",
                           what=msg("what.cmd.read_record_right_after_re", df=df))
             expect_select(ctx, ctx.profile.file(efs[-1]).fid,
-                          msg("what.cmd.select_after_re_selecting", v1=efs[-1], df=df))
+                          msg("what.cmd.select_after_re_selecting", fid=efs[-1], df=df))
 
 
 # --------------------------------------------------------------------------- structure, EF
@@ -772,8 +772,8 @@ def _structure_cases(profile: CardProfile, out: list[Case]) -> None:
             for path, apdu in tries:
                 ctx.select(path)
                 ctx.expect_sw(send(ctx, apdu), "incompatible_file_structure",
-                              what=msg("what.cmd.on",
-                                       v1=apdu[:4].hex(' ').upper(), path=path,
+                              what=msg("what.cmd.command_on_file",
+                                       apdu=apdu[:4].hex(' ').upper(), path=path,
                                        structure=p.file(path).structure))
 
 
@@ -818,7 +818,7 @@ def _no_ef_cases(profile: CardProfile, out: list[Case]) -> None:
             for apdu in tries:
                 ctx.expect_sw(send(ctx, apdu), "no_current_ef",
                               what=msg("what.cmd.right_after_selecting",
-                                       v1=apdu.hex(' ').upper(), df=df))
+                                       apdu=apdu.hex(' ').upper(), df=df))
 
 
 # --------------------------------------------------------------------------- check order
@@ -1005,7 +1005,7 @@ def _get_response(ctx: CaseContext, first: ResponseAPDU, what: str | Msg, expect
     n = first.sw2 or 256
     second = ctx.expect_sw(send(ctx, short_apdu(cla, ins, 0x00, 0x00, le=n)), "ok",
                            what=msg("what.cmd.get_response_after",
-                                    v1=f"{first.sw2:02X}", what=what))
+                                    le=f"{first.sw2:02X}", what=what))
     ctx.check(len(second.data) == n,
               msg("len.get_response", le=f"{first.sw2:02X}", length=len(second.data),
                   sw=sw_hex(first.sw), expected=n),
@@ -1108,7 +1108,7 @@ def _t0_cases(profile: CardProfile, out: list[Case]) -> None:
             grant(ctx, path)
             _get_response(ctx, read_binary(ctx, 0, le=T0_BINARY_LE, raw=True),
                           msg("what.cmd.read_binary_of_at_0",
-                              path=path, v2=f"{T0_BINARY_LE:02X}"), want)
+                              path=path, le=f"{T0_BINARY_LE:02X}"), want)
 
 
 # --------------------------------------------------------------------------- catalogue

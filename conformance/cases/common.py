@@ -76,7 +76,8 @@ def grant_families(ctx: CaseContext, path: str, families: list[str | None]) -> N
     """Precondition: the rights of these key families in the file's DF, then the file
     selected (None and "free" need nothing; rights already granted are not asked again)."""
     wanted = [f for f in dict.fromkeys(families) if f not in (None, "free")]
-    with ctx.precondition(msg("what.common.rights_for", v1=', '.join(wanted) or 'none', path=path)):
+    with ctx.precondition(msg("what.common.rights_for",
+                              rights=', '.join(wanted) or 'none', path=path)):
         for family in wanted:
             if family not in ctx.session.granted:
                 ctx.session.authenticate(family)

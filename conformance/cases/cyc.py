@@ -245,7 +245,7 @@ def _cyclic_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
                 response = ctx.send(ctx.apdu("update_record", k, RECORD_P2_BY_NUMBER, raw))
                 written = written or response.sw == ctx.sw("ok")
                 ctx.expect_sw(response, "ok", what=msg("what.cyc.update_record_04_on",
-                                                       v1=f"{k:02X}", path=path))
+                                                       record=f"{k:02X}", path=path))
             after = read_records(ctx, path, n)
             _compare(
                 ctx,
@@ -305,7 +305,8 @@ def _noncyclic_case(profile: CardProfile, path: str, out: list[Case]) -> None:
             "cyclic_append_on_noncyclic",
             choice="status_words",
             what=msg("what.cyc.update_record_00_03_on",
-                     v1=ctx.profile.command_text('update_record'), path=path, structure=structure),
+                     command=ctx.profile.command_text("update_record"), path=path,
+                     structure=structure),
         )
         again = ctx.expect_sw(read_record(ctx, 1), "ok", what=msg("what.cmd.read_record_1_of",
                                                                   path=path)).data

@@ -324,7 +324,7 @@ def _read_by_tag_cases(profile: CardProfile, out: list[Case]) -> None:
                                                    record=record))
                 tagged = ctx.expect_sw(read_record(ctx, number, RECORD_P2_BY_ID), "ok",
                                        what=msg("what.data.read_record_by_identifier",
-                                                v1=f"{number:02X}"))
+                                                number=f"{number:02X}"))
                 ctx.check(tagged.data == by_number.data,
                           msg("data.by_identifier", number=f"{number:02X}",
                               tagged=tagged.data.hex().upper(), record=record,
@@ -352,7 +352,7 @@ def _read_by_tag_cases(profile: CardProfile, out: list[Case]) -> None:
             for tag in absent:
                 ctx.expect_sw(read_record(ctx, tag, RECORD_P2_BY_ID), "record_not_found",
                               what=msg("what.data.read_record_by_identifier_in",
-                                       v1=f"{tag:02X}", path=path))
+                                       tag=f"{tag:02X}", path=path))
 
 
 def _cyclic_cases(profile: CardProfile, out: list[Case]) -> None:

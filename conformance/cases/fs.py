@@ -112,7 +112,7 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             ctx.expect_sw(
                 read_record(ctx, count + 1),
                 "record_not_found",
-                what=msg("what.fs.read_record_one_past_the", v1=count + 1),
+                what=msg("what.fs.read_record_one_past_the", record=count + 1),
             )
 
     else:
@@ -161,7 +161,7 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             last = ctx.expect_sw(
                 read_binary(ctx, size - 1, LE_WHOLE),
                 "ok",
-                what=msg("what.fs.read_binary_of_the_last", v1=size - 1),
+                what=msg("what.fs.read_binary_of_the_last", offset=size - 1),
             )
             ctx.check(
                 len(last.data) == 1,

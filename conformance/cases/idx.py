@@ -251,13 +251,13 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         original = _start(ctx, path, [])
         with ctx.restoring(path, lambda: _restore(ctx, path, original)):
             command, response = _command(ctx, "mark_record", 1, le=LE_WHOLE)
-            ctx.expect_sw(response, "security_not_satisfied", what=msg("what.idx.x",
-                                                                       v1=command.hex(), read=read))
+            ctx.expect_sw(response, "security_not_satisfied",
+                          what=msg("what.idx.command_with", command=command.hex(), read=read))
             grant_families(ctx, path, [erase])
             command, response = _command(ctx, "mark_record", 1, le=LE_WHOLE)
             ctx.expect_sw(
-                response, "security_not_satisfied", what=msg("what.idx.x_2",
-                                                             v1=command.hex(), read=read,
+                response, "security_not_satisfied", what=msg("what.idx.command_with_two",
+                                                             command=command.hex(), read=read,
                                                              erase=erase)
             )
             _unchanged(ctx, path, original, msg("after.refused_mark"))
@@ -289,8 +289,8 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
                     command, response = _command(ctx, "mark_record", 1, le=LE_WHOLE)
                     ctx.expect_sw(response, "ok", what=command.hex())
             command, response = _command(ctx, "erase_record", 1, le=LE_WHOLE)
-            ctx.expect_sw(response, "security_not_satisfied", what=msg("what.idx.x_3",
-                                                                       v1=command.hex(), mark=mark))
+            ctx.expect_sw(response, "security_not_satisfied",
+                          what=msg("what.idx.command_with_mark", command=command.hex(), mark=mark))
             now = read_records(ctx, path)[0]
             ctx.check(
                 now == used,

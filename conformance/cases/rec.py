@@ -67,7 +67,7 @@ def _write(ctx: CaseContext, path: str, offset: int, data: bytes, chunk: int = W
         command, response = _update(ctx, at, data[start : start + chunk])
         ctx.expect_sw(
             response, "ok", what=msg("what.rec.update_binary_of_at",
-                                     path=path, at=at, v3=command.hex()[:14])
+                                     path=path, at=at, command=command.hex()[:14])
         )
 
 
@@ -79,7 +79,7 @@ def _read(ctx: CaseContext, path: str, offset: int, length: int, chunk: int = WR
         n = min(chunk, length - len(out))
         response = ctx.expect_sw(
             read_binary(ctx, at, n), "ok", what=msg("what.rec.read_binary_of_at_le",
-                                                    path=path, at=at, v3=f"{n:02X}")
+                                                    path=path, at=at, le=f"{n:02X}")
         )
         ctx.check(
             len(response.data) == n,
@@ -228,7 +228,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         response = ctx.expect_sw(
             read_binary(ctx, size - 1),
             "ok",
-            what=msg("what.rec.read_binary_of_at_its", path=path, v2=size - 1),
+            what=msg("what.rec.read_binary_of_at_its", path=path, offset=size - 1),
         )
         ctx.check(
             len(response.data) == 1,
@@ -249,13 +249,14 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         with ctx.restoring(msg("what.rec.the_last_byte_of", path=path), undo):
             for offset, where in ((size, msg("label.at_end")), (size + 1, msg("label.past_end"))):
                 command, response = _update(ctx, offset, b"\x00")
-                ctx.expect_sw(response, "offset_beyond_end", what=msg("what.rec.x",
-                                                                      v1=command.hex(),
+                ctx.expect_sw(response, "offset_beyond_end", what=msg("what.rec.command_where",
+                                                                      command=command.hex(),
                                                                       where=where))
             flipped = bytes([last[0] ^ 0xFF])
             command, response = _update(ctx, size - 1, flipped + b"\x00")
             ctx.expect_sw(
-                response, "wrong_length", what=msg("what.rec.2_bytes_at_the_last", v1=command.hex())
+                response, "wrong_length", what=msg("what.rec.two_bytes_at_last",
+                                                   command=command.hex())
             )
             now = _read(ctx, path, size - 1, 1)
             ctx.check(
@@ -373,7 +374,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         ctx.expect_sw(
             read_binary(ctx, 0),
             "security_not_satisfied",
-            what=msg("what.rec.read_binary_of_with", path=path, v2=', '.join(others)),
+            what=msg("what.rec.read_binary_of_with", path=path, rights=', '.join(others)),
         )
 
     writers = ", ".join([read or "", *other_keys(profile, path, read, update)])
@@ -407,7 +408,8 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         ctx.expect_sw(
             response,
             "security_not_satisfied",
-            what=msg("what.rec.with", v1=command.hex()[:14], v2=', '.join(ctx.session.granted)),
+            what=msg("what.rec.command_with_rights",
+                     command=command.hex()[:14], rights=', '.join(ctx.session.granted)),
         )
 
     sig = _role(profile, path, "signature")

@@ -82,12 +82,12 @@ def _wrong_then_right(family: str) -> Body:
                 left = sec.limit - 1 - i
                 sec.expect_tries(attempt.response, left,
                            msg("what.sec_keys.wrong_cryptogram_for_counter_full_2",
-                               v1=i + 1, family=family))
+                               n=i + 1, family=family))
             attempt = sec.attempt(family)
             sec.expect_ok(attempt.response, msg("what.sec_keys.correct_cryptogram_for_after_wrong",
                                                 family=family, tries=tries))
             sec.expect_ok(sec.run(probe), msg("what.sec_keys.after_succeeded",
-                                              v1=probe.describe(), family=family))
+                                              probe=probe.describe(), family=family))
 
     return body
 
@@ -120,7 +120,7 @@ def _failed_try_keeps_rights(family: str) -> Body:
             sec.expect_tries(attempt.response, sec.limit - 1,
                        msg("what.sec_keys.wrong_cryptogram_for_counter_full", family=family))
             sec.expect_ok(sec.run(probe),
-                          msg("what.sec_keys.after_a_failed_try_the", v1=probe.describe()))
+                          msg("what.sec_keys.after_a_failed_try_the", probe=probe.describe()))
 
     return body
 
@@ -152,7 +152,7 @@ def _foreign_kid(df: str, other: str) -> Body:
             response = sec.send_auth(other, command)
             ctx.expect_sw(response, "key_not_found",
                           what=msg("what.sec_keys.external_authenticate_in_with_kid",
-                                   df=df, v2=f"{sec.kid(other):02X}", other=other))
+                                   df=df, kid=f"{sec.kid(other):02X}", other=other))
 
     return body
 
@@ -173,7 +173,7 @@ def _malformed(df: str, family: str, variant: str) -> Body:
                 response = sec.send_auth(family, sec.ext_auth(kid, data))
                 ctx.expect_sw(response, "wrong_data",
                               what=msg("what.sec_keys.external_authenticate_with_trailer",
-                                       family=family, v2=f"{wrong:02X}"))
+                                       family=family, trailer=f"{wrong:02X}"))
             elif variant == "p1":
                 x8, challenge = sec.x_and_challenge(family)
                 data = sec.auth_data(family, challenge, x8)
@@ -192,7 +192,7 @@ def _malformed(df: str, family: str, variant: str) -> Body:
                                            family=family, label=label))
             sec.expect_refused(sec.run(probe),
                                msg("what.sec_keys.after_the_refused_external_authenticate",
-                                   v1=probe.describe()))
+                                   probe=probe.describe()))
 
     return body
 

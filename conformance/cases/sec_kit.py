@@ -273,7 +273,7 @@ class Sec:
         probe = self.probe(family)
         self.grant(family)
         with self.ctx.precondition(msg("what.sec_kit.with_granted",
-                                       v1=probe.describe(), family=family)):
+                                       probe=probe.describe(), family=family)):
             self.run(probe).check()
         return probe
 

@@ -58,7 +58,7 @@ def _cleared_by_df_change(family: str) -> Body:
         other = sec.leave_and_return(df)
         sec.expect_refused(sec.run(probe),
                            msg("what.sec_state.after_selecting_and_again",
-                               v1=probe.describe(), other=other, df=df))
+                               probe=probe.describe(), other=other, df=df))
 
     return body
 
@@ -69,7 +69,8 @@ def _cleared_by_reset(family: str) -> Body:
         probe = sec.probe_granted(family)
         sec.reset()
         sec.go(probe.path)
-        sec.expect_refused(sec.run(probe), msg("what.sec_state.after_a_reset", v1=probe.describe()))
+        sec.expect_refused(sec.run(probe), msg("what.sec_state.after_a_reset",
+                                               probe=probe.describe()))
 
     return body
 
@@ -86,8 +87,8 @@ def _kept_by_selects(family: str) -> Body:
         sec.select_fid(ctx.profile.df(df).fid, msg("what.sec_state.select_again", df=df))
         sec.expect_ok(sec.run(probe),
                       msg("what.sec_state.after_selecting_again",
-                          v1=probe.describe(),
-                          v2=msg("label.and", item=other_ef) if other_ef else "", df=df))
+                          probe=probe.describe(),
+                          first=msg("label.and", item=other_ef) if other_ef else "", df=df))
 
     return body
 
@@ -112,7 +113,8 @@ def _replay_auth(family: str) -> Body:
                           what=msg("what.sec_state.replayed_external_authenticate_of_its",
                                    family=family))
             sec.expect_refused(sec.run(probe),
-                               msg("what.sec_state.after_the_replay_it_must", v1=probe.describe()))
+                               msg("what.sec_state.after_the_replay_it_must",
+                                   probe=probe.describe()))
 
     return body
 
@@ -173,7 +175,7 @@ def _kept_across_commands(df: str, family: str) -> Body:
             command = sec.ext_auth(sec.kid(family), sec.auth_data(family, challenge, x8))
             sec.expect_ok(sec.send_auth(family, command),
                           msg("what.sec_state.external_authenticate_after_the_challenge",
-                              family=family, v2=', '.join(done)))
+                              family=family, between=', '.join(done)))
 
     return body
 

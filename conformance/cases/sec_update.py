@@ -106,13 +106,14 @@ def _sm_refused(path: str, variant: str) -> Body:
                 response = sec.sm_update(path, 1, tlv)
                 ctx.expect_sw(response, "wrong_data",
                               what=msg("what.sec_update.sm_update_of_record_1_2",
-                                       path=path, item=item, v3=f"{other:02X}"))
+                                       path=path, item=item, tag=f"{other:02X}"))
             else:
                 tlv = bytes([item, length - 1]) + value[:-1]
                 response = sec.sm_update(path, 1, tlv)
                 ctx.expect_sw(response, "wrong_data",
                               what=msg("what.sec_update.sm_update_of_record_1_3",
-                                       path=path, v2=f"{length - 1:02X}", v3=f"{length:02X}"))
+                                       path=path, length=f"{length - 1:02X}",
+                                       expected=f"{length:02X}"))
             now = sec.record_now(1)
             ctx.check(now == original,
                       msg("state.refused_sm_changed", path=path,
@@ -164,7 +165,7 @@ def _plain_with_read_key_only(path: str, right: str) -> Body:
                                record=probe.record, path=path), undo):
             sec.expect_refused(sec.run(probe, select=False),
                                msg("what.sec_update.with_only_granted",
-                                   v1=probe.describe(), read=ctx.profile.file(path).access.read))
+                                   probe=probe.describe(), read=ctx.profile.file(path).access.read))
 
     return body
 
@@ -189,7 +190,7 @@ def _sm_on_non_tlv(path: str, right: str) -> Body:
         response = sec.sm_update(path, 1, payload)
         ctx.expect_sw(response, "incompatible_file_structure",
                       what=msg("what.sec_update.sm_update_record_of_file",
-                               v1=ctx.profile.command_text('update_record_sm'),
+                               command=ctx.profile.command_text('update_record_sm'),
                                structure=ef.structure, path=path, family=family))
 
     return body
@@ -209,10 +210,10 @@ def _other_key_refused(path: str, other: str) -> Body:
         sec.go(path)
         sec.expect_refused(sec.run(probe, select=False),
                            msg("what.sec_update.with_granted_instead_in",
-                               v1=probe.describe(), other=other, df=ctx.profile.key(other).df))
+                               probe=probe.describe(), other=other, df=ctx.profile.key(other).df))
         sec.grant(declared)
         sec.expect_ok(sec.run(probe), msg("what.sec_update.with_granted",
-                                          v1=probe.describe(), declared=declared))
+                                          probe=probe.describe(), declared=declared))
 
     return body
 
