@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from conformance.apdu import ApduError, ApduFormatError, CommandAPDU, ResponseAPDU, sw_hex
 from conformance.host.session import HostError
+from conformance.iso7816 import describe_sw
 from conformance.messages import Bilingual, Msg, as_msg, msg, msg_of
 from conformance.model.codecs import CodingError
 
@@ -191,8 +192,23 @@ class CaseContext:
     def _sw_matches(self, response: ResponseAPDU, name: str) -> bool:
         return sw_hex(response.sw).startswith(self.profile.spec.status_words[name])
 
-    def _wanted(self, names: tuple[str, ...]) -> str:
-        return " / ".join(f"{self.profile.sw_text(n)} ({n})" for n in names)
+    def _wanted(self, names: tuple[str, ...]) -> Msg:
+        """The status words named, each with its meaning (its name; in Chinese the ISO
+        meaning of a full status word)."""
+        items = [self._named(n) for n in names]
+        wanted = items[-1]
+        for item in reversed(items[:-1]):
+            wanted = msg("sw.or", a=item, b=wanted)
+        return wanted
+
+    def _named(self, name: str) -> Msg:
+        text = self.profile.sw_text(name)
+        meaning = describe_sw(int(text, 16))[1] if "x" not in text else name
+        return msg("sw.named", sw=text, name_en=name, name_zh=meaning)
+
+    def _hex(self, names: tuple[str, ...]) -> str:
+        """The status words named, in hex only (the report's expected column)."""
+        return " / ".join(self.profile.sw_text(n) for n in names)
 
     def expect_sw(
         self, response: ResponseAPDU, *names: str, what: str | Msg, choice: str | None = None
@@ -207,13 +223,12 @@ class CaseContext:
         if any(self._sw_matches(response, name) for name in names):
             return response
         got = sw_hex(response.sw)
-        wanted = self._wanted(names)
-        message = msg("sw.expected", what=what, expected=wanted, sw=got)
+        message = msg("sw.expected", what=what, expected=self._wanted(names), sw=got)
         if choice is None:
             choice = STATUS_WORDS_CHOICE if set(names).isdisjoint(SUCCESS) else ""
         if choice and response.sw == 0x9000:
             choice = ""  # success where the text refuses is never a mere choice
-        self._deviate(message, choice, expected=wanted, measured=got)
+        self._deviate(message, choice, expected=self._hex(names), measured=got)
         return response
 
     def expect_situation(
@@ -237,10 +252,10 @@ class CaseContext:
         ):
             self.observe(msg("sw.any_error", what=what, sw=got, rests_on=spec.rests_on))
             return response
-        allowed = self._wanted((spec.sw, *spec.alternatives))
+        allowed = (spec.sw, *spec.alternatives)
         key = "sw.expected_or_error" if spec.any_error else "sw.expected"
-        self._deviate(msg(key, what=what, expected=allowed, sw=got), choice,
-                      expected=allowed, measured=got)
+        self._deviate(msg(key, what=what, expected=self._wanted(allowed), sw=got), choice,
+                      expected=self._hex(allowed), measured=got)
         return response
 
     def _deviate(
