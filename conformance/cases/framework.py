@@ -164,7 +164,6 @@ class CaseContext:
         self.choices = choices
         self.observations: list[str] = []
         self.observations_zh: list[str] = []
-        self.observation_msgs: list[Msg] = []
 
     # -- sending -----------------------------------------------------------------------
     def send(self, apdu: CommandAPDU | bytes, *, raw: bool = False) -> ResponseAPDU:
@@ -274,7 +273,6 @@ class CaseContext:
         message = as_msg(text)
         self.observations.append(message.en)
         self.observations_zh.append(message.zh)
-        self.observation_msgs.append(message)
         self.trace.annotate(f"observation: {message.en}")
 
     def check(
