@@ -137,6 +137,7 @@ class CertificationRun:
                     "id": r.id,
                     "verdict": r.verdict.value,
                     "reason": r.reason,
+                    "reason_zh": r.reason_zh,
                     "duration_s": r.duration_s,
                 }
                 for r in self.results

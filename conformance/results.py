@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from conformance.cases.framework import Case
+    from conformance.messages import Msg
 
 
 class Verdict(StrEnum):
@@ -80,6 +81,37 @@ class CaseResult:
     observations: list[str] = field(default_factory=list)
     """Answers the text allows but the reference profile does not give, and [choice]
     deviations a plan with ``choices: observe`` let pass."""
+    observations_zh: list[str] = field(default_factory=list)
+    """The same observations in Chinese (same templates, same values), in the same order."""
+    requirement: str = ""
+    """Key of the profile's requirement table the case tests."""
+    requirement_zh: str = ""
+    """The sentence the profile requires, in Chinese."""
+    requirement_en: str = ""
+    """The same sentence in English."""
+    source: str = ""
+    """Where the requirement comes from: "WS/T 543.x §y" (or another standard's clause) where
+    the evidence names one, else "profile [choice] <profile name> <version>"."""
+    purpose_zh: str = ""
+    """The case's purpose in Chinese (``purpose`` is the English one)."""
+    reason_zh: str = ""
+    """``reason`` in Chinese: the same message template with the same parameters."""
+    expected: str = ""
+    """What the case expected, short (e.g. "9000 (ok)", "22 bytes"); "" if not applicable."""
+    measured: str = ""
+    """What the card gave, short (a SW, a length, a value; a secret value only masked, and then
+    beside a property of it that is not secret, such as its length)."""
+
+    def set_reason(self, message: Msg) -> None:
+        """Fill ``reason`` (English) and ``reason_zh`` from one message."""
+        self.reason, self.reason_zh = message.en, message.zh
+
+    def scrub(self, scrub: Callable[[str], str]) -> None:
+        """Mask, in every text that quotes the card, what the trace masks."""
+        self.reason, self.reason_zh = scrub(self.reason), scrub(self.reason_zh)
+        self.expected, self.measured = scrub(self.expected), scrub(self.measured)
+        self.observations = [scrub(o) for o in self.observations]
+        self.observations_zh = [scrub(o) for o in self.observations_zh]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, sort_keys=True)
@@ -107,6 +139,11 @@ class CaseResult:
             reason=reason,
             reference_choice=case.reference_choice,
             severity=case.severity,
+            requirement=case.requirement,
+            requirement_zh=case.requirement_zh,
+            requirement_en=case.requirement_en,
+            source=case.source,
+            purpose_zh=case.purpose_zh,
         )
 
 
