@@ -31,6 +31,7 @@ from conformance.config import (
 )
 from conformance.defaults import EXIT_NO_VERDICT
 from conformance.junit import JunitNames, junit_properties
+from conformance.progress import bilingual_reason
 from conformance.results import CaseResult, RunSummary, Verdict
 
 CONFIG_KEY = pytest.StashKey[RunConfig]()
@@ -218,9 +219,9 @@ def report_outcome(result: CaseResult) -> None:
 
 
 def bilingual(result: CaseResult) -> str:
-    """The reason as junit.xml and Allure show it: Chinese / English (one if only one)."""
-    zh = getattr(result, "reason_zh", "")
-    return f"{zh} / {result.reason}" if zh and zh != result.reason else result.reason
+    """The reason as junit.xml and Allure show it, on one line: Chinese / English, then
+    what was expected and measured (the console's closing table shows the same)."""
+    return bilingual_reason(result).replace("\n", " / ")
 
 
 def allure_description(case: Case, result: CaseResult) -> str:

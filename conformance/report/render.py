@@ -246,8 +246,19 @@ def case_rows(
         return CaseRow(verdict=verdict, text=text)
 
     rows = []
-    for case in model.cases:
+    stated = ""  # the requirement of the rows above: the cases of one requirement follow it
+    first: dict[tuple[str, str], int] = {}
+    for n, case in enumerate(model.cases):
+        first.setdefault((case.result.group, requirement_text(case)), n)
+    by_requirement = sorted(
+        model.cases, key=lambda c: first[(c.result.group, requirement_text(c))]
+    )  # stable: catalogue order within a requirement, requirements in order of first case
+    for case in by_requirement:
         r = case.result
+        requirement = requirement_text(case)
+        if requirement and requirement != stated:
+            rows.append(CaseRow(verdict="req", text=f"要求 Requirement: {requirement}"))
+        stated = requirement
         ref = clause_code[case.source]
         if r.reference_choice:
             ref += "·" + choice_code[r.reference_choice]
@@ -275,16 +286,10 @@ def measures(case: CaseEntry) -> str:
 
 
 def case_detail(case: CaseEntry) -> str:
-    """The lines under a case's title in report.pdf: the requirement sentence the profile
-    gives (Chinese; report.html and report.xml carry both languages, and the case's purpose
-    where the profile gives none), then the reason (zh / en). One or two lines a case keep
-    the PDF short and fast."""
-    requirement = case.field("requirement_zh") or case.field("requirement_en")
-    lines = [f"要求 {requirement}"] if requirement else []
+    """The line under a case's title in report.pdf: the reason (zh / en). The requirement
+    heads the run of cases that share it (`case_rows`), so the PDF stays short and fast."""
     r = case.result
-    if r.reason or case.reason_zh:
-        lines.append(" / ".join(x for x in (case.reason_zh, r.reason) if x))
-    return "\n".join(lines)
+    return " / ".join(x for x in (case.reason_zh, r.reason) if x)
 
 
 def _index(values: list[str], prefix: str) -> tuple[dict[str, str], list[tuple[str, str, int]]]:
