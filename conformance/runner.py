@@ -161,7 +161,10 @@ class CaseRunner:
             result.reason = stack.scrub(result.reason)
         result.duration_s = round(time.perf_counter() - started, 6)
         if stack is not None:
-            self._write_evidence(result, stack, mark)
+            try:
+                self._write_evidence(result, stack, mark)
+            finally:
+                stack.release()  # a long run keeps one case's trace in memory, not all
         if isinstance(exc, BenchError) and not (
             isinstance(exc, CaseTimeout) and not exc.mid_exchange
         ):  # a case stopped between exchanges left the connection as it was
@@ -169,7 +172,7 @@ class CaseRunner:
         return result
 
     def _write_evidence(self, result: CaseResult, stack: TraceLayer, mark: int) -> None:
-        text = stack.to_jsonl(stack.since(mark))
+        text = stack.evidence(mark)
         data = text.encode("utf-8")
         result.evidence_sha256 = hashlib.sha256(data).hexdigest()
         if self.out_dir is not None:
