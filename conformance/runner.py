@@ -152,6 +152,7 @@ class CaseRunner:
                 stack.deadline = None
         result.verdict, result.reason = judge(exc)
         if context is not None:
+            result.measurements = context.measurements
             result.observations = [
                 stack.scrub(o) if stack is not None else o for o in context.observations
             ]

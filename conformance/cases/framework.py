@@ -38,6 +38,7 @@ GROUPS = {
     "IDX": ("索引文件", "Index files"),
     "REC": ("诊疗记录", "Medical records (EE/ED)"),
     "PIN": ("个人识别码", "PIN"),
+    "PERF": ("性能", "Performance"),
 }
 
 
@@ -142,6 +143,8 @@ class CaseContext:
         self.parameters = parameters
         self.choices = choices
         self.observations: list[str] = []
+        self.measurements: list[dict[str, Any]] = []
+        """Measurements with limits (PERF cases): one dict each, see cases/measure.py."""
 
     # -- sending -----------------------------------------------------------------------
     def send(self, apdu: CommandAPDU | bytes, *, raw: bool = False) -> ResponseAPDU:

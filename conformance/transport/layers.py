@@ -134,6 +134,11 @@ class T0Layer:
     def reset(self) -> bytes:
         return self.inner.reset()
 
+    def cold_reset(self) -> bytes:
+        """A cold reset where the transport below has one, else its reset()."""
+        cold = getattr(self.inner, "cold_reset", None)
+        return bytes(cold() if cold is not None else self.inner.reset())
+
     def close(self) -> None:
         self.inner.close()
 
@@ -342,21 +347,57 @@ class TraceLayer:
         send = getattr(self.inner, "raw", None) or self.inner.transmit
         return self._exchange(send, bytes(apdu), note)
 
-    def reset(self) -> bytes:
-        """Reset the card; recorded as command ``RESET`` with the new ATR as response."""
+    def reset(self, *, cold: bool = False) -> bytes:
+        """Reset the card; recorded as command ``RESET`` with the new ATR as response.
+
+        ``cold`` powers it off and on where the layers below can (``cold_reset``), else it
+        is the transport's usual reset; the note says which was asked for."""
         self._check_deadline()
         seq, t_start = self._take_seq(), self._clock()
         self._origin_logical = self._origin_wire = None
+        send = self.inner.reset
+        note = None
+        if cold:
+            send = getattr(self.inner, "cold_reset", None) or send
+            note = "cold reset"
         try:
-            atr = bytes(self.inner.reset())
+            atr = bytes(send())
         except Exception as exc:
             error = _error_text(exc)
             self._raw.append((seq, t_start, self._clock(), "RESET", None, None, False, None,
-                              None, error))
+                              note, error))
             raise
         self._raw.append((seq, t_start, self._clock(), "RESET", atr.hex().upper(), None,
-                          False, None, None, None))
+                          False, None, note, None))
         return atr
+
+    def _timed(self) -> Any:
+        """The transport at the bottom that times its own card calls (``wire_s``), or None."""
+        layer: Any = self.inner
+        while layer is not None and getattr(layer, "wire_s", None) is None:
+            layer = getattr(layer, "inner", None)
+        return layer
+
+    def wire_seconds(self) -> float | None:
+        """Seconds the transport at the bottom spent inside its card calls so far (its own
+        timestamps around SCardTransmit / the responder), or None if it keeps none."""
+        timed = self._timed()
+        return None if timed is None else float(timed.wire_s)
+
+    def last_wire_seconds(self) -> float | None:
+        """How long the latest card call of the transport at the bottom took, or None."""
+        timed = self._timed()
+        return None if timed is None else timed.last_wire[1] - timed.last_wire[0]
+
+    @property
+    def position(self) -> int:
+        """How many entries are recorded (since the last release), for :meth:`wire_log`."""
+        return len(self._raw)
+
+    def wire_log(self, position: int) -> list[bytes | str]:
+        """The commands that crossed the wire after ``position`` (raw bytes; ``"RESET"`` for
+        a reset), to replay them elsewhere (a measurement's floor)."""
+        return [rec[3] for rec in self._raw[position:] if rec[6] or rec[3] == "RESET"]
 
     def close(self) -> None:
         self.inner.close()

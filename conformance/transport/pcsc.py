@@ -482,6 +482,14 @@ class PcscTransport:
             return self._guarded("reset", self._card_wait_s + self._timeout_s,
                                  self._reset_blocking)
 
+    def cold_reset(self) -> bytes:
+        """Power the card off and on (SCardReconnect with SCARD_UNPOWER_CARD); the new ATR."""
+        with self._lock:
+            if self._closed or self._broken is not None or self._hcard is None:
+                return self.reset()
+            return self._guarded("reset", self._card_wait_s + self._timeout_s,
+                                 lambda: self._reset_blocking(cold=True))
+
     def close(self) -> None:
         """Disconnect and release the context; never blocks for long, even when broken."""
         with self._lock:
@@ -647,11 +655,12 @@ class PcscTransport:
             raise self._error("status", code)
         return bytes(atr)
 
-    def _reset_blocking(self) -> bytes:
+    def _reset_blocking(self, cold: bool = False) -> bytes:
         sc = _pyscard()
         if self._hcard is None:
             self._connect_blocking()
             return self._atr
+        how = sc.SCARD_UNPOWER_CARD if cold else sc.SCARD_RESET_CARD
 
         def reconnect() -> tuple[int, int]:
             t0 = time.monotonic()
@@ -659,7 +668,7 @@ class PcscTransport:
                 self._hcard,
                 self._share,
                 sc.SCARD_PROTOCOL_T0 | sc.SCARD_PROTOCOL_T1,
-                sc.SCARD_RESET_CARD,
+                how,
             )
             t1 = time.monotonic()
             self.last_wire = (t0, t1)
