@@ -38,6 +38,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 READER = "Virtual PCD 00 00"
+VPCD_PORT = 35963
+PARALLEL_PORTS = (35963, 35964, 35965, 35966)
+"""Four vpcd readers: the package's two and the two of scripts/setup.sh's extra entry."""
+PARALLEL_LATENCY_MS = 5
 CASE_APDUS = 20
 """Exchanges per evidence slice in the harness loop (a case of the catalogue sends ~10-40)."""
 SELECT = ("00A4000002DDF1", "00A4000002EF05")
@@ -61,20 +65,27 @@ def environment() -> dict[str, str]:
 
 
 @contextmanager
-def served_card(*extra: str) -> Iterator[None]:
-    """The reference virtual card in the vpcd reader, served by its own process."""
+def served_card(*extra: str, ports: tuple[int, ...] = (VPCD_PORT,)) -> Iterator[None]:
+    """The reference virtual card in the vpcd reader of each port, each served by its own
+    process."""
     from conformance.bench import wait_for_card
+    from conformance.card.vpcd import vpcd_reader_name
 
-    wait_for_card(READER, present=False, timeout_s=10)
-    proc = subprocess.Popen(rhc("card", "serve", *extra), cwd=ROOT, env=environment(),
-                            stderr=subprocess.DEVNULL)
+    readers = [vpcd_reader_name(port) for port in ports]
+    for reader in readers:
+        wait_for_card(reader, present=False, timeout_s=10)
+    procs = [subprocess.Popen(rhc("card", "serve", "--vpcd-port", str(port), *extra), cwd=ROOT,
+                              env=environment(), stderr=subprocess.DEVNULL) for port in ports]
     try:
-        wait_for_card(READER, present=True, timeout_s=15)
+        for reader in readers:
+            wait_for_card(reader, present=True, timeout_s=15)
         yield
     finally:
-        proc.terminate()
-        proc.wait(10)
-        wait_for_card(READER, present=False, timeout_s=10)
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
+        for reader in readers:
+            wait_for_card(reader, present=False, timeout_s=10)
 
 
 # -- per-APDU loops -------------------------------------------------------------------------
@@ -208,6 +219,27 @@ def timed_run(name: str, *args: str) -> float | None:
     return elapsed
 
 
+def parallel_figures(plan: str) -> None:
+    """The plan on one reader, then on four at once (--workers 4), every card taking
+    PARALLEL_LATENCY_MS per answer as a real card would."""
+    from conformance.card.vpcd import vpcd_reader_name
+    from conformance.plugin import readers_for
+    from conformance.transport.pcsc import list_readers
+
+    readers = [vpcd_reader_name(port) for port in PARALLEL_PORTS]
+    present = readers_for("Virtual PCD", list_readers())
+    if not set(readers) <= set(present):
+        print(f"parallel: skipped (needs the readers {readers}; scripts/setup.sh adds them; "
+              f"present: {present})", flush=True)
+        return
+    with served_card("--card-latency-ms", str(PARALLEL_LATENCY_MS), ports=PARALLEL_PORTS):
+        one = timed_run("parallel_1_reader_s", "--reader", READER, "--plan", plan)
+        four = timed_run("parallel_4_readers_s", "--reader", "Virtual PCD", "--workers", "4",
+                         "--plan", plan)
+    if one and four:
+        emit("parallel_speedup_4_readers", one / four)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", action="store_true",
@@ -235,6 +267,7 @@ def main() -> int:
     if pcsc:
         with served_card():
             timed_run("certification_pcsc_s", "--reader", READER, "--plan", plan)
+        parallel_figures(plan)
     return 0
 
 

@@ -186,11 +186,13 @@ class CertificationRun:
                 if p.get("bench_lost")]
         self.runner.bench_lost = "; ".join(lost) or None
         self.write_error = next((p["write_error"] for p in parts if p.get("write_error")), None)
+        self.started = min((str(p["started"]) for p in parts if p.get("started")),
+                           default=self.started)
         return self.summary(interrupted or len(parts) == 0)
 
     def worker_output(self) -> dict[str, Any]:
         """What a worker tells the controller of its part of the run (see merge)."""
-        return {"card": self.card, "selected": self.selected,
+        return {"card": self.card, "selected": self.selected, "started": self.started,
                 "bench_lost": self.runner.bench_lost, "write_error": self.write_error,
                 "results": len(self.results)}
 

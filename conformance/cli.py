@@ -118,12 +118,11 @@ def _parallel_args(args: argparse.Namespace, config: RunConfig,
             raise CliError(f"--reader {config.reader!r} matches {len(found)} reader(s) "
                            f"({', '.join(found) or 'none'}); {workers} workers need one each")
     parallel = ["-p", "xdist.plugin"] if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD") else []
-    if tx:
-        for spec in tx:
-            parallel += ["--tx", spec]
-        parallel += ["--dist", "load"]
-    else:
+    for spec in tx:
+        parallel += ["--tx", spec]
+    if not tx:
         parallel += ["-n", str(workers)]
+    parallel += ["--dist", "worksteal"]  # cases differ in length: idle workers take over
     return parallel + _plugin_args(values)
 
 

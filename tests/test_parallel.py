@@ -50,6 +50,7 @@ def test_workers_merge_into_one_signed_run(tmp_path, how) -> None:
     assert _verify(out).returncode == 0
 
 
+@pytest.mark.e2e
 def test_more_workers_than_readers_is_a_usage_error(pcsc_bench, tmp_path) -> None:
     run = subprocess.run([*RUN, "--reader", "Virtual PCD 00 0[01]", "--workers", "3",
                           "--out", str(tmp_path / "run")], cwd=ROOT, capture_output=True,
