@@ -80,10 +80,6 @@ def _get_response(cla: int, ins: int, sw2: int) -> bytes:
     return CommandAPDU(cla, ins, 0, 0, le=sw2 or LE_WHOLE).to_bytes()
 
 
-def _sw(response: bytes) -> tuple[int, int] | None:
-    return (response[-2], response[-1]) if len(response) >= 2 else None
-
-
 def _is_short_case2(apdu: bytes) -> bool:
     """CLA INS P1 P2 Le: the only form a 6Cxx can be answered by resending with Le = xx."""
     return len(apdu) == 5
@@ -177,16 +173,17 @@ class T0Layer:
     def _collect(self, command: bytes, response: bytes) -> bytes:
         data = b""
         rounds = 0
-        while (sw := _sw(response)) is not None and sw[0] == self.rules.bytes_available:
+        more = self.rules.bytes_available
+        while len(response) >= 2 and response[-2] == more:
             if rounds == self.max_rounds:
                 raise BenchError(
                     f"card still answers {response[-2:].hex().upper()} after {rounds} GET "
                     f"RESPONSE rounds (command header {command[:4].hex().upper()})"
                 )
             data += response[:-2]
-            response = self._wire(self.rules.get_response(sw[1]))
+            response = self._wire(self.rules.get_response(response[-1]))
             rounds += 1
-        return data + response
+        return data + response if data else response
 
     def _wire(self, command: bytes) -> bytes:
         response = bytes(self.inner.transmit(command))
@@ -479,14 +476,14 @@ class TraceLayer:
         self._origin_wire = self._next_origin(origin, command, response)
         self._seq += 1
         opened = self._open
+        command, response = bytes(command), bytes(response)  # copies only if not bytes
         if opened is None:  # someone used the T0Layer directly, bypassing this layer
-            self._raw.append((self._seq, t_end, t_end, bytes(command), bytes(response), origin,
-                              True, None,
+            self._raw.append((self._seq, t_end, t_end, command, response, origin, True, None,
                               "wire exchange outside a traced exchange; start time unknown",
                               None))
             return
-        opened[2].append((self._seq, opened[1], t_end, bytes(command), bytes(response), origin,
-                          True, opened[0], None, None))
+        opened[2].append((self._seq, opened[1], t_end, command, response, origin, True,
+                          opened[0], None, None))
         opened[1] = t_end
 
     # -- internals ----------------------------------------------------------------------
