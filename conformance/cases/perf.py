@@ -73,7 +73,8 @@ def cases(profile: CardProfile) -> list[Case]:
     @case("PERF-CMD-001", "SELECT 命令响应时间", "SELECT latency",
           "The median time SELECT of an EF in the current DF takes, from the transport's "
           "timestamps around each exchange, is within the plan's limit (performance.select).",
-          "以传输层在每次交换前后的时间戳计，选择当前 DF 下 EF 的 SELECT 所用时间的中位数在计划限值之内（performance.select）。")
+          "以传输层在每次交换前后的时间戳计，选择当前 DF 下 EF 的 SELECT 所用时间的中位数在计划"
+          "限值之内（performance.select）。")
     def select(ctx: CaseContext) -> None:
         entry = setting(ctx, "select")
         path = _target(entry, "target", "select")
@@ -86,7 +87,8 @@ def cases(profile: CardProfile) -> list[Case]:
     @case("PERF-CMD-002", "READ RECORD 命令响应时间", "READ RECORD latency",
           "The median time of READ RECORD of one record (T=0 GET RESPONSE included) is within "
           "the plan's limit (performance.read_record).",
-          "读一条记录的 READ RECORD（含 T=0 的 GET RESPONSE）所用时间的中位数在计划限值之内（performance.read_record）。")
+          "读一条记录的 READ RECORD（含 T=0 的 GET RESPONSE）所用时间的中位数在计划限值之内（per"
+          "formance.read_record）。")
     def read_record(ctx: CaseContext) -> None:
         entry = setting(ctx, "read_record")
         path = _target(entry, "target", "read_record")
@@ -102,7 +104,8 @@ def cases(profile: CardProfile) -> list[Case]:
     @case("PERF-CMD-003", "READ BINARY（255 字节）响应时间", "READ BINARY latency (255 bytes)",
           "The median time of READ BINARY of 255 bytes (T=0 GET RESPONSE included) is within "
           "the plan's limit (performance.read_binary).",
-          "读 255 字节的 READ BINARY（含 T=0 的 GET RESPONSE）所用时间的中位数在计划限值之内（performance.read_binary）。")
+          "读 255 字节的 READ BINARY（含 T=0 的 GET RESPONSE）所用时间的中位数在计划限值之内（pe"
+          "rformance.read_binary）。")
     def read_binary(ctx: CaseContext) -> None:
         entry = setting(ctx, "read_binary")
         path = _target(entry, "target", "read_binary")
@@ -224,7 +227,8 @@ def cases(profile: CardProfile) -> list[Case]:
     @case("PERF-PHOTO-001", "照片读取吞吐率", "Photo read throughput",
           "Reading the whole photo file in READ BINARY chunks runs at a median throughput of "
           "at least the plan's limit (performance.photo_read, bytes per second).",
-          "以 READ BINARY 分块读取整个照片文件，吞吐率的中位数不低于计划限值（performance.photo_read，字节/秒）。")
+          "以 READ BINARY 分块读取整个照片文件，吞吐率的中位数不低于计划限值（performance.photo_"
+          "read，字节/秒）。")
     def photo_read(ctx: CaseContext) -> None:
         entry = setting(ctx, "photo_read")
         path = _target(entry, "target", "photo_read")
@@ -249,7 +253,8 @@ def cases(profile: CardProfile) -> list[Case]:
     @case("PERF-RST-002", "冷复位至复位应答时间", "Cold reset to ATR",
           "A cold reset (power off and on, where the reader can) returns the ATR within the "
           "plan's limit, as a median (performance.cold_reset).",
-          "冷复位（读卡器支持时断电再上电）返回复位应答所用时间的中位数在计划限值之内（performance.cold_reset）。")
+          "冷复位（读卡器支持时断电再上电）返回复位应答所用时间的中位数在计划限值之内（performan"
+          "ce.cold_reset）。")
     def cold_reset(ctx: CaseContext) -> None:
         entry = setting(ctx, "cold_reset")
         what = msg("perf.cold_reset")
