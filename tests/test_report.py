@@ -659,8 +659,8 @@ def test_case_rows_align_the_title_column(tmp_path: Path) -> None:
 
     make_run(tmp_path, 30, verdicts={2: Verdict.INCONCLUSIVE, 5: Verdict.NOT_APPLICABLE})
     model = build_model(tmp_path)
-    codes = {c.result.clause: "C1" for c in model.cases}
-    choices = {c.result.reference_choice: "R1" for c in model.cases}
+    codes = {c.source: "C1" for c in model.cases}
+    choices = {en: "R1" for c in model.cases for _, en in c.choice_notes}
     rows, header, indent = case_rows(model, codes, choices)
     headings = [row for row in rows if row.verdict == "req"]  # a requirement above its cases
     assert all("\t" not in row.text for row in headings)
