@@ -11,6 +11,7 @@ that stops (a crash, a full disk, Ctrl-C) keeps every case it recorded.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import platform
 import subprocess
 from typing import Any
@@ -37,9 +38,13 @@ from conformance.transport.redact import Redactor
 
 
 class CertificationRun:
-    """The cases of one run, the runner that owns the card connection, and the results."""
+    """The cases of one run, the runner that owns the card connection, and the results.
 
-    def __init__(self, config: RunConfig):
+    ``salt`` is the trace salt of the evidence masks (random unless given: the workers of a
+    run with several readers share the controller's, so one sealed salt opens every mask).
+    ``shared_results`` says that other processes append to the same results.jsonl."""
+
+    def __init__(self, config: RunConfig, *, salt: bytes | None = None):
         self.config = config
         self.lab = config.lab or load_lab()
         self.out_dir = config.out_dir
@@ -51,7 +56,7 @@ class CertificationRun:
             product=config.product,
             plan=config.plan,
             out_dir=config.out_dir,
-            redactor=Redactor.from_profile(config.profile, privacy=config.privacy),
+            redactor=Redactor.from_profile(config.profile, salt, privacy=config.privacy),
             case_timeout_s=config.case_timeout_s,
             wall_clock=WallClock(zone=self.lab.tz),
         )
@@ -79,6 +84,8 @@ class CertificationRun:
             result = self.runner.run(case)
         except Exception as exc:  # e.g. its evidence could not be written (a full disk)
             result = _harness_error(case, exc)
+        result.reader = str(self.card.get("reader", ""))
+        result.sample = sample_name(self.card)
         self.results.append(result)
         self._append(result)
         return result
@@ -86,9 +93,14 @@ class CertificationRun:
     def _append(self, result: CaseResult) -> None:
         if self.out_dir is None:
             return
-        try:
-            with (self.out_dir / "results.jsonl").open("a", encoding="utf-8") as handle:
-                handle.write(result.to_json() + "\n")
+        line = (result.to_json() + "\n").encode("utf-8")
+        try:  # one write() in append mode: the line stays whole beside other workers' lines
+            fd = os.open(self.out_dir / "results.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                         0o644)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
         except OSError as exc:
             self.write_error = self.write_error or f"results.jsonl: {exc}"
 
@@ -163,7 +175,7 @@ class CertificationRun:
                 "sha256": config.profile.sha256,
                 "standard": config.profile.spec.profile.standard,
             },
-            bench=bench_info(config.card, self.card.get("reader")),
+            bench=bench_info(config.card, self.readers()),
             suite_version=__version__,
             started=_utc(self.started_at),
             finished=_utc(finished_at),
@@ -212,6 +224,38 @@ class CertificationRun:
             "bench_file": record(config.bench, config.bench_path)
             if config.bench is not None and config.bench_path else {},
         }
+
+    def readers(self) -> list[str]:
+        """The readers of the run: this one's, or every worker's."""
+        cards = self.card.get("samples") or [self.card]
+        return [str(c["reader"]) for c in cards if c.get("reader")]
+
+    def merge(self, parts: list[dict[str, Any]], interrupted: bool) -> RunSummary:
+        """The summary of a run whose cases ran in several workers (one reader each): their
+        results as appended to results.jsonl, their samples, their bench losses."""
+        from conformance.results import read_results
+
+        parts = sorted(parts, key=lambda p: str(p.get("card", {}).get("reader", "")))
+        if self.out_dir is not None and (self.out_dir / "results.jsonl").exists():
+            self.results = read_results(self.out_dir)
+        cards = [p.get("card", {}) for p in parts]
+        self.card = {**(cards[0] if cards else {}), "samples": cards}
+        selected = {p["selected"] for p in parts if p.get("selected") is not None}
+        self.selected = max(selected) if selected else None
+        lost = [f"{p['card'].get('reader', '?')}: {p['bench_lost']}" for p in parts
+                if p.get("bench_lost")]
+        self.runner.bench_lost = "; ".join(lost) or None
+        self.write_error = next((p["write_error"] for p in parts if p.get("write_error")), None)
+        self.started_at = min((dt.datetime.fromisoformat(str(p["started"])) for p in parts
+                               if p.get("started")), default=self.started_at)
+        return self.summary(interrupted or len(parts) == 0)
+
+    def worker_output(self) -> dict[str, Any]:
+        """What a worker tells the controller of its part of the run (see merge)."""
+        return {"card": self.card, "selected": self.selected,
+                "started": self.started_at.isoformat(),
+                "bench_lost": self.runner.bench_lost, "write_error": self.write_error,
+                "results": len(self.results)}
 
     def privacy(self) -> dict[str, Any]:
         """What summary.json says of the privacy setting and of the sealed salt."""
@@ -290,17 +334,28 @@ def _package_version(name: str) -> str:
     return out.stdout.strip() or "not installed"
 
 
-def bench_info(kind: str, reader: str | None) -> dict[str, Any]:
-    """What the bench was: OS, Python, PC/SC stack and reader (for the report)."""
+def sample_name(card: dict[str, Any]) -> str:
+    """How a case names the sample it ran on: chip serial, else ATR."""
+    serial = str(card.get("chip_serial", ""))
+    if serial and not serial.startswith("unreadable"):
+        return serial
+    return str(card.get("atr", ""))
+
+
+def bench_info(kind: str, readers: list[str] | str | None) -> dict[str, Any]:
+    """What the bench was: OS, Python, PC/SC stack and readers (for the report)."""
+    if isinstance(readers, str):
+        readers = [readers]
     info: dict[str, Any] = {
         "os": platform.platform(),
         "python": platform.python_version(),
         "host": platform.node(),
-        "readers": [reader] if reader else [],
+        "readers": list(readers or []),
     }
     if kind == "pcsc":
         info["pcsc_lite"] = _package_version("pcscd")
-        info["driver"] = reader_driver(reader or "")
+        drivers = sorted({reader_driver(r) for r in info["readers"]})
+        info["driver"] = ", ".join(drivers) or reader_driver("")
     return info
 
 

@@ -75,10 +75,59 @@ class CliError(Exception):
 # -- helpers -----------------------------------------------------------------------------
 
 
+def _values(args: argparse.Namespace, **overrides: Any) -> dict[str, Any]:
+    """The run options this command was given, keyed as build_config wants them."""
+    values = {o.key: getattr(args, o.key) for o in RUN_OPTIONS if hasattr(args, o.key)}
+    return {**values, **overrides}
+
+
 def _config(args: argparse.Namespace, **overrides: Any) -> RunConfig:
     """The validated run configuration from the run options this command was given."""
-    values = {o.key: getattr(args, o.key) for o in RUN_OPTIONS if hasattr(args, o.key)}
-    return build_config({**values, **overrides})
+    return build_config(_values(args, **overrides))
+
+
+def _plugin_args(values: dict[str, Any]) -> list[str]:
+    """The run options as the plugin's --rhc-NAME arguments (what xdist workers parse);
+    --replace stays with the controller, which already prepared the run directory."""
+    out: list[str] = []
+    for option in RUN_OPTIONS:
+        value = values.get(option.key)
+        if value is None or value is False or value == [] or option.name == "replace":
+            continue
+        if option.flag:
+            out.append(f"--rhc-{option.name}")
+        else:
+            for item in value if option.repeat else [value]:
+                out += [f"--rhc-{option.name}", str(item)]
+    return out
+
+
+def _parallel_args(args: argparse.Namespace, config: RunConfig,
+                   values: dict[str, Any]) -> list[str]:
+    """pytest-xdist arguments for --workers / --tx: one worker per reader (checked here
+    when every worker runs on this machine)."""
+    if args.workers < 1:
+        raise CliError(f"--workers: {args.workers} is not a number of workers ≥ 1")
+    tx = list(args.tx or [])
+    workers = len(tx) if tx else args.workers
+    if workers <= 1 and not tx:
+        return []
+    local = all(spec.partition("//")[0].split("*")[-1].startswith("popen") for spec in tx)
+    if config.card == "pcsc" and local and config.reader is not None:
+        from conformance.plugin import readers_for
+        from conformance.transport.pcsc import list_readers
+
+        found = readers_for(config.reader, list_readers())
+        if len(found) < workers:
+            raise CliError(f"--reader {config.reader!r} matches {len(found)} reader(s) "
+                           f"({', '.join(found) or 'none'}); {workers} workers need one each")
+    parallel = ["-p", "xdist.plugin"] if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD") else []
+    for spec in tx:
+        parallel += ["--tx", spec]
+    if not tx:
+        parallel += ["-n", str(workers)]
+    parallel += ["--dist", "worksteal"]  # cases differ in length: idle workers take over
+    return parallel + _plugin_args(values)
 
 
 def _print_json(data: Any) -> None:
@@ -262,8 +311,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     seal_to = args.seal_to or args.sign_cert or args.sign_p12  # the salt goes to the signer
+    values = _values(args, out=str(args.out or DEFAULT_OUT_ROOT / stamp), seal_to=seal_to)
     try:
-        config = _config(args, out=args.out or DEFAULT_OUT_ROOT / stamp, seal_to=seal_to)
+        config = build_config(values)
     except ConfigError as exc:
         signer = "--sign-cert" if args.sign_cert else "--sign-p12"
         if args.seal_to or not seal_to or not str(exc).startswith("--seal-to:"):
@@ -271,6 +321,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError(signer + str(exc).removeprefix("--seal-to")) from None
     if not args.no_report:
         _check_signing(args)  # a bad lab file or key stops the run here, not after it
+    parallel = _parallel_args(args, config, values)
     claim_out_dir(config)  # every input is good: only now the run directory is touched
     out = config.out_dir
     assert out is not None  # given above
@@ -295,6 +346,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     ]
     if args.k:
         pytest_args += ["-k", args.k]
+    pytest_args += parallel
     if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):  # else their entry points load them
         for plugin in ("conformance.plugin", "allure_pytest.plugin"):
             pytest_args += ["-p", plugin]
@@ -594,7 +646,8 @@ def _signing_options(parser: argparse.ArgumentParser) -> None:
                         "RHC_SIGN_PASSPHRASE (default: --sign-key/--sign-cert)")
 
 
-VIRTUAL_CARD_OPTIONS = ("product", "keys", "personalization", "image", "fault")
+VIRTUAL_CARD_OPTIONS = ("product", "keys", "personalization", "image", "fault", "card-latency-ms",
+                        "card-byte-us")
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -628,6 +681,13 @@ def build_parser() -> argparse.ArgumentParser:
                      "certification; default: every case of the plan)")
     run.add_argument("--quiet", action="store_true",
                      help="no progress bar and no report steps (the closing tables stay)")
+    run.add_argument("--workers", type=int, default=1, metavar="N",
+                     help="run on N readers at once, one pytest-xdist worker each: --reader is "
+                     "then a pattern matching at least N readers (default 1)")
+    run.add_argument("--tx", action="append", metavar="SPEC",
+                     help="xdist/execnet gateway of one worker (repeatable; e.g. popen, "
+                     "ssh=lab-host//python=python3): one worker per --tx, instead of "
+                     "--workers; default: none, local workers)")
     run.add_argument("--no-report", action="store_true", help="skip the signed report")
     run.add_argument("--json", action="store_true",
                      help="print a machine-readable summary on stdout (conclusion, counts, the "

@@ -106,6 +106,10 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
               "default: none, the personalization)", "FILE"),
     RunOption("fault", "virtual card: a fault of the defect catalogue (repeatable; "
               "`rhc card faults` lists them; default: none)", "NAME", repeat=True),
+    RunOption("card-latency-ms", "virtual card: milliseconds it takes for every answer, as a "
+              "real card would (default 0)", "MS"),
+    RunOption("card-byte-us", "virtual card: microseconds per byte on the wire, command and "
+              "response (default 0)", "US"),
     RunOption("apdu-timeout", f"PC/SC: seconds the card may take to answer one APDU "
               f"(default: {APDU_TIMEOUT_S:g})", "S"),
     RunOption("privacy", "mask the cardholder's personal data items in evidence and reports "
@@ -134,7 +138,7 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
               "(after every input was checked)", flag=True),
 )
 OPTIONS_BY_NAME = {option.name: option for option in RUN_OPTIONS}
-VIRTUAL_ONLY = ("personalization", "image", "fault")
+VIRTUAL_ONLY = ("personalization", "image", "fault", "card-latency-ms", "card-byte-us")
 
 
 @dataclass(frozen=True)
@@ -226,6 +230,20 @@ def _check_card_choice(values: Mapping[str, Any]) -> str:
             raise ConfigError("--personalization and --image: give one (an image already "
                               "holds its personalization)")
     return card
+
+
+def _amount(values: Mapping[str, Any], name: str) -> float:
+    """A number ≥ 0 (a time of the virtual card's timing shape); 0 when not given."""
+    value = values.get(OPTIONS_BY_NAME[name].key)
+    if value is None:
+        return 0.0
+    try:
+        amount = float(value)
+    except ValueError:
+        amount = -1.0
+    if not 0 <= amount < float("inf"):  # also refuses nan
+        raise ConfigError(f"--{name}: {value!r} is not a number ≥ 0")
+    return amount
 
 
 def _seconds(values: Mapping[str, Any], name: str, default: float) -> float:
@@ -370,12 +388,16 @@ def _virtual_card(
     features = frozenset(product.features)
     image = values.get("image")
     if image:
-        return _load("--image", lambda: VirtualCard.from_image(
+        card = _load("--image", lambda: VirtualCard.from_image(
             image, profile, features=features, faults=fault_names))
+        card.shape_timing(_amount(values, "card-latency-ms"), _amount(values, "card-byte-us"))
+        return card
     personalization = _load("--personalization", lambda: load_personalization(
         values.get("personalization") or DEFAULT_PERSONALIZATION, profile))
-    return _load("virtual card", lambda: VirtualCard.personalize(
+    card = _load("virtual card", lambda: VirtualCard.personalize(
         profile, personalization, key_set, features=features, faults=fault_names))
+    card.shape_timing(_amount(values, "card-latency-ms"), _amount(values, "card-byte-us"))
+    return card
 
 
 def card_under_test(config: RunConfig) -> Callable[[], Transport]:

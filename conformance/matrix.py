@@ -40,7 +40,7 @@ from conformance.model import (
     load_personalization,
     load_profile,
 )
-from conformance.model.products import Product, applicable, load_plan, load_product
+from conformance.model.products import Product, applicable, catalogue_plan, load_product
 from conformance.results import CaseResult, Verdict
 from conformance.runner import CaseRunner
 from conformance.transport.inprocess import InProcessTransport
@@ -104,7 +104,7 @@ def _run_on_fresh_card(bench: _Bench, cases: list[Case], faults: frozenset[str],
         profile=profile,
         keys=TestKeyProvider(keys),
         product=product,
-        plan=load_plan("certification"),
+        plan=catalogue_plan(),
     )
     return {case.id: runner.run(case) for case in cases}
 

@@ -7,10 +7,18 @@ input ends the session with one line on stderr and exit 2, whichever door was us
 catalogue module (conformance/pytest_catalogue.py) holds one test function; `rhc_case` is
 parametrized with the plan's cases and `rhc_run` runs one and tells pytest how it ended.
 The plugin is inert in sessions that give no `--rhc-` option and collect no case.
+
+With pytest-xdist (`-n N`, or `--tx` gateways: `rhc run --workers N`) every worker takes one
+reader, the N-th of those the reader pattern matches, with an exclusive connection and its own
+sample; all workers share the controller's trace salt and append to one results.jsonl, and the
+controller merges their parts into one summary (every case names its reader and sample).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import re
 import sys
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -96,8 +104,13 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if not any(given(values, option.name) for option in RUN_OPTIONS):
         return None  # not a certification run, unless the catalogue is collected
     try:
-        run_config = build_config(values)
-        claim_out_dir(run_config)
+        if _worker_input(config) is not None:  # the controller checked and claimed --out
+            out = values.get("out")
+            run_config = build_config({**values, "out": None, "replace": False})
+            run_config = dataclasses.replace(run_config, out_dir=Path(out) if out else None)
+        else:
+            run_config = build_config(values)
+            claim_out_dir(run_config)
         config.stash[CONFIG_KEY] = run_config
     except ConfigError as exc:
         print(f"rhc: error: {exc}", file=sys.stderr)
@@ -114,9 +127,86 @@ def _run(config: pytest.Config) -> CertificationRun:
                 run_config = build_config({})
             except ConfigError as exc:
                 pytest.exit(f"rhc: error: {exc}", returncode=EXIT_NO_VERDICT)
-        run = CertificationRun(run_config)
+        salt = None
+        worker = _worker_input(config)
+        if worker is not None:
+            try:
+                run_config = _worker_config(run_config, str(worker.get("workerid", "gw0")))
+            except ConfigError as exc:
+                pytest.exit(f"rhc: error: {exc}", returncode=EXIT_NO_VERDICT)
+            salt = bytes.fromhex(worker["rhc_salt"]) if "rhc_salt" in worker else None
+        run = CertificationRun(run_config, salt=salt)
         config.stash[RUN_KEY] = run
     return run
+
+
+# -- several readers: pytest-xdist workers ------------------------------------------------
+
+
+def _worker_input(config: pytest.Config) -> dict[str, Any] | None:
+    """What the xdist controller gave this worker, or None outside a worker."""
+    return getattr(config, "workerinput", None)
+
+
+def readers_for(pattern: str, readers: list[str]) -> list[str]:
+    """The readers a run with several workers uses: the name itself, else every reader the
+    pattern matches (re.search), sorted."""
+    if pattern in readers:
+        return [pattern]
+    try:
+        found = re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(f"--reader: {pattern!r} is not a regular expression: {exc}") from None
+    return sorted(r for r in readers if found.search(r))
+
+
+def _worker_config(run_config: RunConfig, worker_id: str) -> RunConfig:
+    """The configuration of one worker: the reader of its index among those matched."""
+    if run_config.card != "pcsc" or run_config.reader is None:
+        return run_config  # a virtual card: every worker builds its own
+    from conformance.transport.base import BenchError
+    from conformance.transport.pcsc import list_readers
+
+    index = int(worker_id.removeprefix("gw") or 0)
+    try:
+        present = list_readers()
+    except BenchError as exc:
+        raise ConfigError(str(exc)) from None
+    chosen = readers_for(run_config.reader, present)
+    if index >= len(chosen):
+        raise ConfigError(f"--reader {run_config.reader!r} matches {len(chosen)} reader(s) "
+                          f"here ({', '.join(chosen) or 'none'}); worker {worker_id} needs "
+                          f"{index + 1}: one reader per worker")
+    return dataclasses.replace(run_config, reader=chosen[index])
+
+
+class ParallelController:
+    """In the xdist controller: gives every worker the run's trace salt and keeps what each
+    reports of its part of the run when it goes down."""
+
+    def __init__(self) -> None:
+        self.salt = os.urandom(16)
+        self.parts: list[dict[str, Any]] = []
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput["rhc_salt"] = self.salt.hex()
+
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        part = getattr(node, "workeroutput", {}).get("rhc")
+        if part is not None:
+            self.parts.append(part)
+
+
+CONTROLLER_KEY = pytest.StashKey[ParallelController]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    config = session.config
+    if CONFIG_KEY in config.stash and config.pluginmanager.hasplugin("dsession"):
+        controller = ParallelController()
+        config.stash[CONTROLLER_KEY] = controller
+        config.pluginmanager.register(controller, "rhc-controller")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -183,8 +273,16 @@ def rhc_run(request: pytest.FixtureRequest) -> Callable[[Case], None]:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    controller = session.config.stash.get(CONTROLLER_KEY, None)
+    if controller is not None:
+        _finish_parallel(session, controller, exitstatus)
+        return
     run = session.config.stash.get(RUN_KEY, None)
     if run is None:
+        return
+    if _worker_input(session.config) is not None:  # the controller writes the summary
+        run.close()
+        session.config.workeroutput["rhc"] = run.worker_output()  # type: ignore[attr-defined]
         return
     progress = session.config.stash.get(PROGRESS_KEY, None)
     if progress is not None:
@@ -207,6 +305,30 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if prepared is not None:
         prepared.summary = summary
         prepared.stopped = run.stopped(interrupted)
+
+
+def _finish_parallel(session: pytest.Session, controller: ParallelController,
+                     exitstatus: int) -> None:
+    """The controller's end of a run with several workers: one summary of all their parts."""
+    config = session.config
+    prepared = _prepared(config)
+    run = CertificationRun(config.stash[CONFIG_KEY], salt=controller.salt)
+    interrupted = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
+    if not controller.parts and prepared is not None:
+        prepared.errors.append("no worker reported a part of the run")
+        return
+    summary = run.merge(controller.parts, interrupted)
+    try:
+        run.write(summary)
+    except OSError as exc:
+        message = f"cannot write summary.json into {run.out_dir}: {exc}"
+        if prepared is None:
+            print(f"rhc: error: {message}", file=sys.stderr)
+        else:
+            prepared.errors.append(message)
+        return
+    if prepared is not None:
+        prepared.summary = summary
 
 
 def report_outcome(result: CaseResult) -> None:
@@ -259,4 +381,5 @@ def allure_labels(case: Case, result: CaseResult, out_dir: Path | None) -> None:
         )
 
 
-__all__ = ["CONFIG_KEY", "RUN_KEY", "PreparedRun", "allure_labels", "report_outcome"]
+__all__ = ["CONFIG_KEY", "RUN_KEY", "ParallelController", "PreparedRun", "allure_labels",
+           "readers_for", "report_outcome"]

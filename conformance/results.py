@@ -120,6 +120,13 @@ class CaseResult:
         self.expected, self.measured = scrub(self.expected), scrub(self.measured)
         self.observations = [scrub(o) for o in self.observations]
         self.observations_zh = [scrub(o) for o in self.observations_zh]
+    reader: str = ""
+    """The reader the case ran in (a run with several readers names each case's)."""
+    sample: str = ""
+    """The sample it ran on: its chip serial (else its ATR), as read at the start."""
+    measurements: list[dict[str, Any]] = field(default_factory=list)
+    """Measurements with limits (PERF cases): name, value, limit, comparison, unit, median,
+    p95, max, n, floor (the same loop against a null card, same unit)."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, sort_keys=True)

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ from conformance.model.products import Plan, Product, applicable
 from conformance.model.profile import CardProfile
 from conformance.results import CaseResult, Verdict
 from conformance.transport.base import BenchError, CaseTimeout, Transport
-from conformance.transport.layers import TraceEntry, TraceLayer, build_stack
+from conformance.transport.layers import TraceLayer, build_stack
 from conformance.transport.redact import Redactor
 
 
@@ -176,6 +175,7 @@ class CaseRunner:
         if reason is not None:
             result.set_reason(reason)
         if context is not None:
+            result.measurements = context.measurements
             result.observations = list(context.observations)
             result.observations_zh = list(context.observations_zh)
         if result.verdict is Verdict.FAIL and exc is not None:
@@ -184,7 +184,10 @@ class CaseRunner:
             result.scrub(stack.scrub)
         result.duration_s = round(time.perf_counter() - started, 6)
         if stack is not None:
-            self._write_evidence(result, stack, mark)
+            try:
+                self._write_evidence(result, stack, mark)
+            finally:
+                stack.release()  # a long run keeps one case's trace in memory, not all
         if isinstance(exc, BenchError) and not (
             isinstance(exc, CaseTimeout) and not exc.mid_exchange
         ):  # a case stopped between exchanges left the connection as it was
@@ -192,7 +195,7 @@ class CaseRunner:
         return result
 
     def _write_evidence(self, result: CaseResult, stack: TraceLayer, mark: int) -> None:
-        text = evidence_jsonl(stack.since(mark), self.wall_clock)
+        text = stack.evidence(mark, wall=self.wall_clock.at)
         data = text.encode("utf-8")
         result.evidence_sha256 = hashlib.sha256(data).hexdigest()
         if self.out_dir is not None:
@@ -210,21 +213,6 @@ class CaseRunner:
         except BenchError as again:
             self.bench_lost = f"{exc}; reconnect failed: {again}"
             self._drop()
-
-
-def evidence_jsonl(entries: Iterable[TraceEntry], clock: WallClock) -> str:
-    """A case's evidence file: one trace entry a line, its monotonic times followed by the
-    wall-clock times they stand for (`wall_start`/`wall_end`, ISO 8601 with the lab's offset).
-
-    The wall-clock times are computed here, once per case, not as each APDU is exchanged.
-    """
-    lines = []
-    for entry in entries:
-        data = entry.to_dict()
-        head = {"seq": data["seq"], "t_start": data["t_start"], "t_end": data["t_end"],
-                "wall_start": clock.at(entry.t_start), "wall_end": clock.at(entry.t_end)}
-        lines.append(json.dumps(head | data, ensure_ascii=False, separators=(",", ":")))
-    return "".join(line + "\n" for line in lines)
 
 
 @contextlib.contextmanager

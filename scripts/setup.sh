@@ -45,6 +45,36 @@ else
     say "Debian packages already installed"
 fi
 
+# More virtual readers for runs on several readers (rhc run --workers N): the package's
+# /etc/reader.conf.d/vpcd serves CHANNELID 0x8C7B (ports 35963-35964: "Virtual PCD 00 00/01");
+# each further entry serves the next two ports from its own CHANNELID (0x8C7D: 35965-35966 →
+# "Virtual PCD 2 00 00/01"), RHC_VPCD_READERS (default 4) readers in all. vpcd keeps its slots
+# in static state, shared by every entry that loads the same library file, so each entry gets
+# its own copy of the driver (libifdvpcd-rhc<port>.so). pcscd reads the entries when it starts.
+VPCD_CONF=/etc/reader.conf.d/vpcd-rhc
+VPCD_LIB=/usr/lib/pcsc/drivers/serial/libifdvpcd.so
+vpcd_ports() { seq 35965 2 $((35963 + ${RHC_VPCD_READERS:-4} - 1)); }
+vpcd_entries() {
+    local port
+    for port in $(vpcd_ports); do
+        printf 'FRIENDLYNAME "Virtual PCD %d"\nDEVICENAME   /dev/null:0x%X\n' "$((port - 35963))" "$port"
+        printf 'LIBPATH      %s\nCHANNELID    0x%X\n\n' "${VPCD_LIB%.so}-rhc$port.so" "$port"
+    done
+}
+if [ ! -w /etc/reader.conf.d ] || [ ! -e "$VPCD_LIB" ]; then
+    say "cannot add vpcd readers (not root, or no $VPCD_LIB): only the package's two"
+elif [ -z "$(vpcd_entries)" ]; then
+    rm -f "$VPCD_CONF"
+else
+    for port in $(vpcd_ports); do
+        cmp -s "$VPCD_LIB" "${VPCD_LIB%.so}-rhc$port.so" || cp "$VPCD_LIB" "${VPCD_LIB%.so}-rhc$port.so"
+    done
+    if [ "$(vpcd_entries)" != "$(cat "$VPCD_CONF" 2>/dev/null)" ]; then
+        vpcd_entries >"$VPCD_CONF"
+        say "vpcd readers: ${RHC_VPCD_READERS:-4} (ports 35963 and up), entries in $VPCD_CONF"
+    fi
+fi
+
 PYTHON=${PYTHON:-python3}
 if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
     say "$PYTHON is $("$PYTHON" -V 2>&1 || echo missing); Python >= 3.11 is required (set PYTHON=...)"

@@ -18,7 +18,7 @@ from conformance.model import (
     load_personalization,
     load_profile,
 )
-from conformance.model.products import Product, load_plan, load_product
+from conformance.model.products import Product, catalogue_plan, load_product
 from conformance.results import CaseResult
 from conformance.runner import CaseRunner
 from conformance.transport.inprocess import InProcessTransport
@@ -75,7 +75,7 @@ def runner_for(
         profile=prof,
         keys=TestKeyProvider(load_key_set(DEFAULT_TEST_KEYS, prof)),
         product=product or load_product(None, prof),
-        plan=load_plan("certification"),
+        plan=catalogue_plan(),
         out_dir=out_dir,
     )
 

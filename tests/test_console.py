@@ -331,7 +331,7 @@ def test_an_interrupted_run_says_why_it_is_incomplete(tmp_path) -> None:
     summary = json.loads(stdout)
     assert summary["conclusion"] == "INCOMPLETE"
     assert any("interrupted" in reason for reason in summary["incomplete"])
-    assert any(re.match(r"only \d+ of the 780 selected cases ran", r)
+    assert any(re.match(r"only \d+ of the \d+ selected cases ran", r)
                for r in summary["incomplete"])
     assert "INCOMPLETE because the run was interrupted" in stderr
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -281,7 +282,18 @@ def p_update_rights(t: Terminal) -> Observation:
     return out
 
 
-BATTERY: list[Probe] = [p_atr, p_select, p_syntax, p_free_file, p_read_all, p_read_rights,
+def p_timing(t: Terminal) -> Observation:
+    """Whether the card is slow: the fastest of three SELECTs takes 30 ms or more (the
+    reference card answers in well under a millisecond, the slow-card fault in 60 ms)."""
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        t.sw("00A4000002DDF1")
+        times.append(time.perf_counter() - start)
+    return [min(times) >= 0.030]
+
+
+BATTERY: list[Probe] = [p_atr, p_timing, p_select, p_syntax, p_free_file, p_read_all, p_read_rights,
                         p_counters, p_challenge, p_secure_messaging, p_item57, p_cyclic,
                         p_index, p_records, p_pin, p_lock, p_sec_state, p_update_rights]
 

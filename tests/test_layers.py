@@ -346,6 +346,47 @@ def test_jsonl_round_trip_with_stable_keys_and_chinese_text() -> None:
     assert to_jsonl(trace.since(1)) == "".join(line + "\n" for line in lines[1:])
 
 
+def test_jsonl_lines_are_what_json_dumps_writes() -> None:
+    entries = [
+        TraceEntry(1, 0.1, 0.30000000000000004, "00B2010400", "6103", "6103", 200.0, True, 7),
+        TraceEntry(2, 1e-7, 3.0, "", None, None, 0.0, note='quote " back\\slash\n用例\x01'),
+        TraceEntry(3, 5, 6, "RESET", None, None, 1000.0, error="BenchError: 卡 \"gone\""),
+    ]
+    expected = "".join(
+        json.dumps(e.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n"
+        for e in entries
+    )
+    assert to_jsonl(entries) == expected
+    assert from_jsonl(expected) == entries
+
+
+def test_evidence_is_the_jsonl_of_the_case_slice() -> None:
+    card = Scripted([("0084000008", "6108"), ("00C0000008", "1122334455667788 9000"),
+                     ("00B2010400", "6103"), ("00C0000003", "AABBCC 9000")])
+    trace = build_stack(card, profile=PROFILE, redactor=redactor(), clock=StepClock())
+    trace.transmit(h("0084000008"))
+    mark = trace.mark()
+    trace.annotate("用例 begins")
+    trace.transmit(h("00B2010400"))
+    trace.reset()
+    assert trace.evidence(mark) == to_jsonl(trace.since(mark))
+    assert trace.evidence(0) == trace.to_jsonl()
+    assert "1122334455667788" not in trace.evidence(0)  # the challenge stays masked
+
+
+def test_release_keeps_one_case_in_memory() -> None:
+    card = Answering(lambda apdu: h("9000"))
+    trace = build_stack(card, profile=PROFILE, redactor=redactor(), clock=StepClock())
+    for _ in range(1000):
+        mark = trace.mark()
+        trace.transmit(h("00A40000023F00"))
+        assert len(trace.since(mark)) == 2
+        trace.release()
+    assert trace.entries == [] and trace.mark() == 0
+    trace.transmit(h("00A40000023F00"))
+    assert [e.seq for e in trace.entries] == [2001, 2002]  # numbering goes on
+
+
 def test_bench_error_is_recorded_and_reraised() -> None:
     card = Scripted(
         [

@@ -91,6 +91,8 @@ def test_describe_error_names_the_code() -> None:
 def test_vpcd_reader_names() -> None:
     assert vpcd_reader_name(35963) == "Virtual PCD 00 00"
     assert vpcd_reader_name(35964) == "Virtual PCD 00 01"
+    assert vpcd_reader_name(35965) == "Virtual PCD 2 00 00"  # scripts/setup.sh's entries
+    assert vpcd_reader_name(35966) == "Virtual PCD 2 00 01"
 
 
 def test_no_pcscd_is_a_clear_bench_error() -> None:

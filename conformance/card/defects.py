@@ -54,6 +54,13 @@ _ROWS = [
           "每次复位后历史字节末字节变化，复位应答不稳定。",
           "§2",
           aim=("ATR-004", "ATR-006")),
+    # ---------------------------------------------------------------- PERF
+    Fault("slow_card", "PERF",
+          "Every answer (and the ATR) takes 60 ms more: well beyond the plan's timing limits, "
+          "while every answer stays correct.",
+          "每个应答（含复位应答）多耗时 60 毫秒：远超检测计划的时间限值，但应答内容均正确。",
+          "plan parameters.performance (WS/T 543 sets no timing)", value="60",
+          aim=("PERF-*",)),
     # ---------------------------------------------------------------- CMD
     Fault("select_missing_6a87", "CMD",
           "SELECT of a missing file answers 6A87 instead of 6A82.",
@@ -528,6 +535,9 @@ ALSO_BREAKS: dict[str, tuple[str, ...]] = {
     "fs_ee02_missing": ("CMD",),
     "fs_photo_3000": ("CMD",),
     "get_response_broken": GROUPS,           # every answer with data loses a byte
+    # only time differs, which only PERF cases look at (tests/test_perf.py runs others on
+    # it); declared so the matrix does not run the whole catalogue at 60 ms an answer
+    "slow_card": GROUPS,
     "get_response_binary_short": ("FS", "REC", "SEC"),  # transparent reads lose a byte
     "idx_mark_writes_01": ("SEC",),
     "missing_record_6a82": ("DATA", "FS", "IDX"),

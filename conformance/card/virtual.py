@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,24 @@ class VirtualCard:
         card_os = FaultyCardOS if hooked else CardOS  # the reference card asks no fault
         self._os = card_os(profile, content, self.features, self.faults)
         self._atr = _build_atr(profile, content.card_number_factor, self.faults)
+        self.latency_s = 0.0
+        """Time the card takes for every answer (reset included), as a real card would."""
+        self.byte_s = 0.0
+        """Time per byte that crosses the interface (command, response or ATR)."""
+        slow = self.faults.fault("slow_card") if self.faults.active("slow_card") else None
+        self._slow_s = float(slow.value) / 1000.0 if slow is not None else 0.0
+
+    def shape_timing(self, latency_ms: float = 0.0, byte_us: float = 0.0) -> None:
+        """Make the card take ``latency_ms`` per answer and ``byte_us`` per byte on the wire
+        (``--card-latency-ms``, ``--card-byte-us``), so that timing limits are exercised."""
+        self.latency_s = latency_ms / 1000.0
+        self.byte_s = byte_us / 1e6
+
+    def _take_time(self, nbytes: int) -> None:
+        """Spend the answer's time (a real sleep: through vpcd the reader waits too)."""
+        delay = self.latency_s + self._slow_s + self.byte_s * nbytes
+        if delay > 0:
+            time.sleep(delay)
 
     # ------------------------------------------------------------------ factories
     @classmethod
@@ -157,11 +176,14 @@ class VirtualCard:
         self._os.reset()
         if self.faults.active("atr_unstable"):  # the last historical byte counts resets
             self._atr = self._atr[:-1] + bytes([(self._atr[-1] + 1) & 0xFF])
+        self._take_time(len(self._atr))
         return self._atr
 
     def process(self, apdu: bytes) -> bytes:
         """Answer one command APDU with data ‖ SW1 SW2; never raises."""
-        return self._os.process(apdu)
+        response = self._os.process(apdu)
+        self._take_time(len(apdu) + len(response))
+        return response
 
     # ------------------------------------------------------------------ for the suite's tests
     @property

@@ -39,8 +39,14 @@ _FALLBACK_ATR = bytes.fromhex("3B80800101")
 
 
 def vpcd_reader_name(port: int = VPCD_PORT, slot_base: int = VPCD_PORT) -> str:
-    """The reader name vpcd gives the card on ``port`` (35963 → "Virtual PCD 00 00")."""
-    return f"Virtual PCD 00 {port - slot_base:02d}"
+    """The reader name vpcd gives the card on ``port`` (35963 → "Virtual PCD 00 00").
+
+    Each vpcd entry of /etc/reader.conf.d serves two ports (two slots) from its CHANNELID;
+    the package's entry is named "Virtual PCD", the further ones scripts/setup.sh writes
+    "Virtual PCD <offset>" (35965 → "Virtual PCD 2 00 00", 35966 → "Virtual PCD 2 00 01")."""
+    offset = port - slot_base
+    entry, slot = offset - offset % 2, offset % 2
+    return f"Virtual PCD {f'{entry} ' if entry else ''}00 {slot:02d}"
 
 
 class _Closed(Exception):

@@ -40,6 +40,7 @@ GROUPS = {
     "IDX": ("索引文件", "Index files"),
     "REC": ("诊疗记录", "Medical records (EE/ED)"),
     "PIN": ("个人识别码", "PIN"),
+    "PERF": ("性能", "Performance"),
 }
 
 
@@ -184,6 +185,8 @@ class CaseContext:
         self.choices = choices
         self.observations: list[str] = []
         self.observations_zh: list[str] = []
+        self.measurements: list[dict[str, Any]] = []
+        """Measurements with limits (PERF cases): one dict each, see cases/measure.py."""
 
     # -- sending -----------------------------------------------------------------------
     def send(self, apdu: CommandAPDU | bytes, *, raw: bool = False) -> ResponseAPDU:

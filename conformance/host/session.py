@@ -196,11 +196,14 @@ class HealthCardSession:
             self._forget_selection()
         return self._send_raw(raw)
 
-    def reset(self) -> bytes:
-        """Reset the card; clears the cached city code, the current DF and granted rights."""
+    def reset(self, *, cold: bool = False) -> bytes:
+        """Reset the card; clears the cached city code, the current DF and granted rights.
+
+        ``cold`` asks the transport for a power cycle (a TraceLayer's ``reset(cold=True)``)."""
         self._forget_selection()
         self._city8 = None
-        self._atr = bytes(self.transport.reset())
+        atr = self.transport.reset(cold=True) if cold else self.transport.reset()  # type: ignore[call-arg]
+        self._atr = bytes(atr)
         return self._atr
 
     def _send_raw(self, raw: bytes) -> ResponseAPDU:

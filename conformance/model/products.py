@@ -111,8 +111,18 @@ def load_product(path: Path | str | None, profile: CardProfile) -> Product:
 
 
 def load_plan(name_or_path: Path | str | None) -> Plan:
-    """A plan by the name of a shipped one (`certification`, `selftest`) or by file path."""
+    """A plan by the name of a shipped one (`certification`, `selftest`, `performance`) or by
+    file path."""
     return _load(Plan, _shipped_or_path(PLANS_DIR, str(name_or_path or DEFAULT_PLAN), "plan"))
+
+
+def catalogue_plan() -> Plan:
+    """The certification plan with the parameters of the plans that run what it leaves out
+    (the PERF measurements: the performance plan): what runs the whole catalogue at once (the
+    kill matrix, the suite's own tests) takes its parameters from here."""
+    plan = load_plan("certification")
+    measuring = load_plan("performance")
+    return plan.model_copy(update={"parameters": {**measuring.parameters, **plan.parameters}})
 
 
 _ALLOWED = (ast.Expression, ast.BoolOp, ast.UnaryOp, ast.And, ast.Or, ast.Not, ast.Name, ast.Load)

@@ -8,8 +8,10 @@ breaks, the verifier can still name the element that changed instead of only "di
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Iterator
+from typing import Any
 
 from lxml import etree
 
@@ -150,6 +152,19 @@ def _artifact(parent: etree._Element, art: Artifact) -> None:
 
 def _double(value: float) -> str:
     return repr(float(value))
+
+
+def _xs_double(value: float) -> str:
+    """An xs:double, infinities included (a throughput over no measurable time)."""
+    return ("INF" if value > 0 else "-INF") if math.isinf(value) else _double(value)
+
+
+def _measurement(parent: etree._Element, m: dict[str, Any]) -> None:
+    """A PERF case's measurement: its value beside the plan's limit, in its unit."""
+    numbers = {key: _xs_double(float(m[key]))
+               for key in ("value", "limit", "median", "p95", "max", "floor")}
+    _sub(parent, "measurement", name=str(m["name"]), unit=str(m["unit"]),
+         comparison=str(m["comparison"]), n=str(int(m["n"])), **numbers)
 
 
 def _submission(root: etree._Element, model: ReportModel) -> None:
@@ -323,6 +338,8 @@ def build_xml(model: ReportModel, manifest: Manifest) -> etree._Element:
         if r.reference_choice:
             _localized(case, "referenceChoice", r.reference_choice_zh or r.reference_choice,
                        r.reference_choice)
+        for m in r.measurements:
+            _measurement(case, m)
         if entry.evidence_path:
             _sub(case, "evidence", path=entry.evidence_path, sha256=entry.evidence_sha256)
 

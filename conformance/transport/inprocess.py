@@ -2,11 +2,14 @@
 
 No reader, no driver, no wire: the fastest way to run the suite against the reference card.
 It still behaves like a transport: it copies what crosses it, refuses use after close(), and
-turns a responder that raises into a BenchError (the harness failed, not the card).
+turns a responder that raises into a BenchError (the harness failed, not the card). Like the
+PC/SC transport it times every exchange around the responder's own call (``wire_s``,
+``last_wire``), for measurements.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from conformance.transport.base import ApduResponder, BenchError
@@ -19,6 +22,8 @@ class InProcessTransport:
         self._responder = responder
         self._name = name
         self._closed = False
+        self.wire_s = 0.0
+        self.last_wire = (0.0, 0.0)
         self._atr = self._call("reset", responder.reset)
 
     @property
@@ -44,6 +49,10 @@ class InProcessTransport:
         self._atr = self._call("reset", self._responder.reset)
         return self._atr
 
+    def cold_reset(self) -> bytes:
+        """Power the card off and on: for a responder the same as reset()."""
+        return self.reset()
+
     def close(self) -> None:
         self._closed = True
 
@@ -62,6 +71,7 @@ class InProcessTransport:
             raise BenchError(f"transport {self._name!r} is closed")
 
     def _call(self, what: str, fn: Callable[[], object]) -> bytes:
+        t0 = time.monotonic()
         try:
             result = fn()
         except BenchError:
@@ -75,6 +85,9 @@ class InProcessTransport:
                 f"in-process card {self._name!r}: {what}() returned "
                 f"{type(result).__name__}, expected bytes"
             )
+        t1 = time.monotonic()
+        self.last_wire = (t0, t1)
+        self.wire_s += t1 - t0
         result = bytes(result)
         if what == "process" and len(result) < 2:
             raise BenchError(

@@ -11,16 +11,18 @@ they build themselves, GET RESPONSE and a resend with the right Le, come from
   and the two SW1 values come from the profile (:meth:`T0Rules.from_profile`).
 - :class:`TraceLayer` records every exchange with monotonic timestamps, the logical exchange
   (what the case sent) with the wire exchanges beneath it, secrets masked by a
-  :class:`~conformance.transport.redact.Redactor` before anything is stored.
+  :class:`~conformance.transport.redact.Redactor` whenever entries are read out (once per
+  case, when its evidence is written: the hot path only keeps bytes and timestamps).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from conformance.apdu import CommandAPDU
@@ -69,12 +71,13 @@ class T0Rules:
 
     def get_response(self, sw2: int) -> bytes:
         """GET RESPONSE for the SW2 of a 61xx (P1 = P2 = 00; 00 asks for 256 bytes)."""
-        le = sw2 or LE_WHOLE
-        return CommandAPDU(self.get_response_cla, self.get_response_ins, 0, 0, le=le).to_bytes()
+        return _get_response(self.get_response_cla, self.get_response_ins, sw2)
 
 
-def _sw(response: bytes) -> tuple[int, int] | None:
-    return (response[-2], response[-1]) if len(response) >= 2 else None
+@functools.lru_cache(maxsize=1024)
+def _get_response(cla: int, ins: int, sw2: int) -> bytes:
+    """The GET RESPONSE APDU, built once per SW2 (it is on every T=0 read's path)."""
+    return CommandAPDU(cla, ins, 0, 0, le=sw2 or LE_WHOLE).to_bytes()
 
 
 def _is_short_case2(apdu: bytes) -> bool:
@@ -127,6 +130,11 @@ class T0Layer:
     def reset(self) -> bytes:
         return self.inner.reset()
 
+    def cold_reset(self) -> bytes:
+        """A cold reset where the transport below has one, else its reset()."""
+        cold = getattr(self.inner, "cold_reset", None)
+        return bytes(cold() if cold is not None else self.inner.reset())
+
     def close(self) -> None:
         self.inner.close()
 
@@ -147,36 +155,41 @@ class T0Layer:
         """Send one logical command; returns the complete response after T=0 handling."""
         command = bytes(apdu)
         response = self._wire(command)
-        sw = _sw(response)
+        if len(response) < 2:
+            return response
+        sw1 = response[-2]
+        if sw1 == self.rules.bytes_available:
+            return self._collect(command, response)
         if (
-            self.auto_6c
-            and sw is not None
-            and sw[0] == self.rules.wrong_le
+            sw1 == self.rules.wrong_le
+            and self.auto_6c
             and len(response) == 2
             and _is_short_case2(command)
         ):
-            resend = CommandAPDU.parse(command).with_le(sw[1] or LE_WHOLE)
-            response = self._wire(resend.to_bytes())
-        return self._collect(command, response)
+            resend = CommandAPDU.parse(command).with_le(response[-1] or LE_WHOLE)
+            return self._collect(command, self._wire(resend.to_bytes()))
+        return response
 
     def _collect(self, command: bytes, response: bytes) -> bytes:
         data = b""
         rounds = 0
-        while (sw := _sw(response)) is not None and sw[0] == self.rules.bytes_available:
+        more = self.rules.bytes_available
+        while len(response) >= 2 and response[-2] == more:
             if rounds == self.max_rounds:
                 raise BenchError(
                     f"card still answers {response[-2:].hex().upper()} after {rounds} GET "
                     f"RESPONSE rounds (command header {command[:4].hex().upper()})"
                 )
             data += response[:-2]
-            response = self._wire(self.rules.get_response(sw[1]))
+            response = self._wire(self.rules.get_response(response[-1]))
             rounds += 1
-        return data + response
+        return data + response if data else response
 
     def _wire(self, command: bytes) -> bytes:
         response = bytes(self.inner.transmit(command))
-        if self.on_wire is not None:
-            self.on_wire(command, response)
+        on_wire = self.on_wire
+        if on_wire is not None:
+            on_wire(command, response)
         return response
 
 
@@ -214,10 +227,49 @@ class TraceEntry:
 _ENTRY_FIELDS = tuple(f.name for f in dataclasses.fields(TraceEntry))
 
 
+_json_text = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) uses
+
+
+def jsonl_line(
+    seq: int,
+    t_start: float,
+    t_end: float,
+    command: str,
+    response: str | None,
+    sw: str | None,
+    duration_ms: float,
+    wire: bool = False,
+    parent: int | None = None,
+    note: str | None = None,
+    error: str | None = None,
+    *,
+    wall: Callable[[float], str] | None = None,
+) -> str:
+    """One entry as a JSON line, fields in TraceEntry order: the same text as ``json.dumps``
+    of :meth:`TraceEntry.to_dict` (compact, UTF-8 kept), written out directly because a run
+    writes one per exchange. ``wall`` turns a monotonic time into the wall-clock time it
+    stands for (conformance.clock): then ``wall_start``/``wall_end`` follow ``t_end``."""
+    walls = (f'"wall_start":{_json_text(wall(t_start))},"wall_end":{_json_text(wall(t_end))},'
+             if wall is not None else "")
+    return (
+        f'{{"seq":{seq},"t_start":{t_start!r},"t_end":{t_end!r},{walls}'
+        f'"command":{_json_text(command)},'
+        f'"response":{"null" if response is None else _json_text(response)},'
+        f'"sw":{"null" if sw is None else _json_text(sw)},'
+        f'"duration_ms":{duration_ms!r},"wire":{"true" if wire else "false"},'
+        f'"parent":{"null" if parent is None else parent},'
+        f'"note":{"null" if note is None else _json_text(note)},'
+        f'"error":{"null" if error is None else _json_text(error)}}}\n'
+    )
+
+
 def to_jsonl(entries: Iterable[TraceEntry]) -> str:
     """One JSON object per line (keys in field order, UTF-8 text kept as is), newline-ended."""
-    lines = [json.dumps(e.to_dict(), ensure_ascii=False, separators=(",", ":")) for e in entries]
-    return "".join(line + "\n" for line in lines)
+    return "".join(
+        jsonl_line(e.seq, e.t_start, e.t_end, e.command, e.response, e.sw, e.duration_ms,
+                   e.wire, e.parent, e.note, e.error)
+        for e in entries
+    )
 
 
 def from_jsonl(text: str) -> list[TraceEntry]:
@@ -225,19 +277,20 @@ def from_jsonl(text: str) -> list[TraceEntry]:
     return [TraceEntry(**json.loads(line)) for line in text.splitlines() if line.strip()]
 
 
-@dataclass
-class _Open:
-    """The logical exchange in progress: wire entries wait here to be stored after it."""
-
-    seq: int
-    t_start: float
-    last_end: float
-    wires: list[TraceEntry] = field(default_factory=list)
-    secrets: list[bytes] = field(default_factory=list)
+_Raw = tuple[Any, ...]
+"""One exchange as it happened: (seq, t_start, t_end, command, response, origin, wire,
+parent, note, error); command and response are raw bytes (a str is already public text)."""
 
 
 class TraceLayer:
-    """Records every exchange as a :class:`TraceEntry`, secrets masked before storage.
+    """Records every exchange; secrets are masked when the record is read, never stored in
+    any output unmasked.
+
+    The hot path keeps each exchange as raw bytes and monotonic timestamps (a tuple): the
+    redaction into a :class:`TraceEntry`, the scrubbing secrets and the JSON happen once per
+    case, when its evidence is written (:meth:`since`, :meth:`scrub`), not per exchange.
+    :meth:`release` drops what was recorded so far, so that a long run keeps one case's slice
+    in memory at a time.
 
     Pass :meth:`on_wire` to a T0Layer below (or use :func:`build_stack`) to get the wire
     exchanges too. Bench errors are recorded with the exchange that failed and re-raised: the
@@ -254,18 +307,24 @@ class TraceLayer:
         self.inner = inner
         self.redactor = redactor
         self._clock = clock
-        self._entries: list[TraceEntry] = []
+        self._raw: list[_Raw] = []
+        self._shown: list[TraceEntry] = []  # the redacted entries of _raw[:len(_shown)]
         self._seq = 0
-        self._open: _Open | None = None
+        self._open: list[Any] | None = None  # [seq, last wire end, wire records]
         # What a GET RESPONSE collects for, tracked separately for what the cases sent and
         # what crossed the wire (they see different GET RESPONSEs).
         self._origin_logical: bytes | None = None
         self._origin_wire: bytes | None = None
-        # Raw secret fields seen since the last mark(), kept in memory only, so that text
-        # written about this stretch (a failure reason, a note) can be scrubbed of them.
+        # Raw secret fields of the exchanges since the last mark(), kept in memory only (and
+        # gathered when asked), so that text written about this stretch (a failure reason, a
+        # note) can be scrubbed of them.
         self._secrets: list[bytes] = []
+        self._secrets_from = 0  # _raw index up to which _secrets is complete
         self.deadline: tuple[float, float] | None = None
         """(clock time, seconds allowed): past it, the next exchange raises CaseTimeout."""
+        rules = redactor.rules
+        self._gr_ins = rules.get_response_ins
+        self._more_sw1 = rules.bytes_available_sw1
 
     # -- Transport ----------------------------------------------------------------------
 
@@ -290,19 +349,57 @@ class TraceLayer:
         send = getattr(self.inner, "raw", None) or self.inner.transmit
         return self._exchange(send, bytes(apdu), note)
 
-    def reset(self) -> bytes:
-        """Reset the card; recorded as command ``RESET`` with the new ATR as response."""
+    def reset(self, *, cold: bool = False) -> bytes:
+        """Reset the card; recorded as command ``RESET`` with the new ATR as response.
+
+        ``cold`` powers it off and on where the layers below can (``cold_reset``), else it
+        is the transport's usual reset; the note says which was asked for."""
         self._check_deadline()
         seq, t_start = self._take_seq(), self._clock()
         self._origin_logical = self._origin_wire = None
+        send = self.inner.reset
+        note = None
+        if cold:
+            send = getattr(self.inner, "cold_reset", None) or send
+            note = "cold reset"
         try:
-            atr = bytes(self.inner.reset())
+            atr = bytes(send())
         except Exception as exc:
             error = _error_text(exc)
-            self._store(self._make(seq, t_start, self._clock(), "RESET", None, None, error=error))
+            self._raw.append((seq, t_start, self._clock(), "RESET", None, None, False, None,
+                              note, error))
             raise
-        self._store(self._make(seq, t_start, self._clock(), "RESET", atr.hex().upper(), None))
+        self._raw.append((seq, t_start, self._clock(), "RESET", atr.hex().upper(), None,
+                          False, None, note, None))
         return atr
+
+    def _timed(self) -> Any:
+        """The transport at the bottom that times its own card calls (``wire_s``), or None."""
+        layer: Any = self.inner
+        while layer is not None and getattr(layer, "wire_s", None) is None:
+            layer = getattr(layer, "inner", None)
+        return layer
+
+    def wire_seconds(self) -> float | None:
+        """Seconds the transport at the bottom spent inside its card calls so far (its own
+        timestamps around SCardTransmit / the responder), or None if it keeps none."""
+        timed = self._timed()
+        return None if timed is None else float(timed.wire_s)
+
+    def last_wire_seconds(self) -> float | None:
+        """How long the latest card call of the transport at the bottom took, or None."""
+        timed = self._timed()
+        return None if timed is None else timed.last_wire[1] - timed.last_wire[0]
+
+    @property
+    def position(self) -> int:
+        """How many entries are recorded (since the last release), for :meth:`wire_log`."""
+        return len(self._raw)
+
+    def wire_log(self, position: int) -> list[bytes | str]:
+        """The commands that crossed the wire after ``position`` (raw bytes; ``"RESET"`` for
+        a reset), to replay them elsewhere (a measurement's floor)."""
+        return [rec[3] for rec in self._raw[position:] if rec[6] or rec[3] == "RESET"]
 
     def close(self) -> None:
         self.inner.close()
@@ -314,49 +411,64 @@ class TraceLayer:
         self.close()
 
     def __repr__(self) -> str:
-        return f"TraceLayer({self.inner!r}, {len(self._entries)} entries)"
+        return f"TraceLayer({self.inner!r}, {len(self._raw)} entries)"
 
     def _next_origin(
         self, current: bytes | None, command: bytes, response: bytes | None
     ) -> bytes | None:
         """The command a following GET RESPONSE collects for (it decides what is secret)."""
-        rules = self.redactor.rules
-        if not rules.announces_more(response):
+        if response is None or len(response) < 2 or response[-2] != self._more_sw1:
             return None
-        return current if rules.is_get_response(command) else command
+        return current if len(command) >= 2 and command[1] == self._gr_ins else command
 
     # -- the record ---------------------------------------------------------------------
 
     @property
     def entries(self) -> list[TraceEntry]:
-        """All entries so far, in ``seq`` order (a copy: the record itself is append-only)."""
-        return list(self._entries)
+        """All entries so far (since the last :meth:`release`), in ``seq`` order, redacted."""
+        return list(self._materialize())
 
     def mark(self) -> int:
         """The current position; :meth:`since` with it gives what was recorded after.
 
         It also starts a new stretch for :meth:`scrub` (the secrets of one case)."""
         self._secrets = []
-        return len(self._entries)
+        self._secrets_from = len(self._raw)
+        return len(self._raw)
+
+    def release(self) -> None:
+        """Forget every entry recorded so far (written out already): memory stays bounded by
+        one case's slice however long the run. Positions from earlier marks lose meaning."""
+        self._raw.clear()
+        self._shown.clear()
+        self._secrets = []
+        self._secrets_from = 0
 
     def scrub(self, text: str) -> str:
         """`text` with every secret field seen since the last mark() masked."""
-        return self.redactor.scrub(text, self._secrets)
+        return self.redactor.scrub(text, self._gather_secrets())
 
     def since(self, mark: int) -> list[TraceEntry]:
         """The entries recorded after ``mark``: one case's slice of the trace."""
-        return self._entries[mark:]
+        return self._materialize()[mark:]
 
     def annotate(self, text: str) -> TraceEntry:
         """Add a note entry, e.g. ``"case SEC-RD-DF01-003 begins"``."""
         now = self._clock()
-        entry = TraceEntry(self._take_seq(), now, now, "", None, None, 0.0, note=self.scrub(text))
-        self._store(entry)
-        return entry
+        record = (self._take_seq(), now, now, "", None, None, False, None, self.scrub(text), None)
+        self._raw.append(record)
+        return TraceEntry(*self._render(record))
 
     def to_jsonl(self, entries: Iterable[TraceEntry] | None = None) -> str:
         """JSONL of the given entries (default: all of them)."""
-        return to_jsonl(self._entries if entries is None else entries)
+        return to_jsonl(self._materialize() if entries is None else entries)
+
+    def evidence(self, mark: int, wall: Callable[[float], str] | None = None) -> str:
+        """The JSONL of the entries after ``mark`` (what ``to_jsonl(since(mark))`` gives),
+        redacted and written straight from the record: one case's evidence, with wall-clock
+        times where ``wall`` is given (see :func:`jsonl_line`)."""
+        render = self._render
+        return "".join(jsonl_line(*render(rec), wall=wall) for rec in self._raw[mark:])
 
     def on_wire(self, command: bytes, response: bytes) -> None:
         """Record one physical exchange; give this to a T0Layer below as its ``on_wire``.
@@ -365,37 +477,20 @@ class TraceLayer:
         previous one of the same logical exchange ended (or when the logical one began): the
         T=0 layer does nothing measurable in between.
         """
-        command, response = bytes(command), bytes(response)
         t_end = self._clock()
         origin = self._origin_wire
         self._origin_wire = self._next_origin(origin, command, response)
+        self._seq += 1
         opened = self._open
+        command, response = bytes(command), bytes(response)  # copies only if not bytes
         if opened is None:  # someone used the T0Layer directly, bypassing this layer
-            entry = self._make(
-                self._take_seq(),
-                t_end,
-                t_end,
-                command,
-                response,
-                origin,
-                wire=True,
-                note="wire exchange outside a traced exchange; start time unknown",
-            )
-            self._store(entry)
+            self._raw.append((self._seq, t_end, t_end, command, response, origin, True, None,
+                              "wire exchange outside a traced exchange; start time unknown",
+                              None))
             return
-        entry = self._make(
-            self._take_seq(),
-            opened.last_end,
-            t_end,
-            command,
-            response,
-            origin,
-            wire=True,
-            parent=opened.seq,
-        )
-        opened.last_end = t_end
-        opened.wires.append(entry)
-        opened.secrets += self.redactor.secret_fields(command, response, origin=origin)
+        opened[2].append((self._seq, opened[1], t_end, command, response, origin, True,
+                          opened[0], None, None))
+        opened[1] = t_end
 
     # -- internals ----------------------------------------------------------------------
 
@@ -406,75 +501,64 @@ class TraceLayer:
     def _exchange(self, send: Callable[[bytes], bytes], apdu: bytes, note: str | None) -> bytes:
         if self._open is not None:
             raise RuntimeError("TraceLayer: exchanges cannot nest")
-        self._check_deadline()
-        seq, t_start = self._take_seq(), self._clock()
-        opened = _Open(seq, t_start, t_start)
+        t_start = self._clock()
+        deadline = self.deadline
+        if deadline is not None and t_start > deadline[0]:
+            raise CaseTimeout(deadline[1])
+        self._seq += 1
+        seq = self._seq
+        wires: list[_Raw] = []
+        self._open = [seq, t_start, wires]
         origin = self._origin_logical
-        self._open = opened
         try:
             response = bytes(send(apdu))
         except Exception as exc:
             self._origin_logical = None
-            secrets = self.redactor.secret_fields(apdu) + opened.secrets
-            self._secrets += secrets
+            secrets = self.redactor.secret_fields(apdu)
+            for wire in wires:
+                secrets += self.redactor.secret_fields(wire[3], wire[4], origin=wire[5])
             error = self.redactor.scrub(_error_text(exc), secrets)
-            entry = self._make(
-                seq, t_start, self._clock(), apdu, None, origin, note=note, error=error
-            )
-            self._store(entry, *opened.wires)
+            self._raw.append((seq, t_start, self._clock(), apdu, None, origin, False, None,
+                              note, error))
+            self._raw.extend(wires)
             raise
         finally:
             self._open = None
+        self._raw.append((seq, t_start, self._clock(), apdu, response, origin, False, None,
+                          note, None))
+        self._raw.extend(wires)
         self._origin_logical = self._next_origin(origin, apdu, response)
-        self._secrets += self.redactor.secret_fields(apdu, response, origin=origin)
-        self._secrets += opened.secrets
-        entry = self._make(seq, t_start, self._clock(), apdu, response, origin, note=note)
-        self._store(entry, *opened.wires)
         return response
 
-    def _make(
-        self,
-        seq: int,
-        t_start: float,
-        t_end: float,
-        command: bytes | str,
-        response: bytes | str | None,
-        origin: bytes | None,
-        *,
-        wire: bool = False,
-        parent: int | None = None,
-        note: str | None = None,
-        error: str | None = None,
-    ) -> TraceEntry:
-        """Build an entry, redacting bytes (a str command/response is already public)."""
-        sw: str | None = None
+    def _gather_secrets(self) -> list[bytes]:
+        """The secret fields of every exchange since the last mark() (computed once each)."""
+        fields = self.redactor.secret_fields
+        for rec in self._raw[self._secrets_from:]:
+            command = rec[3]
+            if isinstance(command, bytes):
+                self._secrets += fields(command, rec[4], origin=rec[5])
+        self._secrets_from = len(self._raw)
+        return self._secrets
+
+    def _materialize(self) -> list[TraceEntry]:
+        """The redacted entries of everything recorded (each record redacted once)."""
+        shown = self._shown
+        render = self._render
+        shown.extend(TraceEntry(*render(rec)) for rec in self._raw[len(shown):])
+        return shown
+
+    def _render(self, rec: _Raw) -> tuple[Any, ...]:
+        """The TraceEntry field values of a record, bytes redacted (a str is public)."""
+        seq, t_start, t_end, command, response, origin, wire, parent, note, error = rec
+        sw = None
         if isinstance(command, bytes):
-            shown_cmd = self.redactor.redact_command(command)
-            if isinstance(response, bytes):
-                sw = response[-2:].hex().upper() if len(response) >= 2 else None
-                response = self.redactor.redact_response(command, response, origin=origin)
-        else:
-            shown_cmd = command
-        return TraceEntry(
-            seq=seq,
-            t_start=t_start,
-            t_end=t_end,
-            command=shown_cmd,
-            response=response,
-            sw=sw,
-            duration_ms=(t_end - t_start) * 1000.0,
-            wire=wire,
-            parent=parent,
-            note=note,
-            error=error,
-        )
+            command, response, sw = self.redactor.render_exchange(command, response, origin)
+        return (seq, t_start, t_end, command, response, sw, (t_end - t_start) * 1000.0, wire,
+                parent, note, error)
 
     def _take_seq(self) -> int:
         self._seq += 1
         return self._seq
-
-    def _store(self, *entries: TraceEntry) -> None:
-        self._entries.extend(entries)
 
 
 def _error_text(exc: BaseException) -> str:

@@ -8,10 +8,15 @@ What this module guarantees to the rest of the suite:
   T=0 or T=1; the protocol chosen is exposed as ``.protocol`` ("T=0" / "T=1");
 - before connecting it waits (bounded) for the reader to show a card: pcscd polls presence
   only every ~400 ms, so a card that was just inserted is not yet usable;
-- every PC/SC call on the card handle runs in one worker thread under a deadline: vpcd has no
-  timeout, so a card that stops answering would otherwise block ``transmit()`` for ever. A
-  missed deadline raises CardUnresponsive and leaves the transport *broken* (the stuck call
-  still owns the PC/SC context) until the stuck call returns and ``reset()`` succeeds;
+- every PC/SC call on the card handle runs under a deadline: vpcd has no timeout, so a card
+  that stops answering would otherwise block ``transmit()`` for ever. The call runs in the
+  caller's thread (no hand-off per APDU, so the harness adds next to nothing to the wire
+  time); one long-lived watchdog thread for all transports ends a call past its deadline by
+  shutting down the context's socket to pcscd, which makes the blocked call return. A missed
+  deadline raises CardUnresponsive and leaves the transport *broken* until the exchange still
+  pending in pcscd returns and ``reset()`` succeeds on a fresh context;
+- every exchange is timed around ``SCardTransmit`` itself (``wire_s``, ``last_wire``): the
+  least disturbed clock a latency measurement can have;
 - every PC/SC error becomes a BenchError with a readable message; no pyscard exception or
   traceback escapes.
 """
@@ -19,10 +24,12 @@ What this module guarantees to the rest of the suite:
 from __future__ import annotations
 
 import contextlib
-import queue
+import os
 import re
+import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -137,17 +144,8 @@ def _pyscard() -> Any:
 
 
 def _establish() -> int:
-    sc = _pyscard()
-    try:
-        hresult, context = sc.SCardEstablishContext(sc.SCARD_SCOPE_USER)
-    except Exception as exc:  # pyscard raises on some internal failures
-        raise BenchError(f"cannot reach pcscd: {exc}; {_PCSCD_HINT}") from exc
-    code = _code(hresult)
-    if code != SCARD_S_SUCCESS:
-        if code in (SCARD_E_NO_SERVICE, SCARD_E_SERVICE_STOPPED, SCARD_F_COMM_ERROR):
-            raise BenchError(f"no pcscd running ({describe_error(code)}); {_PCSCD_HINT}")
-        raise BenchError(f"cannot open a PC/SC context: {describe_error(code)}")
-    return context
+    with _ESTABLISH_LOCK:
+        return _establish_unlocked()
 
 
 def _release(context: int) -> None:
@@ -270,49 +268,99 @@ def wait_for_card(reader: str, present: bool = True, timeout_s: float = 5.0) -> 
         _release(context)
 
 
-class _Job:
-    __slots__ = ("args", "done", "error", "fn", "result", "what")
+# -- deadlines: one watchdog thread, the calls in the caller's thread ---------------------
 
-    def __init__(self, what: str, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        self.what = what
-        self.fn = fn
-        self.args = args
-        self.done = threading.Event()
-        self.result: Any = None
-        self.error: BaseException | None = None
+_ESTABLISH_LOCK = threading.Lock()  # one context at a time, so its socket can be told apart
 
 
-class _Worker:
-    """One daemon thread that runs the PC/SC calls of one transport, in order.
+def _pcscd_sockets() -> set[int]:
+    """The file descriptors of this process's sockets connected to pcscd."""
+    found: set[int] = set()
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return found
+    for name in names:
+        fd = int(name)
+        try:
+            if not os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
+                continue
+            with socket.socket(fileno=os.dup(fd)) as sock:
+                if sock.family == socket.AF_UNIX and sock.getpeername() == _PCSCD_PATH:
+                    found.add(fd)
+        except OSError:
+            continue
+    return found
 
-    A daemon thread, not a ThreadPoolExecutor: a call that never returns must not keep the
-    interpreter from exiting.
+
+_PCSCD_PATH = "/run/pcscd/pcscd.comm"
+
+
+def _establish_tracked() -> tuple[int, int]:
+    """A new PC/SC context and the socket pcsc-lite opened for it (the watchdog's lever)."""
+    with _ESTABLISH_LOCK:
+        before = _pcscd_sockets()
+        context = _establish_unlocked()
+        new = _pcscd_sockets() - before
+    if len(new) != 1:
+        _release(context)
+        raise BenchError(
+            f"cannot tell which connection to pcscd ({_PCSCD_PATH}) the new PC/SC context "
+            f"uses ({len(new)} new sockets); the APDU deadline needs it (Linux /proc/self/fd)"
+        )
+    return context, new.pop()
+
+
+def _establish_unlocked() -> int:
+    sc = _pyscard()
+    try:
+        hresult, context = sc.SCardEstablishContext(sc.SCARD_SCOPE_USER)
+    except Exception as exc:
+        raise BenchError(f"cannot reach pcscd: {exc}; {_PCSCD_HINT}") from exc
+    code = _code(hresult)
+    if code != SCARD_S_SUCCESS:
+        if code in (SCARD_E_NO_SERVICE, SCARD_E_SERVICE_STOPPED, SCARD_F_COMM_ERROR):
+            raise BenchError(f"no pcscd running ({describe_error(code)}); {_PCSCD_HINT}")
+        raise BenchError(f"cannot open a PC/SC context: {describe_error(code)}")
+    return context
+
+
+class _Watchdog:
+    """One daemon thread for every transport of the process: it ends a PC/SC call that runs
+    past its deadline by shutting down its context's socket (the call then returns an error).
+
+    Arming costs the caller two attribute stores and no wake-up: the watchdog looks every
+    ``PERIOD_S``, so a deadline fires at most that late.
     """
 
-    def __init__(self, name: str) -> None:
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+    PERIOD_S = 0.05
+
+    def __init__(self) -> None:
+        self._watched: weakref.WeakSet[PcscTransport] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, transport: PcscTransport) -> None:
+        with self._lock:
+            self._watched.add(transport)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="pcsc-watchdog",
+                                                daemon=True)
+                self._thread.start()
 
     def _run(self) -> None:
         while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            try:
-                job.result = job.fn(*job.args)
-            except BaseException as exc:
-                job.error = exc
-            finally:
-                job.done.set()
+            time.sleep(self.PERIOD_S)
+            now = time.monotonic()
+            with self._lock:
+                watched = list(self._watched)
+            for transport in watched:
+                deadline = transport._armed
+                if deadline is not None and now > deadline:
+                    transport._expire(deadline)
 
-    def submit(self, what: str, fn: Callable[..., Any], *args: Any) -> _Job:
-        job = _Job(what, fn, args)
-        self._jobs.put(job)
-        return job
 
-    def shutdown(self) -> None:
-        self._jobs.put(None)
+_WATCHDOG = _Watchdog()
 
 
 class PcscTransport:
@@ -320,6 +368,8 @@ class PcscTransport:
 
     ``timeout_s`` bounds every exchange with the card (transmit, reset, connect);
     ``card_wait_s`` bounds the wait for a card to show up before connecting or resetting.
+    ``wire_s`` sums the time spent inside ``SCardTransmit`` / ``SCardReconnect`` and
+    ``last_wire`` holds the (start, end) monotonic times of the latest one.
     """
 
     def __init__(
@@ -340,21 +390,24 @@ class PcscTransport:
         self._atr = b""
         self._closed = False
         self._broken: str | None = None
-        self._stuck: _Job | None = None
+        self._stuck: str | None = None  # the call a deadline abandoned, still in pcscd
+        self._armed: float | None = None  # the deadline of the call in progress
+        self._expired: float | None = None  # the deadline the watchdog acted on
+        self._fd: int | None = None
         self._lock = threading.RLock()
+        self.wire_s = 0.0
+        self.last_wire = (0.0, 0.0)
 
-        self._context = _establish()
+        self._context, self._fd = _establish_tracked()
         try:
             self._reader = resolve_reader(reader, _list(self._context))
         except BaseException:
             self._closed = True
-            _release(self._context)
+            self._release_context()
             raise
-        self._worker = _Worker(f"pcsc:{self._reader}")
+        _WATCHDOG.watch(self)
         try:
-            self._run(
-                "connect", self._connect_blocking, timeout_s=self._card_wait_s + self._timeout_s
-            )
+            self._guarded("connect", self._card_wait_s + self._timeout_s, self._connect_blocking)
         except BaseException:
             self.close()
             raise
@@ -392,34 +445,50 @@ class PcscTransport:
         return self._broken is not None
 
     def transmit(self, apdu: bytes) -> bytes:
-        command = bytes(apdu)
+        """Send one APDU: the hot path, kept to the PC/SC call and a deadline around it."""
         with self._lock:
-            self._check_usable()
-            response = self._run(
-                "transmit", self._transmit_blocking, command, timeout_s=self._timeout_s
-            )
-        return response
+            if self._broken is not None or self._closed or self._hcard is None:
+                self._check_usable()
+            t0 = time.monotonic()
+            self._armed = t0 + self._timeout_s
+            try:
+                hresult, response = _scard.SCardTransmit(
+                    self._hcard, self._protocol_id, list(apdu)
+                )
+            finally:
+                self._armed = None
+                t1 = time.monotonic()
+                self.last_wire = (t0, t1)
+                self.wire_s += t1 - t0
+            if self._expired is not None:
+                raise self._missed("transmit", self._timeout_s)
+            if hresult != SCARD_S_SUCCESS:
+                raise self._error("transmit", _code(hresult))
+            if len(response) < 2:
+                raise self._short_response(bytes(apdu), bytes(response))
+            return bytes(response)
 
     def reset(self) -> bytes:
         """Reset the card (SCardReconnect with SCARD_RESET_CARD) and return the new ATR.
 
         Also the way back after a card was removed and inserted again, or after a missed
-        deadline once the stuck exchange has returned.
+        deadline once the stuck exchange has returned in pcscd (on a fresh context).
         """
         with self._lock:
             if self._closed:
                 raise BenchError(f"transport on reader {self._reader!r} is closed")
-            if self._stuck is not None and not self._stuck.done.is_set():
-                raise BenchError(
-                    f"cannot reset reader {self._reader!r}: an earlier "
-                    f"{self._stuck.what} is still blocked in pcscd ({self._broken}); "
-                    "remove the card or restart the reader driver"
-                )
-            self._stuck = None
-            self._broken = None
-            return self._run(
-                "reset", self._reset_blocking, timeout_s=self._card_wait_s + self._timeout_s
-            )
+            if self._broken is not None:
+                self._renew_context()
+            return self._guarded("reset", self._card_wait_s + self._timeout_s,
+                                 self._reset_blocking)
+
+    def cold_reset(self) -> bytes:
+        """Power the card off and on (SCardReconnect with SCARD_UNPOWER_CARD); the new ATR."""
+        with self._lock:
+            if self._closed or self._broken is not None or self._hcard is None:
+                return self.reset()
+            return self._guarded("reset", self._card_wait_s + self._timeout_s,
+                                 lambda: self._reset_blocking(cold=True))
 
     def close(self) -> None:
         """Disconnect and release the context; never blocks for long, even when broken."""
@@ -427,16 +496,11 @@ class PcscTransport:
             if self._closed:
                 return
             self._closed = True
-            worker = getattr(self, "_worker", None)
-            if worker is None:
-                _release(self._context)
-                return
-            job = worker.submit("close", self._close_blocking)
-            worker.shutdown()
-            if self._stuck is None or self._stuck.done.is_set():
-                # the queue is free: wait a little so the reader is released on return
-                job.done.wait(min(self._timeout_s, 5.0))
-            # else: the stuck call holds the context; the close runs when (if) it returns
+            if self._broken is None:
+                with contextlib.suppress(BenchError):
+                    self._guarded("close", min(self._timeout_s, 5.0), self._disconnect_quietly)
+            self._hcard = None
+            self._release_context()
 
     def __del__(self) -> None:
         # a forgotten transport must not keep an exclusive hold on the reader
@@ -464,26 +528,72 @@ class PcscTransport:
                 f"transport on reader {self._reader!r} is unusable: {self._broken}; "
                 "reset() once the card is back, or close and reopen it"
             )
+        if self._hcard is None:
+            raise BenchError(f"no card connected in reader {self._reader!r}; reset() first")
 
-    def _run(self, what: str, fn: Callable[..., Any], *args: Any, timeout_s: float) -> Any:
-        job = self._worker.submit(what, fn, *args)
-        if not job.done.wait(timeout_s):
-            self._stuck = job
-            self._broken = f"the card did not answer a {what} within {timeout_s:g} s"
-            raise CardUnresponsive(
-                f"card did not answer within {timeout_s:g} s ({what} on reader "
-                f"{self._reader!r}); the transport is now unusable until the exchange returns"
-            )
-        if job.error is not None:
-            if isinstance(job.error, BenchError):
-                raise job.error
+    def _expire(self, deadline: float) -> None:
+        """Watchdog thread: the call armed with ``deadline`` is late; make it return."""
+        if self._armed != deadline or self._fd is None:
+            return  # it returned meanwhile
+        self._expired = deadline
+        with contextlib.suppress(OSError), socket.socket(fileno=os.dup(self._fd)) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+
+    def _missed(self, what: str, timeout_s: float) -> CardUnresponsive:
+        """The transport after a deadline fired: broken, its context dead."""
+        self._broken = f"the card did not answer a {what} within {timeout_s:g} s"
+        self._stuck = what
+        return CardUnresponsive(
+            f"card did not answer within {timeout_s:g} s ({what} on reader "
+            f"{self._reader!r}); the transport is now unusable until the exchange returns"
+        )
+
+    def _guarded(self, what: str, timeout_s: float, fn: Callable[[], Any]) -> Any:
+        """Run one PC/SC call (or a few) in this thread under the watchdog's deadline."""
+        self._armed = time.monotonic() + timeout_s
+        try:
+            result = fn()
+        except BenchError as exc:
+            if self._expired is not None:
+                raise self._missed(what, timeout_s) from exc
+            raise
+        except Exception as exc:
+            if self._expired is not None:
+                raise self._missed(what, timeout_s) from exc
             raise BenchError(
-                f"PC/SC {what} on reader {self._reader!r} failed: "
-                f"{type(job.error).__name__}: {job.error}"
-            ) from job.error
-        return job.result
+                f"PC/SC {what} on reader {self._reader!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        finally:
+            self._armed = None
+        if self._expired is not None:
+            raise self._missed(what, timeout_s)
+        return result
 
-    # -- blocking PC/SC calls (run in the worker thread only) --------------------------------
+    def _release_context(self) -> None:
+        _release(self._context)
+        self._fd = None
+
+    def _renew_context(self) -> None:
+        """After a missed deadline: a fresh context (the old one's socket was shut down)."""
+        self._hcard = None
+        self._release_context()
+        self._context, self._fd = _establish_tracked()
+        self._expired = None
+
+    # -- blocking PC/SC calls (under _guarded) ------------------------------------------------
+
+    def _short_response(self, command: bytes, data: bytes) -> BenchError:
+        if not data:
+            # what vpcd reports when the card's connection closes mid-exchange
+            return BenchError(
+                f"reader {self._reader!r} returned an empty response to "
+                f"{command[:4].hex().upper()}…: the card left or dropped the exchange; "
+                "reset() once a card is back"
+            )
+        return BenchError(
+            f"reader {self._reader!r} returned {data.hex().upper()} to "
+            f"{command[:4].hex().upper()}…: a response APDU needs at least SW1 SW2"
+        )
 
     def _error(self, what: str, code: int) -> BenchError:
         reader = self._reader
@@ -500,6 +610,11 @@ class PcscTransport:
             )
         elif code == SCARD_E_NO_SMARTCARD:
             msg = f"no smart card in reader {reader!r} ({text})"
+        elif code == SCARD_E_SHARING_VIOLATION and self._stuck is not None:
+            msg = (
+                f"cannot reset reader {reader!r}: an earlier {self._stuck} is still blocked "
+                f"in pcscd ({self._broken}); remove the card or restart the reader driver"
+            )
         elif code == SCARD_E_SHARING_VIOLATION:
             msg = (
                 f"reader {reader!r} is in use by another connection ({text}); the suite "
@@ -530,6 +645,7 @@ class PcscTransport:
         self._hcard = hcard
         self._protocol_id = int(protocol)
         self._atr = self._status_atr()
+        self._broken = self._stuck = None
 
     def _status_atr(self) -> bytes:
         sc = _pyscard()
@@ -539,42 +655,24 @@ class PcscTransport:
             raise self._error("status", code)
         return bytes(atr)
 
-    def _transmit_blocking(self, command: bytes) -> bytes:
-        sc = _pyscard()
-        if self._hcard is None:
-            raise BenchError(f"no card connected in reader {self._reader!r}; reset() first")
-        hresult, response = sc.SCardTransmit(self._hcard, self._protocol_id, list(command))
-        code = _code(hresult)
-        if code != SCARD_S_SUCCESS:
-            raise self._error("transmit", code)
-        data = bytes(response)
-        if not data:
-            # what vpcd reports when the card's connection closes mid-exchange
-            raise BenchError(
-                f"reader {self._reader!r} returned an empty response to "
-                f"{command[:4].hex().upper()}…: the card left or dropped the exchange; "
-                "reset() once a card is back"
-            )
-        if len(data) < 2:
-            raise BenchError(
-                f"reader {self._reader!r} returned {data.hex().upper()} to "
-                f"{command[:4].hex().upper()}…: a response APDU needs at least SW1 SW2"
-            )
-        return data
-
-    def _reset_blocking(self) -> bytes:
+    def _reset_blocking(self, cold: bool = False) -> bytes:
         sc = _pyscard()
         if self._hcard is None:
             self._connect_blocking()
             return self._atr
+        how = sc.SCARD_UNPOWER_CARD if cold else sc.SCARD_RESET_CARD
 
         def reconnect() -> tuple[int, int]:
+            t0 = time.monotonic()
             hresult, protocol = sc.SCardReconnect(
                 self._hcard,
                 self._share,
                 sc.SCARD_PROTOCOL_T0 | sc.SCARD_PROTOCOL_T1,
-                sc.SCARD_RESET_CARD,
+                how,
             )
+            t1 = time.monotonic()
+            self.last_wire = (t0, t1)
+            self.wire_s += t1 - t0
             return _code(hresult), int(protocol or 0)
 
         code, protocol = reconnect()
@@ -585,8 +683,8 @@ class PcscTransport:
         if code in _HANDLE_DEAD:
             # the handle (or pcscd itself) died: start over with a fresh context and connection
             self._disconnect_quietly()
-            _release(self._context)
-            self._context = _establish()
+            self._release_context()
+            self._context, self._fd = _establish_tracked()
             self._connect_blocking()
             return self._atr
         if code != SCARD_S_SUCCESS:
@@ -601,7 +699,3 @@ class PcscTransport:
             with contextlib.suppress(Exception):
                 _pyscard().SCardDisconnect(self._hcard, _pyscard().SCARD_RESET_CARD)
             self._hcard = None
-
-    def _close_blocking(self) -> None:
-        self._disconnect_quietly()
-        _release(self._context)

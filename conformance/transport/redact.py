@@ -380,6 +380,32 @@ class Redactor:
             return self._personal_field(data)[0] + response[-2:].hex().upper()
         return self._masked(secret) + visible
 
+    def render_exchange(
+        self, command: bytes, response: bytes | None, origin: bytes | None = None
+    ) -> tuple[str, str | None, str | None]:
+        """(command, response, SW) of one exchange as the trace shows them: the two
+        renderings above, and the SW in clear. A command no rule or privacy touches (most of
+        them) takes a short path with the same result."""
+        rules = self.rules
+        if (
+            self.privacy is None
+            and rules.rule_for(command) is None
+            and (
+                not rules.is_get_response(command)
+                or (origin is not None and rules.rule_for(origin) is None)
+            )
+        ):
+            shown = command.hex().upper()
+            if response is None:
+                return shown, None, None
+            answer = response.hex().upper()
+            return shown, answer, answer[-4:] if len(response) >= 2 else None
+        shown = self.redact_command(command)
+        if response is None:
+            return shown, None, None
+        sw = response[-2:].hex().upper() if len(response) >= 2 else None
+        return shown, self.redact_response(command, response, origin=origin), sw
+
     def scrub(self, text: str, fields: Iterable[bytes]) -> str:
         """Replace any hex rendering of the given secret fields in free text by their masks.
 
