@@ -122,7 +122,7 @@ SPEC_LABELS = {
     "requirement_zh": "要求",
     "requirement_en": "requirement",
     "source": "source 依据",
-    "clause": "reference",
+    "clause": "trace (lab)",
     "purpose_zh": "目的",
     "purpose": "purpose",
     "preconditions": "preconditions",
@@ -131,6 +131,9 @@ SPEC_LABELS = {
     "mandatory": "mandatory",
     "destructive": "destructive",
     "severity": "severity",
+    "choices": "[choice] keys",
+    "interpretations": "interpretations",
+    "reference_choice_zh": "参考配置选择",
     "reference_choice": "reference choice",
     "steps": "steps",
 }
@@ -154,7 +157,7 @@ def print_spec(out: Console, spec: dict[str, object]) -> None:
     unless every case has them."""
     keys = [k for k in SPEC_LABELS if k in spec] + [k for k in spec if k not in SPEC_LABELS]
     optional = {"requirement", "requirement_zh", "requirement_en", "source", "purpose_zh",
-                "reference_choice"}
+                "reference_choice", "reference_choice_zh", "choices", "interpretations"}
     rows = [(SPEC_LABELS.get(k, k), _value(k, spec[k])) for k in keys
             if not (k in optional and not spec[k])]
     if not out.is_terminal:

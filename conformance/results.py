@@ -73,7 +73,15 @@ class CaseResult:
     duration_s: float = 0.0
     evidence: str | None = None  # path relative to the run directory
     evidence_sha256: str | None = None
-    reference_choice: str = ""  # a behaviour of the reference profile the case relies on
+    reference_choice: str = ""
+    """The [choice]s of the profile the verdict rests on and the case's interpretations, cited
+    by the profile's name, version and section (English)."""
+    reference_choice_zh: str = ""
+    """The same in Chinese."""
+    choice_notes: list[str] = field(default_factory=list)
+    """``reference_choice`` as its parts: one note per choice, then per interpretation."""
+    choice_notes_zh: list[str] = field(default_factory=list)
+    """The same notes in Chinese, in the same order."""
     severity: str = "normal"
     failed_at: str = ""
     """For a FAIL: ``own`` (the case's own expectation), ``step: …`` (a shared step such as a
@@ -145,6 +153,9 @@ class CaseResult:
             verdict=verdict,
             reason=reason,
             reference_choice=case.reference_choice,
+            reference_choice_zh=case.reference_choice_zh,
+            choice_notes=list(case.choice_notes),
+            choice_notes_zh=list(case.choice_notes_zh),
             severity=case.severity,
             requirement=case.requirement,
             requirement_zh=case.requirement_zh,

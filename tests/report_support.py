@@ -30,7 +30,7 @@ def make_case(index: int, verdict: Verdict, *, mandatory: bool = True) -> CaseRe
         group=group,
         title_zh=f"读取记录文件并检查状态字 第{index}项",
         title_en=f"Read the record file and check the status word, case {index}",
-        clause="WS/T 543.4-2017 §6.3",
+        clause="REFERENCE.md §5; evidence §4.1",  # the trace note, for the lab only
         purpose="The card answers READ RECORD as the profile says.",
         applicability="ics.contact",
         expected_sw=["9000"] if index % 3 else ["6982", "61xx"],
@@ -38,8 +38,18 @@ def make_case(index: int, verdict: Verdict, *, mandatory: bool = True) -> CaseRe
         verdict=verdict,
         reason="" if verdict is Verdict.PASS else f"SW 6A82 instead of 9000 (case {index})",
         duration_s=0.0123 + index / 1000,
-        reference_choice="" if index % 5 else "record 7 holds tag 08",
+        source="WS/T 543.4-2017 §6.3",
+        **({} if index % 5 else CHOICE),
     )
+
+
+CHOICE = {
+    "reference_choice": "Rests on reference profile p 1.0 §5 status words [choice].",
+    "reference_choice_zh": "依据参考配置 p 1.0 第 5 节：状态字 [choice]。",
+    "choice_notes": ["Rests on reference profile p 1.0 §5 status words [choice]."],
+    "choice_notes_zh": ["依据参考配置 p 1.0 第 5 节：状态字 [choice]。"],
+}
+"""The [choice] every fifth synthetic case rests on."""
 
 
 def make_run(

@@ -117,7 +117,7 @@ def test_group_is_thorough_and_well_formed() -> None:
     assert without_choice == ["SEC-RD-DDF1-EF05-001"]
     assert not [c.id for c in cases if c.destructive]  # no case locks a key (§3)
     retry_cases = [c for c in cases if c.id.startswith(("SEC-KEY-", "SEC-DIV-00"))]
-    assert all("retry_limit" in c.reference_choice or c.id == "SEC-DIV-003"
+    assert all("retry_limit" in c.choices or c.id == "SEC-DIV-003"
                for c in retry_cases)
 
 

@@ -147,6 +147,9 @@ def test_report_xml_has_every_required_part(signed_run: Path) -> None:
     cases = root.findall("r:cases/r:case", ns)
     assert len(cases) == N_CASES
     assert all(c.find("r:evidence", ns).get("sha256") for c in cases)
+    assert all(c.findtext("r:trace", namespaces=ns) for c in cases)  # the lab's note
+    langs = [e.get("lang") for e in cases[0].iterfind("r:referenceChoice", ns)]
+    assert langs == ["zh", "en"] and cases[1].find("r:referenceChoice", ns) is None
     assert len(root.findall("r:untested/r:requirement", ns)) >= 10
     refs = root.findall("ds:Signature/ds:SignedInfo/ds:Reference", ns)
     assert refs[0].get("URI") == ""
@@ -468,6 +471,12 @@ def test_html_is_bilingual_self_contained_and_complete(signed_run: Path) -> None
     assert model.cases[0].evidence_sha256 not in html
     for case in model.cases:
         assert case.result.id in html
+    choice = model.cases[0].result  # the reference-profile choice, indexed in both languages
+    n = sum(1 for c in model.cases if c.choice_notes)
+    assert f"{choice.choice_notes_zh[0]}<br><span class=\"en\">{choice.choice_notes[0]}</span> " \
+        f"({n} 项 cases)" in html
+    assert "WS/T 543.4-2017 §6.3" in html  # the citable source, never the trace note
+    assert "REFERENCE.md" not in html and "evidence §" not in html
 
 
 def test_pdf_first_page_has_conclusion_chinese_and_demo_notice(signed_run: Path) -> None:
@@ -659,8 +668,8 @@ def test_case_rows_align_the_title_column(tmp_path: Path) -> None:
 
     make_run(tmp_path, 30, verdicts={2: Verdict.INCONCLUSIVE, 5: Verdict.NOT_APPLICABLE})
     model = build_model(tmp_path)
-    codes = {c.result.clause: "C1" for c in model.cases}
-    choices = {c.result.reference_choice: "R1" for c in model.cases}
+    codes = {c.source: "C1" for c in model.cases}
+    choices = {en: "R1" for c in model.cases for _, en in c.choice_notes}
     rows, header, indent = case_rows(model, codes, choices)
     headings = [row for row in rows if row.verdict == "req"]  # a requirement above its cases
     assert all("\t" not in row.text for row in headings)

@@ -104,6 +104,60 @@ def test_a_case_naming_an_unknown_requirement_is_an_error(monkeypatch) -> None:
         build_catalogue(profile())
 
 
+def test_choices_and_interpretations_cite_the_profile_in_both_languages() -> None:
+    prof = profile()
+    info = prof.spec.profile
+    cited = f"reference profile {info.name} {info.version} "
+    for case in catalogue():
+        assert len(case.choice_notes) == len(case.choice_notes_zh)
+        assert len(case.choice_notes) == len(case.choices) + len(case.interpretations)
+        text = case.reference_choice + case.reference_choice_zh
+        assert not re.search(r"REFERENCE\.md|evidence §|<(sw|cmd):", text), (case.id, text)
+        for key, note in zip(case.choices, case.choice_notes, strict=False):
+            assert cited + prof.spec.choices[key].en in note, case.id
+    used = {k for c in catalogue() for k in c.choices}
+    assert used == set(prof.spec.choices)  # no choice the cases never rest on
+    assert {k for c in catalogue() for k in c.interpretations} == set(prof.spec.interpretations)
+    case = next(c for c in catalogue() if c.id == "CMD-SEL-LKP-004")
+    assert case.choices == ("select_order",) and case.interpretations == ("no_ef_after_df",)
+    assert f"参考配置 {info.name} {info.version} 第 5 节" in case.reference_choice_zh
+    assert case.describe()["reference_choice_zh"] == case.reference_choice_zh
+
+
+@pytest.mark.parametrize(("field", "key", "expected"), [
+    ("choices", "no_such", r"case ATR-001: unknown \[choice\] 'no_such'"),
+    ("interpretations", "no_such", r"case ATR-001: unknown interpretation 'no_such'"),
+])
+def test_a_case_naming_an_unknown_choice_is_an_error(
+    monkeypatch, field: str, key: str, expected: str
+) -> None:
+    from conformance.cases import atr
+
+    shipped = atr.cases
+
+    def renamed(prof):
+        first, *rest = shipped(prof)
+        return [dataclasses.replace(first, **{field: (key,)}), *rest]
+
+    monkeypatch.setattr(atr, "cases", renamed)
+    with pytest.raises(ValueError, match=expected):
+        build_catalogue(profile())
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ('    en: "§2 answer to reset (ATR) [choice, following the public evidence]"\n', "",
+     r"wst543\.yaml:\d+: key choices\.atr\.en: Field required"),
+    ("  select_no_fci:\n", "  select_no_fci:\n    note: x\n",
+     r"wst543\.yaml:\d+: key interpretations\.select_no_fci\.note: Extra inputs"),
+])
+def test_a_malformed_choice_or_interpretation_is_a_one_line_load_error(
+    tmp_path: Path, old: str, new: str, expected: str
+) -> None:
+    with pytest.raises(ProfileError, match=expected) as caught:
+        load_profile(_copy(tmp_path, old, new))
+    assert "\n" not in str(caught.value)
+
+
 def test_a_fail_reads_in_both_languages_with_expected_and_measured() -> None:
     case = next(c for c in catalogue() if c.id == "CMD-CHAL-001")
     runner = runner_for(new_card(["constant_challenge"]))

@@ -9,15 +9,10 @@ from conformance.model.profile import CardProfile
 from conformance.model.schema import AtrField
 
 CLAUSE = "REFERENCE.md §2; WS/T 543.4 §4 (evidence §4.5)"
-CHOICE = "The historical-byte layout is a reference-profile choice following evidence §4.5."
-FACTOR_CHOICE = (
-    "That ATR bytes 5–12 are the card-number factor is REFERENCE.md §2 [choice]; the key "
-    "diversification that uses it is REFERENCE.md §4 [choice, following evidence §4.3–4.5]."
-)
 
 
 ATR_CHOICE = "atr"
-"""REFERENCE.md §2: the ATR is a [choice, following evidence §4.5] (profile choices.atr)."""
+"""The ATR is a [choice] of the profile (its §2, ``choices.atr``)."""
 
 
 def _parts(ctx: CaseContext) -> tuple[bytes, bytes, bytes]:
@@ -40,14 +35,9 @@ def _offsets(fields: list[AtrField]) -> list[tuple[int, AtrField]]:
 def cases(profile: CardProfile) -> list[Case]:
     out: list[Case] = []
     spec = profile.spec.atr
-    head = bytes([spec.ts, spec.t0]) + bytes.fromhex(spec.interface_bytes)
     presence = zip((0x10, 0x20, 0x40, 0x80), "ABCD", strict=True)
     iface_names = [f"T{c}1" for bit, c in presence if spec.t0 & bit]
     iface_hex = " ".join(f"{b:02X}" for b in bytes.fromhex(spec.interface_bytes))
-    atr_choice = (
-        f"The whole ATR ({head.hex(' ').upper()} ‖ {spec.historical_length} historical bytes) "
-        "is a REFERENCE.md §2 [choice], following evidence §4.5."
-    )
 
     @make(
         out,
@@ -59,7 +49,7 @@ def cases(profile: CardProfile) -> list[Case]:
         f"TS is {spec.ts:02X} (direct convention).",
         purpose_zh=f"TS 为 {spec.ts:02X}（正向约定）。",
         expected_sw=(),
-        reference_choice=atr_choice,
+        choices=("atr",),
         severity="blocker",
     )
     def ts(ctx: CaseContext) -> None:
@@ -82,7 +72,7 @@ def cases(profile: CardProfile) -> list[Case]:
         "and the ATR has exactly that many bytes (no TCK for T=0 only).",
         purpose_zh="T0 声明所含的接口字节和历史字节数，ATR 的字节数与之完全一致（仅 T=0 时无 TCK"
                    "）。",
-        reference_choice=atr_choice,
+        choices=("atr",),
         severity="critical",
     )
     def t0(ctx: CaseContext) -> None:
@@ -114,8 +104,7 @@ def cases(profile: CardProfile) -> list[Case]:
         CLAUSE,
         f"The interface bytes are those of the profile ({' '.join(iface_names)} = {iface_hex}).",
         purpose_zh=f"接口字节为配置规定的值（{' '.join(iface_names)} = {iface_hex}）。",
-        reference_choice=f"Interface bytes {iface_hex} ({', '.join(iface_names)}) are a "
-        "reference-profile choice.",
+        choices=("atr",),
         severity="minor",
     )
     def iface(ctx: CaseContext) -> None:
@@ -142,7 +131,7 @@ def cases(profile: CardProfile) -> list[Case]:
         CLAUSE,
         f"The historical bytes carry the profile's fixed fields: {described}.",
         purpose_zh=f"历史字节含配置规定的固定字段：{described}。",
-        reference_choice=CHOICE,
+        choices=("atr",),
         severity="normal",
     )
     def fixed_fields(ctx: CaseContext) -> None:
@@ -168,7 +157,7 @@ def cases(profile: CardProfile) -> list[Case]:
         purpose_zh="卡号分散因子（ATR 第 5..12 字节）即密钥分散因子：以其分散的 DDF1 读密钥被接受"
                    "。",
         expected_sw=("ok",),
-        reference_choice=FACTOR_CHOICE,
+        choices=("atr", "crypto"),
         severity="blocker",
     )
     def factor(ctx: CaseContext) -> None:
@@ -198,7 +187,7 @@ def cases(profile: CardProfile) -> list[Case]:
         CLAUSE,
         "Every reset gives the same ATR (the factor may not change between sessions).",
         purpose_zh="每次复位得到相同的 ATR（分散因子在不同会话之间不得改变）。",
-        reference_choice=f"{atr_choice} {FACTOR_CHOICE}",
+        choices=("atr", "crypto"),
         severity="normal",
     )
     def stable(ctx: CaseContext) -> None:

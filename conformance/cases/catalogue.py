@@ -19,7 +19,7 @@ WIRE_TERM = re.compile(r"<(sw|cmd|cla|ins):([a-z0-9_]+(?::[0-9A-Fa-f]{1,3})?)>")
 one byte. Case modules write these; the catalogue shows the profile's bytes."""
 
 TEXT_FIELDS = (
-    "title_zh", "title_en", "clause", "purpose", "purpose_zh", "preconditions", "reference_choice",
+    "title_zh", "title_en", "clause", "purpose", "purpose_zh", "preconditions",
 )
 
 
@@ -80,9 +80,35 @@ def _rendered(case: Case, profile: CardProfile) -> Case:
                 requirement_en=render_text(profile, requirement.en),
                 source=profile.requirement_source(key),
             )
+        notes = choice_notes(profile, case.choices, case.interpretations)
     except KeyError as exc:
         raise ValueError(f"case {case.id}: {exc.args[0]}") from None
-    return dataclasses.replace(case, expected_sw=shown, **texts)
+    return dataclasses.replace(
+        case, expected_sw=shown, choice_notes=tuple(en for _, en in notes),
+        choice_notes_zh=tuple(zh for zh, _ in notes), **texts,
+    )
+
+
+def choice_notes(
+    profile: CardProfile, choices: tuple[str, ...], interpretations: tuple[str, ...]
+) -> list[tuple[str, str]]:
+    """(zh, en) per [choice] key, cited by the profile's name, version and section, then per
+    interpretation key; KeyError for a key the profile's tables lack."""
+    info, spec = profile.spec.profile, profile.spec
+    notes = []
+    for key in choices:
+        if key not in spec.choices:
+            raise KeyError(f"unknown [choice] {key!r} (not in the profile's choices)")
+        note = spec.choices[key]
+        notes.append((f"依据参考配置 {info.name} {info.version} {note.zh}。",
+                      f"Rests on reference profile {info.name} {info.version} {note.en}."))
+    for key in interpretations:
+        if key not in spec.interpretations:
+            raise KeyError(f"unknown interpretation {key!r} (not in the profile's "
+                           "interpretations)")
+        note = spec.interpretations[key]
+        notes.append((render_text(profile, note.zh), render_text(profile, note.en)))
+    return notes
 
 
 def check_requirements(profile: CardProfile, cases: list[Case]) -> None:

@@ -60,24 +60,6 @@ from conformance.model.tree import (
 )
 
 CLAUSE = "REFERENCE.md §5; WS/T 543.4 (evidence §4.1-4.2)"
-CHOICE_SW = (
-    "Relies on the status words and the check order of REFERENCE.md §5, a [choice] where "
-    "the evidence is silent."
-)
-CHOICE_SELECT = (
-    "Relies on the SELECT lookup order of REFERENCE.md §5 (MF, children, the current DF, its "
-    "parent, sibling DFs; EFs only among the current DF's children), a [choice]."
-)
-NO_EF_AFTER_DF = (
-    "REFERENCE.md does not say what becomes of the current EF when a DF is selected: this "
-    "case assumes that selecting a DF (even the current one) leaves no current EF, so that "
-    "EF commands answer <sw:no_current_ef> (an interpretation, not a REFERENCE.md rule)."
-)
-DF_KEPT_AFTER_NOT_FOUND = (
-    "REFERENCE.md does not say what a SELECT answered <sw:file_not_found> leaves current: this "
-    "case selects one of the DF's EFs afterwards and records, as an observation, when the DF "
-    "did not stay current (never a FAIL)."
-)
 
 T0_BINARY_LE = 0x20  # READ BINARY length CMD-T0-003 asks for
 
@@ -178,7 +160,6 @@ def unknown_instructions(ctx: CaseContext) -> list[int]:
 
 def _class_cases(profile: CardProfile, out: list[Case]) -> None:
     known = profile.classes()
-    class_list = ", ".join(dict.fromkeys(f"{c.cla:02X}" for c in profile.spec.commands.values()))
     for number, (ins, names) in enumerate(sorted(profile.instructions().items()), start=1):
         own = {profile.spec.commands[n].cla for n in names}
         others = sorted(known - own)
@@ -198,9 +179,7 @@ def _class_cases(profile: CardProfile, out: list[Case]) -> None:
             "<sw:cla_not_supported> 拒绝。",
             applicability=profile.commands_feature(names),
             expected_sw=("cla_not_supported",),
-            reference_choice=CHOICE_SW + " The classes are those of the profile's commands "
-            f"({class_list}); a known INS with another "
-            "class is <sw:cla_not_supported>.",
+            choices=("status_words",), interpretations=("known_classes",),
         )
         def class_check(ctx: CaseContext, ins: int = ins, name: str = names[0],
                         others: list[int] = others) -> None:
@@ -228,7 +207,7 @@ def _ins_cases(profile: CardProfile, out: list[Case]) -> None:
             purpose_zh=f"配置未定义的指令以类别 {cla:02X} 发送时，以 <sw:ins_not_supported> 拒绝。",
             applicability=profile.commands_feature(names),
             expected_sw=("ins_not_supported",),
-            reference_choice=CHOICE_SW,
+            choices=("status_words",),
         )
         def ins_check(ctx: CaseContext, cla: int = cla) -> None:
             for ins in unknown_instructions(ctx):
@@ -249,7 +228,7 @@ def _p1p2_cases(profile: CardProfile, out: list[Case]) -> None:
 
     def wrong_p1p2(number: int, name: str, title_zh: str, title_en: str, purpose: str,
                    purpose_zh: str, variants: list[tuple[int, int, bytes, int | None]],
-                   setup: str | None = None, choice: str = CHOICE_SW) -> None:
+                   setup: str | None = None, notes: tuple[str, ...] = ()) -> None:
         cla, ins = profile.command(name)
 
         @make(
@@ -257,7 +236,7 @@ def _p1p2_cases(profile: CardProfile, out: list[Case]) -> None:
             CLAUSE + " (P1/P2 check, <sw:wrong_p1p2>)", purpose, purpose_zh=purpose_zh,
             applicability=profile.commands_feature([name]),
             expected_sw=("wrong_p1p2",),
-            reference_choice=choice,
+            choices=("status_words",), interpretations=notes,
         )
         def body(ctx: CaseContext) -> None:
             if setup is not None:
@@ -272,7 +251,7 @@ def _p1p2_cases(profile: CardProfile, out: list[Case]) -> None:
                "<sw:wrong_p1p2>.",
                "P1 不是 00（按名称、按路径……）的 SELECT 以 <sw:wrong_p1p2> 拒绝。",
                [(p1, SELECT_P2_FCI, df_fid, None) for p1 in (0x01, 0x02, 0x04, 0x08, 0x09)],
-               choice=CHOICE_SW + " Only selection by FID (P1 = 00) is defined.")
+               notes=("select_by_fid_only",))
     wrong_p1p2(2, "select", "SELECT 的 P2 错误", "SELECT with a wrong P2",
                "SELECT with P2 other than 00 or 0C is refused with <sw:wrong_p1p2>.",
                "P2 不是 00 或 0C 的 SELECT 以 <sw:wrong_p1p2> 拒绝。",
@@ -293,8 +272,7 @@ def _p1p2_cases(profile: CardProfile, out: list[Case]) -> None:
                "record) is refused with <sw:wrong_p1p2>.",
                "P2 不是 04（记录 n）或 03（新循环记录）的明文更新记录以 <sw:wrong_p1p2> 拒绝。",
                [(0x01, p2, b"\x00", None) for p2 in (0x00, 0x01, 0x02, 0x05)],
-               choice=CHOICE_SW + " §5 defines P2 04 and 03 for UPDATE RECORD; any other P2 "
-               "is taken as wrong P1/P2.")
+               notes=("update_record_p2",))
     wrong_p1p2(6, "update_record_sm", "安全报文 UPDATE RECORD 的 P2 错误",
                "Secure-messaging UPDATE RECORD with a wrong P2",
                "<cmd:update_record_sm> with P2 other than 04 is refused with <sw:wrong_p1p2> "
@@ -331,7 +309,7 @@ def _lc_cases(profile: CardProfile, out: list[Case]) -> None:
         CLAUSE + " (SELECT: Lc = 2; <sw:wrong_length>)",
         "SELECT with no data, or with 1 or 3 data bytes, is refused with <sw:wrong_length>.",
         purpose_zh="不带数据或带 1 或 3 字节数据的 SELECT 以 <sw:wrong_length> 拒绝。",
-        expected_sw=("wrong_length",), reference_choice=CHOICE_SW,
+        expected_sw=("wrong_length",), choices=("status_words",),
     )
     def select_lc(ctx: CaseContext) -> None:
         cla, ins = ctx.profile.command("select")
@@ -350,7 +328,7 @@ def _lc_cases(profile: CardProfile, out: list[Case]) -> None:
         purpose_zh=f"数据域不是 {auth_len} 字节的外部认证在查看随机数之前即以 <sw:wrong_length> 拒"
                    "绝（未取随机数，不涉及重"
                    "试计数）。",
-        expected_sw=("wrong_length",), reference_choice=CHOICE_SW,
+        expected_sw=("wrong_length",), choices=("status_words",),
     )
     def ext_auth_lc(ctx: CaseContext) -> None:
         enter(ctx, first_df)
@@ -367,7 +345,6 @@ def _extended_cases(profile: CardProfile, out: list[Case]) -> None:
                 None)
     photo = next(iter(transparent_files(profile)), None)
     challenge = profile.spec.security.challenge_length
-    choice = CHOICE_SW + " Extended length is not supported (§5)."
 
     def extended(number: int, name: str, title_zh: str, title_en: str, purpose: str,
                  purpose_zh: str, p1: int, p2: int, data: bytes, le: int | None, setup: str | None,
@@ -376,7 +353,8 @@ def _extended_cases(profile: CardProfile, out: list[Case]) -> None:
             out, f"CMD-EXT-{number:03d}", "CMD", title_zh, title_en,
             CLAUSE + " (extended length is not supported; <sw:wrong_length>)", purpose,
             purpose_zh=purpose_zh,
-            expected_sw=("wrong_length",), reference_choice=choice,
+            expected_sw=("wrong_length",), choices=("status_words",),
+            interpretations=("no_extended_length",),
             preconditions="card reset; " + (f"{setup} selected" if setup else "MF current")
             + ("; read right granted" if right else ""),
         )
@@ -434,8 +412,7 @@ def _record_cases(profile: CardProfile, out: list[Case]) -> None:
             f"（直接发送，绕过 T=0 层）；Le 00 与 Le {length} 返回 {length} 字节的记录。",
             expected_sw=(f"wrong_le:{length:02X}", "ok"),
             preconditions="card reset; read right of the file granted",
-            reference_choice="§1/§5: another Le that differs from the record length gets "
-            "<sw:wrong_le> [choice].",
+            choices=("wrong_le",),
         )
         def wrong_le(ctx: CaseContext, path: str = path, length: int = length) -> None:
             grant(ctx, path)
@@ -472,7 +449,7 @@ def _record_cases(profile: CardProfile, out: list[Case]) -> None:
                        "d_not_found>。",
             expected_sw=("record_not_found",),
             preconditions="card reset; read right of each file granted",
-            reference_choice=CHOICE_SW,
+            choices=("status_words",),
         )
         def missing_record(ctx: CaseContext, files: list[str] = files) -> None:
             for path in files:
@@ -508,7 +485,7 @@ def _binary_cases(profile: CardProfile, out: list[Case]) -> None:
                        f">（直接发送），Le 00 以 <sw:ok> 返回剩余的 {left} 字节。",
             expected_sw=("offset_beyond_end", f"wrong_le:{left:02X}", "ok"),
             preconditions="card reset; read right of the file granted",
-            reference_choice=CHOICE_SW,
+            choices=("status_words",),
         )
         def binary(ctx: CaseContext, path: str = path, size: int = size, left: int = left,
                    offset: int = offset) -> None:
@@ -545,7 +522,7 @@ def _select_cases(profile: CardProfile, out: list[Case]) -> None:
                        "found>。",
             expected_sw=("file_not_found",),
             preconditions=f"card reset; {df} current",
-            reference_choice=CHOICE_SELECT,
+            choices=("select_order",),
             severity="critical",
         )
         def missing(ctx: CaseContext, df: str = df) -> None:
@@ -573,7 +550,8 @@ def _select_cases(profile: CardProfile, out: list[Case]) -> None:
                            "_not_found>；观察当前 DF 是否保持。",
                 expected_sw=("file_not_found",),
                 preconditions=f"card reset; {df} current",
-                reference_choice=f"{CHOICE_SELECT} {DF_KEPT_AFTER_NOT_FOUND}",
+                choices=("select_order",),
+            interpretations=("df_kept_after_not_found",),
                 severity="critical",
             )
             def foreign_ef(ctx: CaseContext, df: str = df, foreign: list[str] = foreign) -> None:
@@ -601,7 +579,7 @@ def _select_cases(profile: CardProfile, out: list[Case]) -> None:
             purpose_zh=f"以 P2 = 0C 和 P2 = 00 选择 {df} 及其每个 EF；每次应答 <sw:ok> 且无数据。",
             expected_sw=("ok",),
             preconditions=f"card reset; the parent of {df} current",
-            reference_choice=CHOICE_SW + " SELECT answers no FCI, for P2 = 00 as for 0C.",
+            choices=("status_words",), interpretations=("select_no_fci",),
             severity="critical",
         )
         def select_p2(ctx: CaseContext, df: str = df, targets: list[str] = targets) -> None:
@@ -637,7 +615,7 @@ def _lookup_cases(profile: CardProfile, out: list[Case]) -> None:
         purpose_zh="在每个 DF 下，SELECT 3F00 应答 <sw:ok> 并使 MF 成为当前（原 DF 的 EF 随后找不"
                    "到：<sw:fil"
                    "e_not_found>）。",
-        expected_sw=("ok", "file_not_found"), reference_choice=CHOICE_SELECT, severity="critical",
+        expected_sw=("ok", "file_not_found"), choices=("select_order",), severity="critical",
     )
     def mf_from_everywhere(ctx: CaseContext) -> None:
         for df in dfs:
@@ -656,7 +634,7 @@ def _lookup_cases(profile: CardProfile, out: list[Case]) -> None:
         "parent current (shown by reading a free record file of the parent).",
         purpose_zh="在顶层以下的每个 DF 下，选择其父 DF 应答 <sw:ok> 并使父 DF 成为当前（以读取父"
                    " DF 的自由读记录文件证明）。",
-        expected_sw=("ok",), reference_choice=CHOICE_SELECT, severity="critical",
+        expected_sw=("ok",), choices=("select_order",), severity="critical",
     )
     def parent(ctx: CaseContext) -> None:
         for df in below:
@@ -680,7 +658,7 @@ def _lookup_cases(profile: CardProfile, out: list[Case]) -> None:
         "the sibling has an EF the former DF lacks, that EF is then found.",
         purpose_zh="在顶层以下的每个 DF 下，选择每个兄弟 DF 应答 <sw:ok>；兄弟 DF 有而原 DF 没有"
                    "的 EF 随后可以找到。",
-        expected_sw=("ok",), reference_choice=CHOICE_SELECT, severity="critical",
+        expected_sw=("ok",), choices=("select_order",), severity="critical",
     )
     def sibling(ctx: CaseContext) -> None:
         profile = ctx.profile
@@ -705,7 +683,8 @@ def _lookup_cases(profile: CardProfile, out: list[Case]) -> None:
         purpose_zh="在某 DF 的 EF 为当前时，选择该 DF 自身应答 <sw:ok>，不再有当前 EF（读记录 <sw"
                    ":no_current_ef"
                    ">），该 DF 仍为当前（其 EF 仍可找到）。",
-        expected_sw=("ok", "no_current_ef"), reference_choice=f"{CHOICE_SELECT} {NO_EF_AFTER_DF}",
+        expected_sw=("ok", "no_current_ef"), choices=("select_order",),
+        interpretations=("no_ef_after_df",),
     )
     def itself(ctx: CaseContext) -> None:
         for df in dfs:
@@ -751,8 +730,7 @@ def _structure_cases(profile: CardProfile, out: list[Case]) -> None:
             purpose_zh=f"未获任何权限时：{'; '.join(parts)} 应答 <sw:incompatible_file_structure>"
                        "。",
             expected_sw=("incompatible_file_structure",),
-            reference_choice=CHOICE_SW + " SM update of a non-TLV file is "
-                                         "<sw:incompatible_file_structure> (§5).",
+            choices=("status_words",), interpretations=("sm_update_non_tlv",),
         )
         def structure(ctx: CaseContext, records: list[str] = records,
                       binaries: list[str] = binaries, non_tlv: list[str] = non_tlv) -> None:
@@ -795,7 +773,7 @@ def _no_ef_cases(profile: CardProfile, out: list[Case]) -> None:
             + " 之后，读记录、读二进制、更新记录、更新二进制、标记与擦除应答 "
             "<sw:no_current_ef>。",
             expected_sw=("no_current_ef",),
-            reference_choice=f"{CHOICE_SW} {NO_EF_AFTER_DF}",
+            choices=("status_words",), interpretations=("no_ef_after_df",),
         )
         def no_ef(ctx: CaseContext, df: str = df, before: str | None = before) -> None:
             p = ctx.profile
@@ -846,7 +824,7 @@ def _order_cases(profile: CardProfile, out: list[Case]) -> None:
             "security, range, data)",
             purpose, purpose_zh=purpose_zh,
             expected_sw=(expected,),
-            reference_choice=CHOICE_SW,
+            choices=("status_words",),
         )
         def body(ctx: CaseContext) -> None:
             # the plan's unknown class / INS replace the placeholders (plan errors first)
@@ -981,7 +959,7 @@ def _challenge_cases(profile: CardProfile, out: list[Case]) -> None:
                    "取随机数以 "
                    "<sw:wrong_length> 拒绝。",
         expected_sw=("wrong_length",),
-        reference_choice=CHOICE_SW,
+        choices=("status_words",),
     )
     def wrong_length(ctx: CaseContext) -> None:
         cla, ins = ctx.profile.command("get_challenge")
@@ -1032,7 +1010,6 @@ def _t0_cases(profile: CardProfile, out: list[Case]) -> None:
         "REFERENCE.md §5 (<sw:bytes_available>, GET RESPONSE <cmd:get_response> 00 00 xx), "
         "§6 t0_get_response"
     )
-    choice = "Relies on the ICS declaring t0_get_response (REFERENCE.md §6)."
 
     @make(
         out, "CMD-T0-001", "CMD", "T=0 下 GET CHALLENGE 的取响应",
@@ -1044,7 +1021,6 @@ def _t0_cases(profile: CardProfile, out: list[Case]) -> None:
                    "<s"
                    f"w:ok> 返回 {n} 字节，且随机数是新的。",
         applicability="t0_get_response", expected_sw=(f"bytes_available:{n:02X}", "ok"),
-        reference_choice=choice,
     )
     def challenge(ctx: CaseContext) -> None:
         cla, ins = ctx.profile.command("get_challenge")
@@ -1073,7 +1049,6 @@ def _t0_cases(profile: CardProfile, out: list[Case]) -> None:
             + (f"，其格式为配置的 TLV 记录 1（标签 {tlv[0]:02X} = 数据项 {tlv[0]}，"
                f"长度 {tlv[1]:02X}）。" if tlv else "。"),
             applicability="t0_get_response", expected_sw=(f"bytes_available:{length:02X}", "ok"),
-            reference_choice=choice,
         )
         def record(ctx: CaseContext, path: str = free, length: int = length) -> None:
             ctx.select(path)
@@ -1102,7 +1077,6 @@ def _t0_cases(profile: CardProfile, out: list[Case]) -> None:
                        f"PONSE {want:02X} 以 <sw:ok> 返回 {want} 字节。",
             applicability="t0_get_response", expected_sw=(f"bytes_available:{want:02X}", "ok"),
             preconditions="card reset; read right of the file granted",
-            reference_choice=choice,
         )
         def binary(ctx: CaseContext, path: str = photo, want: int = want) -> None:
             grant(ctx, path)

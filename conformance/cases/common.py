@@ -11,15 +11,6 @@ from conformance.iso7816 import LE_WHOLE, RECORD_P2_BY_NUMBER
 from conformance.messages import Msg, msg
 
 
-def sw_choice(*names: str) -> str:
-    """The reference_choice sentence for a verdict that rests on §5 status words, named by
-    meaning (the catalogue shows the profile's hex)."""
-    return (
-        f"Expects {', '.join(f'<sw:{n}>' for n in names)}: the evidence shows no "
-        "status-word table, so these are the REFERENCE.md §5 [choice]."
-    )
-
-
 def slug(path: str) -> str:
     """'DF02/EF07' → 'DF02-EF07', for case IDs."""
     return path.replace("/", "-")

@@ -29,20 +29,6 @@ from conformance.model.tree import df_of
 CLAUSE = "REFERENCE.md §1 (DF02/EF07, EF08), §5 UPDATE RECORD; WS/T 543 (evidence §3.2)"
 
 
-NONCYCLIC_CHOICE = (
-    "REFERENCE.md §5 names no status word for UPDATE RECORD P2 = 03 on a file that is not "
-    'cyclic. P2 = 03 is a valid P2 of UPDATE RECORD ("P2 = 03 on a cyclic file writes a new '
-    'record 1"), so the P1/P2 check (<sw:wrong_p1p2>) cannot reject it before the file is '
-    "known; the file-structure check comes next in the §5 order, before security, so this "
-    "case expects "
-    "<sw:incompatible_file_structure> (command incompatible with file structure); since the "
-    "text names none, <sw:wrong_p1p2> and <sw:security_not_satisfied> are accepted too and "
-    "recorded as an observation (profile situations.cyclic_append_on_noncyclic)."
-)
-REWRITE_CHOICE = (
-    "The evidence (§3.2) shows cyclic files written only with P2 = 03; that a plain UPDATE "
-    "RECORD P2 = 04 rewrites record n of a cyclic file in place is REFERENCE.md §5 [choice]."
-)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -222,7 +208,7 @@ def _cyclic_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             "record is written back afterwards"
         ),
         expected_sw=("ok",),
-        reference_choice=REWRITE_CHOICE,
+        choices=("cyclic_rewrite",),
     )
     def rewrite(ctx: CaseContext, path: str = path) -> None:
         n = ctx.profile.record_count(path)
@@ -291,7 +277,7 @@ def _noncyclic_case(profile: CardProfile, path: str, out: list[Case]) -> None:
                    " 也应答 <sw:incompatible_file_structure>，记录 1 不变。",
         preconditions=f"card reset; the read and write rights of {path} granted",
         expected_sw=("incompatible_file_structure",),
-        reference_choice=NONCYCLIC_CHOICE,
+        choices=("status_words",), interpretations=("append_on_noncyclic",),
     )
     def refused(ctx: CaseContext, path: str = path) -> None:
         grant_families(ctx, path, rights)

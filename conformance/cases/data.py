@@ -34,18 +34,9 @@ CLAUSE_TLV = "REFERENCE.md §1 (TLV records); WS/T 543.3 (evidence §2.2, §3.1)
 CLAUSE_COD = "REFERENCE.md §1 (codings AN, CN, B), §5 (initial contents); WS/T 543.3 " \
     "(evidence §2.2, §3.1)"
 CLAUSE_VAL = "profile items.<n>.rules and code_tables; WS/T 543.3 (evidence §3.1)"
-CHOICE_SPACES = (
-    "An AN value that fills its whole field and ends in spaces is taken as space padding, "
-    "which REFERENCE.md §1 does not allow (AN is right-padded with 00)."
-)
 CHOICE_PHONE = (
     "The rule 'phone' (digits, an optional leading + and - between digit groups, at least 3 "
     "digits) is a [choice]: the evidence gives no format."
-)
-CHOICE_EMPTY_RULE = (
-    "A consistency rule is taken as not applicable when one of its items is not personalised "
-    "(e.g. a card number that follows the document number of a holder without an ID number, "
-    "as evidence §3.1 item 8 allows)."
 )
 EMPTY_NOTE = "An item that was never personalised (empty value) satisfies every value rule."
 EMPTY_NOTE_ZH = "从未个人化的数据项（空值）满足所有取值规则。"
@@ -99,18 +90,16 @@ def item_value(ctx: CaseContext, number: int) -> str:
         return codecs.decode(Coding(item.coding), value)
 
 
-def rules_choice(profile: CardProfile, rules: list[str]) -> str:
-    """The [choice] notes of the value rules an item uses."""
-    notes = []
+def rests_on_choice(profile: CardProfile, rules: list[str]) -> bool:
+    """Whether one of the value rules an item uses is a [choice] of the profile (a code table
+    marked [choice], or the phone rule, for which the evidence gives no format)."""
     for rule in rules:
         kind, _, table = rule.partition(":")
-        if kind == "code":
-            ref = profile.spec.code_tables[table].ref
-            if "[choice]" in ref:
-                notes.append(f"code table {table} ({ref}) is a [choice] of the profile")
-        elif rule == "phone":
-            notes.append(CHOICE_PHONE)
-    return "; ".join(notes)
+        if rule == "phone":
+            return True
+        if kind == "code" and "[choice]" in profile.spec.code_tables[table].ref:
+            return True
+    return False
 
 
 # --------------------------------------------------------------------------- per item
@@ -166,7 +155,7 @@ def _item_cases(profile: CardProfile, out: list[Case]) -> None:
             purpose_zh=f"{where} 中 {item.length} 字节的取值是有效的 {coding}：{rule_text_zh}。",
             expected_sw=("ok",),
             preconditions=f"card reset; read right of {place.path} granted",
-            reference_choice=CHOICE_SPACES if coding is Coding.AN else "",
+            interpretations=("an_space_padding",) if coding is Coding.AN else (),
         )
         def coding_case(ctx: CaseContext, number: int = number) -> None:
             item = ctx.profile.item(number)
@@ -189,14 +178,14 @@ def _item_cases(profile: CardProfile, out: list[Case]) -> None:
             purpose_zh=f"数据项 {number} 的取值满足 {', '.join(item.rules)}。" + EMPTY_NOTE_ZH,
             expected_sw=("ok",),
             preconditions=f"card reset; read right of {place.path} granted",
-            reference_choice=rules_choice(profile, item.rules),
+            choices=("value_rules",) if rests_on_choice(profile, item.rules) else (),
         )
         def value_case(ctx: CaseContext, number: int = number) -> None:
             item = ctx.profile.item(number)
             value = item_value(ctx, number)
             for rule in item.rules:
                 problem = check_rule(rule, value, ctx.profile.spec.code_tables)
-                choice = "value_rules" if rules_choice(ctx.profile, [rule]) else ""
+                choice = "value_rules" if rests_on_choice(ctx.profile, [rule]) else ""
                 ctx.check(problem is None,
                           msg("data.rule", number=number,
                               name_zh=item.zh, name_en=item.en, rule=rule,
@@ -285,8 +274,8 @@ def _consistency_cases(profile: CardProfile, out: list[Case]) -> None:
             purpose_zh=f"在已个人化的卡片上，{text_zh}；涉及未个人化数据项的规则不适用。",
             expected_sw=("ok",),
             preconditions="card reset; read rights of the items' files granted",
-            reference_choice=(f"The rule rests on {rule.ref}. " if "[choice]" in rule.ref
-                              else "") + CHOICE_EMPTY_RULE,
+            choices=("value_rules",) if "[choice]" in rule.ref else (),
+            interpretations=("rule_not_personalised",),
         )
         def consistency(ctx: CaseContext, rule: Consistency = rule) -> None:
             _judge(ctx, rule)
@@ -345,7 +334,7 @@ def _read_by_tag_cases(profile: CardProfile, out: list[Case]) -> None:
                        "签）读记录应"
                        "答 <sw:record_not_found>。",
             expected_sw=("record_not_found",),
-            reference_choice="Relies on the status words of REFERENCE.md §5, a [choice].",
+            choices=("status_words",),
         )
         def absent_tag(ctx: CaseContext, path: str = path, absent: list[int] = absent) -> None:
             grant(ctx, path)
@@ -378,7 +367,7 @@ def _cyclic_cases(profile: CardProfile, out: list[Case]) -> None:
             + (f"并满足各自规则（{', '.join(rules)}）" if rules else "") + "。",
             expected_sw=("ok",),
             preconditions=f"card reset; read right of {path} granted",
-            reference_choice=CHOICE_SPACES,
+            interpretations=("an_space_padding",),
         )
         def cyclic(ctx: CaseContext, path: str = path) -> None:
             p = ctx.profile

@@ -104,7 +104,15 @@ class Case:
     expected_sw: tuple[str, ...] = ()
     mandatory: bool = True
     destructive: bool = False
-    reference_choice: str = ""
+    choices: tuple[str, ...] = ()
+    """Keys of the profile's [choice] table (``choices:``) the case's verdict rests on."""
+    interpretations: tuple[str, ...] = ()
+    """Keys of the profile's ``interpretations:``: readings the case adds where the text is
+    silent."""
+    choice_notes: tuple[str, ...] = ()
+    """The cited choices, then the interpretations, in English (set by the catalogue)."""
+    choice_notes_zh: tuple[str, ...] = ()
+    """The same notes in Chinese."""
     severity: str = "normal"
     requirement: str = ""
     """Key of the profile's requirement table (``requirements:``) this case tests."""
@@ -116,6 +124,15 @@ class Case:
 
     def __repr__(self) -> str:  # pytest and Allure show it as the test parameter
         return self.id
+
+    @property
+    def reference_choice(self) -> str:
+        """What the verdict rests on beyond the requirement: the choices and interpretations."""
+        return " ".join(self.choice_notes)
+
+    @property
+    def reference_choice_zh(self) -> str:
+        return "".join(self.choice_notes_zh)
 
     def __post_init__(self) -> None:
         if self.group not in GROUPS:
@@ -134,7 +151,10 @@ class Case:
             "expected_sw": list(self.expected_sw),
             "mandatory": self.mandatory,
             "destructive": self.destructive,
+            "choices": list(self.choices),
+            "interpretations": list(self.interpretations),
             "reference_choice": self.reference_choice,
+            "reference_choice_zh": self.reference_choice_zh,
             "severity": self.severity,
             "requirement": self.requirement,
             "requirement_zh": self.requirement_zh,

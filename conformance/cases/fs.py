@@ -16,7 +16,6 @@ from conformance.model.profile import CardProfile
 from conformance.model.schema import Structure
 
 CLAUSE = "REFERENCE.md §1; WS/T 543.3 (evidence §2.1)"
-SW_CHOICE = "The status words expected here are the REFERENCE.md §5 [choice]."
 
 
 def _df_cases(profile: CardProfile, out: list[Case]) -> None:
@@ -79,7 +78,7 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
                        f"{ef.structure}"
                        "）。",
             expected_sw=("ok", "incompatible_file_structure"),
-            reference_choice=SW_CHOICE,
+            choices=("status_words",),
         )
         def record_structure(ctx: CaseContext, path: str = path) -> None:
             grant(ctx, path)
@@ -103,7 +102,7 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
                        "ot_foun"
                        "d>）。",
             expected_sw=("ok", "record_not_found"),
-            reference_choice=SW_CHOICE,
+            choices=("status_words",),
             severity="critical",
         )
         def records(ctx: CaseContext, path: str = path, count: int = count) -> None:
@@ -130,7 +129,7 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             purpose_zh="在偏移 0 读二进制应答 <sw:ok>，读记录应答 <sw:incompatible_file_structure"
                        ">。",
             expected_sw=("ok", "incompatible_file_structure"),
-            reference_choice=SW_CHOICE,
+            choices=("status_words",),
         )
         def transparent(ctx: CaseContext, path: str = path) -> None:
             grant(ctx, path)
@@ -153,7 +152,7 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             purpose_zh=f"文件恰为 {size} 字节：最后一个字节可读，下一个偏移应答 <sw:offset_beyond_"
                        "end>。",
             expected_sw=("ok", "offset_beyond_end"),
-            reference_choice=SW_CHOICE,
+            choices=("status_words",),
             severity="critical",
         )
         def file_size(ctx: CaseContext, path: str = path, size: int = size) -> None:

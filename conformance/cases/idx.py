@@ -11,7 +11,7 @@ item's code table (used, free). Every case puts back the flags it found.
 from __future__ import annotations
 
 from conformance.apdu import CommandAPDU, ResponseAPDU
-from conformance.cases.common import grant_families, make, read_records, slug, sw_choice
+from conformance.cases.common import grant_families, make, read_records, slug
 from conformance.cases.framework import Case, CaseContext
 from conformance.iso7816 import LE_WHOLE, RECORD_P2_BY_NUMBER
 from conformance.messages import Msg, msg
@@ -22,11 +22,6 @@ CLAUSE = "REFERENCE.md §1 (DF03/EF05, EF06), §5 mark/erase; WS/T 543 (evidence
 
 WRONG_P2 = (0x00, 0x03, 0x05)
 
-FORMS_CHOICE = (
-    "REFERENCE.md §5 accepts both <cmd:mark_record> n 04 and <cmd:mark_record> n 04 00; this case "
-    "reads the trailing "
-    "00 as Le = 00 (ISO/IEC 7816-3 case 2); the evidence (§4.1) shows only the form with 00."
-)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -114,7 +109,7 @@ def _record_case(profile: CardProfile, path: str, n: int, out: list[Case]) -> No
         ),
         expected_sw=("ok",),
         severity="critical",
-        reference_choice=FORMS_CHOICE,
+        interpretations=("mark_record_forms",),
     )
     def mark_erase(ctx: CaseContext, path: str = path, n: int = n) -> None:
         acc = ctx.profile.file(path).access
@@ -169,7 +164,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
                    "节数据域）在两个密钥均已获得时应答 <sw:wrong_length>，标志不变。",
         preconditions=both,
         expected_sw=("wrong_length",),
-        reference_choice=sw_choice("wrong_length"),
+        choices=("status_words",),
     )
     def data_field(ctx: CaseContext, path: str = path) -> None:
         original = _start(ctx, path, [mark, erase])
@@ -193,7 +188,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         + " 的标记与擦除在两个密钥均已获得时应答 <sw:wrong_p1p2>，标志不变。",
         preconditions=both,
         expected_sw=("wrong_p1p2",),
-        reference_choice=sw_choice("wrong_p1p2"),
+        choices=("status_words",),
     )
     def wrong_p2(ctx: CaseContext, path: str = path) -> None:
         original = _start(ctx, path, [mark, erase])
@@ -218,7 +213,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
                    "t_found>。",
         preconditions=both,
         expected_sw=("record_not_found",),
-        reference_choice=sw_choice("record_not_found"),
+        choices=("status_words",),
     )
     def out_of_range(ctx: CaseContext, path: str = path) -> None:
         original = _start(ctx, path, [mark, erase])
@@ -245,7 +240,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         preconditions=f"card reset; {read}, then {erase} granted in {df_of(path)}",
         expected_sw=("security_not_satisfied",),
         severity="critical",
-        reference_choice=sw_choice("security_not_satisfied"),
+        choices=("status_words",),
     )
     def mark_needs_key(ctx: CaseContext, path: str = path) -> None:
         original = _start(ctx, path, [])
@@ -279,7 +274,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         f"{erase} granted at the end to put the flag back",
         expected_sw=("security_not_satisfied",),
         severity="critical",
-        reference_choice=sw_choice("security_not_satisfied"),
+        choices=("status_words",),
     )
     def erase_needs_key(ctx: CaseContext, path: str = path) -> None:
         original = _start(ctx, path, [mark])
@@ -314,7 +309,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
                    "atisfied>：索引文件只能通过标记/擦除改变；标志不变。",
         preconditions=both,
         expected_sw=("security_not_satisfied",),
-        reference_choice=sw_choice("security_not_satisfied"),
+        choices=("status_words",),
     )
     def plain_update(ctx: CaseContext, path: str = path) -> None:
         original = _start(ctx, path, [mark, erase])

@@ -22,8 +22,6 @@ from conformance.model.profile import CardProfile
 from conformance.model.tree import index_flags
 
 CLAUSE = "plan parameters.performance (WS/T 543 and REFERENCE.md set no timing)"
-CHOICE = ("The limit is the test plan's (parameters.performance), not the standard's: "
-          "WS/T 543 states no timing requirement.")
 
 
 def _target(entry: dict[str, object], key: str, where: str) -> str:
@@ -64,7 +62,7 @@ def _timed_command(ctx: CaseContext, what: Msg, name: str, p1: int, p2: int, dat
 
 def cases(profile: CardProfile) -> list[Case]:
     out: list[Case] = []
-    meta = {"mandatory": False, "severity": "minor", "reference_choice": CHOICE}
+    meta = {"mandatory": False, "severity": "minor", "interpretations": ("plan_time_limits",)}
     security = profile.spec.security
 
     def case(id: str, zh: str, en: str, purpose: str, purpose_zh: str) -> Callable[..., object]:

@@ -27,16 +27,6 @@ CHANGE_P1P2 = (0x01, 0x00)
 CHANGE_SEPARATOR = b"\xff"
 WRONG, NEW = 1, 2  # digit shifts: a wrong PIN and a new PIN, both unlike the sample's
 
-PIN_CHOICE = (
-    "REFERENCE.md §6 makes the user-card PIN a [choice] (the evidence shows VERIFY / CHANGE "
-    "PIN only on the SAM): VERIFY <cmd:verify_pin> 00 00 03 <BCD PIN>, 3 tries, "
-    "<sw:wrong_cryptogram>, <sw:key_locked> when blocked; "
-    "CHANGE PIN <cmd:change_pin> 01 00 Lc old‖FF‖new."
-)
-CHANGE_WRONG_CHOICE = PIN_CHOICE + (
-    " §6 gives no status word for CHANGE PIN with a wrong old PIN; this case expects the "
-    "<sw:wrong_cryptogram> family of a wrong VERIFY (ISO/IEC 7816-4 CHANGE REFERENCE DATA)."
-)
 
 
 class _Pin:
@@ -148,7 +138,7 @@ def cases(profile: CardProfile) -> list[Case]:
                    "应答 <sw:wrong_crypt"
                    f"ogram:{tries - 1:X}>）。",
         applicability="pin", preconditions=pre, severity="critical",
-        expected_sw=("ok", f"wrong_cryptogram:{tries - 1:X}"), reference_choice=PIN_CHOICE,
+        expected_sw=("ok", f"wrong_cryptogram:{tries - 1:X}"), choices=("pin",),
     )
     def verify(ctx: CaseContext) -> None:
         p = _Pin(ctx)
@@ -176,7 +166,7 @@ def cases(profile: CardProfile) -> list[Case]:
                    f">，以旧 PIN 校验应答 <sw:wrong_cryptogram:{tries - 1:X}>；之后 PIN 被改回。",
         applicability="pin", preconditions=pre + "; the PIN is changed back at the end",
         severity="critical", expected_sw=("ok", f"wrong_cryptogram:{tries - 1:X}"),
-        reference_choice=PIN_CHOICE,
+        choices=("pin",),
     )
     def change(ctx: CaseContext) -> None:
         p = _Pin(ctx)
@@ -206,7 +196,8 @@ def cases(profile: CardProfile) -> list[Case]:
                    "仍应答 <sw"
                    ":ok>）。",
         applicability="pin", preconditions=pre, severity="critical",
-        expected_sw=("wrong_cryptogram", "ok"), reference_choice=CHANGE_WRONG_CHOICE,
+        expected_sw=("wrong_cryptogram", "ok"), choices=("pin",),
+        interpretations=("change_pin_wrong_old",),
     )
     def change_wrong_old(ctx: CaseContext) -> None:
         p = _Pin(ctx)

@@ -23,7 +23,7 @@ import secrets
 
 from conformance import crypto
 from conformance.apdu import CommandAPDU, ResponseAPDU
-from conformance.cases.common import grant_families, make, read_binary, slug, sw_choice
+from conformance.cases.common import grant_families, make, read_binary, slug
 from conformance.cases.framework import Case, CaseContext
 from conformance.messages import Msg, msg
 from conformance.model import codecs
@@ -36,11 +36,6 @@ CLAUSE = "REFERENCE.md §1 (DF03 EE01–EE03, ED01–ED05); WS/T 543 (evidence �
 WRITE_CHUNK = 0xFF  # the short-APDU limit: the chunking a terminal writes with
 READ_CHUNK = 0x80  # the evidence's DLL reads EE/ED in 0x80-byte chunks
 
-SIGNATURE_CHOICE = (
-    "REFERENCE.md §4 [choice]: the 190-byte field after the signature carries the signer's "
-    "public key x‖y in its first 64 bytes (the rest is written 00); the signature is SM2 over "
-    "SM3 with the default ID 1234567812345678, r‖s, over every byte before the signature field."
-)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -220,7 +215,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         preconditions=rw,
         expected_sw=("ok", "offset_beyond_end", "wrong_length"),
         severity="critical",
-        reference_choice=sw_choice("offset_beyond_end", "wrong_length"),
+        choices=("status_words",),
     )
     def size_and_end(ctx: CaseContext, path: str = path) -> None:
         size = ctx.profile.file(path).size or 0
@@ -360,7 +355,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         preconditions=f"card reset; then {keys} granted in {df_of(path)}",
         expected_sw=("security_not_satisfied",),
         severity="critical",
-        reference_choice=sw_choice("security_not_satisfied"),
+        choices=("status_words",),
     )
     def read_needs_key(ctx: CaseContext, path: str = path) -> None:
         grant_families(ctx, path, [])
@@ -398,7 +393,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         preconditions=f"card reset; {writers} granted in {df_of(path)}",
         expected_sw=("security_not_satisfied",),
         severity="critical",
-        reference_choice=sw_choice("security_not_satisfied"),
+        choices=("status_words",),
     )
     def write_needs_key(ctx: CaseContext, path: str = path) -> None:
         grant_families(ctx, path, [read, *other_keys(ctx.profile, path, read, update)])
@@ -440,7 +435,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         preconditions=rw + "; an ephemeral demo SM2 signer key (DEMO ONLY)",
         expected_sw=("ok",),
         severity="critical",
-        reference_choice=SIGNATURE_CHOICE,
+        choices=("record_signatures",),
     )
     def signed_record(ctx: CaseContext, path: str = path) -> None:
         size = ctx.profile.file(path).size or 0

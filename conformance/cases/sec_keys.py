@@ -24,18 +24,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from conformance.apdu import sw_hex
-from conformance.cases.common import make, plan_count, sw_choice
+from conformance.cases.common import make, plan_count
 from conformance.cases.framework import Case, CaseContext
 from conformance.cases.sec_kit import (
     CLAUSE_DIV,
     CLAUSE_EA,
     CLAUSE_KEY,
-    CRYPTO_CHOICE,
     GROUP,
     Sec,
-    choices,
     key_slug,
-    retry_choice,
 )
 from conformance.messages import msg
 from conformance.model.profile import CardProfile
@@ -285,7 +282,6 @@ def cases(profile: CardProfile) -> list[Case]:
     limit = profile.spec.security.retry_limit
     prefix = profile.sw_prefix("wrong_cryptogram")
     first_wrong = f"{prefix}{limit - 1:X}"
-    retry = retry_choice(profile)
     families = auth_families(profile)
     for family in families:
         key = profile.key(family)
@@ -306,7 +302,7 @@ def cases(profile: CardProfile) -> list[Case]:
              expected_sw=(f"wrong_cryptogram:{limit - 1:X}", "ok"), severity="critical",
              preconditions=f"{family} authenticated once (counter full), then its DF left and "
                            "entered again (right cleared)",
-             reference_choice=choices(retry, CRYPTO_CHOICE),
+             choices=("retry_limit", "crypto"),
         )(_wrong_then_right(family))
         make(out, f"SEC-KEY-{key_slug(family)}-002", GROUP,
              f"{family} 认证成功后重试计数器恢复",
@@ -319,7 +315,7 @@ def cases(profile: CardProfile) -> list[Case]:
                         f" {limit}。",
              expected_sw=(f"wrong_cryptogram:{limit - 1:X}", "ok"), severity="critical",
              preconditions=f"{family} authenticated once (counter full)",
-             reference_choice=choices(retry, CRYPTO_CHOICE),
+             choices=("retry_limit", "crypto"),
         )(_counter_restored(family))
         make(out, f"SEC-KEY-{key_slug(family)}-003", GROUP,
              f"{family} 认证失败不影响已获得的权限",
@@ -333,7 +329,7 @@ def cases(profile: CardProfile) -> list[Case]:
                         f" 仍应答 {ok}。",
              expected_sw=(f"wrong_cryptogram:{limit - 1:X}", "ok"), severity="critical",
              preconditions=f"{family} authenticated in {key.df}",
-             reference_choice=choices(retry, CRYPTO_CHOICE),
+             choices=("retry_limit", "crypto"),
         )(_failed_try_keeps_rights(family))
     for df in profile.dfs:
         rk = read_key(profile, df)
@@ -355,13 +351,8 @@ def cases(profile: CardProfile) -> list[Case]:
                             f"{sw_hex(profile.sw('key_not_found'))}"
                             "：密钥只在当前 DF 中查找。",
                  expected_sw=("key_not_found",), severity="critical",
-                 reference_choice=choices(
-                     sw_choice("key_not_found"),
-                     "REFERENCE.md §5 does not place <sw:key_not_found> in its check order; the "
-                     "case sends a "
-                     "fresh challenge and a cryptogram correct for the other DF's key, so the "
-                     "KID is the only thing wrong.",
-                     CRYPTO_CHOICE),
+                 choices=("status_words", "crypto"),
+                 interpretations=("key_not_found_order",),
             )(_foreign_kid(df, other))
         for number, variant, sw_name, zh, en, what, what_zh in (
             (2, "trailer", "wrong_data", "结尾字节非 01", "a trailing byte other than 01",
@@ -383,11 +374,8 @@ def cases(profile: CardProfile) -> list[Case]:
                             f" {df} 的读权限（随后"
                             f"读取应答 {refused}）。",
                  expected_sw=(sw_name, "security_not_satisfied"), severity="normal",
-                 reference_choice=choices(
-                     sw_choice(sw_name, "security_not_satisfied"),
-                     "The cryptogram is correct and the challenge fresh, so the answer does not "
-                     "depend on the order of the cryptogram and syntax checks.",
-                     CRYPTO_CHOICE),
+                 choices=("status_words", "crypto"),
+                 interpretations=("fresh_challenge_syntax",),
             )(_malformed(df, rk, variant))
         no_challenge = sw_hex(profile.sw("no_challenge"))
         make(out, f"SEC-EA-{df}-005", GROUP,
@@ -401,7 +389,7 @@ def cases(profile: CardProfile) -> list[Case]:
                         f"证，两次均应答 {no_challenge}"
                         "。",
              expected_sw=("no_challenge", "ok"), severity="critical",
-             reference_choice=choices(sw_choice("no_challenge"), CRYPTO_CHOICE),
+             choices=("status_words", "crypto"),
         )(_no_challenge(df, rk))
     first = families[0]
     make(out, "SEC-DIV-001", GROUP,
@@ -416,7 +404,7 @@ def cases(profile: CardProfile) -> list[Case]:
                     "；随后以卡片自身的因子认证成功并恢复计数。",
          expected_sw=(f"wrong_cryptogram:{limit - 1:X}", "ok"), severity="critical",
          preconditions=f"{first} authenticated once (counter full)",
-         reference_choice=choices(retry, CRYPTO_CHOICE),
+         choices=("retry_limit", "crypto"),
     )(_other_factor(first, "card"))
     level2 = [f for f in families if profile.key(f).level == 2]
     if level2:
@@ -434,7 +422,7 @@ def cases(profile: CardProfile) -> list[Case]:
                         "认证成功并恢复计数。",
              expected_sw=(f"wrong_cryptogram:{limit - 1:X}", "ok"), severity="critical",
              preconditions=f"{level2[0]} authenticated once (counter full)",
-             reference_choice=choices(retry, CRYPTO_CHOICE),
+             choices=("retry_limit", "crypto"),
         )(_other_factor(level2[0], "city"))
         city = profile.role_item("city_code")
         place = profile.place(city)
@@ -453,6 +441,6 @@ def cases(profile: CardProfile) -> list[Case]:
              expected_sw=("ok",), severity="critical",
              preconditions=f"item {city} changed with "
                            f"{profile.file(place.path).access.update}; restored afterwards",
-             reference_choice=CRYPTO_CHOICE,
+             choices=("crypto",),
         )(_keys_do_not_follow_item57(family))
     return out

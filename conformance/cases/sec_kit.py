@@ -37,7 +37,7 @@ GROUP = "SEC"
 PROBE_BYTES = 16  # bytes of a transparent file a probe rewrites with themselves
 
 
-# --------------------------------------------------------------------------- clauses, choices
+# --------------------------------------------------------------------------- clauses
 
 CLAUSE_READ = "REFERENCE.md §1 (read rights), §3; WS/T 543 (evidence §4.3)"
 CLAUSE_KEY = "REFERENCE.md §3 (retry counters), §4; WS/T 543 (evidence §4.3, §4.5)"
@@ -50,24 +50,6 @@ CLAUSE_UPDATE = (
 )
 CLAUSE_SEPARATION = "REFERENCE.md §1 (update keys), §3; WS/T 543 (evidence §4.3, §4.5 key table)"
 CLAUSE_DIV = "REFERENCE.md §2, §3, §4 (diversification); WS/T 543 (evidence §4.5)"
-
-CRYPTO_CHOICE = (
-    "The cryptograms, key diversification (CardNo8 = ATR bytes 5–12, CityCode8 from item 57) "
-    "and secure messaging are REFERENCE.md §2/§4 [choice, following evidence §4.3–4.5]."
-)
-
-
-def retry_choice(profile: CardProfile) -> str:
-    limit = profile.spec.security.retry_limit
-    return (
-        f"The retry limit {limit} is a REFERENCE.md §3 [choice] (profile "
-        f"security.retry_limit): one wrong cryptogram with a full counter answers "
-        f"{profile.sw_prefix('wrong_cryptogram')}{limit - 1:X}."
-    )
-
-
-def choices(*parts: str) -> str:
-    return " ".join(p for p in parts if p)
 
 
 # --------------------------------------------------------------------------- the model

@@ -12,14 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from conformance.apdu import sw_hex
-from conformance.cases.common import make, read_records, slug, sw_choice
+from conformance.cases.common import make, read_records, slug
 from conformance.cases.framework import Case, CaseContext
 from conformance.cases.sec_kit import (
     CLAUSE_READ,
-    CRYPTO_CHOICE,
     GROUP,
     Sec,
-    choices,
 )
 from conformance.messages import Msg, msg
 from conformance.model.profile import CardProfile
@@ -118,7 +116,6 @@ def cases(profile: CardProfile) -> list[Case]:
                             "权限为自由。",
                  expected_sw=("ok",), severity="critical",
                  preconditions="card reset; no rights granted",
-                 reference_choice="",
             )(body)
             continue
         make(out, f"SEC-RD-{s}-001", GROUP,
@@ -129,7 +126,7 @@ def cases(profile: CardProfile) -> list[Case]:
              f"right is {own}.",
              purpose_zh=f"未认证任何密钥时 {structure} {path} 应答 {refused}：其读权限为 {own}。",
              expected_sw=("security_not_satisfied",), severity="blocker",
-             reference_choice=sw_choice("security_not_satisfied"),
+             choices=("status_words",),
         )(_read_refused(path, _nothing, msg("why.no_rights")))
         # 002: the read key of a DF above or below does not open it
         others = [d for d in profile.dfs if d != df
@@ -147,7 +144,7 @@ def cases(profile: CardProfile) -> list[Case]:
                             f" 应答 {refused}：权限属于获得它的 DF。",
                  expected_sw=("security_not_satisfied",), severity="blocker",
                  preconditions=f"{other_rk} authenticated in {profile.key(other_rk).df}",
-                 reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
+                 choices=("status_words", "crypto"),
             )(_read_refused(path, _grant_all(other_rk),
                              msg("why.only_granted", family=other_rk)))
         # 003: the file's own read key opens it
@@ -161,7 +158,7 @@ def cases(profile: CardProfile) -> list[Case]:
                         "定长度。",
              expected_sw=("ok",), severity="critical",
              preconditions=f"{own} authenticated in {df}",
-             reference_choice=CRYPTO_CHOICE,
+             choices=("crypto",),
         )(_read_with_own_key(path, own))
         # 004: the read key of a sibling DF (same KID in the profile) does not open it
         parent = profile.df(df).parent
@@ -180,7 +177,7 @@ def cases(profile: CardProfile) -> list[Case]:
                             f"，与该文件自身密钥相同）后，选择并读取 {path} 应答 {refused}。",
                  expected_sw=("security_not_satisfied",), severity="blocker",
                  preconditions=f"{sibling_rk} authenticated in {profile.key(sibling_rk).df}",
-                 reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
+                 choices=("status_words", "crypto"),
             )(_read_refused(path, _grant_all(sibling_rk),
                              msg("why.only_granted", family=sibling_rk)))
         # 005…: update, mark and erase keys of the file do not grant reading
@@ -198,6 +195,6 @@ def cases(profile: CardProfile) -> list[Case]:
                             "限不授予读权限（§3）。",
                  expected_sw=("security_not_satisfied",), severity="blocker",
                  preconditions=f"{family} authenticated in {df}",
-                 reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
+                 choices=("status_words", "crypto"),
             )(_read_refused(path, _grant_all(family), msg("why.only_granted", family=family)))
     return out

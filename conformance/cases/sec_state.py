@@ -20,16 +20,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from conformance.apdu import sw_hex
-from conformance.cases.common import make, slug, sw_choice
+from conformance.cases.common import make, slug
 from conformance.cases.framework import Case, CaseContext
 from conformance.cases.sec_kit import (
     CLAUSE_CHALLENGE,
     CLAUSE_STATE,
-    CRYPTO_CHOICE,
     GROUP,
     Sec,
     changed_value,
-    choices,
     key_slug,
 )
 from conformance.messages import msg
@@ -39,12 +37,6 @@ from conformance.model.tree import auth_families, df_of, files_of, neighbour_df,
 
 Body = Callable[[CaseContext], None]
 
-REPLAY_NOTE = (
-    "REFERENCE.md §3: a challenge is single-use (the EXTERNAL AUTHENTICATE or CLA-04 command "
-    "that follows consumes it, whatever its outcome) and without a fresh challenge the card "
-    "answers <sw:no_challenge>; a wrong-cryptogram or wrong-MAC answer means the card kept a "
-    "challenge."
-)
 
 
 # --------------------------------------------------------------------------- rights
@@ -238,7 +230,7 @@ def cases(profile: CardProfile) -> list[Case]:
                             "。",
                  expected_sw=("security_not_satisfied",), severity="blocker",
                  preconditions=f"{family} authenticated in {df}",
-                 reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
+                 choices=("status_words", "crypto"),
             )(_cleared_by_df_change(family))
         make(out, f"SEC-ST-{key_slug(family)}-002", GROUP,
              f"复位后 {family} 的权限被清除",
@@ -248,7 +240,7 @@ def cases(profile: CardProfile) -> list[Case]:
              purpose_zh=f"获得 {family} 后复位卡片，{probe} 应答 {refused}。",
              expected_sw=("security_not_satisfied",), severity="blocker",
              preconditions=f"{family} authenticated in {df}",
-             reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
+             choices=("status_words", "crypto"),
         )(_cleared_by_reset(family))
         make(out, f"SEC-ST-{key_slug(family)}-003", GROUP,
              f"选择 EF 或重选当前 DF 不清除 {family} 的权限",
@@ -261,7 +253,7 @@ def cases(profile: CardProfile) -> list[Case]:
                         f" 应答 {ok}。",
              expected_sw=("ok",), severity="critical",
              preconditions=f"{family} authenticated in {df}",
-             reference_choice=CRYPTO_CHOICE,
+             choices=("crypto",),
         )(_kept_by_selects(family))
         if other is not None:
             make(out, f"SEC-CH-{key_slug(family)}-001", GROUP,
@@ -277,9 +269,8 @@ def cases(profile: CardProfile) -> list[Case]:
                  expected_sw=("no_challenge", "security_not_satisfied"), severity="blocker",
                  preconditions=f"{family} authenticated once in {df}, then {other} and {df} "
                                "selected",
-                 reference_choice=choices(
-                     sw_choice("no_challenge", "security_not_satisfied"), REPLAY_NOTE,
-                     CRYPTO_CHOICE),
+                 choices=("status_words", "crypto"),
+                 interpretations=("challenge_single_use",),
             )(_replay_auth(family))
     for df in profile.dfs:
         rk = read_key(profile, df)
@@ -295,7 +286,7 @@ def cases(profile: CardProfile) -> list[Case]:
                         f"证密文应答 {no_challenge}"
                         "。",
              expected_sw=("wrong_cryptogram", "no_challenge"), severity="blocker",
-             reference_choice=choices(sw_choice("no_challenge"), CRYPTO_CHOICE),
+             choices=("status_words", "crypto"),
         )(_consumed_by_failure(df, rk))
         make(out, f"SEC-CH-{df}-003", GROUP,
              f"{df} 复位清除随机数",
@@ -307,7 +298,7 @@ def cases(profile: CardProfile) -> list[Case]:
                         f"{no_challenge}"
                         "。",
              expected_sw=("no_challenge",), severity="blocker",
-             reference_choice=choices(sw_choice("no_challenge"), CRYPTO_CHOICE),
+             choices=("status_words", "crypto"),
         )(_cleared_by_reset_challenge(df, rk))
         make(out, f"SEC-CH-{df}-004", GROUP,
              f"{df} 其他命令不影响随机数",
@@ -318,7 +309,7 @@ def cases(profile: CardProfile) -> list[Case]:
              purpose_zh=f"取随机数后选择 {df} 的一个 EF、读取它并重新选择 {df}：以该随机数进行 {rk}"
                         f" 外部认证仍应答 {ok}。",
              expected_sw=("ok",), severity="normal",
-             reference_choice=CRYPTO_CHOICE,
+             choices=("crypto",),
         )(_kept_across_commands(df, rk))
     for path, ef in profile.files.items():
         if ef.access.update_mode is not UpdateMode.SM or ef.access.update is None:
@@ -336,6 +327,6 @@ def cases(profile: CardProfile) -> list[Case]:
              expected_sw=("ok", "no_challenge"), severity="blocker",
              preconditions=f"{profile.file(path).access.read} and {ef.access.update} "
                            f"authenticated in {df_of(path)}",
-             reference_choice=choices(sw_choice("no_challenge"), REPLAY_NOTE, CRYPTO_CHOICE),
+             choices=("status_words", "crypto"), interpretations=("challenge_single_use",),
         )(_replay_sm(path))
     return out

@@ -22,18 +22,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from conformance.apdu import sw_hex
-from conformance.cases.common import make, slug, sw_choice
+from conformance.cases.common import make, slug
 from conformance.cases.framework import Case, CaseContext, Inconclusive
 from conformance.cases.sec_kit import (
     CLAUSE_SEPARATION,
     CLAUSE_UPDATE,
-    CRYPTO_CHOICE,
     GROUP,
     PROBE_BYTES,
     Probe,
     Sec,
     changed_value,
-    choices,
 )
 from conformance.iso7816 import RECORD_P2_BY_NUMBER
 from conformance.messages import msg
@@ -301,7 +299,7 @@ def cases(profile: CardProfile) -> list[Case]:
                             f" {refused}。",
                  expected_sw=("security_not_satisfied",), severity="blocker",
                  preconditions=f"{read} authenticated in {df} (or free read)",
-                 reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
+                 choices=("status_words", "crypto"),
             )(_sm_without_update_key(path))
             make(out, f"SEC-UPD-{s}-002", GROUP,
                  f"{path} 明文 UPDATE RECORD 被拒绝（须安全报文）",
@@ -314,7 +312,7 @@ def cases(profile: CardProfile) -> list[Case]:
                             f" 应答 {refused}：TLV 文件只能以安全报文修改。",
                  expected_sw=("security_not_satisfied",), severity="blocker",
                  preconditions=f"{read} and {uk} authenticated in {df}",
-                 reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
+                 choices=("status_words", "crypto"),
             )(_plain_update_of_tlv(path))
             make(out, f"SEC-UPD-{s}-003", GROUP,
                  f"{path} MAC 错误的安全报文更新被拒绝",
@@ -326,7 +324,7 @@ def cases(profile: CardProfile) -> list[Case]:
                             "，记录不变。",
                  expected_sw=("wrong_mac",), severity="blocker",
                  preconditions=f"{read} and {uk} authenticated in {df}",
-                 reference_choice=choices(sw_choice("wrong_mac"), CRYPTO_CHOICE),
+                 choices=("status_words", "crypto"),
             )(_sm_refused(path, "mac"))
             make(out, f"SEC-UPD-{s}-004", GROUP,
                  f"{path} 正确的安全报文更新成功",
@@ -339,7 +337,7 @@ def cases(profile: CardProfile) -> list[Case]:
                             "入一致；之后被恢复。",
                  expected_sw=("ok",), severity="critical",
                  preconditions=f"{read} and {uk} authenticated in {df}",
-                 reference_choice=CRYPTO_CHOICE,
+                 choices=("crypto",),
             )(_sm_writes(path))
             make(out, f"SEC-UPD-{s}-005", GROUP,
                  f"{path} 标签不符的安全报文更新返回 {wrong_data}",
@@ -352,7 +350,7 @@ def cases(profile: CardProfile) -> list[Case]:
                             "，且不写入。",
                  expected_sw=("wrong_data",), severity="critical",
                  preconditions=f"{read} and {uk} authenticated in {df}",
-                 reference_choice=choices(sw_choice("wrong_data"), CRYPTO_CHOICE),
+                 choices=("status_words", "crypto"),
             )(_sm_refused(path, "tag"))
             make(out, f"SEC-UPD-{s}-006", GROUP,
                  f"{path} 长度不符的安全报文更新返回 {wrong_data}",
@@ -365,7 +363,7 @@ def cases(profile: CardProfile) -> list[Case]:
                             "，且不写入。",
                  expected_sw=("wrong_data",), severity="critical",
                  preconditions=f"{read} and {uk} authenticated in {df}",
-                 reference_choice=choices(sw_choice("wrong_data"), CRYPTO_CHOICE),
+                 choices=("status_words", "crypto"),
             )(_sm_refused(path, "length"))
         else:
             # plain updates, and index files' mark / erase
@@ -391,7 +389,7 @@ def cases(profile: CardProfile) -> list[Case]:
                                 f"）应答 {refused}：需要 {family}。",
                      expected_sw=("security_not_satisfied",), severity="blocker",
                      preconditions=f"{read} authenticated in {df}",
-                     reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
+                     choices=("status_words", "crypto"),
                 )(_plain_with_read_key_only(path, right))
             key_right = "update" if access.update is not None else "mark"
             make(out, f"SEC-UPD-{s}-004", GROUP,
@@ -408,7 +406,7 @@ def cases(profile: CardProfile) -> list[Case]:
                             "：安全报文只用于 TLV 文件。",
                  expected_sw=("incompatible_file_structure",), severity="normal",
                  preconditions=f"{getattr(access, key_right)} authenticated in {df}",
-                 reference_choice=choices(sw_choice("incompatible_file_structure"), CRYPTO_CHOICE),
+                 choices=("status_words", "crypto"),
             )(_sm_on_non_tlv(path, key_right))
         # key separation
         number = 0
@@ -434,7 +432,7 @@ def cases(profile: CardProfile) -> list[Case]:
                                 f" {access.update} 更新应答 {ok}。写入的是文件现有的内容。",
                      expected_sw=("security_not_satisfied", "ok"), severity="blocker",
                      preconditions=f"{read} authenticated in {df} to read what to write back",
-                     reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
+                     choices=("status_words", "crypto"),
                 )(_other_key_refused(path, other))
         for family in dict.fromkeys(f for f in (access.mark, access.erase) if f):
             number += 1
@@ -451,6 +449,6 @@ def cases(profile: CardProfile) -> list[Case]:
                             "空闲。",
                  expected_sw=("ok", "security_not_satisfied"), severity="blocker",
                  preconditions=f"{read} authenticated in {df}; a free index record",
-                 reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
+                 choices=("status_words", "crypto"),
             )(_index_split(path, family))
     return out

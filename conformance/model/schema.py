@@ -312,6 +312,14 @@ class Requirement(Strict):
     cases: list[NonEmpty] = []
 
 
+class Note(Strict):
+    """A sentence of the test basis in both languages: a [choice] of the profile, cited by
+    its section, or an interpretation the suite makes where the text is silent."""
+
+    zh: NonEmpty
+    en: NonEmpty
+
+
 class ProfileSpec(Strict):
     """The whole profile file."""
 
@@ -321,7 +329,8 @@ class ProfileSpec(Strict):
     sam_commands: dict[str, SamCommand] = {}
     status_words: dict[str, str]
     situations: dict[str, Situation] = {}
-    choices: dict[str, str] = {}  # [choice] name -> the place of REFERENCE.md that marks it
+    choices: dict[str, Note] = {}  # [choice] key -> the section of the profile that fixes it
+    interpretations: dict[str, Note] = {}  # the suite's readings where the text is silent
     security: SecuritySpec
     features: dict[str, Feature]
     keys: dict[str, KeyFamily]

@@ -166,8 +166,15 @@ class CaseEntry:
 
     @property
     def source(self) -> str:
-        """What the case cites: the requirement's source, else the clause the case records."""
-        return self.field("source") or self.result.clause
+        """What the case cites: the requirement's source (a clause of the standard, or the
+        profile's [choice] by name and version)."""
+        return self.field("source")
+
+    @property
+    def choice_notes(self) -> list[tuple[str, str]]:
+        """(zh, en) per [choice] of the profile and per interpretation the verdict rests on."""
+        r = self.result
+        return list(zip(r.choice_notes_zh, r.choice_notes, strict=True))
 
     @property
     def expected(self) -> str:

@@ -260,8 +260,8 @@ def case_rows(
             rows.append(CaseRow(verdict="req", text=f"要求 Requirement: {requirement}"))
         stated = requirement
         ref = clause_code[case.source]
-        if r.reference_choice:
-            ref += "·" + choice_code[r.reference_choice]
+        if case.choice_notes:
+            ref += "·" + ",".join(choice_code[en] for _, en in case.choice_notes)
         title = f"{zh_title(r.title_zh)} / {r.title_en}  [{ref}]"
         if measures(case):
             title += " · " + measures(case)
@@ -301,6 +301,17 @@ def _index(values: list[str], prefix: str) -> tuple[dict[str, str], list[tuple[s
     return codes, [(text, codes[text], counts[text]) for text in counts]
 
 
+def _choice_index(
+    model: ReportModel,
+) -> tuple[dict[str, str], list[tuple[str, str, str, int]]]:
+    """Codes for the choices and interpretations the cases rest on, in order of first use:
+    {en: "R1"}, [(zh, en, "R1", count of cases)]."""
+    notes = [note for c in model.cases for note in c.choice_notes]
+    codes, index = _index([en for _, en in notes], "R")
+    zh = {en: zh for zh, en in reversed(notes)}  # the first case's Chinese text
+    return codes, [(zh[en], en, code, n) for en, code, n in index]
+
+
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
@@ -326,9 +337,7 @@ def render_html(model: ReportModel, sig: SignatureInfo, *, pdf: bool = False) ->
     except (OSError, jinja2.TemplateError) as exc:
         raise ReportError(f"report templates in {TEMPLATES_DIR} cannot be loaded: {exc}") from None
     clause_code, clauses = _index([c.source for c in model.cases], "C")
-    choice_code, choices = _index(
-        [c.result.reference_choice for c in model.cases if c.result.reference_choice], "R"
-    )
+    choice_code, choices = _choice_index(model)
     rows, header, indent = case_rows(model, clause_code, choice_code) if pdf else ([], None, 0)
     return template.render(
         m=model,

@@ -322,7 +322,7 @@ def build_xml(model: ReportModel, manifest: Manifest) -> etree._Element:
             durationS=_double(r.duration_s),
         )
         _localized(case, "title", r.title_zh, r.title_en)
-        _sub(case, "clause", r.clause)
+        _sub(case, "trace", r.clause)  # the lab's traceability note, not a citable source
         _sub(case, "purpose", r.purpose)
         _sub(case, "applicability", r.applicability)
         requirement = _sub(case, "requirement", key=entry.field("requirement"),
@@ -336,7 +336,8 @@ def build_xml(model: ReportModel, manifest: Manifest) -> etree._Element:
         _sub(case, "reason", r.reason)
         _sub(case, "reasonZh", entry.reason_zh)
         if r.reference_choice:
-            _sub(case, "referenceChoice", r.reference_choice)
+            _localized(case, "referenceChoice", r.reference_choice_zh or r.reference_choice,
+                       r.reference_choice)
         for m in r.measurements:
             _measurement(case, m)
         if entry.evidence_path:
