@@ -61,6 +61,7 @@ class Reader:
         if name.startswith("tcp:"):
             _, host, port = name.split(":")
             self.sock = socket.create_connection((host, int(port)))
+            self.sock.settimeout(4)  # an APDU that takes longer aborts the transaction
             self.pcsc = None
             self.atr = self._exchange(b"")
         else:
@@ -235,7 +236,8 @@ def main(argv: list[str]) -> int:
     if fault == "exit_no_json":
         return 3
     prof = _profile()
-    items = prof["items"]
+    items = {**{f["item"]: f for lay in prof["layouts"].values() for f in lay if f["item"]},
+             **prof["items"]}
     with open(os.environ["RHC_KEYS"], encoding="utf-8") as fh:
         keys = yaml.safe_load(fh)
     data = json.load(sys.stdin) if op in ("put", "append-allergy", "append-immunization",
@@ -249,6 +251,9 @@ def main(argv: list[str]) -> int:
                 encode(it["coding"], v, it["length"])
         t = Terminal(Reader(os.environ["RHC_READER"]), keys, fault)
         out = run(t, prof, op, args, data)
+    except (TimeoutError, OSError) as exc:
+        print(json.dumps({"status": "error", "message": f"reader: {exc}"}))
+        return 1
     except Refused as exc:
         doc = {"status": "error", "message": str(exc)}
         if exc.sw is not None:

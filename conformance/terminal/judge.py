@@ -73,6 +73,8 @@ class _Judge:
         self.marked: set[tuple[str, int]] = set()
         self.pending61: int | None = None
         self.pending6c: tuple[bytes, int] | None = None
+        self.origin: bytes = b""
+        """The command whose answer a GET RESPONSE or a resend with corrected Le collects."""
         self.stopped: int | None = None
 
     def add(self, rule: str, at: int, en: str, zh: str) -> None:
@@ -106,8 +108,12 @@ class _Judge:
                      f"the card answered {_sw(self.stopped)}",
                      f"卡片应答 {_sw(self.stopped)} 后终端仍继续发送 {c[:4].hex().upper()}")
             self.stopped = None
+        collecting = self.pending61 is not None or self.pending6c is not None
         self.follow_up(i, c)
-        if ins == 0xA4:
+        self.origin = self.origin if collecting else c
+        if ins == 0xC0 and self.origin[:4] == b"\x00\x84\x00\x00" and sw == 0x9000:
+            self.challenge = ex.response[:-2]  # T=0: the challenge comes with GET RESPONSE
+        elif ins == 0xA4:
             self.selected = self.selected or sw == 0x9000
         elif ins in (0xB0, 0xB2, 0xD6, 0xDC, 0xD2, 0x0C):
             self.file_command(i, ex)
