@@ -22,7 +22,8 @@ import yaml  # noqa: E402
 from conformance import crypto  # noqa: E402
 
 FAULTS = {"skip_get_response", "reuse_challenge", "retry_auth", "plain_tlv", "truncate_gbk",
-          "ignore_index", "mislabel", "no_select", "hang", "crash", "garbage", "exit_no_json"}
+          "ignore_index", "mislabel", "no_select", "hang", "crash", "garbage", "exit_no_json",
+          "sam_one_factor"}
 
 # Where items live (REFERENCE.md §1): DF, EF, record tags, read KID, update KID, key families.
 TLV = [("DDF1", "EF05", [1, 2, 3, 4, 5, 6, 8, 9, 10, 57], None, 0x05),
@@ -93,8 +94,41 @@ class Reader:
         return bytes(data) + bytes([sw1, sw2])
 
 
+SAM_KEYS = ["RK_DDF1", "RK_DF01", "RK_DF02", "RK_DF03", "UK_DDF1", "UK_DF01", "UK_DF02_1",
+            "UK_DF02_2", "UK_DF02_3", "UK_DF03_1", "UK_DF03_2", "STK_DDF1", "STK_DF01",
+            "STK_DF02", "STK_DF03"]  # the SAM's key numbers 01.. (fixtures/terminal/sam.yaml)
+
+
+class Sam:
+    """Keys in a PSAM (REFERENCE.md §7): derive, then encrypt or MAC with the derived key."""
+
+    def __init__(self, reader: Reader, levels: dict, card_no: bytes, fault: str) -> None:
+        self.r, self.levels, self.card_no, self.fault = reader, levels, card_no, fault
+
+    def _collect(self, apdu: bytes) -> bytes:
+        answer = self.r.raw(apdu)
+        if answer[-2] == 0x61:
+            answer = self.r.raw(bytes([0, 0xC0, 0, 0, answer[-1]]))
+        if answer[-2:] != b"\x90\x00":
+            raise Refused(f"SAM answered {answer[-2:].hex().upper()}")
+        return answer[:-2]
+
+    def derive(self, family: str, city8: bytes, challenge: bytes) -> None:
+        two = self.levels[family] == 2 and self.fault != "sam_one_factor"
+        data = self.card_no + (city8 if two else b"") + challenge
+        self._collect(bytes([0x80, 0xDE, 0x40 if two else 0x20, SAM_KEYS.index(family) + 1,
+                             len(data)]) + data)
+
+    def ecb(self, data: bytes) -> bytes:
+        return self._collect(bytes([0x80, 0xFA, 0, 0, len(data)]) + data)
+
+    def mac(self, data: bytes) -> bytes:
+        body = bytes(16) + crypto.pad_m2(data)
+        return self._collect(bytes([0x80, 0xFA, 5, 0, len(body)]) + body)[:4]
+
+
 class Terminal:
-    def __init__(self, reader: Reader, keys: dict, fault: str) -> None:
+    def __init__(self, reader: Reader, keys: dict, fault: str, sam: Reader | None = None) -> None:
         self.r = reader
         self.fault = fault
         self.mk = {k: bytes.fromhex(v) for k, v in keys["master_keys"].items()}
@@ -104,6 +138,7 @@ class Terminal:
         self.df = ""
         self.last_challenge: bytes | None = None
         self.refused: set = set()
+        self.sam = Sam(sam, self.levels, self.card_no, fault) if sam is not None else None
 
     def send(self, apdu: bytes) -> bytes:
         answer = self.r.raw(apdu)
@@ -156,8 +191,12 @@ class Terminal:
         tries = 2 if self.fault == "retry_auth" else 1
         for _ in range(tries):
             r = self.challenge()
-            sk = crypto.session_key(self.card_key(family), r)
-            c = crypto.auth_cryptogram(sk, r)
+            if self.sam is not None:
+                self.sam.derive(family, self.city8 or b"", r)
+                e = self.sam.ecb(r + bytes(8))
+                c = bytes(a ^ b for a, b in zip(e[:8], e[8:], strict=True))
+            else:
+                c = crypto.auth_cryptogram(crypto.session_key(self.card_key(family), r), r)
             answer = self.r.raw(bytes([0, 0x82, 0, kid, 0x11]) + c + r + b"\x01")
             sw = int.from_bytes(answer[-2:], "big")
             if sw == 0x9000:
@@ -191,6 +230,12 @@ class Terminal:
             self.ok(bytes([0, 0xDC, record, 4, len(tlv)]) + tlv)
             return
         r = self.challenge()
+        if self.sam is not None:
+            self.sam.derive(STK[df], self.city8 or b"", r)
+            e = self.sam.ecb(crypto.pad_m2(bytes([len(tlv)]) + tlv))
+            header = bytes([0x04, 0xDC, record, 4, len(e) + 4])
+            self.ok(header + e + self.sam.mac(header + e))
+            return
         sk = crypto.session_key(self.card_key(STK[df]), r)
         self.ok(crypto.sm_wrap_update(sk, record, tlv, command=(0x04, 0xDC)))
 
@@ -249,7 +294,9 @@ def main(argv: list[str]) -> int:
                 if it["coding"] == "B" and len(v) != 2 * it["length"]:
                     raise Refused(f"item {n}: wrong B length")
                 encode(it["coding"], v, it["length"])
-        t = Terminal(Reader(os.environ["RHC_READER"]), keys, fault)
+        sam = os.environ.get("RHC_SAM_READER")
+        t = Terminal(Reader(os.environ["RHC_READER"]), keys, fault,
+                     Reader(sam) if sam else None)
         out = run(t, prof, op, args, data)
     except (TimeoutError, OSError) as exc:
         print(json.dumps({"status": "error", "message": f"reader: {exc}"}))

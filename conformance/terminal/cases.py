@@ -79,6 +79,7 @@ class TerminalCase:
     sam: bool = False
     mandatory: bool = True
     group: str = GROUP
+    destructive: bool = False
     clause: str = field(default="")
 
     @property
@@ -136,5 +137,6 @@ def terminal_cases() -> list[TerminalCase]:
             raise ProfileError(f"{doc.where((i,))}: {what}")
         seen.add(spec.id)
         args = tuple(str(n) for n in range(1, 58)) if spec.args == "all" else tuple(spec.args)
-        out.append(TerminalCase(**{**spec.model_dump(), "args": args, "own": tuple(spec.own)}))
+        out.append(TerminalCase(**{**spec.model_dump(), "args": args, "own": tuple(spec.own),
+                                   "clause": spec.source}))
     return out

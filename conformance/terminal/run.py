@@ -149,8 +149,8 @@ class TerminalRun:
         kind = case.operation.removeprefix("write-")
         slot = expected_slot(self.profile, before, kind) if kind in SLOT_FILES else None
         served = ServedCard(card, test_card.behaviour, self.terminal.timeout_s)
-        sam = ServedCard(VirtualSam.load(), timeout_s=self.terminal.timeout_s) if case.sam \
-            else None
+        sam = ServedCard(VirtualSam.load(), timeout_s=self.terminal.timeout_s) \
+            if self.terminal.uses_sam else None  # a terminal with a SAM always has it
         env = {"RHC_KEYS": str(self.keys_file)}
         try:
             env["RHC_READER"] = self.bench.insert(served, CARD)

@@ -196,9 +196,26 @@ def judge_sam(profile: CardProfile, content: CardContent, card: list[Exchange],
                                f"level {level} factors {' '.join(w.hex().upper() for w in want)}",
                                f"80 DE 密钥 {c[3]:02X}（{family}）的分散因子不对：卡片需要 {level} 级因子", i))
         challenge = data[8 * n:]
-        latest = [x.response[:-2] for x in card if not x.reset and x.command[:4] ==
-                  b"\x00\x84\x00\x00" and x.at_s <= ex.at_s and x.response[-2:] == OK]
+        latest = [r for t, r in _challenges(card) if t <= ex.at_s]
         if challenge and (not latest or challenge != latest[-1]):
             out.append(Finding("sam", "80 DE used a challenge that is not the card's latest",
                                "80 DE 使用的随机数不是卡片最新的随机数", i))
+    return out
+
+
+def _challenges(card: list[Exchange]) -> list[tuple[float, bytes]]:
+    """(time, value) of every challenge the card issued, also through GET RESPONSE (T=0)."""
+    out: list[tuple[float, bytes]] = []
+    asked = False
+    for x in card:
+        if x.reset:
+            asked = False
+            continue
+        if x.command[:4] == b"\x00\x84\x00\x00":
+            asked = True
+        elif x.command[:2] != b"\x00\xc0":
+            asked = False
+        if asked and x.response[-2:] == OK:
+            out.append((x.at_s, x.response[:-2]))
+            asked = False
     return out
