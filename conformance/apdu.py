@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from conformance.iso7816 import LC_MAX_SHORT, LE_WHOLE, SW_SUCCESS, describe_sw
+from conformance.messages import Msg, msg
 
 __all__ = [
     "ApduError",
@@ -280,6 +281,15 @@ class ApduError(Exception):
         if command is not None:
             message += f" for {command.hex()}"
         super().__init__(message)
+
+    @property
+    def msg(self) -> Msg:
+        """The refusal as a bilingual message (the SW with its meaning, and the command)."""
+        en, zh = describe_sw(self.sw)
+        if self.command is None:
+            return msg("apdu.error", sw=sw_hex(self.sw), meaning_en=en, meaning_zh=zh)
+        return msg("apdu.error_for", sw=sw_hex(self.sw), meaning_en=en, meaning_zh=zh,
+                   command=self.command.hex())
 
     def __reduce__(self) -> tuple[type[ApduError], tuple[int, CommandAPDU | None, ResponseAPDU]]:
         # Keep the exception picklable (e.g. across pytest-xdist workers).

@@ -17,9 +17,11 @@ from typing import Any
 
 from conformance import __version__
 from conformance.cases.framework import Case
-from conformance.clock import WallClock, lab_timezone
+from conformance.clock import WallClock
 from conformance.config import RunConfig, card_under_test
+from conformance.lab import LabFileError, load_lab, now_in, record
 from conformance.model import ProfileError
+from conformance.resources import DEMO_LAB
 from conformance.results import (
     CaseResult,
     RunSummary,
@@ -37,10 +39,9 @@ from conformance.transport.redact import Redactor
 class CertificationRun:
     """The cases of one run, the runner that owns the card connection, and the results."""
 
-    def __init__(self, config: RunConfig, timezone: dt.tzinfo | None = None):
-        """`timezone`: the lab's, for the wall-clock times of the evidence (default: the demo
-        lab's)."""
+    def __init__(self, config: RunConfig):
         self.config = config
+        self.lab = config.lab or load_lab()
         self.out_dir = config.out_dir
         self.cases: list[Case] = list(config.cases)
         self.runner = CaseRunner(
@@ -52,11 +53,11 @@ class CertificationRun:
             out_dir=config.out_dir,
             redactor=Redactor.from_profile(config.profile, privacy=config.privacy),
             case_timeout_s=config.case_timeout_s,
-            wall_clock=WallClock(zone=timezone or lab_timezone(None)),
+            wall_clock=WallClock(zone=self.lab.tz),
         )
         self.results: list[CaseResult] = []
         self.card: dict[str, Any] = {}
-        self.started = _now()
+        self.started_at = now_in(self.lab.tz)
         self.write_error: str | None = None  # the first failure to record a result
         self.selected: int | None = None  # cases left after a selection such as -k
         self.refused = False  # the selection kept no case: nothing ran, nothing is written
@@ -110,6 +111,12 @@ class CertificationRun:
         if selected != len(self.cases):
             notes.append(f"a selection (-k) kept {selected} of the {len(self.cases)} cases "
                          f"of plan {config.plan.name}: not a certification")
+        finished_at = now_in(self.lab.tz)
+        try:
+            report_number = self.report_number()
+        except LabFileError as exc:  # the results still count; the report takes one later
+            report_number = ""
+            notes.append(f"no report number taken: {exc}")
         bench = self.bench_sample()
         if bench:
             notes.append(f"the sample in the reader is the bench's own reference card ({bench}, "
@@ -130,12 +137,17 @@ class CertificationRun:
                     "id": r.id,
                     "verdict": r.verdict.value,
                     "reason": r.reason,
+                    "reason_zh": r.reason_zh,
                     "duration_s": r.duration_s,
                 }
                 for r in self.results
             ],
             card={**self.card, "kind": config.card, "faults": list(config.faults)},
-            product=config.product.model_dump(),
+            product={
+                **config.product.model_dump(),
+                "feature_names": {name: [f.zh, f.en]
+                                  for name, f in config.profile.spec.features.items()},
+            },
             plan={
                 "name": config.plan.name,
                 "file": config.plan.source,
@@ -144,17 +156,25 @@ class CertificationRun:
             },
             profile={
                 "name": config.profile.spec.profile.name,
+                "version": config.profile.spec.profile.version,
+                "title_zh": config.profile.spec.profile.title_zh,
+                "title_en": config.profile.spec.profile.title_en,
                 "file": str(config.profile.source),
                 "sha256": config.profile.sha256,
                 "standard": config.profile.spec.profile.standard,
             },
             bench=bench_info(config.card, self.card.get("reader")),
             suite_version=__version__,
-            started=self.started,
-            finished=_now(),
+            started=_utc(self.started_at),
+            finished=_utc(finished_at),
             notes=notes,
             privacy=self.privacy(),
             scope=scope,
+            timezone=self.lab.timezone,
+            started_at=self.started_at.isoformat(),
+            finished_at=finished_at.isoformat(),
+            report_number=report_number,
+            **self.lab_records(),
         )
 
     def stopped(self, interrupted: bool) -> list[str]:
@@ -170,6 +190,28 @@ class CertificationRun:
         if self.write_error:
             reasons.append(f"results could not be written: {self.write_error}")
         return reasons
+
+    def report_number(self) -> str:
+        """The run's report number, taken from the lab's sequence once the run has a
+        directory to record it in (a run that writes nothing takes none)."""
+        if self.out_dir is None:
+            return ""
+        from conformance.sequence import next_report_number
+
+        return next_report_number(self.lab, self.started_at, lab_path=self.config.lab_path,
+                                  run=str(self.out_dir))
+
+    def lab_records(self) -> dict[str, dict[str, Any]]:
+        """summary.json's copies of the lab, submission and bench files (the report reads
+        these, so `rhc report build` needs the files no more)."""
+        config = self.config
+        return {
+            "lab": record(self.lab, config.lab_path or DEMO_LAB),
+            "submission": record(config.submission, config.submission_path)
+            if config.submission is not None and config.submission_path else {},
+            "bench_file": record(config.bench, config.bench_path)
+            if config.bench is not None and config.bench_path else {},
+        }
 
     def privacy(self) -> dict[str, Any]:
         """What summary.json says of the privacy setting and of the sealed salt."""
@@ -230,8 +272,8 @@ def _harness_error(case: Case, exc: Exception) -> CaseResult:
     )
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+def _utc(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="seconds")
 
 
 def _package_version(name: str) -> str:
@@ -258,8 +300,16 @@ def bench_info(kind: str, reader: str | None) -> dict[str, Any]:
     }
     if kind == "pcsc":
         info["pcsc_lite"] = _package_version("pcscd")
-        info["driver"] = f"vsmartcard-vpcd {_package_version('vsmartcard-vpcd')}"
+        info["driver"] = reader_driver(reader or "")
     return info
+
+
+def reader_driver(reader: str) -> str:
+    """The PC/SC driver behind a reader and its package version: vpcd for the virtual
+    reader vsmartcard offers, the CCID driver for any other (USB) reader."""
+    if reader.startswith("Virtual PCD"):
+        return f"vsmartcard-vpcd {_package_version('vsmartcard-vpcd')}"
+    return f"libccid {_package_version('libccid')}"
 
 
 __all__ = ["CertificationRun", "bench_info"]

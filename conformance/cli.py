@@ -53,6 +53,7 @@ from conformance.config import (
     build_config,
     card_under_test,
     claim_out_dir,
+    lab_files,
 )
 from conformance.defaults import (
     DEFAULT_OUT_ROOT,
@@ -261,7 +262,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     import pytest
 
     from conformance import pytest_catalogue
-    from conformance.clock import lab_timezone
     from conformance.console import console
     from conformance.plugin import PreparedRun
     from conformance.progress import print_attention, summary_table, why_incomplete
@@ -278,10 +278,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError(signer + str(exc).removeprefix("--seal-to")) from None
     if not args.no_report:
         _check_signing(args)  # a bad lab file or key stops the run here, not after it
-    try:
-        timezone = lab_timezone(args.lab)
-    except ValueError as exc:
-        raise CliError(f"--lab: {exc}") from None
     claim_out_dir(config)  # every input is good: only now the run directory is touched
     out = config.out_dir
     assert out is not None  # given above
@@ -309,7 +305,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):  # else their entry points load them
         for plugin in ("conformance.plugin", "allure_pytest.plugin"):
             pytest_args += ["-p", plugin]
-    prepared = PreparedRun(config, progress=not args.quiet, timezone=timezone)
+    prepared = PreparedRun(config, progress=not args.quiet)
     code = pytest.main(pytest_args, plugins=[prepared])
     summary = prepared.summary
     if summary is None:
@@ -404,7 +400,6 @@ def _release(out: Path) -> None:
 
 def _signing(args: argparse.Namespace) -> dict[str, Any]:
     return {
-        "lab": args.lab,
         "key": args.sign_key,
         "cert": args.sign_cert,
         "pkcs12": args.sign_p12,
@@ -413,33 +408,31 @@ def _signing(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _check_signing(args: argparse.Namespace) -> None:
-    """Load the lab file and the signing material now; write nothing (exit 2 if bad)."""
+    """Load the signing material now; write nothing (exit 2 if bad). The lab, submission
+    and bench files are checked with the other run options (config.build_config)."""
     from conformance.report import ReportError
-    from conformance.report.model import load_lab
     from conformance.report.sign import load_signing_material
 
-    given = _signing(args)
-    try:
-        load_lab(given.pop("lab"))
-    except ReportError as exc:
-        raise CliError(f"--lab: {exc}") from None
     paths = {k: Path(v) if isinstance(v, str) and k != "passphrase" else v
-             for k, v in given.items()}
+             for k, v in _signing(args).items()}
     try:
         load_signing_material(**paths)
     except ReportError as exc:
         raise CliError(f"signing material (--sign-key/--sign-cert/--sign-p12): {exc}") from None
 
 
-def _write_report(out: Path, args: argparse.Namespace, console: Any,
-                  steps: bool = True) -> Any:
-    """Write the signed report, naming each step on the console; its paths."""
+def _write_report(
+    out: Path, args: argparse.Namespace, console: Any, files: dict[str, Any] | None = None,
+    steps: bool = True,
+) -> Any:
+    """Sign the run's report, naming each step on the console; `files` (lab, submission,
+    bench) replace what the run recorded. Its paths."""
     from conformance.progress import ReportSteps
     from conformance.report import ReportError, write_report
 
     progress = ReportSteps(console) if steps else None
     try:
-        paths = write_report(out, **_signing(args), progress=progress)
+        paths = write_report(out, **_signing(args), **(files or {}), progress=progress)
     except ReportError as exc:
         raise CliError(f"report: {exc}") from None
     if progress is not None:
@@ -551,8 +544,10 @@ def cmd_report_build(args: argparse.Namespace) -> int:
     for name in ("summary.json", "results.jsonl"):
         if not (run_dir / name).is_file():
             raise CliError(f"{run_dir}: no {name}, not a finished run directory")
+    files = {name: getattr(args, name) for name in LAB_FILES}
+    lab_files(files)  # a bad file: exit 2 before anything is written
     _check_signing(args)
-    _write_report(run_dir, args, console(stderr=True))
+    _write_report(run_dir, args, console(stderr=True), files)
     return EXIT_OK
 
 
@@ -593,8 +588,11 @@ def _run_options(parser: argparse.ArgumentParser, names: Iterable[str]) -> None:
         parser.add_argument(f"--{name}", dest=option.key, **option.argparse_kwargs())
 
 
+LAB_FILES = ("lab", "submission", "bench")
+"""Run options `rhc report build` takes too: they replace what the run recorded."""
+
+
 def _signing_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--lab", help="lab description YAML (default: the demo lab)")
     parser.add_argument("--sign-key", help="lab signing key (PEM; default: the DEMO key, and "
                         "the report says DEMO)")
     parser.add_argument("--sign-cert", help="lab certificate (PEM; default: the DEMO "
@@ -709,6 +707,7 @@ def build_parser() -> argparse.ArgumentParser:
     reveal.set_defaults(func=cmd_report_reveal)
     build = report.add_parser("build", help="re-issue the signed report of a finished run")
     build.add_argument("dir", help="run directory")
+    _run_options(build, LAB_FILES)
     _signing_options(build)
     build.set_defaults(func=cmd_report_build)
     allure = report.add_parser("allure", help="build the Allure dashboard of a run")

@@ -20,6 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 from conformance.defaults import APDU_TIMEOUT_S, CASE_TIMEOUT_S
 from conformance.host.keys import TestKeyProvider
+from conformance.lab import (
+    BenchFile,
+    LabFile,
+    LabFileError,
+    SubmissionFile,
+    load_bench,
+    load_lab,
+    load_submission,
+)
 from conformance.model import (
     DEFAULT_PERSONALIZATION,
     DEFAULT_TEST_KEYS,
@@ -107,6 +116,18 @@ RUN_OPTIONS: tuple[RunOption, ...] = (
               "demo lab's)", "CERT"),
     RunOption("case-timeout", f"seconds one case may run before it is stopped and recorded "
               f"INCONCLUSIVE (default: {CASE_TIMEOUT_S:g})", "S"),
+    RunOption("lab", "lab file YAML: laboratory, address, accreditation, place of testing, "
+              "tester/reviewer/approver, time zone, report-number format (default: the DEMO "
+              "lab, fixtures/lab-demo.yaml; rhc report build: the one the run recorded)",
+              "FILE"),
+    RunOption("submission", "submission file YAML: client and address, product, samples "
+              "with IDs, condition and date of receipt (example: fixtures/"
+              "submission-demo.yaml; default: none, the report says so; rhc report build: "
+              "the one the run recorded)", "FILE"),
+    RunOption("bench", "bench file YAML: temperature and humidity with their limits, "
+              "equipment with serial numbers and calibration due dates (example: fixtures/"
+              "bench-demo.yaml; default: none, the report says so; rhc report build: the "
+              "one the run recorded)", "FILE"),
     RunOption("out", "run directory for results, evidence and report; it must be new or "
               "empty, see --replace (default of rhc run: reports/out/<UTC time>)", "DIR"),
     RunOption("replace", "remove the earlier run in --out before this one starts "
@@ -135,6 +156,13 @@ class RunConfig:
     seal_cert: x509.Certificate | None = field(default=None, repr=False)
     replace: bool = False
     case_timeout_s: float = CASE_TIMEOUT_S
+    lab: LabFile | None = field(default=None, repr=False)
+    lab_path: Path | None = None
+    """None: the DEMO lab of fixtures/lab-demo.yaml."""
+    submission: SubmissionFile | None = field(default=None, repr=False)
+    submission_path: Path | None = None
+    bench: BenchFile | None = field(default=None, repr=False)
+    bench_path: Path | None = None
     catalogue: tuple[Case, ...] = field(default=(), repr=False)
     """Every case of the profile's catalogue (what a certification must cover)."""
     cases: tuple[Case, ...] = field(default=(), repr=False)
@@ -161,6 +189,21 @@ def _load(label: str, loader: Callable[[], Any]) -> Any:
         return loader()
     except (ProfileError, ValueError, OSError) as exc:  # also a plan's selection mistakes
         raise ConfigError(f"{label}: {exc}") from None
+
+
+def lab_files(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The lab, submission and bench files the options name, each checked (ConfigError)."""
+    loaded: dict[str, Any] = {}
+    for name, loader in (("lab", load_lab), ("submission", load_submission),
+                         ("bench", load_bench)):
+        path = values.get(name)
+        loaded[f"{name}_path"] = Path(path) if path else None
+        if path or name == "lab":
+            try:
+                loaded[name] = loader(path)
+            except LabFileError as exc:
+                raise ConfigError(f"--{name}: {exc}") from None
+    return loaded
 
 
 def _check_card_choice(values: Mapping[str, Any]) -> str:
@@ -288,6 +331,7 @@ def build_config(values: Mapping[str, Any]) -> RunConfig:
     faults = tuple(values.get("fault") or ())
     privacy, privacy_basis = _privacy(values, product)
     seal_cert = _seal_cert(values)
+    files = lab_files(values)
     virtual = None
     if card == "virtual":
         virtual = _virtual_card(values, profile, product, key_set, faults)
@@ -309,6 +353,7 @@ def build_config(values: Mapping[str, Any]) -> RunConfig:
         privacy=privacy,
         privacy_basis=privacy_basis,
         seal_cert=seal_cert,
+        **files,
     )
 
 
@@ -358,4 +403,5 @@ __all__ = [
     "card_under_test",
     "claim_out_dir",
     "given",
+    "lab_files",
 ]

@@ -11,7 +11,6 @@ The plugin is inert in sessions that give no `--rhc-` option and collect no case
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -32,6 +31,7 @@ from conformance.config import (
 )
 from conformance.defaults import EXIT_NO_VERDICT
 from conformance.junit import JunitNames, junit_properties
+from conformance.progress import bilingual_reason
 from conformance.results import CaseResult, RunSummary, Verdict
 
 CONFIG_KEY = pytest.StashKey[RunConfig]()
@@ -46,11 +46,9 @@ class PreparedRun:
     pytest would print only through the terminal reporter.
     """
 
-    def __init__(self, config: RunConfig, *, progress: bool = False,
-                 timezone: dt.tzinfo | None = None):
+    def __init__(self, config: RunConfig, *, progress: bool = False):
         self.config = config
         self.progress = progress
-        self.timezone = timezone  # the lab's, for the wall-clock times of the evidence
         self.summary: RunSummary | None = None
         self.errors: list[str] = []
         self.stopped: list[str] = []  # why the run did not complete, if it did not
@@ -116,8 +114,7 @@ def _run(config: pytest.Config) -> CertificationRun:
                 run_config = build_config({})
             except ConfigError as exc:
                 pytest.exit(f"rhc: error: {exc}", returncode=EXIT_NO_VERDICT)
-        prepared = _prepared(config)
-        run = CertificationRun(run_config, timezone=prepared.timezone if prepared else None)
+        run = CertificationRun(run_config)
         config.stash[RUN_KEY] = run
     return run
 
@@ -222,9 +219,9 @@ def report_outcome(result: CaseResult) -> None:
 
 
 def bilingual(result: CaseResult) -> str:
-    """The reason as junit.xml and Allure show it: Chinese / English (one if only one)."""
-    zh = getattr(result, "reason_zh", "")
-    return f"{zh} / {result.reason}" if zh and zh != result.reason else result.reason
+    """The reason as junit.xml and Allure show it, on one line: Chinese / English, then
+    what was expected and measured (the console's closing table shows the same)."""
+    return bilingual_reason(result).replace("\n", " / ")
 
 
 def allure_description(case: Case, result: CaseResult) -> str:

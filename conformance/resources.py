@@ -37,6 +37,8 @@ DEFAULT_PLAN = "certification"
 DEFAULT_PERSONALIZATION = PERSONALIZATIONS_DIR / "default.yaml"
 DEFAULT_TEST_KEYS = FIXTURES_DIR / "test-keys.yaml"
 DEMO_LAB = FIXTURES_DIR / "lab-demo.yaml"
+DEMO_SUBMISSION = FIXTURES_DIR / "submission-demo.yaml"  # an example, never a default
+DEMO_BENCH = FIXTURES_DIR / "bench-demo.yaml"  # an example, never a default
 DEMO_CA = PKI_DIR / "demo-ca.pem"
 DEMO_CERT = PKI_DIR / "demo-lab.pem"
 DEMO_KEY = PKI_DIR / "demo-lab-key.pem"
@@ -82,6 +84,8 @@ def locations() -> dict[str, Path]:
         "test-keys": DEFAULT_TEST_KEYS,
         "personalizations": PERSONALIZATIONS_DIR,
         "lab": DEMO_LAB,
+        "submission-example": DEMO_SUBMISSION,
+        "bench-example": DEMO_BENCH,
         "demo-ca": DEMO_CA,
         "demo-cert": DEMO_CERT,
         "demo-key": DEMO_KEY,

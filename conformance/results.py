@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from conformance.cases.framework import Case
+    from conformance.messages import Msg
 
 
 class Verdict(StrEnum):
@@ -80,6 +81,37 @@ class CaseResult:
     observations: list[str] = field(default_factory=list)
     """Answers the text allows but the reference profile does not give, and [choice]
     deviations a plan with ``choices: observe`` let pass."""
+    observations_zh: list[str] = field(default_factory=list)
+    """The same observations in Chinese (same templates, same values), in the same order."""
+    requirement: str = ""
+    """Key of the profile's requirement table the case tests."""
+    requirement_zh: str = ""
+    """The sentence the profile requires, in Chinese."""
+    requirement_en: str = ""
+    """The same sentence in English."""
+    source: str = ""
+    """Where the requirement comes from: "WS/T 543.x §y" (or another standard's clause) where
+    the evidence names one, else "profile [choice] <profile name> <version>"."""
+    purpose_zh: str = ""
+    """The case's purpose in Chinese (``purpose`` is the English one)."""
+    reason_zh: str = ""
+    """``reason`` in Chinese: the same message template with the same parameters."""
+    expected: str = ""
+    """What the case expected, short (e.g. "9000 (ok)", "22 bytes"); "" if not applicable."""
+    measured: str = ""
+    """What the card gave, short (a SW, a length, a value; a secret value only masked, and then
+    beside a property of it that is not secret, such as its length)."""
+
+    def set_reason(self, message: Msg) -> None:
+        """Fill ``reason`` (English) and ``reason_zh`` from one message."""
+        self.reason, self.reason_zh = message.en, message.zh
+
+    def scrub(self, scrub: Callable[[str], str]) -> None:
+        """Mask, in every text that quotes the card, what the trace masks."""
+        self.reason, self.reason_zh = scrub(self.reason), scrub(self.reason_zh)
+        self.expected, self.measured = scrub(self.expected), scrub(self.measured)
+        self.observations = [scrub(o) for o in self.observations]
+        self.observations_zh = [scrub(o) for o in self.observations_zh]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, sort_keys=True)
@@ -107,6 +139,11 @@ class CaseResult:
             reason=reason,
             reference_choice=case.reference_choice,
             severity=case.severity,
+            requirement=case.requirement,
+            requirement_zh=case.requirement_zh,
+            requirement_en=case.requirement_en,
+            source=case.source,
+            purpose_zh=case.purpose_zh,
         )
 
 
@@ -130,6 +167,18 @@ class RunSummary:
     """The privacy setting of the evidence (on/off and why) and where the sealed salt is."""
     scope: dict[str, Any] = field(default_factory=dict)
     """What the run stands for (`run_scope`): scope, plan kind, card, cases in the catalogue."""
+    timezone: str = ""
+    """The lab's IANA time zone; started_at/finished_at are in it, with their UTC offset."""
+    started_at: str = ""
+    finished_at: str = ""
+    report_number: str = ""
+    """From the lab's never-repeating sequence (conformance/sequence.py); "" if none taken."""
+    lab: dict[str, Any] = field(default_factory=dict)
+    """The lab file as checked (conformance/lab.py LabFile) with its source and sha256."""
+    submission: dict[str, Any] = field(default_factory=dict)
+    """The submission file as checked (SubmissionFile), or {} when none was given."""
+    bench_file: dict[str, Any] = field(default_factory=dict)
+    """The bench file as checked (BenchFile: environment, equipment), or {}."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=2, sort_keys=True)
@@ -213,7 +262,7 @@ def statement(
     """The conclusion as one sentence (zh, en) that says what the run was and what it found."""
     ran, failed = len(results), sum(r.verdict is Verdict.FAIL for r in results)
     of = f"{ran} of {catalogue}" if catalogue else f"{ran}"
-    of_zh = f"{catalogue} 项中的 {ran} 项" if catalogue else f"{ran} 项"
+    of_zh = f"已检 {ran} 项（目录共 {catalogue} 项）" if catalogue else f"已检 {ran} 项"
     if scope is Scope.BENCH_SELF_TEST:
         what_zh = "测试台自检（虚拟卡），非产品认证"
         what_en = "bench self-test (virtual card) — not a product certification"
@@ -222,13 +271,13 @@ def statement(
     else:
         what_zh, what_en = "认证检测", "certification run"
     if conclusion is Conclusion.NOT_CONFORMANT:
-        zh, en = f"{of_zh}中 {failed} 项不通过", f"{failed} failures in {of} cases"
+        zh, en = f"{of_zh}，{failed} 项不通过", f"{failed} failures in {of} cases"
     elif conclusion is Conclusion.INCOMPLETE:
-        zh, en = f"检测未完成（{of_zh}有记录）", f"incomplete: {of} cases recorded"
+        zh, en = f"检测未完成：{of_zh}有记录", f"incomplete: {of} cases recorded"
     elif conclusion is Conclusion.NO_FAILURES:
-        zh, en = f"{of_zh}未发现不通过", f"no failures in {of} cases"
+        zh, en = f"{of_zh}，未发现不通过", f"no failures in {of} cases"
     else:
-        zh = f"{of_zh}：全部适用的必测项目均通过"
+        zh = f"{of_zh}，全部适用的必测项目均通过"
         en = f"every applicable mandatory case of {of} cases passed"
     return f"{zh} — {what_zh}", f"{en} — {what_en}"
 

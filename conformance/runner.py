@@ -19,11 +19,19 @@ from pathlib import Path
 from typing import Any
 
 from conformance.apdu import ApduError, ApduFormatError
-from conformance.cases.framework import Case, CaseContext, CaseFailure, Inconclusive, failed_at
+from conformance.cases.framework import (
+    Case,
+    CaseContext,
+    CaseFailure,
+    Inconclusive,
+    failed_at,
+    shown,
+)
 from conformance.clock import WallClock
 from conformance.defaults import CASE_TIMEOUT_S
 from conformance.host.keys import KeyProvider
 from conformance.host.session import AuthenticationWithheld, HealthCardSession, HostError
+from conformance.messages import Msg, msg, msg_of
 from conformance.model.codecs import CodingError
 from conformance.model.products import Plan, Product, applicable
 from conformance.model.profile import CardProfile
@@ -34,22 +42,31 @@ from conformance.transport.redact import Redactor
 
 
 def judge(exc: BaseException | None) -> tuple[Verdict, str]:
-    """The verdict for the way a case body ended."""
+    """The verdict for the way a case body ended, with the English reason."""
+    verdict, message, _, _ = judgement(exc)
+    return verdict, message.en if message is not None else ""
+
+
+def judgement(exc: BaseException | None) -> tuple[Verdict, Msg | None, str, str]:
+    """The verdict for the way a case body ended: (verdict, reason as a Msg or None for a
+    PASS, expected, measured)."""
     if exc is None:
-        return Verdict.PASS, ""
+        return Verdict.PASS, None, "", ""
+    expected, measured = shown(exc)
     if isinstance(exc, Inconclusive):
-        return Verdict.INCONCLUSIVE, str(exc)
+        return Verdict.INCONCLUSIVE, exc.msg, expected, measured
     if isinstance(exc, BenchError):
-        return Verdict.INCONCLUSIVE, f"bench: {exc}"
+        return Verdict.INCONCLUSIVE, msg("run.bench", error=msg_of(exc)), expected, measured
     if isinstance(exc, AuthenticationWithheld):
-        return Verdict.INCONCLUSIVE, f"authentication withheld to protect the sample: {exc}"
+        return Verdict.INCONCLUSIVE, msg("run.withheld", error=exc.msg), expected, measured
     if isinstance(exc, CaseFailure):
-        return Verdict.FAIL, str(exc)
+        return Verdict.FAIL, exc.msg, expected, measured
     if isinstance(exc, ApduError):
-        return Verdict.FAIL, f"unexpected status word: {exc}"
+        return Verdict.FAIL, msg("run.unexpected_sw", error=exc.msg), expected, measured
     if isinstance(exc, (HostError, CodingError, ApduFormatError)):
-        return Verdict.FAIL, f"card answer not as the profile requires: {exc}"
-    return Verdict.ERROR, f"harness error: {type(exc).__name__}: {exc}"
+        return Verdict.FAIL, msg("run.malformed", error=msg_of(exc)), expected, measured
+    return (Verdict.ERROR, msg("run.harness", kind=type(exc).__name__, error=str(exc)),
+            expected, measured)
 
 
 class CaseRunner:
@@ -80,7 +97,7 @@ class CaseRunner:
         self.bench_lost: str | None = None
         self._stack: TraceLayer | None = None
         self.features = list(profile.spec.features)
-        self.withheld: dict[str, str] = {}  # key families refused a correct cryptogram
+        self.withheld: dict[str, Msg] = {}  # key families refused a correct cryptogram
 
     # -- connection --------------------------------------------------------------------
     def _open(self) -> TraceLayer:
@@ -120,11 +137,12 @@ class CaseRunner:
         result = CaseResult.for_case(case, Verdict.ERROR)
         if not applicable(case.applicability, self.product, self.features):
             result.verdict = Verdict.NOT_APPLICABLE
-            result.reason = f"ICS of {self.product.name} excludes it ({case.applicability})"
+            result.set_reason(msg("run.not_applicable", product=self.product.name,
+                                  applicability=case.applicability))
             return result
         if self.bench_lost:
             result.verdict = Verdict.INCONCLUSIVE
-            result.reason = f"not run: bench lost earlier ({self.bench_lost})"
+            result.set_reason(msg("run.bench_lost", why=self.bench_lost))
             return result
         started = time.perf_counter()
         stack: TraceLayer | None = None
@@ -154,15 +172,16 @@ class CaseRunner:
         finally:
             if stack is not None:
                 stack.deadline = None
-        result.verdict, result.reason = judge(exc)
+        result.verdict, reason, result.expected, result.measured = judgement(exc)
+        if reason is not None:
+            result.set_reason(reason)
         if context is not None:
-            result.observations = [
-                stack.scrub(o) if stack is not None else o for o in context.observations
-            ]
+            result.observations = list(context.observations)
+            result.observations_zh = list(context.observations_zh)
         if result.verdict is Verdict.FAIL and exc is not None:
             result.failed_at = failed_at(exc)
         if stack is not None:  # failure messages quote APDUs: mask what the trace masks
-            result.reason = stack.scrub(result.reason)
+            result.scrub(stack.scrub)
         result.duration_s = round(time.perf_counter() - started, 6)
         if stack is not None:
             self._write_evidence(result, stack, mark)

@@ -130,3 +130,24 @@ def served_card(pcsc_bench: list[str], tmp_path: Path) -> Iterator[subprocess.Po
             proc.kill()
             proc.wait()
     wait_for_reader_card(False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Report numbers: the suite's runs take them from a lab state directory of their own, never
+# from the user's (~/.local/state/rhc).
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _report_number_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    import os
+
+    from conformance.sequence import STATE_ENV
+
+    saved = os.environ.get(STATE_ENV)
+    os.environ[STATE_ENV] = str(tmp_path_factory.mktemp("rhc-state"))
+    yield
+    if saved is None:
+        os.environ.pop(STATE_ENV, None)
+    else:
+        os.environ[STATE_ENV] = saved

@@ -150,7 +150,19 @@ BAD_RUNS = {
     "missing-reader": (lambda tmp: ["card=pcsc"], ["--card pcsc needs --reader"]),
     "unknown-card": (lambda tmp: ["card=contactless"], ["--card: 'contactless' is not one of"]),
     "bad-timeout": (lambda tmp: ["reader=X", "apdu-timeout=soon"], ["--apdu-timeout: 'soon'"]),
+    "bad-submission": (
+        lambda tmp: [f"submission={_yaml(tmp, 'client: {name_zh: x}')}"],
+        ["--submission: submission file", "key client.address: Field required"],
+    ),
+    "bad-bench": (lambda tmp: [f"bench={_yaml(tmp, '- a list')}"],
+                  ["--bench: bench file", "expected a mapping"]),
 }
+
+
+def _yaml(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "input.yaml"
+    path.write_text(text + "\n", encoding="utf-8")
+    return path
 
 
 def _env() -> dict[str, str]:

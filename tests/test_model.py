@@ -119,7 +119,8 @@ def _bad_profile(tmp_path: Path, old: str, new: str) -> Path:
         ("  chip_serial: 10 ", "  chip_serial: 99 ", "item 99 is not defined"),
         ("secret: {data: true}}", "secret: {}}", "a secret names data, response or both"),
         ("keep_tail: 1, keep_tail_if_length: 17", "keep_tail: 1", "keep_tail needs"),
-        ("  get_response:         {cla: 0x00, ins: 0xC0}\n", "", "missing get_response"),
+        ("  get_response:         {zh: 取响应, en: \"GET RESPONSE\", cla: 0x00, ins: 0xC0}\n", "",
+         "missing get_response"),
     ],
 )
 def test_malformed_profile_names_file_key_and_line(tmp_path, old, new, expected) -> None:

@@ -132,7 +132,7 @@ def test_one_function_decides_by_scope() -> None:
     assert conclude([], complete=True) is Conclusion.INCOMPLETE  # nothing tested
     zh, en = statement(Conclusion.NO_FAILURES, Scope.PARTIAL, passed * 147, 780)
     assert en == "no failures in 294 of 780 cases — not a certification"
-    assert "780 项中的 294 项未发现不通过" in zh and "非认证" in zh
+    assert "已检 294 项（目录共 780 项），未发现不通过" in zh and "非认证" in zh
 
 
 def test_scope_needs_a_certification_plan_every_mandatory_case_and_a_product() -> None:

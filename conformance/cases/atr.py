@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from conformance.cases.common import make
 from conformance.cases.framework import Case, CaseContext
+from conformance.messages import msg
 from conformance.model.profile import CardProfile
 from conformance.model.schema import AtrField
 
@@ -56,14 +57,18 @@ def cases(profile: CardProfile) -> list[Case]:
         "Initial character TS",
         CLAUSE + "; ISO/IEC 7816-3 §8.1",
         f"TS is {spec.ts:02X} (direct convention).",
+        purpose_zh=f"TS 为 {spec.ts:02X}（正向约定）。",
         expected_sw=(),
         reference_choice=atr_choice,
         severity="blocker",
     )
     def ts(ctx: CaseContext) -> None:
         atr = ctx.session.atr
-        ctx.check(len(atr) >= 2, f"ATR {atr.hex().upper()} is shorter than TS and T0")
-        ctx.check(atr[0] == spec.ts, f"TS is {atr[0]:02X}, expected {spec.ts:02X}",
+        ctx.check(len(atr) >= 2, msg("atr.too_short", atr=atr.hex().upper(), length=len(atr)),
+                  expected="≥ 2 bytes", measured=f"{len(atr)} bytes")
+        ctx.check(atr[0] == spec.ts,
+                  msg("atr.byte", name="TS", got=f"{atr[0]:02X}", expected=f"{spec.ts:02X}"),
+                  expected=f"{spec.ts:02X}", measured=f"{atr[0]:02X}",
                   choice=ATR_CHOICE)
 
     @make(
@@ -75,24 +80,29 @@ def cases(profile: CardProfile) -> list[Case]:
         CLAUSE + "; ISO/IEC 7816-3 §8.2",
         "T0 announces the interface bytes present and the number of historical bytes, "
         "and the ATR has exactly that many bytes (no TCK for T=0 only).",
+        purpose_zh="T0 声明所含的接口字节和历史字节数，ATR 的字节数与之完全一致（仅 T=0 时无 TCK"
+                   "）。",
         reference_choice=atr_choice,
         severity="critical",
     )
     def t0(ctx: CaseContext) -> None:
         atr = ctx.session.atr
-        ctx.check(len(atr) >= 2, "ATR too short")
+        ctx.check(len(atr) >= 2, msg("atr.too_short", atr=atr.hex().upper(), length=len(atr)),
+                  expected="≥ 2 bytes", measured=f"{len(atr)} bytes")
         y1, k = atr[1] >> 4, atr[1] & 0x0F
         n_iface = bin(y1).count("1")
         if y1 & 0x8:
-            ctx.fail("T0 announces TD1: more protocols than the profile's T=0 only",
-                     choice=ATR_CHOICE)
+            ctx.fail(msg("atr.td1", t0=f"{atr[1]:02X}"), choice=ATR_CHOICE,
+                     expected="T=0 only", measured=f"T0 {atr[1]:02X}")
         ctx.check(
             k == spec.historical_length,
-            f"T0 announces {k} historical bytes, the profile {spec.historical_length}",
-            choice=ATR_CHOICE,
+            msg("atr.historical_count", k=k, expected=spec.historical_length),
+            choice=ATR_CHOICE, expected=spec.historical_length, measured=k,
         )
         ctx.check(
-            len(atr) == 2 + n_iface + k, f"ATR has {len(atr)} bytes, T0 announces {2 + n_iface + k}"
+            len(atr) == 2 + n_iface + k,
+            msg("atr.length", length=len(atr), expected=2 + n_iface + k),
+            expected=f"{2 + n_iface + k} bytes", measured=f"{len(atr)} bytes",
         )
 
     @make(
@@ -103,18 +113,21 @@ def cases(profile: CardProfile) -> list[Case]:
         "Interface bytes",
         CLAUSE,
         f"The interface bytes are those of the profile ({' '.join(iface_names)} = {iface_hex}).",
+        purpose_zh=f"接口字节为配置规定的值（{' '.join(iface_names)} = {iface_hex}）。",
         reference_choice=f"Interface bytes {iface_hex} ({', '.join(iface_names)}) are a "
         "reference-profile choice.",
         severity="minor",
     )
     def iface(ctx: CaseContext) -> None:
         head, found, _ = _parts(ctx)
-        ctx.check(head[1] == spec.t0, f"T0 is {head[1]:02X}, the profile's {spec.t0:02X}",
+        ctx.check(head[1] == spec.t0,
+                  msg("atr.byte", name="T0", got=f"{head[1]:02X}", expected=f"{spec.t0:02X}"),
+                  expected=f"{spec.t0:02X}", measured=f"{head[1]:02X}",
                   choice=ATR_CHOICE)
         ctx.check(
             found.hex().upper() == spec.interface_bytes,
-            f"interface bytes {found.hex().upper()}, expected {spec.interface_bytes}",
-            choice=ATR_CHOICE,
+            msg("atr.interface", got=found.hex().upper(), expected=spec.interface_bytes),
+            choice=ATR_CHOICE, expected=spec.interface_bytes, measured=found.hex().upper(),
         )
 
     fixed = [(start, f) for start, f in _offsets(spec.historical) if f.value]
@@ -128,6 +141,7 @@ def cases(profile: CardProfile) -> list[Case]:
         "Fixed fields of the historical bytes",
         CLAUSE,
         f"The historical bytes carry the profile's fixed fields: {described}.",
+        purpose_zh=f"历史字节含配置规定的固定字段：{described}。",
         reference_choice=CHOICE,
         severity="normal",
     )
@@ -137,8 +151,9 @@ def cases(profile: CardProfile) -> list[Case]:
             found = hist[start : start + field.length].hex().upper()
             ctx.check(
                 found == field.value,
-                f"historical {field.name} is {found or 'missing'}, expected {field.value}",
-                choice=ATR_CHOICE,
+                msg("atr.historical_field", name=field.name, got=found or "—",
+                    expected=field.value),
+                choice=ATR_CHOICE, expected=field.value, measured=found or "—",
             )
 
     @make(
@@ -150,6 +165,8 @@ def cases(profile: CardProfile) -> list[Case]:
         CLAUSE + "; evidence §4.5 (CardNo = ATR bytes 5..12)",
         "The card-number factor (ATR bytes 5..12) is the diversification factor: the read "
         "key of DDF1 derived from it is accepted.",
+        purpose_zh="卡号分散因子（ATR 第 5..12 字节）即密钥分散因子：以其分散的 DDF1 读密钥被接受"
+                   "。",
         expected_sw=("ok",),
         reference_choice=FACTOR_CHOICE,
         severity="blocker",
@@ -158,16 +175,18 @@ def cases(profile: CardProfile) -> list[Case]:
         ctx.check(
             len(ctx.session.atr)
             >= spec.card_number_factor.atr_offset + spec.card_number_factor.length,
-            "ATR too short for the card-number factor",
+            msg("atr.factor_short", length=len(ctx.session.atr),
+                expected=spec.card_number_factor.atr_offset + spec.card_number_factor.length),
+            expected=f"≥ {spec.card_number_factor.atr_offset + spec.card_number_factor.length}"
+            " bytes", measured=f"{len(ctx.session.atr)} bytes",
         )
         read_key = next(
             name for name, k in ctx.profile.keys.items() if k.df == "DDF1" and k.use == "read"
         )
-        with ctx.precondition("read the city code (item 57) and select DDF1"):
+        with ctx.precondition(msg("act.city_code_and_ddf1")):
             ctx.session.city_code_factor  # noqa: B018 - level-2 keys need it first
             ctx.session.select("DDF1")
-        with ctx.expecting(f"EXTERNAL AUTHENTICATE with {read_key} diversified by the ATR's "
-                           "card-number factor"):
+        with ctx.expecting(msg("act.auth_by_atr_factor", key=read_key)):
             ctx.session.authenticate(read_key)
 
     @make(
@@ -178,6 +197,7 @@ def cases(profile: CardProfile) -> list[Case]:
         "ATR stable across resets",
         CLAUSE,
         "Every reset gives the same ATR (the factor may not change between sessions).",
+        purpose_zh="每次复位得到相同的 ATR（分散因子在不同会话之间不得改变）。",
         reference_choice=f"{atr_choice} {FACTOR_CHOICE}",
         severity="normal",
     )
@@ -187,7 +207,8 @@ def cases(profile: CardProfile) -> list[Case]:
         ctx.session.reset()
         ctx.check(
             again == first,
-            f"ATR changed across a reset: {first.hex().upper()} → {again.hex().upper()}",
+            msg("atr.changed", first=first.hex().upper(), again=again.hex().upper()),
+            expected=first.hex().upper(), measured=again.hex().upper(),
         )
 
     return out

@@ -18,7 +18,9 @@ WIRE_TERM = re.compile(r"<(sw|cmd|cla|ins):([a-z0-9_]+(?::[0-9A-Fa-f]{1,3})?)>")
 ``<sw:wrong_le:08>`` → 6C08, ``<cmd:update_record_sm>`` → 04 DC, ``<cla:…>`` / ``<ins:…>`` →
 one byte. Case modules write these; the catalogue shows the profile's bytes."""
 
-TEXT_FIELDS = ("title_zh", "title_en", "clause", "purpose", "preconditions", "reference_choice")
+TEXT_FIELDS = (
+    "title_zh", "title_en", "clause", "purpose", "purpose_zh", "preconditions", "reference_choice",
+)
 
 
 def build_catalogue(profile: CardProfile) -> list[Case]:
@@ -36,6 +38,7 @@ def build_catalogue(profile: CardProfile) -> list[Case]:
             raise ValueError(f"duplicate case ID {case.id}")
         seen.add(case.id)
         check_applicability(case.applicability, features)
+    check_requirements(profile, cases)
     order = list(GROUPS)
     return sorted(cases, key=lambda c: order.index(c.group))
 
@@ -62,12 +65,39 @@ def _rendered(case: Case, profile: CardProfile) -> Case:
     """The case with its expected status words (named by meaning: ``security_not_satisfied``,
     ``wrong_le:08``) and the wire terms of its text turned into the profile's hex, so that
     catalogue, report and body judge by the same words."""
+    key = case.requirement or profile.requirement_of(case.id)
+    if key and key not in profile.spec.requirements:
+        raise ValueError(f"case {case.id}: unknown requirement {key!r} (not in the profile's "
+                         "requirements)")
     try:
         shown = tuple(profile.sw_text(name) for name in case.expected_sw)
         texts = {f: render_text(profile, getattr(case, f)) for f in TEXT_FIELDS}
+        if key:
+            requirement = profile.spec.requirements[key]
+            texts.update(
+                requirement=key,
+                requirement_zh=render_text(profile, requirement.zh),
+                requirement_en=render_text(profile, requirement.en),
+                source=profile.requirement_source(key),
+            )
     except KeyError as exc:
         raise ValueError(f"case {case.id}: {exc.args[0]}") from None
     return dataclasses.replace(case, expected_sw=shown, **texts)
+
+
+def check_requirements(profile: CardProfile, cases: list[Case]) -> None:
+    """ValueError (one line) for a requirement that no case takes: its case patterns match no
+    case, or only cases an earlier requirement takes. A typo in the table must not leave a
+    requirement silently untested."""
+    taken = {c.requirement for c in cases}
+    idle = [
+        f"{key} ({', '.join(requirement.cases) or 'no cases'})"
+        for key, requirement in profile.spec.requirements.items()
+        if key not in taken
+    ]
+    if idle:
+        raise ValueError("requirements no case tests (case patterns match none, or only cases "
+                         "of an earlier requirement): " + "; ".join(idle))
 
 
 def _matches(case: Case, groups: list[str], patterns: list[str]) -> bool:

@@ -41,6 +41,7 @@ from conformance.iso7816 import (
     SELECT_P2_FCI,
     SELECT_P2_NO_DATA,
 )
+from conformance.messages import Msg, msg
 from conformance.model.profile import CardProfile
 from conformance.model.schema import Structure
 from conformance.model.tree import (
@@ -107,19 +108,21 @@ def select_fid(ctx: CaseContext, fid: str, p2: int = SELECT_P2_FCI,
     return ctx.session.transmit(short_apdu(cla, ins, p1, p2, bytes.fromhex(fid)))
 
 
-def expect_select(ctx: CaseContext, fid: str, what: str, *names: str,
+def expect_select(ctx: CaseContext, fid: str, what: str | Msg, *names: str,
                   p2: int = SELECT_P2_FCI) -> ResponseAPDU:
     return ctx.expect_sw(select_fid(ctx, fid, p2), *(names or ("ok",)), what=what)
 
 
-def expect_wrong_le(ctx: CaseContext, response: ResponseAPDU, right: int, what: str) -> None:
+def expect_wrong_le(ctx: CaseContext, response: ResponseAPDU, right: int, what: str | Msg) -> None:
     """6Cxx with xx the right length (00 for 256)."""
     ctx.expect_sw(response, "wrong_le", what=what, choice="wrong_le")
     if not sw_hex(response.sw).startswith(ctx.profile.sw_prefix("wrong_le")):
         return  # a [choice] deviation the plan observes: already recorded
+    want = ctx.profile.sw_text(f"wrong_le:{right & 0xFF:02X}")
     ctx.check(response.sw2 == right & 0xFF,
-              f"{what}: card answered {sw_hex(response.sw)}, the right length is "
-              f"{right} ({ctx.profile.sw_text(f'wrong_le:{right & 0xFF:02X}')})")
+              msg("sw.wrong_length_announced", what=what, sw=sw_hex(response.sw),
+                  length=right, expected=want),
+              expected=want, measured=sw_hex(response.sw))
 
 
 def enter(ctx: CaseContext, df: str) -> None:
@@ -179,16 +182,20 @@ def _class_cases(profile: CardProfile, out: list[Case]) -> None:
     for number, (ins, names) in enumerate(sorted(profile.instructions().items()), start=1):
         own = {profile.spec.commands[n].cla for n in names}
         others = sorted(known - own)
-        label = "/".join(names)
+        label_zh = "/".join(profile.command_name(n, "zh") for n in names)
+        label_en = "/".join(profile.command_name(n, "en") for n in names)
 
         @make(
             out, f"CMD-CLA-{number:03d}", "CMD",
-            f"INS {ins:02X}（{label}）的类别字节检查",
-            f"Class byte check for INS {ins:02X} ({label})",
+            f"INS {ins:02X}（{label_zh} {label_en}）的类别字节检查",
+            f"Class byte check for INS {ins:02X} ({label_en})",
             CLAUSE + " (CLA check, <sw:cla_not_supported>)",
             f"INS {ins:02X} sent with an unknown class, or with another of the card's classes "
             f"({', '.join(f'{c:02X}' for c in others) or 'none'}), is refused with "
             "<sw:cla_not_supported>.",
+            purpose_zh=f"INS {ins:02X} 以未知类别或卡片的其他类别"
+            f"（{', '.join(f'{c:02X}' for c in others) or '无'}）发送时，以 "
+            "<sw:cla_not_supported> 拒绝。",
             applicability=profile.commands_feature(names),
             expected_sw=("cla_not_supported",),
             reference_choice=CHOICE_SW + " The classes are those of the profile's commands "
@@ -201,7 +208,8 @@ def _class_cases(profile: CardProfile, out: list[Case]) -> None:
             unknown = unknown_classes(ctx)
             for cla in unknown + others:
                 ctx.expect_sw(send(ctx, short_apdu(cla, ins, p1, p2, data, le)),
-                              "cla_not_supported", what=f"CLA {cla:02X} INS {ins:02X}")
+                              "cla_not_supported",
+                              what=msg("act.cla_ins", cla=f"{cla:02X}", ins=f"{ins:02X}"))
 
 
 def _ins_cases(profile: CardProfile, out: list[Case]) -> None:
@@ -217,6 +225,7 @@ def _ins_cases(profile: CardProfile, out: list[Case]) -> None:
             CLAUSE + " (INS check, <sw:ins_not_supported>)",
             f"Instructions the profile does not define, sent with class {cla:02X}, are "
             "refused with <sw:ins_not_supported>.",
+            purpose_zh=f"配置未定义的指令以类别 {cla:02X} 发送时，以 <sw:ins_not_supported> 拒绝。",
             applicability=profile.commands_feature(names),
             expected_sw=("ins_not_supported",),
             reference_choice=CHOICE_SW,
@@ -224,7 +233,8 @@ def _ins_cases(profile: CardProfile, out: list[Case]) -> None:
         def ins_check(ctx: CaseContext, cla: int = cla) -> None:
             for ins in unknown_instructions(ctx):
                 ctx.expect_sw(send(ctx, short_apdu(cla, ins, 0x00, 0x00)),
-                              "ins_not_supported", what=f"CLA {cla:02X} INS {ins:02X}")
+                              "ins_not_supported",
+                              what=msg("act.cla_ins", cla=f"{cla:02X}", ins=f"{ins:02X}"))
 
 
 # --------------------------------------------------------------------------- P1/P2, Lc, Le
@@ -238,13 +248,13 @@ def _p1p2_cases(profile: CardProfile, out: list[Case]) -> None:
     first_kid = next(k.kid for k in profile.keys.values() if k.kid is not None)
 
     def wrong_p1p2(number: int, name: str, title_zh: str, title_en: str, purpose: str,
-                   variants: list[tuple[int, int, bytes, int | None]],
+                   purpose_zh: str, variants: list[tuple[int, int, bytes, int | None]],
                    setup: str | None = None, choice: str = CHOICE_SW) -> None:
         cla, ins = profile.command(name)
 
         @make(
             out, f"CMD-P12-{number:03d}", "CMD", title_zh, title_en,
-            CLAUSE + " (P1/P2 check, <sw:wrong_p1p2>)", purpose,
+            CLAUSE + " (P1/P2 check, <sw:wrong_p1p2>)", purpose, purpose_zh=purpose_zh,
             applicability=profile.commands_feature([name]),
             expected_sw=("wrong_p1p2",),
             reference_choice=choice,
@@ -260,23 +270,28 @@ def _p1p2_cases(profile: CardProfile, out: list[Case]) -> None:
     wrong_p1p2(1, "select", "SELECT 的 P1 错误", "SELECT with a wrong P1",
                "SELECT with P1 other than 00 (by name, by path, …) is refused with "
                "<sw:wrong_p1p2>.",
+               "P1 不是 00（按名称、按路径……）的 SELECT 以 <sw:wrong_p1p2> 拒绝。",
                [(p1, SELECT_P2_FCI, df_fid, None) for p1 in (0x01, 0x02, 0x04, 0x08, 0x09)],
                choice=CHOICE_SW + " Only selection by FID (P1 = 00) is defined.")
     wrong_p1p2(2, "select", "SELECT 的 P2 错误", "SELECT with a wrong P2",
                "SELECT with P2 other than 00 or 0C is refused with <sw:wrong_p1p2>.",
+               "P2 不是 00 或 0C 的 SELECT 以 <sw:wrong_p1p2> 拒绝。",
                [(SELECT_P1_BY_FID, p2, df_fid, None) for p2 in (0x01, 0x02, 0x04, 0x08)])
     wrong_p1p2(3, "read_record", "READ RECORD 的 P2 错误", "READ RECORD with a wrong P2",
                "READ RECORD with P2 other than 04 (record number) or 00 (record identifier) "
                "is refused with <sw:wrong_p1p2>.",
+               "P2 不是 04（记录号）或 00（记录标识）的读记录以 <sw:wrong_p1p2> 拒绝。",
                [(0x01, p2, b"", LE_WHOLE) for p2 in (0x01, 0x02, 0x03, 0x05, 0x06, 0x0C, 0x14)],
                setup=first_free)
     wrong_p1p2(4, "read_binary", "READ BINARY 的 P1 含 SFI", "READ BINARY with an SFI in P1",
                "READ BINARY with bit 8 of P1 set (short file identifier) is refused with "
                "<sw:wrong_p1p2>.",
+               "P1 第 8 位置位（短文件标识）的读二进制以 <sw:wrong_p1p2> 拒绝。",
                [(p1, 0x00, b"", LE_WHOLE) for p1 in (0x80, 0x81, 0x85, 0x9F)])
     wrong_p1p2(5, "update_record", "UPDATE RECORD 的 P2 错误", "UPDATE RECORD with a wrong P2",
                "A plain UPDATE RECORD with P2 other than 04 (record n) or 03 (new cyclic "
                "record) is refused with <sw:wrong_p1p2>.",
+               "P2 不是 04（记录 n）或 03（新循环记录）的明文更新记录以 <sw:wrong_p1p2> 拒绝。",
                [(0x01, p2, b"\x00", None) for p2 in (0x00, 0x01, 0x02, 0x05)],
                choice=CHOICE_SW + " §5 defines P2 04 and 03 for UPDATE RECORD; any other P2 "
                "is taken as wrong P1/P2.")
@@ -284,18 +299,22 @@ def _p1p2_cases(profile: CardProfile, out: list[Case]) -> None:
                "Secure-messaging UPDATE RECORD with a wrong P2",
                "<cmd:update_record_sm> with P2 other than 04 is refused with <sw:wrong_p1p2> "
                "(before any MAC check).",
+               "P2 不是 04 的 <cmd:update_record_sm> 以 <sw:wrong_p1p2> 拒绝（先于 MAC 检查）。",
                [(0x01, p2, bytes(20), None) for p2 in (0x00, 0x03, 0x05)])
     wrong_p1p2(7, "mark_record", "标记索引记录的 P2 错误", "Index mark with a wrong P2",
                "<cmd:mark_record> with P2 other than 04 is refused with <sw:wrong_p1p2>.",
+               "P2 不是 04 的 <cmd:mark_record> 以 <sw:wrong_p1p2> 拒绝。",
                [(0x01, p2, b"", None) for p2 in (0x00, 0x03, 0x05)])
     wrong_p1p2(8, "erase_record", "擦除索引记录的 P2 错误", "Index erase with a wrong P2",
                "<cmd:erase_record> with P2 other than 04 is refused with <sw:wrong_p1p2>.",
+               "P2 不是 04 的 <cmd:erase_record> 以 <sw:wrong_p1p2> 拒绝。",
                [(0x01, p2, b"", None) for p2 in (0x00, 0x03, 0x05)])
     wrong_p1p2(9, "external_authenticate", "外部认证的 P1 错误",
                "EXTERNAL AUTHENTICATE with a wrong P1",
                "EXTERNAL AUTHENTICATE with P1 other than 00 is refused with <sw:wrong_p1p2> (no "
                "challenge "
                "is taken first, so no retry counter is at stake).",
+               "P1 不是 00 的外部认证以 <sw:wrong_p1p2> 拒绝（事先未取随机数，不涉及重试计数）。",
                [(p1, first_kid, bytes(2 * challenge) + b"\x01", None) for p1 in (0x01, 0x80)],
                setup=first_df)
 
@@ -311,6 +330,7 @@ def _lc_cases(profile: CardProfile, out: list[Case]) -> None:
         out, "CMD-LC-001", "CMD", "SELECT 的 Lc 错误", "SELECT with a wrong Lc",
         CLAUSE + " (SELECT: Lc = 2; <sw:wrong_length>)",
         "SELECT with no data, or with 1 or 3 data bytes, is refused with <sw:wrong_length>.",
+        purpose_zh="不带数据或带 1 或 3 字节数据的 SELECT 以 <sw:wrong_length> 拒绝。",
         expected_sw=("wrong_length",), reference_choice=CHOICE_SW,
     )
     def select_lc(ctx: CaseContext) -> None:
@@ -327,6 +347,9 @@ def _lc_cases(profile: CardProfile, out: list[Case]) -> None:
         "with <sw:wrong_length>, before the challenge is looked at (none is taken, so no retry "
         "counter is "
         "at stake).",
+        purpose_zh=f"数据域不是 {auth_len} 字节的外部认证在查看随机数之前即以 <sw:wrong_length> 拒"
+                   "绝（未取随机数，不涉及重"
+                   "试计数）。",
         expected_sw=("wrong_length",), reference_choice=CHOICE_SW,
     )
     def ext_auth_lc(ctx: CaseContext) -> None:
@@ -347,11 +370,12 @@ def _extended_cases(profile: CardProfile, out: list[Case]) -> None:
     choice = CHOICE_SW + " Extended length is not supported (§5)."
 
     def extended(number: int, name: str, title_zh: str, title_en: str, purpose: str,
-                 p1: int, p2: int, data: bytes, le: int | None, setup: str | None,
+                 purpose_zh: str, p1: int, p2: int, data: bytes, le: int | None, setup: str | None,
                  right: bool) -> None:
         @make(
             out, f"CMD-EXT-{number:03d}", "CMD", title_zh, title_en,
             CLAUSE + " (extended length is not supported; <sw:wrong_length>)", purpose,
+            purpose_zh=purpose_zh,
             expected_sw=("wrong_length",), reference_choice=choice,
             preconditions="card reset; " + (f"{setup} selected" if setup else "MF current")
             + ("; read right granted" if right else ""),
@@ -365,24 +389,28 @@ def _extended_cases(profile: CardProfile, out: list[Case]) -> None:
             cla, ins = ctx.profile.command(name)
             apdu = extended_apdu(cla, ins, p1, p2, data, le)
             ctx.expect_sw(send(ctx, apdu), "wrong_length",
-                          what=f"extended {name} {apdu.hex(' ').upper()}")
+                          what=msg("what.cmd.extended", name=name, apdu=apdu.hex(' ').upper()))
 
     extended(1, "select", "扩展长度的 SELECT", "SELECT in extended length",
              "SELECT with an extended-length Lc is refused with <sw:wrong_length>.",
+             "以扩展长度 Lc 发送的 SELECT 以 <sw:wrong_length> 拒绝。",
              SELECT_P1_BY_FID, SELECT_P2_FCI, df_fid, None, None, False)
     if free is not None:
         length = profile.record_length(free, 1)
         extended(2, "read_record", "扩展长度的 READ RECORD", "READ RECORD in extended length",
                  f"READ RECORD 1 of {free} with an extended-length Le is refused with "
                  "<sw:wrong_length>.",
+                 f"以扩展长度 Le 读 {free} 的记录 1 以 <sw:wrong_length> 拒绝。",
                  0x01, RECORD_P2_BY_NUMBER, b"", length, free, False)
     if photo is not None:
         extended(3, "read_binary", "扩展长度的 READ BINARY", "READ BINARY in extended length",
                  f"READ BINARY of {photo} with an extended Le of 512, with the read right, "
                  "is refused with <sw:wrong_length>.",
+                 f"已获读权限时，以扩展长度 Le 512 读二进制 {photo} 以 <sw:wrong_length> 拒绝。",
                  0x00, 0x00, b"", 512, photo, True)
     extended(4, "get_challenge", "扩展长度的 GET CHALLENGE", "GET CHALLENGE in extended length",
              f"GET CHALLENGE with an extended Le of {challenge} is refused with <sw:wrong_length>.",
+             f"以扩展长度 Le {challenge} 取随机数以 <sw:wrong_length> 拒绝。",
              0x00, 0x00, b"", challenge, None, False)
 
 
@@ -401,6 +429,9 @@ def _record_cases(profile: CardProfile, out: list[Case]) -> None:
             + (f" and {length - 1}" if length > 1 else "")
             + f" answers <sw:wrong_le:{length:02X}> (sent raw, past the T=0 layer); Le 00 and Le "
             f"{length} return the {length}-byte record.",
+            purpose_zh=f"以 Le {length + 1}" + (f" 和 {length - 1}" if length > 1 else "")
+            + f" 读记录 1（记录长 {length} 字节）应答 <sw:wrong_le:{length:02X}>"
+            f"（直接发送，绕过 T=0 层）；Le 00 与 Le {length} 返回 {length} 字节的记录。",
             expected_sw=(f"wrong_le:{length:02X}", "ok"),
             preconditions="card reset; read right of the file granted",
             reference_choice="§1/§5: another Le that differs from the record length gets "
@@ -412,15 +443,17 @@ def _record_cases(profile: CardProfile, out: list[Case]) -> None:
                 if le < 1:
                     continue
                 expect_wrong_le(ctx, read_record(ctx, 1, le=le, raw=True), length,
-                                f"READ RECORD 1 with Le {le:02X}")
+                                msg("what.cmd.read_record_1_with_le_2", le=f"{le:02X}"))
             whole = ctx.expect_sw(read_record(ctx, 1, le=LE_WHOLE), "ok",
-                                  what="READ RECORD 1 with Le 00")
+                                  what=msg("what.cmd.read_record_1_with_le"))
             ctx.check(len(whole.data) == length,
-                      f"Le 00 returned {len(whole.data)} bytes, the record has {length}")
+                      msg("len.le00_record", length=len(whole.data), expected=length),
+                      expected=f"{length} bytes", measured=f"{len(whole.data)} bytes")
             exact = ctx.expect_sw(read_record(ctx, 1, le=length), "ok",
-                                  what=f"READ RECORD 1 with Le {length:02X}")
+                                  what=msg("what.cmd.read_record_1_with_le_2", le=f"{length:02X}"))
             ctx.check(exact.data == whole.data,
-                      "READ RECORD with the exact Le returned other bytes than with Le 00")
+                      msg("value.exact_le_differs", length=len(exact.data)),
+                      expected=whole.data.hex().upper(), measured=exact.data.hex().upper())
 
     for df in profile.dfs:
         files = record_files(profile, df)
@@ -434,6 +467,9 @@ def _record_cases(profile: CardProfile, out: list[Case]) -> None:
             CLAUSE + " (READ RECORD: record 0 or > n is <sw:record_not_found>)",
             f"In every record file of {df} ({', '.join(files)}), READ RECORD 0 and READ "
             "RECORD n+1 answer <sw:record_not_found>.",
+            purpose_zh=f"在 {df} 的每个记录文件（{', '.join(files)}）中，读记录 0 和记录 n+1 应答 "
+                       "<sw:recor"
+                       "d_not_found>。",
             expected_sw=("record_not_found",),
             preconditions="card reset; read right of each file granted",
             reference_choice=CHOICE_SW,
@@ -444,7 +480,8 @@ def _record_cases(profile: CardProfile, out: list[Case]) -> None:
                 count = ctx.profile.record_count(path)
                 for n in (0, count + 1):
                     ctx.expect_sw(read_record(ctx, n), "record_not_found",
-                                  what=f"{path} READ RECORD {n} (records 1..{count})")
+                                  what=msg("what.cmd.read_record_records_1",
+                                           path=path, n=n, count=count))
 
 
 def _binary_cases(profile: CardProfile, out: list[Case]) -> None:
@@ -465,6 +502,10 @@ def _binary_cases(profile: CardProfile, out: list[Case]) -> None:
             f"offset {offset}, Le {left + 4} answers <sw:wrong_le:{left:02X}> (raw) and Le 00 "
             "returns "
             f"the {left} bytes left with <sw:ok>.",
+            purpose_zh=f"对 {size} 字节的文件：偏移 {size} 和 {MAX_BINARY_OFFSET:04X} 应答 <sw:offs"
+                       f"et_beyond_end>；在偏移 {offset}，Le {left + 4} 应答 <sw:wrong_le:"
+                       f"{left:02X}"
+                       f">（直接发送），Le 00 以 <sw:ok> 返回剩余的 {left} 字节。",
             expected_sw=("offset_beyond_end", f"wrong_le:{left:02X}", "ok"),
             preconditions="card reset; read right of the file granted",
             reference_choice=CHOICE_SW,
@@ -474,14 +515,15 @@ def _binary_cases(profile: CardProfile, out: list[Case]) -> None:
             grant(ctx, path)
             for at in (size, MAX_BINARY_OFFSET):
                 ctx.expect_sw(read_binary(ctx, at), "offset_beyond_end",
-                              what=f"READ BINARY at offset {at} of a {size}-byte file")
+                              what=msg("what.cmd.read_binary_at_offset_of", at=at, size=size))
             expect_wrong_le(ctx, read_binary(ctx, offset, le=left + 4, raw=True), left,
-                            f"READ BINARY at offset {offset} with Le {left + 4}")
+                            msg("what.cmd.read_binary_at_offset_with", offset=offset, le=left + 4))
             tail = ctx.expect_sw(read_binary(ctx, offset, le=LE_WHOLE), "ok",
-                                 what=f"READ BINARY at offset {offset} with Le 00")
+                                 what=msg("what.cmd.read_binary_at_offset_with_2", offset=offset))
             ctx.check(len(tail.data) == left,
-                      f"Le 00 at offset {offset} returned {len(tail.data)} bytes, "
-                      f"{left} are left")
+                      msg("len.le00_binary", offset=offset, length=len(tail.data),
+                          expected=left),
+                      expected=f"{left} bytes", measured=f"{len(tail.data)} bytes")
 
 
 # --------------------------------------------------------------------------- SELECT
@@ -498,6 +540,9 @@ def _select_cases(profile: CardProfile, out: list[Case]) -> None:
             CLAUSE + " (SELECT lookup order; <sw:file_not_found>)",
             f"While {df} is current, SELECT of FIDs the card does not have, of DFs outside "
             "the lookup order and of EFs of other DFs answers <sw:file_not_found>.",
+            purpose_zh=f"{df} 为当前时，选择卡片没有的 FID、查找顺序之外的 DF 以及其他 DF 的 EF 应"
+                       "答 <sw:file_not_"
+                       "found>。",
             expected_sw=("file_not_found",),
             preconditions=f"card reset; {df} current",
             reference_choice=CHOICE_SELECT,
@@ -512,7 +557,7 @@ def _select_cases(profile: CardProfile, out: list[Case]) -> None:
             enter(ctx, df)
             for fid in fids + unreachable + foreign_ef_fids(profile, df):
                 ctx.expect_sw(select_fid(ctx, fid), "file_not_found",
-                              what=f"SELECT {fid} from {df}")
+                              what=msg("what.cmd.select_from", fid=fid, df=df))
 
         if foreign:
 
@@ -523,6 +568,9 @@ def _select_cases(profile: CardProfile, out: list[Case]) -> None:
                 CLAUSE + " (SELECT: EFs only among the current DF's children)",
                 f"While {df} is current, SELECT of {', '.join(foreign)} (EFs that belong to "
                 "other DFs) answers <sw:file_not_found>; whether the current DF stays is observed.",
+                purpose_zh=f"{df} 为当前时，选择 {', '.join(foreign)}（属于其他 DF 的 EF）应答 <sw"
+                           ":file"
+                           "_not_found>；观察当前 DF 是否保持。",
                 expected_sw=("file_not_found",),
                 preconditions=f"card reset; {df} current",
                 reference_choice=f"{CHOICE_SELECT} {DF_KEPT_AFTER_NOT_FOUND}",
@@ -532,15 +580,14 @@ def _select_cases(profile: CardProfile, out: list[Case]) -> None:
                 enter(ctx, df)
                 for fid in foreign:
                     ctx.expect_sw(select_fid(ctx, fid), "file_not_found",
-                                  what=f"SELECT {fid} (not a child of {df}) from {df}")
+                                  what=msg("what.cmd.select_not_a_child_of", fid=fid, df=df))
                 # what a refused SELECT leaves current the text does not say: observed only
                 for path in files_of(ctx.profile, df)[:1]:
                     fid = ctx.profile.file(path).fid
                     after = select_fid(ctx, fid)
                     if after.sw != ctx.sw("ok"):
-                        ctx.observe(f"SELECT {fid} of {df} after the refusals answered "
-                                    f"{sw_hex(after.sw)}: the refused SELECTs did not leave "
-                                    f"{df} current (REFERENCE.md does not say what they leave)")
+                        ctx.observe(msg("obs.df_not_kept", fid=fid, df=df,
+                                        sw=sw_hex(after.sw)))
 
         targets = [fid_of(profile, df)] + [profile.file(p).fid for p in files_of(profile, df)]
 
@@ -551,6 +598,7 @@ def _select_cases(profile: CardProfile, out: list[Case]) -> None:
             CLAUSE + " (SELECT: P1 = 00, P2 = 00 or 0C, Lc = 2; <sw:ok> with no FCI)",
             f"{df} and each of its EFs are selected with P2 = 0C and with P2 = 00; every "
             "answer is <sw:ok> with no data.",
+            purpose_zh=f"以 P2 = 0C 和 P2 = 00 选择 {df} 及其每个 EF；每次应答 <sw:ok> 且无数据。",
             expected_sw=("ok",),
             preconditions=f"card reset; the parent of {df} current",
             reference_choice=CHOICE_SW + " SELECT answers no FCI, for P2 = 00 as for 0C.",
@@ -560,15 +608,18 @@ def _select_cases(profile: CardProfile, out: list[Case]) -> None:
             up = parent_of(ctx.profile, df)
             for p2 in (SELECT_P2_NO_DATA, SELECT_P2_FCI):
                 if up == MF:
-                    with ctx.precondition("reset (the MF current)"):
+                    with ctx.precondition(msg("what.cmd.reset_the_mf_current")):
                         ctx.session.reset()
                 elif up is not None:
                     enter(ctx, up)
                 for fid in targets:
-                    response = expect_select(ctx, fid, f"SELECT {fid} with P2 {p2:02X}", p2=p2)
+                    response = expect_select(ctx, fid, msg("what.cmd.select_with_p2",
+                                                           fid=fid, p2=f"{p2:02X}"), p2=p2)
                     ctx.check(not response.data,
-                              f"SELECT {fid} with P2 {p2:02X} returned data "
-                              f"{response.data.hex().upper()}; the profile defines no FCI")
+                              msg("value.select_fci", fid=fid, p2=f"{p2:02X}",
+                                  value=response.data.hex().upper(),
+                                  length=len(response.data)),
+                              expected="no data", measured=f"{len(response.data)} bytes")
 
     _lookup_cases(profile, out)
 
@@ -583,24 +634,28 @@ def _lookup_cases(profile: CardProfile, out: list[Case]) -> None:
         CLAUSE + " (SELECT lookup: MF 3F00 first)",
         "From every DF, SELECT 3F00 answers <sw:ok> and makes the MF current (an EF of the "
         "former DF is then no longer found: <sw:file_not_found>).",
+        purpose_zh="在每个 DF 下，SELECT 3F00 应答 <sw:ok> 并使 MF 成为当前（原 DF 的 EF 随后找不"
+                   "到：<sw:fil"
+                   "e_not_found>）。",
         expected_sw=("ok", "file_not_found"), reference_choice=CHOICE_SELECT, severity="critical",
     )
     def mf_from_everywhere(ctx: CaseContext) -> None:
         for df in dfs:
             enter(ctx, df)
-            expect_select(ctx, MF_FID, f"SELECT 3F00 from {df}")
+            expect_select(ctx, MF_FID, msg("what.cmd.select_3f00_from", df=df))
             efs = files_of(ctx.profile, df)
             if efs:
                 fid = ctx.profile.file(efs[0]).fid
                 ctx.expect_sw(select_fid(ctx, fid), "file_not_found",
-                              what=f"SELECT {fid} after SELECT 3F00 from {df} (the MF has "
-                              "no such EF)")
+                              what=msg("what.cmd.select_after_select_3f00_from", fid=fid, df=df))
 
     @make(
         out, "CMD-SEL-LKP-002", "CMD", "选择父 DF", "SELECT of the parent DF",
         CLAUSE + " (SELECT lookup: the parent of the current DF)",
         "From every DF below the top level, SELECT of its parent answers <sw:ok> and makes the "
         "parent current (shown by reading a free record file of the parent).",
+        purpose_zh="在顶层以下的每个 DF 下，选择其父 DF 应答 <sw:ok> 并使父 DF 成为当前（以读取父"
+                   " DF 的自由读记录文件证明）。",
         expected_sw=("ok",), reference_choice=CHOICE_SELECT, severity="critical",
     )
     def parent(ctx: CaseContext) -> None:
@@ -609,18 +664,22 @@ def _lookup_cases(profile: CardProfile, out: list[Case]) -> None:
             if up is None:
                 continue
             enter(ctx, df)
-            expect_select(ctx, fid_of(ctx.profile, up), f"SELECT parent {up} from {df}")
+            expect_select(ctx, fid_of(ctx.profile, up), msg("what.cmd.select_parent_from",
+                                                            up=up, df=df))
             proof = proof_ef.get(up)
             if proof is not None:
-                expect_select(ctx, ctx.profile.file(proof).fid, f"SELECT {proof} afterwards")
+                expect_select(ctx, ctx.profile.file(proof).fid, msg("what.cmd.select_afterwards",
+                                                                    proof=proof))
                 ctx.expect_sw(read_record(ctx, 1), "ok",
-                              what=f"READ RECORD 1 of {proof} (free) after selecting {up}")
+                              what=msg("what.cmd.read_record_1_of_free", proof=proof, up=up))
 
     @make(
         out, "CMD-SEL-LKP-003", "CMD", "选择兄弟 DF", "SELECT of a sibling DF",
         CLAUSE + " (SELECT lookup: a DF that is a child of the current DF's parent)",
         "From every DF below the top level, SELECT of each sibling DF answers <sw:ok>; where "
         "the sibling has an EF the former DF lacks, that EF is then found.",
+        purpose_zh="在顶层以下的每个 DF 下，选择每个兄弟 DF 应答 <sw:ok>；兄弟 DF 有而原 DF 没有"
+                   "的 EF 随后可以找到。",
         expected_sw=("ok",), reference_choice=CHOICE_SELECT, severity="critical",
     )
     def sibling(ctx: CaseContext) -> None:
@@ -629,19 +688,23 @@ def _lookup_cases(profile: CardProfile, out: list[Case]) -> None:
             for other in [d for d in below if d != df
                           and parent_of(profile, d) == parent_of(profile, df)]:
                 enter(ctx, df)
-                expect_select(ctx, profile.df(other).fid, f"SELECT sibling {other} from {df}")
+                expect_select(ctx, profile.df(other).fid, msg("what.cmd.select_sibling_from",
+                                                              other=other, df=df))
                 mine = {profile.file(p).fid for p in files_of(profile, df)}
                 theirs = [profile.file(p).fid for p in files_of(profile, other)
                           if profile.file(p).fid not in mine]
                 if theirs:
                     expect_select(ctx, theirs[0],
-                                  f"SELECT {theirs[0]} (an EF of {other} only) afterwards")
+                                  msg("what.cmd.select_an_ef_of_only", fid=theirs[0], other=other))
 
     @make(
         out, "CMD-SEL-LKP-004", "CMD", "选择当前 DF 自身", "SELECT of the current DF itself",
         CLAUSE + " (SELECT lookup: the current DF)",
         "With an EF of a DF current, SELECT of the DF itself answers <sw:ok>, leaves no "
         "current EF (READ RECORD <sw:no_current_ef>) and keeps the DF (its EFs are still found).",
+        purpose_zh="在某 DF 的 EF 为当前时，选择该 DF 自身应答 <sw:ok>，不再有当前 EF（读记录 <sw"
+                   ":no_current_ef"
+                   ">），该 DF 仍为当前（其 EF 仍可找到）。",
         expected_sw=("ok", "no_current_ef"), reference_choice=f"{CHOICE_SELECT} {NO_EF_AFTER_DF}",
     )
     def itself(ctx: CaseContext) -> None:
@@ -650,11 +713,12 @@ def _lookup_cases(profile: CardProfile, out: list[Case]) -> None:
             if not efs:
                 continue
             ctx.select(efs[0])
-            expect_select(ctx, fid_of(ctx.profile, df), f"SELECT {df} while {df} is current")
+            expect_select(ctx, fid_of(ctx.profile, df), msg("what.cmd.select_while_is_current",
+                                                            df=df))
             ctx.expect_sw(read_record(ctx, 1), "no_current_ef",
-                          what=f"READ RECORD right after re-selecting {df}")
+                          what=msg("what.cmd.read_record_right_after_re", df=df))
             expect_select(ctx, ctx.profile.file(efs[-1]).fid,
-                          f"SELECT {efs[-1]} after re-selecting {df}")
+                          msg("what.cmd.select_after_re_selecting", fid=efs[-1], df=df))
 
 
 # --------------------------------------------------------------------------- structure, EF
@@ -684,6 +748,8 @@ def _structure_cases(profile: CardProfile, out: list[Case]) -> None:
             CLAUSE + " (file structure, <sw:incompatible_file_structure>, is checked before "
                      "security)",
             f"Without any right: {'; '.join(parts)} answer <sw:incompatible_file_structure>.",
+            purpose_zh=f"未获任何权限时：{'; '.join(parts)} 应答 <sw:incompatible_file_structure>"
+                       "。",
             expected_sw=("incompatible_file_structure",),
             reference_choice=CHOICE_SW + " SM update of a non-TLV file is "
                                          "<sw:incompatible_file_structure> (§5).",
@@ -706,8 +772,9 @@ def _structure_cases(profile: CardProfile, out: list[Case]) -> None:
             for path, apdu in tries:
                 ctx.select(path)
                 ctx.expect_sw(send(ctx, apdu), "incompatible_file_structure",
-                              what=f"{apdu[:4].hex(' ').upper()} on {path} "
-                              f"({p.file(path).structure})")
+                              what=msg("what.cmd.command_on_file",
+                                       apdu=apdu[:4].hex(' ').upper(), path=path,
+                                       structure=p.file(path).structure))
 
 
 def _no_ef_cases(profile: CardProfile, out: list[Case]) -> None:
@@ -724,6 +791,9 @@ def _no_ef_cases(profile: CardProfile, out: list[Case]) -> None:
             + (f" (coming from {before})" if before else "")
             + ", READ RECORD, READ BINARY, UPDATE RECORD, UPDATE BINARY, mark and erase "
             "answer <sw:no_current_ef>.",
+            purpose_zh=f"刚选择 {df}" + (f"（从 {before} 来）" if before else "")
+            + " 之后，读记录、读二进制、更新记录、更新二进制、标记与擦除应答 "
+            "<sw:no_current_ef>。",
             expected_sw=("no_current_ef",),
             reference_choice=f"{CHOICE_SW} {NO_EF_AFTER_DF}",
         )
@@ -732,10 +802,10 @@ def _no_ef_cases(profile: CardProfile, out: list[Case]) -> None:
             if before is not None:
                 ctx.select(before)  # an EF of the parent is current …
             if df == MF:
-                with ctx.precondition("SELECT 3F00"):
+                with ctx.precondition(msg("what.cmd.select_3f00")):
                     select_fid(ctx, MF_FID).check()
             else:
-                with ctx.precondition(f"SELECT {df}"):
+                with ctx.precondition(msg("what.cmd.select", df=df)):
                     select_fid(ctx, fid_of(p, df)).check()  # … and selecting the DF drops it
             tries = [
                 short_apdu(*p.command("read_record"), 1, RECORD_P2_BY_NUMBER, le=LE_WHOLE),
@@ -747,7 +817,8 @@ def _no_ef_cases(profile: CardProfile, out: list[Case]) -> None:
             ]
             for apdu in tries:
                 ctx.expect_sw(send(ctx, apdu), "no_current_ef",
-                              what=f"{apdu.hex(' ').upper()} right after selecting {df}")
+                              what=msg("what.cmd.right_after_selecting",
+                                       apdu=apdu.hex(' ').upper(), df=df))
 
 
 # --------------------------------------------------------------------------- check order
@@ -766,13 +837,14 @@ def _order_cases(profile: CardProfile, out: list[Case]) -> None:
                       if profile.file(p).access.read != "free"), None)
     wrong_class = sorted(known - {sel[0]})[0]
 
-    def order(number: int, title_zh: str, title_en: str, purpose: str, expected: str,
-              setup: str | None, apdus: list[bytes], params: tuple[str, ...] = ()) -> None:
+    def order(number: int, title_zh: str, title_en: str, purpose: str, purpose_zh: str,
+              expected: str, setup: str | None, apdus: list[bytes],
+              params: tuple[str, ...] = ()) -> None:
         @make(
             out, f"CMD-ORD-{number:03d}", "CMD", title_zh, title_en,
             CLAUSE + " (the check order: CLA, INS, P1/P2, Lc/Le, current EF, structure, "
             "security, range, data)",
-            purpose,
+            purpose, purpose_zh=purpose_zh,
             expected_sw=(expected,),
             reference_choice=CHOICE_SW,
         )
@@ -793,44 +865,57 @@ def _order_cases(profile: CardProfile, out: list[Case]) -> None:
     order(1, "CLA 先于 P1/P2 检查", "CLA is checked before P1/P2",
           "An unknown class with a SELECT of wrong P1 answers <sw:cla_not_supported>, not "
           "<sw:wrong_p1p2>.",
+          "未知类别且 P1 错误的 SELECT 应答 <sw:cla_not_supported>，而不是 <sw:wrong_p1p2>。",
           "cla_not_supported", None,
           [short_apdu(0x00, sel[1], 0x04, SELECT_P2_FCI, df_fid)], ("unknown_cla",))
     order(2, "已知指令的错误类别先于 P1/P2 检查", "A known INS in a wrong class is checked "
           "before P1/P2",
           f"SELECT (INS {sel[1]:02X}) with class {wrong_class:02X} and a wrong P1 answers "
           "<sw:cla_not_supported>, not <sw:wrong_p1p2>.",
+          f"类别 {wrong_class:02X} 且 P1 错误的 SELECT（INS {sel[1]:02X}）应答 "
+          "<sw:cla_not_supported>，而不是 <sw:wrong_p1p2>。",
           "cla_not_supported", None,
           [short_apdu(wrong_class, sel[1], 0x04, SELECT_P2_FCI, df_fid)])
     order(3, "CLA 先于 INS 检查", "CLA is checked before INS",
           "An unknown class with an unknown INS (the first ones of plan parameters "
           "unknown_classes and unknown_ins the profile does not use) answers "
           "<sw:cla_not_supported>, not <sw:ins_not_supported>.",
+          "未知类别配未知指令（计划参数 unknown_classes 与 unknown_ins 中配置未用的第一个）应答 "
+          "<sw:cla_not_supported>，而不是 <sw:ins_not_supported>。",
           "cla_not_supported", None, [short_apdu(0x00, any_ins, 0x00, 0x00)],
           ("unknown_cla", "unknown_ins"))
     order(4, "INS 先于 P1/P2 检查", "INS is checked before P1/P2",
           "An unknown INS (the first of plan parameter unknown_ins the profile does not use) "
           "in class 00 with P1P2 FFFF answers <sw:ins_not_supported>, not <sw:wrong_p1p2>.",
+          "类别 00 下 P1P2 为 FFFF 的未知指令（计划参数 unknown_ins 中配置未用的第一个）应答 "
+          "<sw:ins_not_supported>，而不是 <sw:wrong_p1p2>。",
           "ins_not_supported", None, [short_apdu(0x00, any_ins, 0xFF, 0xFF)],
           ("unknown_ins",))
     order(5, "P1/P2 先于 Lc 检查", "P1/P2 are checked before Lc",
           "SELECT with P1 = 04 and a 1-byte data field answers <sw:wrong_p1p2>, not "
           "<sw:wrong_length>; EXTERNAL "
           "AUTHENTICATE with P1 = 01 and a short data field answers <sw:wrong_p1p2>.",
+          "P1 = 04 且数据域 1 字节的 SELECT 应答 <sw:wrong_p1p2>，而不是 <sw:wrong_length>；"
+          "P1 = 01 且数据域过短的外部认证应答 <sw:wrong_p1p2>。",
           "wrong_p1p2", first_df,
           [short_apdu(*sel, 0x04, SELECT_P2_FCI, df_fid[:1]),
            short_apdu(*ea, 0x01, first_kid, bytes(4))])
     order(6, "P1/P2 先于当前 EF 检查", "P1/P2 are checked before the current EF",
           "Right after selecting a DF, READ RECORD with P2 = 05 answers <sw:wrong_p1p2>, not "
           "<sw:no_current_ef>.",
+          "刚选择 DF 后，P2 = 05 的读记录应答 <sw:wrong_p1p2>，而不是 <sw:no_current_ef>。",
           "wrong_p1p2", first_df, [short_apdu(*rr, 0x01, 0x05, le=LE_WHOLE)])
     order(7, "Lc/Le 先于当前 EF 检查", "Lc/Le are checked before the current EF",
           "Right after selecting a DF, READ RECORD with an extended Le answers <sw:wrong_length>, "
           "not <sw:no_current_ef>.",
+          "刚选择 DF 后，扩展长度 Le 的读记录应答 <sw:wrong_length>，而不是 <sw:no_current_ef>。",
           "wrong_length", first_df,
           [extended_apdu(*rr, 0x01, RECORD_P2_BY_NUMBER, le=LE_WHOLE)])
     order(8, "Lc 先于随机数检查", "Lc is checked before the challenge",
           "With no challenge taken, EXTERNAL AUTHENTICATE with a data field one byte short "
           "answers <sw:wrong_length>, not <sw:no_challenge>.",
+          "未取随机数时，数据域短 1 字节的外部认证应答 <sw:wrong_length>，而不是 <sw:no_challenge"
+          ">。",
           "wrong_length", first_df,
           [short_apdu(*ea, 0x00, first_kid, bytes(2 * challenge))])
     if protected is not None:
@@ -838,6 +923,8 @@ def _order_cases(profile: CardProfile, out: list[Case]) -> None:
         order(9, "安全状态先于记录范围检查", "Security is checked before the record range",
               f"Without the read right of {protected}, READ RECORD {count + 1} (one past the "
               "last) answers <sw:security_not_satisfied>, not <sw:record_not_found>.",
+              f"未获 {protected} 的读权限时，读记录 {count + 1}（最后一条之后）应答 "
+              "<sw:security_not_satisfied>，而不是 <sw:record_not_found>。",
               "security_not_satisfied", protected,
               [short_apdu(*rr, count + 1, RECORD_P2_BY_NUMBER, le=LE_WHOLE)])
 
@@ -854,6 +941,9 @@ def _challenge_cases(profile: CardProfile, out: list[Case]) -> None:
         "GET CHALLENGE; evidence §4.3",
         f"Many GET CHALLENGE answers (plan parameter challenge_samples, at least 2) are "
         f"each {n} bytes with <sw:ok>, and no two are equal.",
+        purpose_zh=f"多次取随机数（计划参数 challenge_samples，至少 2 次）每次以 <sw:ok> 返回 {n} "
+                   "字节，且任意两次互不"
+                   "相同。",
         expected_sw=("ok",),
         severity="critical",
     )
@@ -867,12 +957,17 @@ def _challenge_cases(profile: CardProfile, out: list[Case]) -> None:
         apdu = short_apdu(cla, ins, 0x00, 0x00, le=n)
         seen: dict[bytes, int] = {}
         for i in range(1, samples + 1):
-            r = ctx.expect_sw(send(ctx, apdu, raw=False), "ok", what=f"GET CHALLENGE #{i}")
+            r = ctx.expect_sw(send(ctx, apdu, raw=False), "ok",
+                              what=msg("act.get_challenge_n", i=i))
             ctx.check(len(r.data) == n,
-                      f"GET CHALLENGE #{i} returned {len(r.data)} bytes, not {n}")
+                      msg("len.challenge", i=i, length=len(r.data), expected=n),
+                      expected=f"{n} bytes", measured=f"{len(r.data)} bytes")
             if r.data in seen:
-                ctx.fail(f"GET CHALLENGE #{i} repeats #{seen[r.data]} ({r.data.hex().upper()})"
-                         f" after {i - 1} distinct challenges")
+                ctx.fail(msg("value.challenge_repeats", i=i, first=seen[r.data],
+                             value=r.data.hex().upper(), length=len(r.data), distinct=i - 1),
+                         expected=f"{samples} distinct challenges",
+                         measured=f"#{i} = #{seen[r.data]} ({len(r.data)} bytes) "
+                         f"after {i - 1} distinct")
             seen[r.data] = i
         ctx.note(f"{samples} challenges, all distinct")
 
@@ -882,6 +977,9 @@ def _challenge_cases(profile: CardProfile, out: list[Case]) -> None:
         CLAUSE + f" (GET CHALLENGE: no data and Le = {n:02X}, else <sw:wrong_length>)",
         f"GET CHALLENGE with Le other than {n:02X} (01, {n - 1:02X}, {n + 1:02X}, 10, 00), "
         "with no Le, or with a data field, is refused with <sw:wrong_length>.",
+        purpose_zh=f"Le 不是 {n:02X}（01、{n - 1:02X}、{n + 1:02X}、10、00）、没有 Le 或带数据域的"
+                   "取随机数以 "
+                   "<sw:wrong_length> 拒绝。",
         expected_sw=("wrong_length",),
         reference_choice=CHOICE_SW,
     )
@@ -894,20 +992,24 @@ def _challenge_cases(profile: CardProfile, out: list[Case]) -> None:
                           what=apdu.hex(" ").upper())
 
 
-def _get_response(ctx: CaseContext, first: ResponseAPDU, what: str, expected: int) -> bytes:
+def _get_response(ctx: CaseContext, first: ResponseAPDU, what: str | Msg, expected: int) -> bytes:
     """Check a 61xx answer announcing ``expected`` bytes (the length the profile gives) and
     collect its data with one raw GET RESPONSE."""
     ctx.expect_sw(first, "bytes_available", what=what)
+    want = ctx.profile.sw_text(f"bytes_available:{expected & 0xFF:02X}")
     ctx.check(first.sw2 == expected & 0xFF,
-              f"{what}: card answered {sw_hex(first.sw)}, the profile's length is {expected} "
-              f"({ctx.profile.spec.status_words['bytes_available']}{expected & 0xFF:02X})")
+              msg("sw.wrong_length_announced", what=what, sw=sw_hex(first.sw),
+                  length=expected, expected=want),
+              expected=want, measured=sw_hex(first.sw))
     cla, ins = ctx.profile.command("get_response")
     n = first.sw2 or 256
     second = ctx.expect_sw(send(ctx, short_apdu(cla, ins, 0x00, 0x00, le=n)), "ok",
-                           what=f"GET RESPONSE {first.sw2:02X} after {what}")
+                           what=msg("what.cmd.get_response_after",
+                                    le=f"{first.sw2:02X}", what=what))
     ctx.check(len(second.data) == n,
-              f"GET RESPONSE {first.sw2:02X} returned {len(second.data)} bytes, "
-              f"61{first.sw2:02X} announced {n}")
+              msg("len.get_response", le=f"{first.sw2:02X}", length=len(second.data),
+                  sw=sw_hex(first.sw), expected=n),
+              expected=f"{n} bytes", measured=f"{len(second.data)} bytes")
     return second.data
 
 
@@ -938,14 +1040,20 @@ def _t0_cases(profile: CardProfile, out: list[Case]) -> None:
         f"GET CHALLENGE sent raw answers <sw:bytes_available:{n:02X}>; GET RESPONSE {n:02X} "
         f"returns {n} bytes "
         "and <sw:ok>, and the challenge is fresh.",
+        purpose_zh=f"直接发送的取随机数应答 <sw:bytes_available:{n:02X}>；GET RESPONSE {n:02X} 以 "
+                   "<s"
+                   f"w:ok> 返回 {n} 字节，且随机数是新的。",
         applicability="t0_get_response", expected_sw=(f"bytes_available:{n:02X}", "ok"),
         reference_choice=choice,
     )
     def challenge(ctx: CaseContext) -> None:
         cla, ins = ctx.profile.command("get_challenge")
         apdu = short_apdu(cla, ins, 0x00, 0x00, le=n)
-        got = [_get_response(ctx, send(ctx, apdu), f"GET CHALLENGE #{i}", n) for i in (1, 2)]
-        ctx.check(got[0] != got[1], "two challenges collected by GET RESPONSE are equal")
+        got = [_get_response(ctx, send(ctx, apdu), msg("what.cmd.get_challenge",
+                                                       i=i), n) for i in (1, 2)]
+        ctx.check(got[0] != got[1], msg("value.challenges_equal", length=len(got[0])),
+                  expected="2 distinct challenges",
+                  measured=f"2 equal challenges of {len(got[0])} bytes")
 
     if free is not None:
         length = profile.record_length(free, 1)
@@ -959,19 +1067,24 @@ def _t0_cases(profile: CardProfile, out: list[Case]) -> None:
             f"GET RESPONSE returns the {length}-byte record with <sw:ok>"
             + (f", framed as the profile's TLV record 1 (tag {tlv[0]:02X} = item {tlv[0]}, "
                f"length {tlv[1]:02X})." if tlv else "."),
+            purpose_zh=f"以 Le {length:02X} 直接发送 {free} 的读记录 1 应答 "
+            f"<sw:bytes_available:{length:02X}>；GET RESPONSE 以 <sw:ok> 返回 {length} "
+            "字节的记录"
+            + (f"，其格式为配置的 TLV 记录 1（标签 {tlv[0]:02X} = 数据项 {tlv[0]}，"
+               f"长度 {tlv[1]:02X}）。" if tlv else "。"),
             applicability="t0_get_response", expected_sw=(f"bytes_available:{length:02X}", "ok"),
             reference_choice=choice,
         )
         def record(ctx: CaseContext, path: str = free, length: int = length) -> None:
             ctx.select(path)
             data = _get_response(ctx, read_record(ctx, 1, le=length, raw=True),
-                                 f"READ RECORD 1 of {path}", length)
+                                 msg("what.cmd.read_record_1_of", path=path), length)
             framing = _tlv_framing(ctx.profile, path)
             if framing is not None:
                 ctx.check(data[:2] == framing,
-                          f"GET RESPONSE returned {data[:2].hex().upper()} as tag and length of "
-                          f"record 1 of {path}; the profile's item {framing[0]} is "
-                          f"{framing.hex().upper()}")
+                          msg("value.get_response_tlv", got=data[:2].hex().upper(), path=path,
+                              item=framing[0], expected=framing.hex().upper()),
+                          expected=framing.hex().upper(), measured=data[:2].hex().upper())
 
     if photo is not None:
         want = min(T0_BINARY_LE, profile.file(photo).size or 0)
@@ -983,6 +1096,10 @@ def _t0_cases(profile: CardProfile, out: list[Case]) -> None:
             f"<sw:bytes_available:{want:02X}> (the file has {profile.file(photo).size} bytes); GET "
             "RESPONSE "
             f"{want:02X} returns {want} bytes and <sw:ok>.",
+            purpose_zh=f"以 Le {T0_BINARY_LE:02X} 直接发送 {photo} 偏移 0 的读二进制应答 <sw:bytes"
+                       "_av"
+                       f"ailable:{want:02X}>（文件为 {profile.file(photo).size} 字节）；GET RES"
+                       f"PONSE {want:02X} 以 <sw:ok> 返回 {want} 字节。",
             applicability="t0_get_response", expected_sw=(f"bytes_available:{want:02X}", "ok"),
             preconditions="card reset; read right of the file granted",
             reference_choice=choice,
@@ -990,7 +1107,8 @@ def _t0_cases(profile: CardProfile, out: list[Case]) -> None:
         def binary(ctx: CaseContext, path: str = photo, want: int = want) -> None:
             grant(ctx, path)
             _get_response(ctx, read_binary(ctx, 0, le=T0_BINARY_LE, raw=True),
-                          f"READ BINARY of {path} at 0 with Le {T0_BINARY_LE:02X}", want)
+                          msg("what.cmd.read_binary_of_at_0",
+                              path=path, le=f"{T0_BINARY_LE:02X}"), want)
 
 
 # --------------------------------------------------------------------------- catalogue

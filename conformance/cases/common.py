@@ -8,6 +8,7 @@ from collections.abc import Callable
 from conformance.apdu import ResponseAPDU
 from conformance.cases.framework import Case, CaseContext
 from conformance.iso7816 import LE_WHOLE, RECORD_P2_BY_NUMBER
+from conformance.messages import Msg, msg
 
 
 def sw_choice(*names: str) -> str:
@@ -75,7 +76,8 @@ def grant_families(ctx: CaseContext, path: str, families: list[str | None]) -> N
     """Precondition: the rights of these key families in the file's DF, then the file
     selected (None and "free" need nothing; rights already granted are not asked again)."""
     wanted = [f for f in dict.fromkeys(families) if f not in (None, "free")]
-    with ctx.precondition(f"rights {', '.join(wanted) or 'none'} for {path}"):
+    with ctx.precondition(msg("what.common.rights_for",
+                              rights=', '.join(wanted) or 'none', path=path)):
         for family in wanted:
             if family not in ctx.session.granted:
                 ctx.session.authenticate(family)
@@ -95,7 +97,8 @@ def read_record(
 
 
 def read_records(
-    ctx: CaseContext, path: str, count: int | None = None, *, own: bool = False, note: str = ""
+    ctx: CaseContext, path: str, count: int | None = None, *, own: bool = False,
+    note: str | Msg = "",
 ) -> list[bytes]:
     """Records 1..count (default: all) of the current EF ``path``: FAIL unless each answers
     9000 with the length the profile declares for it.
@@ -106,15 +109,18 @@ def read_records(
     added to each record's description (e.g. ", no rights").
     """
     last = ctx.profile.record_count(path) if count is None else count
-    scope = contextlib.nullcontext() if own else ctx.step(f"READ RECORD 1..{last} of {path}")
+    scope = contextlib.nullcontext() if own else ctx.step(
+        msg("act.read_records", last=last, path=path))
     records: list[bytes] = []
     with scope:
         for n in range(1, last + 1):
-            what = f"READ RECORD {n} of {path}{note}"
+            what = msg("act.read_record_note" if note else "act.read_record", n=n, path=path,
+                       note=note)
             data = ctx.expect_sw(read_record(ctx, n), "ok", what=what).data
             expected = ctx.profile.record_length(path, n)
             ctx.check(len(data) == expected,
-                      f"{what}: record {n} is {len(data)} bytes, expected {expected}")
+                      msg("len.record", what=what, n=n, length=len(data), expected=expected),
+                      expected=f"{expected} bytes", measured=f"{len(data)} bytes")
             records.append(data)
     return records
 

@@ -19,6 +19,7 @@ from conformance.apdu import ResponseAPDU, sw_hex
 from conformance.cases.common import grant_families, make, read_record, read_records, slug
 from conformance.cases.framework import Case, CaseContext
 from conformance.iso7816 import RECORD_P1_CYCLIC_NEW, RECORD_P2_BY_NUMBER, RECORD_P2_CYCLIC_NEW
+from conformance.messages import msg
 from conformance.model import codecs
 from conformance.model.codecs import Coding
 from conformance.model.profile import CardProfile
@@ -48,7 +49,7 @@ REWRITE_CHOICE = (
 
 
 def _read_before(ctx: CaseContext, path: str, count: int) -> list[bytes]:
-    with ctx.precondition(f"read the current records of {path}"):
+    with ctx.precondition(msg("what.cyc.read_the_current_records_of", path=path)):
         return read_records(ctx, path, count)
 
 
@@ -98,7 +99,8 @@ def _appended(ctx: CaseContext, path: str, before: list[bytes], new: list[bytes]
         for i, raw in enumerate(new, start=1):
             response = _append(ctx, raw)
             appended = appended or response.sw == ctx.sw("ok")
-            ctx.expect_sw(response, "ok", what=f"UPDATE RECORD P2=03 (append {i}) on {path}")
+            ctx.expect_sw(response, "ok", what=msg("what.cyc.update_record_p2_03_append",
+                                                   i=i, path=path))
         yield
 
 
@@ -108,12 +110,10 @@ def _restore_by_appending(ctx: CaseContext, path: str, before: list[bytes]) -> N
         ctx.expect_sw(
             _append(ctx, before[n - 1]),
             "ok",
-            what=f"re-appending previous record {n} of {path} (restoring)",
+            what=msg("what.cyc.re_appending_previous_record_of", n=n, path=path),
         )
     after = read_records(ctx, path, len(before))
-    ctx.check(
-        after == before, f"{path} is not as before after re-appending its records oldest first"
-    )
+    ctx.check(after == before, msg("state.not_restored_appending", path=path))
 
 
 def _compare(
@@ -123,7 +123,9 @@ def _compare(
     for n, (raw, (want, label)) in enumerate(zip(after, expected, strict=True), start=1):
         ctx.check(
             raw == want,
-            f"{path} record {n} is {_describe(raw)}, expected {label} {_describe(want)}",
+            msg("state.record_is", path=path, n=n, got=_describe(raw), label=label,
+                expected=_describe(want)),
+            expected=_describe(want), measured=_describe(raw),
         )
 
 
@@ -153,6 +155,9 @@ def _cyclic_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         "and shifts "
         f"the older records down; every record stays {length} bytes and holds exactly the "
         "bytes appended (values valid for the file's layout) or shifted.",
+        purpose_zh=f"以 {ef.access.update} 执行 UPDATE RECORD <cmd:update_record> 00 03 写入"
+                   f"新的记录 1，原有记录依次后移；每条记录保持 {length} 字节，内容恰为追加（符合"
+                   "文件布局的取值）或后移的字节。",
         preconditions=pre,
         expected_sw=("ok",),
         severity="critical",
@@ -164,7 +169,7 @@ def _cyclic_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         new = [_record(ctx.profile, path, seed) for seed in (1, 2)[: min(2, n)]]
         with _appended(ctx, path, before, new):
             after = read_records(ctx, path, n)  # each of the declared length
-            expected = [(raw, f"append {i}") for i, raw in enumerate(new, start=1)][::-1]
+            expected = [(raw, msg("label.append", i=i)) for i, raw in enumerate(new, start=1)][::-1]
             expected += [
                 (raw, f"previous record {k}")
                 for k, raw in enumerate(before[: n - len(new)], start=1)
@@ -180,6 +185,9 @@ def _cyclic_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         CLAUSE,
         f"{count + 1} appends to a {count}-record cyclic file leave the last {count} appended "
         "records, newest first; the first appended record is gone.",
+        purpose_zh=f"对 {count} 条记录的循环文件追加 {count + 1} 次后，保留最后追加的 {count} 条记"
+                   "录，最新的在前；第一次追"
+                   "加的记录被覆盖。",
         preconditions=pre,
         expected_sw=("ok",),
         severity="critical",
@@ -191,11 +199,11 @@ def _cyclic_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         new = [_record(ctx.profile, path, seed) for seed in range(11, 11 + n + 1)]
         with _appended(ctx, path, before, new):
             after = read_records(ctx, path, n)
-            expected = [(new[i - 1], f"append {i}") for i in range(n + 1, 1, -1)]
+            expected = [(new[i - 1], msg("label.append", i=i)) for i in range(n + 1, 1, -1)]
             _compare(ctx, path, after, expected)
-            ctx.check(
-                new[0] not in after, f"{path} still holds the first of {n + 1} appended records"
-            )
+            ctx.check(new[0] not in after,
+                      msg("state.oldest_kept", path=path, count=n + 1),
+                      expected="overwritten", measured="still held")
 
     @make(
         out,
@@ -207,6 +215,8 @@ def _cyclic_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         f"A plain UPDATE RECORD <cmd:update_record> n 04 with {ef.access.update} rewrites record n "
         "of the "
         "cyclic file in place, without shifting the other records.",
+        purpose_zh=f"以 {ef.access.update} 执行明文 UPDATE RECORD <cmd:update_record> n 04 原"
+                   "地改写循环文件的记录 n，其他记录不移动。",
         preconditions=(
             f"card reset; {ef.access.read} and {ef.access.update} granted; every "
             "record is written back afterwards"
@@ -226,14 +236,16 @@ def _cyclic_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
                 return
             for k, raw in enumerate(before, start=1):
                 response = ctx.send(ctx.apdu("update_record", k, RECORD_P2_BY_NUMBER, raw))
-                ctx.expect_sw(response, "ok", what=f"rewriting record {k} of {path} (restoring)")
-            ctx.check(read_records(ctx, path, n) == before, f"{path} not restored")
+                ctx.expect_sw(response, "ok", what=msg("what.cyc.rewriting_record_of_restoring",
+                                                       k=k, path=path))
+            ctx.check(read_records(ctx, path, n) == before, msg("state.not_restored", path=path))
 
         with ctx.restoring(path, undo):
             for k, raw in enumerate(new, start=1):
                 response = ctx.send(ctx.apdu("update_record", k, RECORD_P2_BY_NUMBER, raw))
                 written = written or response.sw == ctx.sw("ok")
-                ctx.expect_sw(response, "ok", what=f"UPDATE RECORD {k:02X} 04 on {path}")
+                ctx.expect_sw(response, "ok", what=msg("what.cyc.update_record_04_on",
+                                                       record=f"{k:02X}", path=path))
             after = read_records(ctx, path, n)
             _compare(
                 ctx,
@@ -273,28 +285,36 @@ def _noncyclic_case(profile: CardProfile, path: str, out: list[Case]) -> None:
         "<sw:incompatible_file_structure> even with "
         f"{', '.join(r for r in rights if r not in (None, 'free'))} granted, "
         "and record 1 is unchanged.",
+        purpose_zh=f"对 {path}（{ef.structure}）执行 UPDATE RECORD <cmd:update_record> 00 03"
+                   "（新循环记录），即使已获 "
+                   f"{', '.join(r for r in rights if r not in (None, 'free'))}"
+                   " 也应答 <sw:incompatible_file_structure>，记录 1 不变。",
         preconditions=f"card reset; the read and write rights of {path} granted",
         expected_sw=("incompatible_file_structure",),
         reference_choice=NONCYCLIC_CHOICE,
     )
     def refused(ctx: CaseContext, path: str = path) -> None:
         grant_families(ctx, path, rights)
-        with ctx.precondition(f"READ RECORD 1 of {path}"):
-            first = ctx.expect_sw(read_record(ctx, 1), "ok", what=f"READ RECORD 1 of {path}").data
+        with ctx.precondition(msg("what.cmd.read_record_1_of", path=path)):
+            first = ctx.expect_sw(read_record(ctx, 1), "ok", what=msg("what.cmd.read_record_1_of",
+                                                                      path=path)).data
         response = _append(ctx, first)  # record 1's own bytes: harmless if wrongly accepted
         structure = ctx.profile.file(path).structure
         ctx.expect_situation(
             response,
             "cyclic_append_on_noncyclic",
             choice="status_words",
-            what=f"UPDATE RECORD {ctx.profile.command_text('update_record')} 00 03 on {path} "
-                 f"({structure})",
+            what=msg("what.cyc.update_record_00_03_on",
+                     command=ctx.profile.command_text("update_record"), path=path,
+                     structure=structure),
         )
-        again = ctx.expect_sw(read_record(ctx, 1), "ok", what=f"READ RECORD 1 of {path}").data
+        again = ctx.expect_sw(read_record(ctx, 1), "ok", what=msg("what.cmd.read_record_1_of",
+                                                                  path=path)).data
         ctx.check(
             again == first,
-            f"record 1 of {path} changed from {_describe(first)} to "
-            f"{_describe(again)} ({sw_hex(response.sw)})",
+            msg("state.changed_after", path=path, n=1, before=_describe(first),
+                after=_describe(again), sw=sw_hex(response.sw)),
+            expected=_describe(first), measured=_describe(again),
         )
 
 

@@ -24,6 +24,7 @@ from conformance.cases.common import grant, make, read_record, read_records, slu
 from conformance.cases.framework import Case, CaseContext
 from conformance.cases.rules import check_coding, check_rule, parse_date
 from conformance.iso7816 import RECORD_P2_BY_ID
+from conformance.messages import Msg, msg
 from conformance.model import codecs
 from conformance.model.codecs import Coding
 from conformance.model.profile import CardProfile
@@ -47,6 +48,7 @@ CHOICE_EMPTY_RULE = (
     "as evidence §3.1 item 8 allows)."
 )
 EMPTY_NOTE = "An item that was never personalised (empty value) satisfies every value rule."
+EMPTY_NOTE_ZH = "从未个人化的数据项（空值）满足所有取值规则。"
 
 
 # --------------------------------------------------------------------------- reading
@@ -62,19 +64,19 @@ def read_item_record(ctx: CaseContext, number: int) -> bytes:
         return ctx.expect_sw(read_record(ctx, place.record), "ok", what=what).data
 
 
-def tlv_problem(profile: CardProfile, number: int, record: bytes) -> str | None:
+def tlv_problem(profile: CardProfile, number: int, record: bytes) -> Msg | None:
     """Why a record is not the SIMPLE-TLV record of item `number`, or None."""
     length = profile.item(number).length
     if len(record) < 2:
-        return f"record of {len(record)} bytes has no tag and length"
+        return msg("tlv.no_header", length=len(record))
     problems = []
     if record[0] != number:
-        problems.append(f"tag {record[0]:02X}, expected {number:02X} (the item number)")
+        problems.append(msg("tlv.tag", tag=f"{record[0]:02X}", expected=f"{number:02X}"))
     if record[1] != length:
-        problems.append(f"length byte {record[1]:02X}, expected {length:02X}")
+        problems.append(msg("tlv.length_byte", got=f"{record[1]:02X}", expected=f"{length:02X}"))
     if len(record) != 2 + length:
-        problems.append(f"record of {len(record)} bytes, expected {2 + length}")
-    return "; ".join(problems) or None
+        problems.append(msg("tlv.record_length", length=len(record), expected=2 + length))
+    return msg("list.semicolon", items=problems) if problems else None
 
 
 def item_value(ctx: CaseContext, number: int) -> str:
@@ -82,16 +84,18 @@ def item_value(ctx: CaseContext, number: int) -> str:
     card then does not hold a valid value of the item: see DATA-TLV / DATA-COD)."""
     item = ctx.profile.item(number)
     record = read_item_record(ctx, number)
-    with ctx.step(f"decode item {number}"):
+    with ctx.step(msg("act.decode_item", number=number)):
         problem = tlv_problem(ctx.profile, number, record)
         if problem is not None:
-            ctx.fail(f"item {number} ({item.zh}) cannot be read as a value: {problem} "
-                     f"(see DATA-TLV-{number:03d})")
+            ctx.fail(msg("data.unreadable", number=number,
+                         name_zh=item.zh, name_en=item.en, problem=problem,
+                         see=f"DATA-TLV-{number:03d}"), measured=record[:2].hex(" ").upper())
         value = record[2:]
         problem = check_coding(item.coding, value, item.length)
         if problem is not None:
-            ctx.fail(f"item {number} ({item.zh}) cannot be read as a value: {problem} "
-                     f"(see DATA-COD-{number:03d})")
+            ctx.fail(msg("data.unreadable", number=number,
+                         name_zh=item.zh, name_en=item.en, problem=problem,
+                         see=f"DATA-COD-{number:03d}"), measured=value.hex().upper())
         return codecs.decode(Coding(item.coding), value)
 
 
@@ -126,13 +130,18 @@ def _item_cases(profile: CardProfile, out: list[Case]) -> None:
             CLAUSE_TLV,
             f"{where} is {number:02X} ‖ {item.length:02X} ‖ {item.length} value bytes "
             "(tag = item number, length = the item's fixed length).",
+            purpose_zh=f"{where} 为 {number:02X} ‖ {item.length:02X} ‖ {item.length} 字节取"
+                       "值（标签 = 数据项编号，长度 = 数据项的固定长度）。",
             expected_sw=("ok",),
             preconditions=f"card reset; read right of {place.path} granted",
             severity="critical",
         )
         def tlv(ctx: CaseContext, number: int = number) -> None:
-            problem = tlv_problem(ctx.profile, number, read_item_record(ctx, number))
-            ctx.check(problem is None, f"item {number}: {problem}")
+            record = read_item_record(ctx, number)
+            problem = tlv_problem(ctx.profile, number, record)
+            length = ctx.profile.item(number).length
+            ctx.check(problem is None, msg("data.item_problem", number=number, problem=problem),
+                      expected=f"{number:02X} {length:02X}", measured=record[:2].hex(" ").upper())
 
         coding = Coding(item.coding)
         rule_text = {
@@ -142,6 +151,11 @@ def _item_cases(profile: CardProfile, out: list[Case]) -> None:
                        "(all 00 when not personalised)",
             Coding.B: f"{item.length} bytes (all 00 when not personalised)",
         }[coding]
+        rule_text_zh = {
+            Coding.CN: "BCD 数字，左对齐，第一个 F 之后只有 F 半字节（未个人化时全 FF）",
+            Coding.AN: "GBK 文本，第一个 00 之后只有 00，不以空格填充（未个人化时全 00）",
+            Coding.B: f"{item.length} 字节（未个人化时全 00）",
+        }[coding]
 
         @make(
             out, f"DATA-COD-{number:03d}", "DATA",
@@ -149,6 +163,7 @@ def _item_cases(profile: CardProfile, out: list[Case]) -> None:
             f"Item {number} ({item.en}): {coding} coding",
             CLAUSE_COD,
             f"The {item.length}-byte value in {where} is valid {coding}: {rule_text}.",
+            purpose_zh=f"{where} 中 {item.length} 字节的取值是有效的 {coding}：{rule_text_zh}。",
             expected_sw=("ok",),
             preconditions=f"card reset; read right of {place.path} granted",
             reference_choice=CHOICE_SPACES if coding is Coding.AN else "",
@@ -157,7 +172,10 @@ def _item_cases(profile: CardProfile, out: list[Case]) -> None:
             item = ctx.profile.item(number)
             record = read_item_record(ctx, number)
             problem = check_coding(item.coding, record[2:], item.length)
-            ctx.check(problem is None, f"item {number} ({item.zh}): {problem}")
+            ctx.check(problem is None,
+                      msg("data.item_named_problem", number=number,
+                          name_zh=item.zh, name_en=item.en, problem=problem),
+                      expected=item.coding, measured=record[2:].hex().upper())
 
         if not item.rules:
             continue
@@ -168,6 +186,7 @@ def _item_cases(profile: CardProfile, out: list[Case]) -> None:
             f"Item {number} ({item.en}): value rules",
             CLAUSE_VAL + "; " + ", ".join(_rule_refs(profile, item.rules)),
             f"The value of item {number} satisfies {', '.join(item.rules)}. " + EMPTY_NOTE,
+            purpose_zh=f"数据项 {number} 的取值满足 {', '.join(item.rules)}。" + EMPTY_NOTE_ZH,
             expected_sw=("ok",),
             preconditions=f"card reset; read right of {place.path} granted",
             reference_choice=rules_choice(profile, item.rules),
@@ -178,8 +197,11 @@ def _item_cases(profile: CardProfile, out: list[Case]) -> None:
             for rule in item.rules:
                 problem = check_rule(rule, value, ctx.profile.spec.code_tables)
                 choice = "value_rules" if rules_choice(ctx.profile, [rule]) else ""
-                ctx.check(problem is None, f"item {number} ({item.zh}), rule {rule}: {problem}",
-                          choice=choice)
+                ctx.check(problem is None,
+                          msg("data.rule", number=number,
+                              name_zh=item.zh, name_en=item.en, rule=rule,
+                              problem=problem),
+                          choice=choice, expected=rule, measured=value)
 
 
 def _rule_refs(profile: CardProfile, rules: list[str]) -> list[str]:
@@ -216,21 +238,23 @@ def _judge(ctx: CaseContext, rule: Consistency) -> None:
         return
     choice = "value_rules" if "[choice]" in rule.ref else ""  # observed when the plan says so
     if rule.kind in ("equal", "equal_when"):
-        ctx.check(a == b, f"item {first} ({a}) differs from item {second} ({b})", choice=choice)
+        ctx.check(a == b, msg("data.differs", first=first, a=a, second=second, b=b),
+                  choice=choice, expected=b, measured=a)
     elif rule.kind == "birth_date_in_id":
         embedded = a[6:14]
         ctx.check(embedded == b,
-                  f"the ID number {a} (item {first}) carries birth date {embedded}, item "
-                  f"{second} is {b}", choice=choice)
+                  msg("data.birth_in_id", a=a, first=first, embedded=embedded, second=second,
+                      b=b), choice=choice, expected=b, measured=embedded)
     elif rule.kind == "not_before":
         da, db = parse_date(a), parse_date(b)
         if da is None or db is None:
-            ctx.fail(f"item {first} ({a}) or item {second} ({b}) is not a date YYYYMMDD",
-                     choice=choice)
+            ctx.fail(msg("data.not_dates", first=first, a=a, second=second, b=b),
+                     choice=choice, expected="YYYYMMDD", measured=f"{a} / {b}")
         elif da < db:
-            ctx.fail(f"item {first} ({a}) is before item {second} ({b})", choice=choice)
+            ctx.fail(msg("data.before", first=first, a=a, second=second, b=b),
+                     choice=choice, expected=f"≥ {b}", measured=a)
     else:  # pragma: no cover - the schema allows no other kind
-        ctx.fail(f"unknown consistency kind {rule.kind}")
+        raise ValueError(f"unknown consistency kind {rule.kind}")
 
 
 def _consistency_cases(profile: CardProfile, out: list[Case]) -> None:
@@ -240,9 +264,16 @@ def _consistency_cases(profile: CardProfile, out: list[Case]) -> None:
         "birth_date_in_id": "the birth date inside ID number item {0} equals item {1}",
         "not_before": "date item {0} is not before date item {1}",
     }
+    texts_zh = {
+        "equal": "数据项 {0} 等于数据项 {1}",
+        "equal_when": "数据项 {2} 为 {3} 时，数据项 {0} 等于数据项 {1}",
+        "birth_date_in_id": "身份证号数据项 {0} 中的出生日期等于数据项 {1}",
+        "not_before": "日期数据项 {0} 不早于日期数据项 {1}",
+    }
     for rule in profile.spec.consistency:
         when = rule.when or {}
         text = texts[rule.kind].format(*rule.items, when.get("item"), when.get("value"))
+        text_zh = texts_zh[rule.kind].format(*rule.items, when.get("item"), when.get("value"))
 
         @make(
             out, f"DATA-CON-{rule.id.upper()}", "DATA",
@@ -251,6 +282,7 @@ def _consistency_cases(profile: CardProfile, out: list[Case]) -> None:
             f"profile consistency {rule.id}; {rule.ref}",
             f"On the personalised card, {text}; a rule with an item not personalised does "
             "not apply.",
+            purpose_zh=f"在已个人化的卡片上，{text_zh}；涉及未个人化数据项的规则不适用。",
             expected_sw=("ok",),
             preconditions="card reset; read rights of the items' files granted",
             reference_choice=(f"The rule rests on {rule.ref}. " if "[choice]" in rule.ref
@@ -278,6 +310,9 @@ def _read_by_tag_cases(profile: CardProfile, out: list[Case]) -> None:
                 "§2.2",
                 f"READ RECORD with P1 = {number:02X} (item {number}), P2 = 00 returns record "
                 f"{record}, the same bytes as READ RECORD {record} by number.",
+                purpose_zh=f"以 P1 = {number:02X}（数据项 {number}）、P2 = 00 读记录返回记录 "
+                           f"{record}"
+                           f"，与按记录号读记录 {record} 的字节相同。",
                 expected_sw=("ok",),
                 severity="critical",
             )
@@ -285,12 +320,17 @@ def _read_by_tag_cases(profile: CardProfile, out: list[Case]) -> None:
                        number: int = number) -> None:
                 grant(ctx, path)
                 by_number = ctx.expect_sw(read_record(ctx, record), "ok",
-                                          what=f"READ RECORD {record} by number")
+                                          what=msg("what.data.read_record_by_number",
+                                                   record=record))
                 tagged = ctx.expect_sw(read_record(ctx, number, RECORD_P2_BY_ID), "ok",
-                                       what=f"READ RECORD by identifier {number:02X}")
+                                       what=msg("what.data.read_record_by_identifier",
+                                                number=f"{number:02X}"))
                 ctx.check(tagged.data == by_number.data,
-                          f"by identifier {number:02X}: {tagged.data.hex().upper()}; record "
-                          f"{record} by number: {by_number.data.hex().upper()}")
+                          msg("data.by_identifier", number=f"{number:02X}",
+                              tagged=tagged.data.hex().upper(), record=record,
+                              by_number=by_number.data.hex().upper()),
+                          expected=by_number.data.hex().upper(),
+                          measured=tagged.data.hex().upper())
 
         absent = sorted(set(profile.tlv_items()) - set(ef.items))[:3]
 
@@ -301,6 +341,9 @@ def _read_by_tag_cases(profile: CardProfile, out: list[Case]) -> None:
             "REFERENCE.md §5 READ RECORD (P2 = 00: none is <sw:record_not_found>)",
             f"READ RECORD by identifier {', '.join(f'{t:02X}' for t in absent)} (tags of "
             "items held in other files) answers <sw:record_not_found>.",
+            purpose_zh=f"按记录标识 {', '.join(f'{t:02X}' for t in absent)}（其他文件中数据项的标"
+                       "签）读记录应"
+                       "答 <sw:record_not_found>。",
             expected_sw=("record_not_found",),
             reference_choice="Relies on the status words of REFERENCE.md §5, a [choice].",
         )
@@ -308,7 +351,8 @@ def _read_by_tag_cases(profile: CardProfile, out: list[Case]) -> None:
             grant(ctx, path)
             for tag in absent:
                 ctx.expect_sw(read_record(ctx, tag, RECORD_P2_BY_ID), "record_not_found",
-                              what=f"READ RECORD by identifier {tag:02X} in {path}")
+                              what=msg("what.data.read_record_by_identifier_in",
+                                       tag=f"{tag:02X}", path=path))
 
 
 def _cyclic_cases(profile: CardProfile, out: list[Case]) -> None:
@@ -329,6 +373,9 @@ def _cyclic_cases(profile: CardProfile, out: list[Case]) -> None:
             f"Each of the {ef.records} records is {ef.record_length} bytes and its fields "
             f"({names}) are valid in their codings"
             + (f" and satisfy their rules ({', '.join(rules)})" if rules else "") + ".",
+            purpose_zh=f"{ef.records} 条记录每条 {ef.record_length} 字节，其字段（{names}）"
+            "符合各自编码"
+            + (f"并满足各自规则（{', '.join(rules)}）" if rules else "") + "。",
             expected_sw=("ok",),
             preconditions=f"card reset; read right of {path} granted",
             reference_choice=CHOICE_SPACES,
@@ -342,13 +389,17 @@ def _cyclic_cases(profile: CardProfile, out: list[Case]) -> None:
                     chunk = raw[f.offset : f.offset + f.length]
                     what = f"record {n}, item {f.item} at {f.offset}"
                     problem = check_coding(f.coding, chunk, f.length)
-                    ctx.check(problem is None, f"{what}: {problem}")
+                    ctx.check(problem is None, msg("data.field_problem", what=what,
+                                                   problem=problem),
+                              expected=f.coding, measured=chunk.hex().upper())
                     if f.item is None or f.item not in p.items:
                         continue
                     value = codecs.decode(Coding(f.coding), chunk)
                     for rule in p.item(f.item).rules:
                         problem = check_rule(rule, value, p.spec.code_tables)
-                        ctx.check(problem is None, f"{what}, rule {rule}: {problem}")
+                        ctx.check(problem is None, msg("data.field_rule", what=what,
+                                                       rule=rule, problem=problem),
+                                  expected=rule, measured=value)
 
 
 def _index_cases(profile: CardProfile, out: list[Case]) -> None:
@@ -367,6 +418,9 @@ def _index_cases(profile: CardProfile, out: list[Case]) -> None:
             "REFERENCE.md §1 (DF03 index files), §5 (initial contents); evidence §3.3",
             f"Each of the {ef.records} records is {ef.record_length} byte(s) holding item "
             f"{number} ({item.en}) that satisfies {', '.join(item.rules)} (used or free).",
+            purpose_zh=f"{ef.records} 条记录每条 {ef.record_length} 字节，含数据项 {number}（"
+                       f"{item.zh}"
+                       f"），满足 {', '.join(item.rules)}（已用或空闲）。",
             expected_sw=("ok",),
             preconditions=f"card reset; read right of {path} granted",
         )
@@ -377,7 +431,8 @@ def _index_cases(profile: CardProfile, out: list[Case]) -> None:
                 value = codecs.decode(Coding(p.item(number).coding), raw)
                 for rule in p.item(number).rules:
                     problem = check_rule(rule, value, p.spec.code_tables)
-                    ctx.check(problem is None, f"record {n}: {problem}")
+                    ctx.check(problem is None, msg("data.record_problem", n=n,
+                                                   problem=problem))
 
 
 def _city_cases(profile: CardProfile, out: list[Case]) -> None:
@@ -392,16 +447,19 @@ def _city_cases(profile: CardProfile, out: list[Case]) -> None:
         f"personalization); evidence §3.1 item {number}, §4.5",
         f"Item {number} ({item.en}) holds a city code (not the empty FF…): the level-2 card "
         "keys are diversified with it, so a terminal needs it to authenticate.",
+        purpose_zh=f"数据项 {number}（{item.zh}）含城市代码（不是空的 FF…）：二级卡片密钥以其分散"
+                   "，终端认证需要它。",
         expected_sw=("ok",),
         severity="critical",
     )
     def city_code(ctx: CaseContext, number: int = number) -> None:
         value = item_value(ctx, number)
-        ctx.check(bool(value), f"item {number} is not personalised (all FF): a terminal "
-                  "cannot derive CityCode8 for the level-2 keys")
+        ctx.check(bool(value), msg("data.city_not_personalised", number=number),
+                  expected="personalised", measured="all FF")
         for rule in ctx.profile.item(number).rules:
             problem = check_rule(rule, value, ctx.profile.spec.code_tables)
-            ctx.check(problem is None, f"item {number}: {problem}")
+            ctx.check(problem is None, msg("data.item_problem", number=number, problem=problem),
+                      expected=rule, measured=value)
 
 
 # --------------------------------------------------------------------------- catalogue

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from conformance.apdu import ApduError, ApduFormatError, CommandAPDU, ResponseAPDU, sw_hex
 from conformance.host.session import HostError
+from conformance.iso7816 import describe_sw
+from conformance.messages import Bilingual, Msg, as_msg, msg, msg_of
 from conformance.model.codecs import CodingError
 
 if TYPE_CHECKING:
@@ -50,18 +52,24 @@ SUCCESS = frozenset({"ok", "bytes_available"})
 ERROR_PREFIX = "error: "
 
 
-class CaseFailure(AssertionError):
-    """The card broke a requirement; ``step`` names the shared step it fired in, if any."""
+class CaseFailure(Bilingual, AssertionError):
+    """The card broke a requirement; ``step`` names the shared step it fired in, if any.
 
-    def __init__(self, message: str, *, step: str | None = None) -> None:
-        super().__init__(message)
+    The message is a :class:`Msg` (Chinese and English from one template); ``expected`` and
+    ``measured`` are what the report's columns show."""
+
+    def __init__(
+        self, message: str | Msg, *, step: str | None = None, expected: str = "",
+        measured: str = "",
+    ) -> None:
+        super().__init__(message, expected=expected, measured=measured)
         self.step = step
 
 
-def _tag_step(exc: BaseException, what: str) -> None:
+def _tag_step(exc: BaseException, what: str | Msg) -> None:
     """Record on an exception the shared step it escaped from (the innermost step wins)."""
     if getattr(exc, "step", None) is None:
-        exc.step = what  # type: ignore[attr-defined]
+        exc.step = as_msg(what).en  # type: ignore[attr-defined]
 
 
 def failed_at(exc: BaseException) -> str:
@@ -74,8 +82,9 @@ def failed_at(exc: BaseException) -> str:
     return ERROR_PREFIX + type(exc).__name__
 
 
-class Inconclusive(Exception):
-    """A precondition could not be established, or the bench cannot carry the test."""
+class Inconclusive(Bilingual):
+    """A precondition could not be established, or the bench cannot carry the test (a
+    :class:`Msg` with ``expected`` / ``measured``, as for CaseFailure)."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,13 @@ class Case:
     destructive: bool = False
     reference_choice: str = ""
     severity: str = "normal"
+    requirement: str = ""
+    """Key of the profile's requirement table (``requirements:``) this case tests."""
+    requirement_zh: str = ""
+    requirement_en: str = ""
+    source: str = ""
+    """Where the requirement comes from: a clause, or "profile [choice] <name> <version>"."""
+    purpose_zh: str = ""
 
     def __repr__(self) -> str:  # pytest and Allure show it as the test parameter
         return self.id
@@ -119,6 +135,11 @@ class Case:
             "destructive": self.destructive,
             "reference_choice": self.reference_choice,
             "severity": self.severity,
+            "requirement": self.requirement,
+            "requirement_zh": self.requirement_zh,
+            "requirement_en": self.requirement_en,
+            "source": self.source,
+            "purpose_zh": self.purpose_zh,
         }
 
 
@@ -142,6 +163,7 @@ class CaseContext:
         self.parameters = parameters
         self.choices = choices
         self.observations: list[str] = []
+        self.observations_zh: list[str] = []
 
     # -- sending -----------------------------------------------------------------------
     def send(self, apdu: CommandAPDU | bytes, *, raw: bool = False) -> ResponseAPDU:
@@ -159,7 +181,7 @@ class CaseContext:
 
     def select(self, path: str) -> None:
         """Select a DF or EF from the MF down (a precondition: a refusal is INCONCLUSIVE)."""
-        with self.precondition(f"select {path}"):
+        with self.precondition(msg("act.select", path=path)):
             self.session.select(path)
 
     # -- judging -----------------------------------------------------------------------
@@ -169,11 +191,26 @@ class CaseContext:
     def _sw_matches(self, response: ResponseAPDU, name: str) -> bool:
         return sw_hex(response.sw).startswith(self.profile.spec.status_words[name])
 
-    def _wanted(self, names: tuple[str, ...]) -> str:
-        return " or ".join(f"{self.profile.spec.status_words[n]} ({n})" for n in names)
+    def _wanted(self, names: tuple[str, ...]) -> Msg:
+        """The status words named, each with its meaning (its name; in Chinese the ISO
+        meaning of a full status word)."""
+        items = [self._named(n) for n in names]
+        wanted = items[-1]
+        for item in reversed(items[:-1]):
+            wanted = msg("sw.or", a=item, b=wanted)
+        return wanted
+
+    def _named(self, name: str) -> Msg:
+        text = self.profile.sw_text(name)
+        meaning = describe_sw(int(text, 16))[1] if "x" not in text else name
+        return msg("sw.named", sw=text, name_en=name, name_zh=meaning)
+
+    def _hex(self, names: tuple[str, ...]) -> str:
+        """The status words named, in hex only (the report's expected column)."""
+        return " / ".join(self.profile.sw_text(n) for n in names)
 
     def expect_sw(
-        self, response: ResponseAPDU, *names: str, what: str, choice: str | None = None
+        self, response: ResponseAPDU, *names: str, what: str | Msg, choice: str | None = None
     ) -> ResponseAPDU:
         """FAIL unless the response carries one of the named status words (or SW prefixes).
 
@@ -184,16 +221,17 @@ class CaseContext:
         """
         if any(self._sw_matches(response, name) for name in names):
             return response
-        message = f"{what}: expected {self._wanted(names)}, card answered {sw_hex(response.sw)}"
+        got = sw_hex(response.sw)
+        message = msg("sw.expected", what=what, expected=self._wanted(names), sw=got)
         if choice is None:
             choice = STATUS_WORDS_CHOICE if set(names).isdisjoint(SUCCESS) else ""
         if choice and response.sw == 0x9000:
             choice = ""  # success where the text refuses is never a mere choice
-        self._deviate(message, choice)
+        self._deviate(message, choice, expected=self._hex(names), measured=got)
         return response
 
     def expect_situation(
-        self, response: ResponseAPDU, situation: str, *, what: str, choice: str = ""
+        self, response: ResponseAPDU, situation: str, *, what: str | Msg, choice: str = ""
     ) -> ResponseAPDU:
         """Judge a response against a situation of the profile (``situations:``): its status
         word passes; an alternative the text also admits passes with an observation."""
@@ -203,53 +241,62 @@ class CaseContext:
         got = sw_hex(response.sw)
         for alternative in spec.alternatives:
             if self._sw_matches(response, alternative):
-                self.observe(
-                    f"{what}: card answered {got} ({alternative}) where the reference answers "
-                    f"{self._wanted((spec.sw,))}; both allowed ({spec.rests_on})"
-                )
+                self.observe(msg(
+                    "sw.alternative", what=what, sw=got, alternative=alternative,
+                    reference=self._wanted((spec.sw,)), rests_on=spec.rests_on,
+                ))
                 return response
         if spec.any_error and response.sw != 0x9000 and not self._sw_matches(
             response, "bytes_available"
         ):
-            self.observe(
-                f"{what}: card answered {got}; the text names no status word here "
-                f"({spec.rests_on}), any error is accepted"
-            )
+            self.observe(msg("sw.any_error", what=what, sw=got, rests_on=spec.rests_on))
             return response
         allowed = (spec.sw, *spec.alternatives)
-        message = f"{what}: expected {self._wanted(allowed)}"
-        if spec.any_error:
-            message += " or another error status word"
-        self._deviate(f"{message}, card answered {got}", choice)
+        key = "sw.expected_or_error" if spec.any_error else "sw.expected"
+        self._deviate(msg(key, what=what, expected=self._wanted(allowed), sw=got), choice,
+                      expected=self._hex(allowed), measured=got)
         return response
 
-    def _deviate(self, message: str, choice: str) -> None:
+    def _deviate(
+        self, message: str | Msg, choice: str, *, expected: str = "", measured: str = ""
+    ) -> None:
         """A deviation: FAIL, unless it departs only from a [choice] the plan observes."""
         if choice and choice not in self.profile.spec.choices:
             raise KeyError(f"unknown [choice] {choice!r}: not in the profile's choices")
         if choice and self.choices == "observe":
-            self.observe(f"[choice] {choice} not followed: {message}")
+            self.observe(msg("choice.not_followed", choice=choice, message=as_msg(message)))
             return
-        raise CaseFailure(message)
+        raise CaseFailure(message, expected=expected, measured=measured)
 
-    def observe(self, text: str) -> None:
+    def observe(self, text: str | Msg) -> None:
         """Record what the card answered where the text allows more than one answer."""
-        self.observations.append(text)
-        self.trace.annotate(f"observation: {text}")
+        message = as_msg(text)
+        self.observations.append(message.en)
+        self.observations_zh.append(message.zh)
+        self.trace.annotate(f"observation: {message.en}")
 
-    def check(self, condition: bool, message: str, *, choice: str = "") -> None:
-        """FAIL unless ``condition``; ``choice`` as for :meth:`expect_sw`."""
+    def check(
+        self, condition: bool, message: str | Msg, *, choice: str = "", expected: object = "",
+        measured: object = "",
+    ) -> None:
+        """FAIL unless ``condition``; ``choice`` as for :meth:`expect_sw`; ``expected`` and
+        ``measured`` are shown in the report's columns."""
         if not condition:
-            self._deviate(message, choice)
+            self._deviate(message, choice, expected=str(expected), measured=str(measured))
 
-    def fail(self, message: str, *, choice: str = "") -> None:
-        self._deviate(message, choice)
+    def fail(
+        self, message: str | Msg, *, choice: str = "", expected: object = "",
+        measured: object = "",
+    ) -> None:
+        self._deviate(message, choice, expected=str(expected), measured=str(measured))
 
-    def inconclusive(self, message: str) -> None:
-        raise Inconclusive(message)
+    def inconclusive(
+        self, message: str | Msg, *, expected: object = "", measured: object = ""
+    ) -> None:
+        raise Inconclusive(message, expected=str(expected), measured=str(measured))
 
     @contextlib.contextmanager
-    def step(self, what: str) -> Iterator[None]:
+    def step(self, what: str | Msg) -> Iterator[None]:
         """A step the case shares with others (a read, a decode): a failure inside is still a
         FAIL, but it is tagged as fired in ``what``, not by the case's own expectation."""
         try:
@@ -259,27 +306,31 @@ class CaseContext:
             raise
 
     @contextlib.contextmanager
-    def expecting(self, what: str) -> Iterator[None]:
+    def expecting(self, what: str | Msg) -> Iterator[None]:
         """The case's own expectation is that the session calls inside succeed: a refusal
         (ApduError) or a malformed answer (HostError, CodingError) is FAIL by this case."""
         try:
             yield
         except (ApduError, HostError, CodingError, ApduFormatError) as exc:
-            raise CaseFailure(f"{what}: {exc}") from exc
+            expected, measured = shown(exc)
+            raise CaseFailure(msg("expecting.failed", what=what, error=msg_of(exc)),
+                              expected=expected, measured=measured) from exc
 
     @contextlib.contextmanager
-    def precondition(self, what: str) -> Iterator[None]:
+    def precondition(self, what: str | Msg) -> Iterator[None]:
         """Errors inside are INCONCLUSIVE: the state the case needs could not be established."""
         try:
             yield
         except (ApduError, HostError, CaseFailure, CodingError, ApduFormatError) as exc:
-            raise Inconclusive(f"precondition '{what}' not established: {exc}") from exc
+            expected, measured = shown(exc)
+            raise Inconclusive(msg("precondition.failed", what=what, error=msg_of(exc)),
+                               expected=expected, measured=measured) from exc
 
     def note(self, text: str) -> None:
         self.trace.annotate(text)
 
     @contextlib.contextmanager
-    def restoring(self, what: str, undo: Callable[[], None]) -> Iterator[None]:
+    def restoring(self, what: str | Msg, undo: Callable[[], None]) -> Iterator[None]:
         """Run `undo` after the block, so a case leaves the card as it found it.
 
         When the block already ended with a verdict, a failing `undo` is only noted (the
@@ -293,7 +344,8 @@ class CaseContext:
                 undo()
             except Exception as exc:
                 again = type(verdict)(
-                    f"{verdict}; restoring {what} failed too, the card was left modified: {exc}"
+                    msg("restore.failed_too", verdict=verdict.msg, what=what, error=msg_of(exc)),
+                    expected=verdict.expected, measured=verdict.measured,
                 )
                 again.step = getattr(verdict, "step", None)  # type: ignore[union-attr]
                 raise again from verdict
@@ -302,9 +354,19 @@ class CaseContext:
             try:
                 undo()
             except Exception as exc:
-                self.note(f"restoring {what} failed too, the card was left modified: {exc}")
+                self.note(msg("restore.left_modified", what=what, error=msg_of(exc)).en)
             raise
         try:
             undo()
         except (ApduError, HostError, CaseFailure, Inconclusive, CodingError) as exc:
-            raise Inconclusive(f"could not restore {what}: {exc}") from exc
+            expected, measured = shown(exc)
+            raise Inconclusive(msg("restore.failed", what=what, error=msg_of(exc)),
+                               expected=expected, measured=measured) from exc
+
+
+def shown(exc: BaseException) -> tuple[str, str]:
+    """(expected, measured) display strings an exception carries: a refused status word is
+    measured as its SW; a case exception carries its own."""
+    if isinstance(exc, ApduError):
+        return "", sw_hex(exc.sw)
+    return getattr(exc, "expected", ""), getattr(exc, "measured", "")

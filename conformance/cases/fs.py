@@ -11,6 +11,7 @@ from __future__ import annotations
 from conformance.cases.common import grant, make, read_binary, read_record, read_records, slug
 from conformance.cases.framework import Case, CaseContext
 from conformance.iso7816 import LE_WHOLE
+from conformance.messages import msg
 from conformance.model.profile import CardProfile
 from conformance.model.schema import Structure
 
@@ -30,11 +31,13 @@ def _df_cases(profile: CardProfile, out: list[Case]) -> None:
             CLAUSE + "; REFERENCE.md §5 SELECT",
             f"SELECT by FID along the path {' → '.join(profile.select_path(name))} answers "
             "<sw:ok> at every step.",
+            purpose_zh=f"沿路径 {' → '.join(profile.select_path(name))} 按 FID 选择，每一步应答 <sw"
+                       ":ok>。",
             expected_sw=("ok",),
             severity="blocker",
         )
         def select_df(ctx: CaseContext, name: str = name) -> None:
-            with ctx.expecting(f"SELECT along the path of {name}"):
+            with ctx.expecting(msg("what.fs.select_along_the_path_of_2", name=name)):
                 ctx.session.select(name, force=True)
 
 
@@ -51,11 +54,13 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         CLAUSE + "; REFERENCE.md §5 SELECT",
         f"SELECT by FID along the path {' → '.join(profile.select_path(path))} answers "
         "<sw:ok> at every step.",
+        purpose_zh=f"沿路径 {' → '.join(profile.select_path(path))} 按 FID 选择，每一步应答 <sw:ok>"
+                   "。",
         expected_sw=("ok",),
         severity="critical",
     )
     def selectable(ctx: CaseContext, path: str = path) -> None:
-        with ctx.expecting(f"SELECT along the path of {path}"):
+        with ctx.expecting(msg("what.fs.select_along_the_path_of", path=path)):
             ctx.session.select(path, force=True)
 
     if ef.structure is not Structure.TRANSPARENT:
@@ -70,16 +75,19 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             CLAUSE + "; REFERENCE.md §5 (<sw:incompatible_file_structure>)",
             "READ RECORD 1 answers <sw:ok> and READ BINARY answers "
             f"<sw:incompatible_file_structure> ({ef.structure}).",
+            purpose_zh="读记录 1 应答 <sw:ok>，读二进制应答 <sw:incompatible_file_structure>（"
+                       f"{ef.structure}"
+                       "）。",
             expected_sw=("ok", "incompatible_file_structure"),
             reference_choice=SW_CHOICE,
         )
         def record_structure(ctx: CaseContext, path: str = path) -> None:
             grant(ctx, path)
-            ctx.expect_sw(read_record(ctx, 1), "ok", what="READ RECORD 1")
+            ctx.expect_sw(read_record(ctx, 1), "ok", what=msg("what.fs.read_record_1"))
             ctx.expect_sw(
                 read_binary(ctx, 0),
                 "incompatible_file_structure",
-                what="READ BINARY on a record file",
+                what=msg("what.fs.read_binary_on_a_record"),
             )
 
         @make(
@@ -91,6 +99,9 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             CLAUSE,
             f"Records 1..{count} exist with the declared lengths; record {count + 1} "
             "does not (<sw:record_not_found>).",
+            purpose_zh=f"记录 1..{count} 存在且长度为规定值；记录 {count + 1} 不存在（<sw:record_n"
+                       "ot_foun"
+                       "d>）。",
             expected_sw=("ok", "record_not_found"),
             reference_choice=SW_CHOICE,
             severity="critical",
@@ -101,7 +112,7 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             ctx.expect_sw(
                 read_record(ctx, count + 1),
                 "record_not_found",
-                what=f"READ RECORD {count + 1} (one past the last)",
+                what=msg("what.fs.read_record_one_past_the", record=count + 1),
             )
 
     else:
@@ -116,16 +127,18 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             CLAUSE + "; REFERENCE.md §5 (<sw:incompatible_file_structure>)",
             "READ BINARY at offset 0 answers <sw:ok> and READ RECORD answers "
             "<sw:incompatible_file_structure>.",
+            purpose_zh="在偏移 0 读二进制应答 <sw:ok>，读记录应答 <sw:incompatible_file_structure"
+                       ">。",
             expected_sw=("ok", "incompatible_file_structure"),
             reference_choice=SW_CHOICE,
         )
         def transparent(ctx: CaseContext, path: str = path) -> None:
             grant(ctx, path)
-            ctx.expect_sw(read_binary(ctx, 0, 16), "ok", what="READ BINARY at 0")
+            ctx.expect_sw(read_binary(ctx, 0, 16), "ok", what=msg("what.fs.read_binary_at_0"))
             ctx.expect_sw(
                 read_record(ctx, 1),
                 "incompatible_file_structure",
-                what="READ RECORD on a transparent file",
+                what=msg("what.fs.read_record_on_a_transparent"),
             )
 
         @make(
@@ -137,6 +150,8 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             CLAUSE,
             f"The file is exactly {size} bytes: the last byte reads, the next offset answers "
             "<sw:offset_beyond_end>.",
+            purpose_zh=f"文件恰为 {size} 字节：最后一个字节可读，下一个偏移应答 <sw:offset_beyond_"
+                       "end>。",
             expected_sw=("ok", "offset_beyond_end"),
             reference_choice=SW_CHOICE,
             severity="critical",
@@ -146,16 +161,17 @@ def _ef_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             last = ctx.expect_sw(
                 read_binary(ctx, size - 1, LE_WHOLE),
                 "ok",
-                what=f"READ BINARY of the last byte (offset {size - 1})",
+                what=msg("what.fs.read_binary_of_the_last", offset=size - 1),
             )
             ctx.check(
                 len(last.data) == 1,
-                f"READ BINARY at {size - 1} returned {len(last.data)} bytes, expected 1",
+                msg("len.last_byte", at=size - 1, length=len(last.data)),
+                expected="1 byte", measured=f"{len(last.data)} bytes",
             )
             ctx.expect_sw(
                 read_binary(ctx, size, LE_WHOLE),
                 "offset_beyond_end",
-                what=f"READ BINARY at offset {size} (the end)",
+                what=msg("what.fs.read_binary_at_offset_the", size=size),
             )
 
 

@@ -14,6 +14,7 @@ from conformance.apdu import CommandAPDU, ResponseAPDU
 from conformance.cases.common import grant_families, make, read_records, slug, sw_choice
 from conformance.cases.framework import Case, CaseContext
 from conformance.iso7816 import LE_WHOLE, RECORD_P2_BY_NUMBER
+from conformance.messages import Msg, msg
 from conformance.model.profile import CardProfile
 from conformance.model.tree import df_of, index_files, index_flags
 
@@ -34,7 +35,7 @@ FORMS_CHOICE = (
 def _start(ctx: CaseContext, path: str, families: list[str | None]) -> list[bytes]:
     """Grant the read right and ``families``, select the file, read its flags (preconditions)."""
     grant_families(ctx, path, [ctx.profile.file(path).access.read, *families])
-    with ctx.precondition(f"read the flags of {path}"):
+    with ctx.precondition(msg("what.idx.read_the_flags_of", path=path)):
         return read_records(ctx, path)
 
 
@@ -68,16 +69,18 @@ def _restore(ctx: CaseContext, path: str, original: list[bytes]) -> None:
         if family not in ctx.session.granted:
             grant_families(ctx, path, [family])
         _, response = _command(ctx, name, n, le=LE_WHOLE)
-        ctx.expect_sw(response, "ok", what=f"restoring record {n} of {path}")
-    ctx.check(read_records(ctx, path) == original, f"the flags of {path} are not as before")
+        ctx.expect_sw(response, "ok", what=msg("what.idx.restoring_record_of", n=n, path=path))
+    ctx.check(read_records(ctx, path) == original, msg("state.flags_not_restored", path=path))
 
 
-def _unchanged(ctx: CaseContext, path: str, original: list[bytes], after: str) -> None:
+def _unchanged(ctx: CaseContext, path: str, original: list[bytes], after: Msg) -> None:
     now = read_records(ctx, path)
     for n, (a, b) in enumerate(zip(now, original, strict=True), start=1):
         ctx.check(
             a == b,
-            f"{path} record {n} changed from {b.hex().upper()} to {a.hex().upper()} after {after}",
+            msg("state.record_changed", path=path, n=n, before=b.hex().upper(),
+                after=a.hex().upper(), by=after),
+            expected=b.hex().upper(), measured=a.hex().upper(),
         )
 
 
@@ -100,6 +103,11 @@ def _record_case(profile: CardProfile, path: str, n: int, out: list[Case]) -> No
         f"<cmd:erase_record> {n:02X} 04 with {ef.access.erase} sets it back to "
         f"{free.hex().upper()}, in "
         "both forms (with and without the trailing 00); the other records do not change.",
+        purpose_zh=f"以 {ef.access.mark} 执行 <cmd:mark_record> {n:02X} 04 把记录 {n} 置为 "
+                   f"{used.hex().upper()}"
+                   f"，以 {ef.access.erase} 执行 <cmd:erase_record> {n:02X} 04 把它恢复为 "
+                   f"{free.hex().upper()}"
+                   "，两种形式（带与不带末尾 00）皆然；其他记录不变。",
         preconditions=(
             f"card reset; {ef.access.read}, {ef.access.mark} and {ef.access.erase} "
             f"granted in {df_of(path)}; the flags are put back afterwards"
@@ -119,8 +127,9 @@ def _record_case(profile: CardProfile, path: str, n: int, out: list[Case]) -> No
                     now = read_records(ctx, path)
                     ctx.check(
                         now[n - 1] == flag,
-                        f"after {command.hex()} record {n} of {path} is "
-                        f"{now[n - 1].hex().upper()}, expected {flag.hex().upper()}",
+                        msg("state.flag_after", command=command.hex(), n=n, path=path,
+                            got=now[n - 1].hex().upper(), expected=flag.hex().upper()),
+                        expected=flag.hex().upper(), measured=now[n - 1].hex().upper(),
                     )
                     others = [
                         k
@@ -128,7 +137,10 @@ def _record_case(profile: CardProfile, path: str, n: int, out: list[Case]) -> No
                         if k != n and now[k - 1] != original[k - 1]
                     ]
                     ctx.check(
-                        not others, f"{command.hex()} also changed record(s) {others} of {path}"
+                        not others,
+                        msg("state.others_changed", command=command.hex(), records=others,
+                            path=path),
+                        expected="—", measured=f"{others}",
                     )
 
 
@@ -153,6 +165,8 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         "<cmd:mark_record> 01 04 01 00 and <cmd:erase_record> 01 04 01 00 (a one-byte data field) "
         "answer <sw:wrong_length> with "
         "both keys granted, and no flag changes.",
+        purpose_zh="<cmd:mark_record> 01 04 01 00 与 <cmd:erase_record> 01 04 01 00（1 字"
+                   "节数据域）在两个密钥均已获得时应答 <sw:wrong_length>，标志不变。",
         preconditions=both,
         expected_sw=("wrong_length",),
         reference_choice=sw_choice("wrong_length"),
@@ -163,7 +177,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             for name in ("mark_record", "erase_record"):
                 command, response = _command(ctx, name, 1, data=b"\x00")
                 ctx.expect_sw(response, "wrong_length", what=command.hex())
-            _unchanged(ctx, path, original, "mark/erase with a data field")
+            _unchanged(ctx, path, original, msg("after.data_field"))
 
     @make(
         out,
@@ -175,6 +189,8 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         "Mark and erase with P2 = "
         + ", ".join(f"{p:02X}" for p in WRONG_P2)
         + " answer <sw:wrong_p1p2> with both keys granted, and no flag changes.",
+        purpose_zh="P2 = " + ", ".join(f"{p:02X}" for p in WRONG_P2)
+        + " 的标记与擦除在两个密钥均已获得时应答 <sw:wrong_p1p2>，标志不变。",
         preconditions=both,
         expected_sw=("wrong_p1p2",),
         reference_choice=sw_choice("wrong_p1p2"),
@@ -186,7 +202,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
                 for name in ("mark_record", "erase_record"):
                     command, response = _command(ctx, name, 1, p2, le=LE_WHOLE)
                     ctx.expect_sw(response, "wrong_p1p2", what=command.hex())
-            _unchanged(ctx, path, original, "mark/erase with a wrong P2")
+            _unchanged(ctx, path, original, msg("after.wrong_p2"))
 
     @make(
         out,
@@ -197,6 +213,9 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         CLAUSE + " (<sw:record_not_found>)",
         f"Mark and erase of record 0 and of record {count + 1} (the file has {count}) answer "
         "<sw:record_not_found> with both keys granted.",
+        purpose_zh=f"标记与擦除记录 0 和记录 {count + 1}（文件有 {count} 条）在两个密钥均已获得时"
+                   "应答 <sw:record_no"
+                   "t_found>。",
         preconditions=both,
         expected_sw=("record_not_found",),
         reference_choice=sw_choice("record_not_found"),
@@ -209,7 +228,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
                 for name in ("mark_record", "erase_record"):
                     command, response = _command(ctx, name, n, le=LE_WHOLE)
                     ctx.expect_sw(response, "record_not_found", what=command.hex())
-            _unchanged(ctx, path, original, "mark/erase out of range")
+            _unchanged(ctx, path, original, msg("after.out_of_range"))
 
     @make(
         out,
@@ -221,6 +240,8 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         f"<cmd:mark_record> 01 04 00 answers <sw:security_not_satisfied> with only {read}, and "
         f"still <sw:security_not_satisfied> with {erase} granted "
         "as well; the flag does not change.",
+        purpose_zh=f"仅获 {read} 时 <cmd:mark_record> 01 04 00 应答 <sw:security_not_satisfi"
+                   f"ed>，再获 {erase} 后仍应答 <sw:security_not_satisfied>；标志不变。",
         preconditions=f"card reset; {read}, then {erase} granted in {df_of(path)}",
         expected_sw=("security_not_satisfied",),
         severity="critical",
@@ -230,13 +251,16 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         original = _start(ctx, path, [])
         with ctx.restoring(path, lambda: _restore(ctx, path, original)):
             command, response = _command(ctx, "mark_record", 1, le=LE_WHOLE)
-            ctx.expect_sw(response, "security_not_satisfied", what=f"{command.hex()} ({read})")
+            ctx.expect_sw(response, "security_not_satisfied",
+                          what=msg("what.idx.command_with", command=command.hex(), read=read))
             grant_families(ctx, path, [erase])
             command, response = _command(ctx, "mark_record", 1, le=LE_WHOLE)
             ctx.expect_sw(
-                response, "security_not_satisfied", what=f"{command.hex()} ({read} + {erase})"
+                response, "security_not_satisfied", what=msg("what.idx.command_with_two",
+                                                             command=command.hex(), read=read,
+                                                             erase=erase)
             )
-            _unchanged(ctx, path, original, "a refused mark")
+            _unchanged(ctx, path, original, msg("after.refused_mark"))
 
     @make(
         out,
@@ -248,6 +272,9 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         f"With {read} and {mark} granted and record 1 marked, <cmd:erase_record> 01 04 00 answers "
         "<sw:security_not_satisfied> "
         "and record 1 stays marked.",
+        purpose_zh=f"已获 {read} 与 {mark} 且记录 1 已标记时，<cmd:erase_record> 01 04 00 应答 <sw"
+                   ":s"
+                   "ecurity_not_satisfied>，记录 1 保持已标记。",
         preconditions=f"card reset; {read} and {mark} granted; record 1 marked; "
         f"{erase} granted at the end to put the flag back",
         expected_sw=("security_not_satisfied",),
@@ -258,16 +285,18 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         original = _start(ctx, path, [mark])
         with ctx.restoring(path, lambda: _restore(ctx, path, original)):
             if original[0] != used:
-                with ctx.precondition(f"mark record 1 of {path}"):
+                with ctx.precondition(msg("what.idx.mark_record_1_of", path=path)):
                     command, response = _command(ctx, "mark_record", 1, le=LE_WHOLE)
                     ctx.expect_sw(response, "ok", what=command.hex())
             command, response = _command(ctx, "erase_record", 1, le=LE_WHOLE)
-            ctx.expect_sw(response, "security_not_satisfied", what=f"{command.hex()} ({mark})")
+            ctx.expect_sw(response, "security_not_satisfied",
+                          what=msg("what.idx.command_with_mark", command=command.hex(), mark=mark))
             now = read_records(ctx, path)[0]
             ctx.check(
                 now == used,
-                f"record 1 of {path} is {now.hex().upper()} after a refused "
-                f"erase, expected {used.hex().upper()}",
+                msg("state.after_refused", n=1, path=path, got=now.hex().upper(),
+                    operation=msg("op.erase"), expected=used.hex().upper()),
+                expected=used.hex().upper(), measured=now.hex().upper(),
             )
 
     @make(
@@ -280,6 +309,9 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         "<cmd:update_record> 01 04 with a flag value answers <sw:security_not_satisfied> even with "
         "both index keys granted: index "
         "files change only by mark/erase; the flag does not change.",
+        purpose_zh="<cmd:update_record> 01 04 写入标志值，即使两个索引密钥均已获得也应答 <sw:secu"
+                   "rity_not_s"
+                   "atisfied>：索引文件只能通过标记/擦除改变；标志不变。",
         preconditions=both,
         expected_sw=("security_not_satisfied",),
         reference_choice=sw_choice("security_not_satisfied"),
@@ -291,7 +323,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             command = ctx.apdu("update_record", 1, RECORD_P2_BY_NUMBER, flag)
             response = ctx.send(command)
             ctx.expect_sw(response, "security_not_satisfied", what=command.hex())
-            _unchanged(ctx, path, original, "a refused UPDATE RECORD")
+            _unchanged(ctx, path, original, msg("after.refused_update"))
 
 
 def cases(profile: CardProfile) -> list[Case]:

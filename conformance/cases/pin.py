@@ -16,6 +16,7 @@ from __future__ import annotations
 from conformance.apdu import ResponseAPDU, sw_hex
 from conformance.cases.common import make
 from conformance.cases.framework import Case, CaseContext, Inconclusive
+from conformance.messages import Msg, msg
 from conformance.model import codecs
 from conformance.model.codecs import Coding
 from conformance.model.profile import CardProfile
@@ -55,10 +56,7 @@ class _Pin:
     def sample(self) -> str:
         secret = self.ctx.product.sample_pin
         if secret is None:
-            self.ctx.inconclusive(
-                "the ICS declares 'pin' but gives no sample PIN (sample_pin): the PIN cases "
-                "cannot run without risking the sample"
-            )
+            self.ctx.inconclusive(msg("pin.no_sample"))
         assert secret is not None
         return secret.get_secret_value()
 
@@ -71,12 +69,10 @@ class _Pin:
     def tries_left(self, response: ResponseAPDU) -> int | None:
         return response.sw & ~self.mask & 0xFFFF if response.sw & self.mask == self.base else None
 
-    def _guard(self, what: str) -> None:
+    def _guard(self, what: str | Msg) -> None:
         if self.left is not None and self.left - 1 < self.floor:
-            raise Inconclusive(
-                f"{what} not sent: the PIN has {self.left} tries left and a wrong PIN could "
-                "leave too few (the sample must not be blocked)"
-            )
+            raise Inconclusive(msg("pin.guard", what=what, left=self.left),
+                               measured=f"{self.left} tries left")
 
     def _track(self, response: ResponseAPDU, *, verify: bool) -> ResponseAPDU:
         left = self.tries_left(response)
@@ -86,12 +82,12 @@ class _Pin:
             self.left = self.tries
         return response
 
-    def verify(self, pin: str, what: str) -> ResponseAPDU:
+    def verify(self, pin: str, what: str | Msg) -> ResponseAPDU:
         self._guard(what)
         command = self.ctx.apdu("verify_pin", *VERIFY_P1P2, self.bcd(pin))
         return self._track(self.ctx.send(command), verify=True)
 
-    def change(self, old: str, new: str, what: str) -> ResponseAPDU:
+    def change(self, old: str, new: str, what: str | Msg) -> ResponseAPDU:
         self._guard(what)
         data = self.bcd(old) + CHANGE_SEPARATOR + self.bcd(new)
         return self._track(self.ctx.send(self.ctx.apdu("change_pin", *CHANGE_P1P2, data)),
@@ -100,30 +96,30 @@ class _Pin:
     def start(self) -> str:
         """The sample PIN, verified (precondition: INCONCLUSIVE if the card refuses it)."""
         pin = self.sample()
-        response = self.verify(pin, "VERIFY with the sample PIN")
+        response = self.verify(pin, msg("what.pin.verify_with_the_sample_pin"))
         if response.sw != self.ctx.sw("ok"):
-            self.ctx.inconclusive(
-                f"VERIFY with the sample PIN declared in the ICS answers {sw_hex(response.sw)}: "
-                "check the ICS's sample_pin before testing further"
-            )
+            self.ctx.inconclusive(msg("pin.sample_refused", sw=sw_hex(response.sw)),
+                                  expected=sw_hex(self.ctx.sw("ok")),
+                                  measured=sw_hex(response.sw))
         return pin
 
-    def expect_wrong(self, response: ResponseAPDU, left: int, what: str) -> None:
+    def expect_wrong(self, response: ResponseAPDU, left: int, what: str | Msg) -> None:
         if response.sw != self.wrong_sw(left):
-            self.ctx.fail(f"{what}: expected {self.wrong_sw(left):04X} ({left} tries left), "
-                          f"card answered {sw_hex(response.sw)}")
+            self.ctx.fail(msg("pin.expected_wrong", what=what, expected=sw_hex(self.wrong_sw(left)),
+                              left=left, sw=sw_hex(response.sw)),
+                          expected=sw_hex(self.wrong_sw(left)), measured=sw_hex(response.sw))
 
     def restore(self, pin: str, maybe: list[str]) -> None:
         """Make the sample PIN current again and its counter full: VERIFY it; if refused,
         CHANGE PIN from each PIN the card may now hold, then VERIFY."""
         ok = self.ctx.sw("ok")
-        if self.verify(pin, "VERIFY (restoring)").sw == ok:
+        if self.verify(pin, msg("what.pin.verify_restoring")).sw == ok:
             return
         for old in maybe:
-            changed = self.change(old, pin, "CHANGE PIN (restoring)").sw == ok
-            if changed and self.verify(pin, "VERIFY (restoring)").sw == ok:
+            changed = self.change(old, pin, msg("what.pin.change_pin_restoring")).sw == ok
+            if changed and self.verify(pin, msg("what.pin.verify_restoring")).sw == ok:
                 return
-        self.ctx.fail("the sample PIN could not be restored")
+        self.ctx.fail(msg("pin.not_restored"))
 
 
 def shifted(pin: str, k: int) -> str:
@@ -146,6 +142,11 @@ def cases(profile: CardProfile) -> list[Case]:
         f"{tries} tries "
         "left), VERIFY with the right PIN then answers <sw:ok> and restores the counter (a "
         f"second wrong PIN answers <sw:wrong_cryptogram:{tries - 1:X}> again).",
+        purpose_zh=f"以错误的 PIN 校验应答 <sw:wrong_cryptogram:{tries - 1:X}>（{tries} 次中剩余 "
+                   f"{tries - 1}"
+                   " 次），随后以正确的 PIN 校验应答 <sw:ok> 并恢复计数（再次以错误的 PIN 校验仍"
+                   "应答 <sw:wrong_crypt"
+                   f"ogram:{tries - 1:X}>）。",
         applicability="pin", preconditions=pre, severity="critical",
         expected_sw=("ok", f"wrong_cryptogram:{tries - 1:X}"), reference_choice=PIN_CHOICE,
     )
@@ -153,12 +154,14 @@ def cases(profile: CardProfile) -> list[Case]:
         p = _Pin(ctx)
         pin = p.start()
         wrong = shifted(pin, WRONG)
-        with ctx.restoring("the sample PIN", lambda: p.restore(pin, [])):
-            p.expect_wrong(p.verify(wrong, "VERIFY, wrong PIN"), p.tries - 1,
-                           "VERIFY with a wrong PIN")
-            ctx.expect_sw(p.verify(pin, "VERIFY"), "ok", what="VERIFY with the right PIN")
-            p.expect_wrong(p.verify(wrong, "VERIFY, wrong PIN"), p.tries - 1,
-                           "VERIFY with a wrong PIN after the right one (counter restored?)")
+        with ctx.restoring(msg("what.pin.the_sample_pin"), lambda: p.restore(pin, [])):
+            p.expect_wrong(p.verify(wrong, msg("what.pin.verify_wrong_pin")), p.tries - 1,
+                           msg("what.pin.verify_with_a_wrong_pin"))
+            ctx.expect_sw(p.verify(pin, msg("what.pin.verify",
+                                            )), "ok", what=msg("what.pin.verify_with_the_right_pin",
+                                                               ))
+            p.expect_wrong(p.verify(wrong, msg("what.pin.verify_wrong_pin")), p.tries - 1,
+                           msg("what.pin.verify_with_a_wrong_pin_2"))
 
     @make(
         out, "PIN-CHANGE-001", "PIN",
@@ -169,6 +172,8 @@ def cases(profile: CardProfile) -> list[Case]:
         "answers "
         f"<sw:ok> and with the old one <sw:wrong_cryptogram:{tries - 1:X}>; the PIN is changed "
         "back afterwards.",
+        purpose_zh="修改 PIN <cmd:change_pin> 01 00 旧‖FF‖新 应答 <sw:ok>；以新 PIN 校验应答 <sw:ok"
+                   f">，以旧 PIN 校验应答 <sw:wrong_cryptogram:{tries - 1:X}>；之后 PIN 被改回。",
         applicability="pin", preconditions=pre + "; the PIN is changed back at the end",
         severity="critical", expected_sw=("ok", f"wrong_cryptogram:{tries - 1:X}"),
         reference_choice=PIN_CHOICE,
@@ -177,17 +182,17 @@ def cases(profile: CardProfile) -> list[Case]:
         p = _Pin(ctx)
         pin = p.start()
         new = shifted(pin, NEW)
-        with ctx.restoring("the sample PIN", lambda: p.restore(pin, [new])):
-            ctx.expect_sw(p.change(pin, new, "CHANGE PIN"), "ok",
-                          what="CHANGE PIN from the sample PIN to a new PIN")
-            ctx.expect_sw(p.verify(new, "VERIFY, new PIN"), "ok",
-                          what="VERIFY with the new PIN after CHANGE PIN")
-            p.expect_wrong(p.verify(pin, "VERIFY, old PIN"), p.tries - 1,
-                           "VERIFY with the old PIN after CHANGE PIN")
-            ctx.expect_sw(p.verify(new, "VERIFY, new PIN"), "ok",
-                          what="VERIFY with the new PIN (restoring the counter)")
-            ctx.expect_sw(p.change(new, pin, "CHANGE PIN back"), "ok",
-                          what="CHANGE PIN from the new PIN back to the sample PIN")
+        with ctx.restoring(msg("what.pin.the_sample_pin"), lambda: p.restore(pin, [new])):
+            ctx.expect_sw(p.change(pin, new, msg("what.pin.change_pin")), "ok",
+                          what=msg("what.pin.change_pin_from_the_sample"))
+            ctx.expect_sw(p.verify(new, msg("what.pin.verify_new_pin")), "ok",
+                          what=msg("what.pin.verify_with_the_new_pin"))
+            p.expect_wrong(p.verify(pin, msg("what.pin.verify_old_pin")), p.tries - 1,
+                           msg("what.pin.verify_with_the_old_pin"))
+            ctx.expect_sw(p.verify(new, msg("what.pin.verify_new_pin")), "ok",
+                          what=msg("what.pin.verify_with_the_new_pin_2"))
+            ctx.expect_sw(p.change(new, pin, msg("what.pin.change_pin_back")), "ok",
+                          what=msg("what.pin.change_pin_from_the_new"))
 
     @make(
         out, "PIN-CHANGE-002", "PIN",
@@ -197,6 +202,9 @@ def cases(profile: CardProfile) -> list[Case]:
         "CHANGE PIN with a wrong old PIN answers <sw:wrong_cryptogram> and leaves the PIN "
         "unchanged (VERIFY "
         "with the sample PIN still answers <sw:ok>).",
+        purpose_zh="以错误的旧 PIN 修改 PIN 应答 <sw:wrong_cryptogram>，PIN 不变（以样品 PIN 校验"
+                   "仍应答 <sw"
+                   ":ok>）。",
         applicability="pin", preconditions=pre, severity="critical",
         expected_sw=("wrong_cryptogram", "ok"), reference_choice=CHANGE_WRONG_CHOICE,
     )
@@ -204,10 +212,11 @@ def cases(profile: CardProfile) -> list[Case]:
         p = _Pin(ctx)
         pin = p.start()
         wrong, new = shifted(pin, WRONG), shifted(pin, NEW)
-        with ctx.restoring("the sample PIN", lambda: p.restore(pin, [new])):
-            ctx.expect_sw(p.change(wrong, new, "CHANGE PIN, wrong old PIN"), "wrong_cryptogram",
-                          what="CHANGE PIN with a wrong old PIN")
-            ctx.expect_sw(p.verify(pin, "VERIFY"), "ok",
-                          what="VERIFY with the sample PIN after a refused CHANGE PIN")
+        with ctx.restoring(msg("what.pin.the_sample_pin"), lambda: p.restore(pin, [new])):
+            ctx.expect_sw(p.change(wrong, new, msg("what.pin.change_pin_wrong_old_pin",
+                                                   )), "wrong_cryptogram",
+                          what=msg("what.pin.change_pin_with_a_wrong"))
+            ctx.expect_sw(p.verify(pin, msg("what.pin.verify")), "ok",
+                          what=msg("what.pin.verify_with_the_sample_pin_2"))
 
     return out

@@ -25,6 +25,7 @@ from conformance import crypto
 from conformance.apdu import CommandAPDU, ResponseAPDU
 from conformance.cases.common import grant_families, make, read_binary, slug, sw_choice
 from conformance.cases.framework import Case, CaseContext
+from conformance.messages import Msg, msg
 from conformance.model import codecs
 from conformance.model.codecs import Coding
 from conformance.model.profile import CardProfile
@@ -45,8 +46,8 @@ SIGNATURE_CHOICE = (
 # --------------------------------------------------------------------------- helpers
 
 
-def _field_name(field: LayoutField) -> str:
-    return f"item {field.item}" if field.item is not None else str(field.name)
+def _field_name(field: LayoutField) -> str | Msg:
+    return msg("what.item", n=field.item) if field.item is not None else str(field.name)
 
 
 def _role(profile: CardProfile, path: str, role: str) -> LayoutField | None:
@@ -65,7 +66,8 @@ def _write(ctx: CaseContext, path: str, offset: int, data: bytes, chunk: int = W
         at = offset + start
         command, response = _update(ctx, at, data[start : start + chunk])
         ctx.expect_sw(
-            response, "ok", what=f"UPDATE BINARY of {path} at {at} ({command.hex()[:14]}…)"
+            response, "ok", what=msg("what.rec.update_binary_of_at",
+                                     path=path, at=at, command=command.hex()[:14])
         )
 
 
@@ -76,40 +78,53 @@ def _read(ctx: CaseContext, path: str, offset: int, length: int, chunk: int = WR
         at = offset + len(out)
         n = min(chunk, length - len(out))
         response = ctx.expect_sw(
-            read_binary(ctx, at, n), "ok", what=f"READ BINARY of {path} at {at}, Le {n:02X}"
+            read_binary(ctx, at, n), "ok", what=msg("what.rec.read_binary_of_at_le",
+                                                    path=path, at=at, le=f"{n:02X}")
         )
         ctx.check(
             len(response.data) == n,
-            f"READ BINARY of {path} at {at} returned {len(response.data)} bytes, asked for {n}",
+            msg("host.binary_short", path=path, at=at, length=len(response.data), expected=n),
+            expected=f"{n} bytes", measured=f"{len(response.data)} bytes",
         )
         out += response.data
     return bytes(out)
 
 
 def _read_original(ctx: CaseContext, path: str) -> bytes:
-    with ctx.precondition(f"read {path} as it is"):
+    with ctx.precondition(msg("what.rec.read_as_it_is", path=path)):
         return _read(ctx, path, 0, ctx.profile.file(path).size or 0)
 
 
 def _first_difference(
     ctx: CaseContext, path: str, got: bytes, want: bytes, start: int = 0
-) -> str:
+) -> Msg:
     """Where two images first differ (at or after ``start``), named by the layout field."""
+    return _difference(ctx, path, got, want, start)[0]
+
+
+def _difference(
+    ctx: CaseContext, path: str, got: bytes, want: bytes, start: int = 0
+) -> tuple[Msg, str, str]:
+    """The first difference (see _first_difference) with the 8 bytes written and read there."""
     at = next(
         (i for i in range(start, min(len(got), len(want))) if got[i] != want[i]),
         min(len(got), len(want)),
     )
     layout = ctx.profile.layout(ctx.profile.file(path).layout or "")
     field = next((f for f in layout if f.offset <= at < f.offset + f.length), None)
-    where = f" ({_field_name(field)}, byte {at - field.offset} of it)" if field else ""
-    g = got[at : at + 8].hex().upper() or "nothing"
-    w = want[at : at + 8].hex().upper() or "nothing"
-    return f"first difference at offset {at}{where}: card has {g}, written {w}"
+    g = got[at : at + 8].hex().upper() or "—"
+    w = want[at : at + 8].hex().upper() or "—"
+    if field is None:
+        return msg("diff.at", at=at, got=g, written=w), f"@{at}: {w}", f"@{at}: {g}"
+    return (msg("diff.at_field", at=at, field=_field_name(field), byte=at - field.offset,
+                got=g, written=w), f"@{at}: {w}", f"@{at}: {g}")
 
 
-def _check_image(ctx: CaseContext, path: str, got: bytes, want: bytes, what: str) -> None:
+def _check_image(ctx: CaseContext, path: str, got: bytes, want: bytes, what: str | Msg) -> None:
     if got != want:
-        ctx.fail(f"{path} {what}: {_first_difference(ctx, path, got, want)}")
+        difference, written, read = _difference(ctx, path, got, want)
+        ctx.fail(msg("state.image_differs", path=path, what=what, difference=difference),
+                 expected=written, measured=read)
 
 
 def _restore(ctx: CaseContext, path: str, original: bytes) -> None:
@@ -119,7 +134,7 @@ def _restore(ctx: CaseContext, path: str, original: bytes) -> None:
         path,
         _read(ctx, path, 0, len(original)),
         original,
-        "is not as before after writing its original bytes back",
+        msg("what.rec.is_not_as_before_after"),
     )
 
 
@@ -197,6 +212,11 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         f"at {size} and {size + 1} answers <sw:offset_beyond_end> and 2 bytes at {size - 1} answer "
         "<sw:wrong_length> without "
         f"writing; the last byte ({size - 1}) can be written and reads back.",
+        purpose_zh=f"在偏移 {size - 1} 读二进制返回 1 字节，在 {size} 应答 <sw:offset_beyond_end>"
+                   f"；在 {size}"
+                   f" 和 {size + 1} 更新二进制应答 <sw:offset_beyond_end>，在 {size - 1} 写 2 字节"
+                   "应答"
+                   f" <sw:wrong_length> 且不写入；最后一个字节（{size - 1}）可写入并读回。",
         preconditions=rw,
         expected_sw=("ok", "offset_beyond_end", "wrong_length"),
         severity="critical",
@@ -208,45 +228,50 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         response = ctx.expect_sw(
             read_binary(ctx, size - 1),
             "ok",
-            what=f"READ BINARY of {path} at {size - 1} (its last byte)",
+            what=msg("what.rec.read_binary_of_at_its", path=path, offset=size - 1),
         )
         ctx.check(
             len(response.data) == 1,
-            f"READ BINARY at {size - 1} returned "
-            f"{len(response.data)} bytes: {path} is not {size} "
-            "bytes",
+            msg("len.last_byte_size", at=size - 1, length=len(response.data), path=path,
+                size=size),
+            expected="1 byte", measured=f"{len(response.data)} bytes",
         )
         last = response.data
         ctx.expect_sw(
             read_binary(ctx, size),
             "offset_beyond_end",
-            what=f"READ BINARY of {path} at {size} (its end)",
+            what=msg("what.rec.read_binary_of_at_its_2", path=path, size=size),
         )
 
         def undo() -> None:
             _write(ctx, path, size - 1, last)
 
-        with ctx.restoring(f"the last byte of {path}", undo):
-            for offset, where in ((size, "at the end"), (size + 1, "past the end")):
+        with ctx.restoring(msg("what.rec.the_last_byte_of", path=path), undo):
+            for offset, where in ((size, msg("label.at_end")), (size + 1, msg("label.past_end"))):
                 command, response = _update(ctx, offset, b"\x00")
-                ctx.expect_sw(response, "offset_beyond_end", what=f"{command.hex()} ({where})")
+                ctx.expect_sw(response, "offset_beyond_end", what=msg("what.rec.command_where",
+                                                                      command=command.hex(),
+                                                                      where=where))
             flipped = bytes([last[0] ^ 0xFF])
             command, response = _update(ctx, size - 1, flipped + b"\x00")
             ctx.expect_sw(
-                response, "wrong_length", what=f"{command.hex()} (2 bytes at the last offset)"
+                response, "wrong_length", what=msg("what.rec.two_bytes_at_last",
+                                                   command=command.hex())
             )
             now = _read(ctx, path, size - 1, 1)
             ctx.check(
                 now == last,
-                f"a refused UPDATE BINARY past the end changed the last byte "
-                f"of {path} from {last.hex().upper()} to {now.hex().upper()}",
+                msg("state.refused_update_changed", path=path, before=last.hex().upper(),
+                    after=now.hex().upper()),
+                expected=last.hex().upper(), measured=now.hex().upper(),
             )
             _write(ctx, path, size - 1, flipped)
             now = _read(ctx, path, size - 1, 1)
             ctx.check(
                 now == flipped,
-                f"the last byte of {path} reads back {now.hex().upper()}, "
-                f"written {flipped.hex().upper()}",
+                msg("state.reads_back", what=msg("what.last_byte", path=path),
+                    got=now.hex().upper(), written=flipped.hex().upper()),
+                expected=flipped.hex().upper(), measured=now.hex().upper(),
             )
 
     fields = probe_fields(profile, path)
@@ -263,6 +288,9 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         "(first and last byte of the file, every 0xFF chunk boundary, the signature fields), "
         "each value valid for the field's coding, reads back byte for byte, the rest of the "
         "file untouched.",
+        purpose_zh=f"以 {update} 在 {listed} 的偏移处（文件的首末字节、每个 0xFF 分块边界、签名字"
+                   "段）更新整个字段的取值（符合字"
+                   "段编码），逐字节读回一致，文件其余部分不变。",
         preconditions=rw,
         expected_sw=("ok",),
         severity="critical",
@@ -285,7 +313,8 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
                     bytes(expected[field.offset : field.offset + field.length]),
                 )
             got = _read(ctx, path, 0, len(original))
-            _check_image(ctx, path, got, bytes(expected), "after writes at item offsets")
+            _check_image(ctx, path, got, bytes(expected),
+                         msg("what.rec.after_writes_at_item_offsets"))
 
     @make(
         out,
@@ -297,6 +326,9 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         f"An image of all {size} bytes (each byte changed) written in 0xFF-byte chunks reads "
         "back identical in 0x80-byte chunks: the card keeps every byte, at every chunk "
         "boundary, up to the last.",
+        purpose_zh=f"以 0xFF 字节分块写入全部 {size} 字节的映像（每个字节都改变），以 0x80 字节分"
+                   "块读回完全一致：卡片在每个分块边界直"
+                   "至最后一个字节都保存了每个字节。",
         preconditions=rw,
         expected_sw=("ok",),
         severity="critical",
@@ -308,7 +340,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         with ctx.restoring(path, lambda: _restore(ctx, path, original)):
             _write(ctx, path, 0, image, WRITE_CHUNK)
             got = _read(ctx, path, 0, len(image), READ_CHUNK)
-            _check_image(ctx, path, got, image, "read back in 0x80-byte chunks")
+            _check_image(ctx, path, got, image, msg("what.rec.read_back_in_0x80_byte"))
 
     keys = ", ".join(other_keys(profile, path, read))
 
@@ -322,6 +354,9 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         f"READ BINARY of {path} answers <sw:security_not_satisfied> with no right, and still "
         "<sw:security_not_satisfied> with every other "
         f"key of {df_of(path)} granted ({keys}).",
+        purpose_zh=f"未获权限时读二进制 {path} 应答 <sw:security_not_satisfied>，获得 {df_of(path)}"
+                   " 的"
+                   f"其他所有密钥（{keys}）后仍应答 <sw:security_not_satisfied>。",
         preconditions=f"card reset; then {keys} granted in {df_of(path)}",
         expected_sw=("security_not_satisfied",),
         severity="critical",
@@ -332,14 +367,14 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         ctx.expect_sw(
             read_binary(ctx, 0),
             "security_not_satisfied",
-            what=f"READ BINARY of {path} with no right",
+            what=msg("what.rec.read_binary_of_with_no", path=path),
         )
         others = other_keys(ctx.profile, path, read)
         grant_families(ctx, path, list(others))
         ctx.expect_sw(
             read_binary(ctx, 0),
             "security_not_satisfied",
-            what=f"READ BINARY of {path} with {', '.join(others)}",
+            what=msg("what.rec.read_binary_of_with", path=path, rights=', '.join(others)),
         )
 
     writers = ", ".join([read or "", *other_keys(profile, path, read, update)])
@@ -356,6 +391,10 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         f"{update} granted "
         f"({writers}); the bytes written are the file's own, so nothing changes even if a "
         "card wrongly accepts them.",
+        purpose_zh=f"获得 {df_of(path)} 除 {update} 以外的所有密钥（{writers}）时，更新二进制 "
+                   f"{path}"
+                   " 应答 <s"
+                   "w:security_not_satisfied>；写入的是文件自身的字节，即使卡片错误接受也不会改变内容。",
         preconditions=f"card reset; {writers} granted in {df_of(path)}",
         expected_sw=("security_not_satisfied",),
         severity="critical",
@@ -363,13 +402,14 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
     )
     def write_needs_key(ctx: CaseContext, path: str = path) -> None:
         grant_families(ctx, path, [read, *other_keys(ctx.profile, path, read, update)])
-        with ctx.precondition(f"READ BINARY of {path}"):
+        with ctx.precondition(msg("what.rec.read_binary_of", path=path)):
             head = _read(ctx, path, 0, 16)
         command, response = _update(ctx, 0, head)
         ctx.expect_sw(
             response,
             "security_not_satisfied",
-            what=f"{command.hex()[:14]}… with {', '.join(ctx.session.granted)}",
+            what=msg("what.rec.command_with_rights",
+                     command=command.hex()[:14], rights=', '.join(ctx.session.granted)),
         )
 
     sig = _role(profile, path, "signature")
@@ -391,6 +431,11 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
         "was signed. A later change of the last signed byte is stored like any other byte "
         "(the card does not seal a signed record), and writing it back restores the signed "
         "record.",
+        purpose_zh=f"字节 0–{sig.offset - 1} 以演示 SM2 密钥签名的记录（签名 r‖s 位于 {sig.offset}"
+                   "，签名者公钥"
+                   f"位于 {signer.offset}）以 0xFF 字节分块写入、以 0x80 字节分块读回：签名字节、"
+                   "签名与公钥与写入时完全相同，"
+                   "终端可按签名验证该记录。之后改变最后一个签名字节会像其他字节一样被保存（卡片不封存已签名记录），写回后恢复为签名记录。",
         applicability="record_signatures",
         preconditions=rw + "; an ephemeral demo SM2 signer key (DEMO ONLY)",
         expected_sw=("ok",),
@@ -434,19 +479,21 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
             for label, start, end in parts:
                 if got[start:end] != image[start:end]:
                     ctx.fail(
-                        f"the {label} of the signed record read back from {path} are not "
-                        f"those written, so the record no longer verifies as signed: "
-                        f"{_first_difference(ctx, path, got[:end], image[:end], start)}"
+                        msg("state.signed_part_differs", label=label, path=path,
+                            difference=_first_difference(ctx, path, got[:end], image[:end],
+                                                         start)),
+                        expected=f"{label} as written", measured="different bytes",
                     )
-            _check_image(ctx, path, got, image, "signed record read back")
+            _check_image(ctx, path, got, image, msg("what.rec.signed_record_read_back"))
             last = sig.offset - 1
             changed = bytes([image[last] ^ 0x01])
             _write(ctx, path, last, changed)
             now = _read(ctx, path, last, 1)
             ctx.check(
                 now == changed,
-                f"{path} byte {last} (the last signed byte) reads back {now.hex().upper()}, "
-                f"written {changed.hex().upper()}: the card did not store the change",
+                msg("state.reads_back", what=msg("what.last_signed_byte", path=path, at=last),
+                    got=now.hex().upper(), written=changed.hex().upper()),
+                expected=changed.hex().upper(), measured=now.hex().upper(),
             )
             _write(ctx, path, last, image[last : last + 1])
             _check_image(
@@ -454,7 +501,7 @@ def _file_cases(profile: CardProfile, path: str, out: list[Case]) -> None:
                 path,
                 _read(ctx, path, 0, size, READ_CHUNK),
                 image,
-                "after its last signed byte was written back (the signed record again)",
+                msg("what.rec.after_its_last_signed_byte"),
             )
 
 

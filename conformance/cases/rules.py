@@ -1,7 +1,8 @@
 """Value rules of data items, as named in the profile (`items.N.rules`, `consistency`).
 
 Pure functions over decoded values (strings as the codecs return them): each checker returns
-``None`` when the value satisfies the rule and a short English reason when it does not. An
+``None`` when the value satisfies the rule and a short reason (a bilingual Msg) when it
+does not. An
 empty value (an item never personalised) satisfies every rule: whether an item must be
 personalised is not a value rule.
 
@@ -29,6 +30,7 @@ import datetime
 import re
 from collections.abc import Callable
 
+from conformance.messages import Msg, msg
 from conformance.model.codecs import Coding
 from conformance.model.schema import CodeTable
 
@@ -66,25 +68,25 @@ def parse_date(value: str) -> datetime.date | None:
         return None
 
 
-def check_date(value: str) -> str | None:
+def check_date(value: str) -> Msg | None:
     if not value:
         return None
     if parse_date(value) is None:
-        return f"{value!r} is not a real date YYYYMMDD"
+        return msg("rule.date", value=repr(value))
     return None
 
 
-def check_digits(value: str) -> str | None:
+def check_digits(value: str) -> Msg | None:
     if value and not (value.isascii() and value.isdigit()):
-        return f"{value!r} is not made of decimal digits only"
+        return msg("rule.digits", value=repr(value))
     return None
 
 
-def check_phone(value: str) -> str | None:
+def check_phone(value: str) -> Msg | None:
     if not value:
         return None
     if not _PHONE.match(value) or sum(c.isdigit() for c in value) < MIN_PHONE_DIGITS:
-        return f"{value!r} is not a telephone number (digits, optional leading + and - groups)"
+        return msg("rule.phone", value=repr(value))
     return None
 
 
@@ -96,31 +98,31 @@ def id_check_char(first17: str) -> str:
     return ID_CHECK_CHARS[total % 11]
 
 
-def check_id_number(value: str) -> str | None:
+def check_id_number(value: str) -> Msg | None:
     if not value:
         return None
     if len(value) != 18:
-        return f"{value!r} has {len(value)} characters, a GB 11643 ID number has 18"
+        return msg("rule.id_length", value=repr(value), length=len(value))
     body, check = value[:17], value[17]
     if not (body.isascii() and body.isdigit()):
-        return f"{value!r}: the first 17 characters must be digits"
+        return msg("rule.id_digits", value=repr(value))
     if parse_date(body[6:14]) is None:
-        return f"{value!r}: characters 7-14 ({body[6:14]}) are not a real birth date"
+        return msg("rule.id_birth", value=repr(value), birth=body[6:14])
     expected = id_check_char(body)
     if check != expected:
-        return f"{value!r}: check character is {check!r}, GB 11643-1999 gives {expected!r}"
+        return msg("rule.id_check", value=repr(value), check=repr(check), expected=repr(expected))
     return None
 
 
-def check_code(value: str, table_name: str, table: CodeTable) -> str | None:
+def check_code(value: str, table_name: str, table: CodeTable) -> Msg | None:
     if not value:
         return None
     if table.values is not None:
         if value not in table.values:
-            return f"{value!r} is not in code table {table_name} ({table.ref})"
+            return msg("rule.code_values", value=repr(value), table=table_name, ref=table.ref)
         return None
     if table.pattern is not None and not re.search(table.pattern, value):
-        return f"{value!r} does not match code table {table_name} ({table.ref})"
+        return msg("rule.code_pattern", value=repr(value), table=table_name, ref=table.ref)
     return None
 
 
@@ -132,7 +134,7 @@ _SIMPLE: dict[str, Callable[[str], str | None]] = {
 }
 
 
-def check_rule(rule: str, value: str, code_tables: dict[str, CodeTable]) -> str | None:
+def check_rule(rule: str, value: str, code_tables: dict[str, CodeTable]) -> Msg | None:
     """Check one rule of the profile (``date``, ``code:sex`` …) against a decoded value."""
     kind, _, arg = rule.partition(":")
     if kind == "code":
@@ -146,31 +148,30 @@ def check_rule(rule: str, value: str, code_tables: dict[str, CodeTable]) -> str 
     return checker(value)
 
 
-def check_coding(coding: Coding | str, raw: bytes, length: int) -> str | None:
+def check_coding(coding: Coding | str, raw: bytes, length: int) -> Msg | None:
     """Whether raw bytes are a valid instance of a coding and length (None) or why not."""
     coding = Coding(coding)
     if len(raw) != length:
-        return f"the value is {len(raw)} bytes, the item has {length}"
+        return msg("coding.length", length=len(raw), expected=length)
     if coding is Coding.CN:
         nibbles = raw.hex().upper()
         digits, _, padding = nibbles.partition("F")
         bad = next((i for i, c in enumerate(digits) if not c.isdigit()), None)
         if bad is not None:
-            return f"CN value {nibbles}: nibble {bad + 1} ({digits[bad]}) is not a digit"
+            return msg("coding.cn_nibble", value=nibbles, n=bad + 1, nibble=digits[bad])
         if padding.strip("F"):
-            return f"CN value {nibbles} has digits after its first F (padding is F only)"
+            return msg("coding.cn_after_f", value=nibbles)
         return None
     if coding is Coding.AN:
         text, nul, padding = raw.partition(b"\x00")
         if padding.strip(b"\x00"):
-            return f"AN value {raw.hex().upper()} has bytes other than 00 after its first 00"
+            return msg("coding.an_after_00", value=raw.hex().upper())
         try:
             text.decode("gbk")
         except UnicodeDecodeError as exc:
-            return (f"AN value {raw.hex().upper()} is not GBK text "
-                    f"(byte {exc.start + 1}: {exc.reason})")
+            return msg("coding.an_not_gbk_at", value=raw.hex().upper(), at=exc.start + 1,
+                       why=exc.reason)
         if not nul and text.endswith(b" "):
-            return (f"AN value {raw.hex().upper()} fills its field and ends in spaces: "
-                    "padded with 20 instead of 00")
+            return msg("coding.an_spaces", value=raw.hex().upper())
         return None
     return None

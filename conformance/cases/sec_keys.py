@@ -37,6 +37,7 @@ from conformance.cases.sec_kit import (
     key_slug,
     retry_choice,
 )
+from conformance.messages import msg
 from conformance.model.profile import CardProfile
 from conformance.model.tree import auth_families, df_of, read_key, rights_of
 
@@ -80,11 +81,13 @@ def _wrong_then_right(family: str) -> Body:
                 attempt = sec.attempt(family, wrong=True)
                 left = sec.limit - 1 - i
                 sec.expect_tries(attempt.response, left,
-                           f"wrong cryptogram {i + 1} for {family} (counter full before)")
+                           msg("what.sec_keys.wrong_cryptogram_for_counter_full_2",
+                               n=i + 1, family=family))
             attempt = sec.attempt(family)
-            sec.expect_ok(attempt.response, f"correct cryptogram for {family} after {tries} "
-                                            "wrong one(s)")
-            sec.expect_ok(sec.run(probe), f"{probe.describe()} after {family} succeeded")
+            sec.expect_ok(attempt.response, msg("what.sec_keys.correct_cryptogram_for_after_wrong",
+                                                family=family, tries=tries))
+            sec.expect_ok(sec.run(probe), msg("what.sec_keys.after_succeeded",
+                                              probe=probe.describe(), family=family))
 
     return body
 
@@ -96,15 +99,14 @@ def _counter_restored(family: str) -> Body:
         with sec.guard():
             attempt = sec.attempt(family, wrong=True)
             sec.expect_tries(attempt.response, sec.limit - 1,
-                       f"first wrong cryptogram for {family} (counter full before)")
+                       msg("what.sec_keys.first_wrong_cryptogram_for_counter", family=family))
             sec.expect_ok(sec.attempt(family).response,
-                          f"correct cryptogram for {family} after a wrong one")
+                          msg("what.sec_keys.correct_cryptogram_for_after_a", family=family))
             attempt = sec.attempt(family, wrong=True)
             sec.expect_tries(attempt.response, sec.limit - 1,
-                       f"wrong cryptogram for {family} after a success: the success must have "
-                       "restored the counter")
+                       msg("what.sec_keys.wrong_cryptogram_for_after_a", family=family))
             sec.expect_ok(sec.attempt(family).response,
-                          f"correct cryptogram for {family} restoring the counter again")
+                          msg("what.sec_keys.correct_cryptogram_for_restoring_the", family=family))
 
     return body
 
@@ -116,10 +118,9 @@ def _failed_try_keeps_rights(family: str) -> Body:
         with sec.guard():
             attempt = sec.attempt(family, wrong=True)
             sec.expect_tries(attempt.response, sec.limit - 1,
-                       f"wrong cryptogram for {family} (counter full before)")
+                       msg("what.sec_keys.wrong_cryptogram_for_counter_full", family=family))
             sec.expect_ok(sec.run(probe),
-                          f"{probe.describe()} after a failed try: the right granted before "
-                          "must stay")
+                          msg("what.sec_keys.after_a_failed_try_the", probe=probe.describe()))
 
     return body
 
@@ -150,8 +151,8 @@ def _foreign_kid(df: str, other: str) -> Body:
             command = sec.ext_auth(sec.kid(other), sec.auth_data(other, challenge, x8))
             response = sec.send_auth(other, command)
             ctx.expect_sw(response, "key_not_found",
-                          what=f"EXTERNAL AUTHENTICATE in {df} with KID "
-                               f"{sec.kid(other):02X} of {other} (a correct cryptogram)")
+                          what=msg("what.sec_keys.external_authenticate_in_with_kid",
+                                   df=df, kid=f"{sec.kid(other):02X}", other=other))
 
     return body
 
@@ -171,24 +172,27 @@ def _malformed(df: str, family: str, variant: str) -> Body:
                 data = sec.auth_data(family, challenge, x8, trailer=wrong)
                 response = sec.send_auth(family, sec.ext_auth(kid, data))
                 ctx.expect_sw(response, "wrong_data",
-                              what=f"EXTERNAL AUTHENTICATE {family} with trailer {wrong:02X}")
+                              what=msg("what.sec_keys.external_authenticate_with_trailer",
+                                       family=family, trailer=f"{wrong:02X}"))
             elif variant == "p1":
                 x8, challenge = sec.x_and_challenge(family)
                 data = sec.auth_data(family, challenge, x8)
                 response = sec.send_auth(family, sec.ext_auth(kid, data, p1=0x01))
                 ctx.expect_sw(response, "wrong_p1p2",
-                              what=f"EXTERNAL AUTHENTICATE {family} with P1 = 01")
+                              what=msg("what.sec_keys.external_authenticate_with_p1_01",
+                                       family=family))
             else:  # Lc: the trailer left out, then one byte too many
-                for label, cut in (("Lc = 10 (no trailer)", -1), ("Lc = 12 (one extra byte)", 1)):
+                for label, cut in ((msg("label.lc_short"), -1), (msg("label.lc_long"), 1)):
                     x8, challenge = sec.x_and_challenge(family)
                     data = sec.auth_data(family, challenge, x8)
                     data = data[:-1] if cut < 0 else data + b"\x00"
                     response = sec.send_auth(family, sec.ext_auth(kid, data))
                     ctx.expect_sw(response, "wrong_length",
-                                  what=f"EXTERNAL AUTHENTICATE {family} with {label}")
+                                  what=msg("what.sec_keys.external_authenticate_with",
+                                           family=family, label=label))
             sec.expect_refused(sec.run(probe),
-                               f"{probe.describe()} after the refused EXTERNAL AUTHENTICATE: "
-                               "no right may have been granted")
+                               msg("what.sec_keys.after_the_refused_external_authenticate",
+                                   probe=probe.describe()))
 
     return body
 
@@ -205,16 +209,18 @@ def _no_challenge(df: str, family: str) -> Body:
             data = sec.auth_data(family, guess, x8)
             response = sec.send_auth(family, sec.ext_auth(kid, data))
             ctx.expect_sw(response, "no_challenge",
-                          what=f"EXTERNAL AUTHENTICATE {family} with no challenge since reset")
+                          what=msg("what.sec_keys.external_authenticate_with_no_challenge",
+                                   family=family))
             # (b) the challenge was used up by a successful EXTERNAL AUTHENTICATE
             first = sec.attempt(family)
-            with ctx.precondition(f"authenticate {family} once"):
+            with ctx.precondition(msg("what.sec_keys.authenticate_once", family=family)):
                 first.response.check()
             x8 = bytes(b ^ 0xFF for b in first.x8)
             data = sec.auth_data(family, first.challenge, x8)
             response = sec.send_auth(family, sec.ext_auth(kid, data))
             ctx.expect_sw(response, "no_challenge",
-                          what=f"EXTERNAL AUTHENTICATE {family} over a challenge already used")
+                          what=msg("what.sec_keys.external_authenticate_over_a_challenge",
+                                   family=family))
 
     return body
 
@@ -230,15 +236,15 @@ def _other_factor(family: str, which: str) -> Body:
         with sec.guard():
             if which == "card":
                 other = {"card_no8": card_no8[:-1] + bytes([card_no8[-1] ^ 0xFF])}
-                label = f"CardNo8 {other['card_no8'].hex().upper()} (not the ATR's)"
+                label = msg("label.other_card_no", value=other["card_no8"].hex().upper())
             else:
                 other = {"city8": bytes([city8[0] ^ 0x11]) + city8[1:]}
-                label = f"CityCode8 {other['city8'].hex().upper()} (not the city code's)"
+                label = msg("label.other_city", value=other["city8"].hex().upper())
             attempt = sec.attempt(family, wrong=False, **other)
             sec.expect_tries(attempt.response, sec.limit - 1,
-                       f"{family} with keys diversified by {label}")
+                       msg("what.sec_keys.with_keys_diversified_by", family=family, label=label))
             sec.expect_ok(sec.attempt(family).response,
-                          f"{family} with the card's own factors afterwards")
+                          msg("what.sec_keys.with_the_card_s_own", family=family))
 
     return body
 
@@ -257,14 +263,14 @@ def _keys_do_not_follow_item57(family: str) -> Body:
         def undo() -> None:
             sec.write_back_record(place.path, place.record or 1, original)
 
-        with sec.guard(), ctx.restoring(f"item {city}", undo):
-            with ctx.precondition(f"write another city code into item {city}"):
+        with sec.guard(), ctx.restoring(msg("what.sec_keys.item", city=city), undo):
+            with ctx.precondition(msg("what.sec_keys.write_another_city_code_into", city=city)):
                 ctx.session.update_record_sm(place.path, place.record, changed)
             sec.enter_key_df(family)
             attempt = sec.attempt(family)  # factors: the original CityCode8
             sec.expect_ok(attempt.response,
-                          f"{family} with keys diversified by the city code of "
-                          f"personalization, after item {city} was updated")
+                          msg("what.sec_keys.with_keys_diversified_by_the",
+                              family=family, city=city))
 
     return body
 
@@ -294,6 +300,9 @@ def cases(profile: CardProfile) -> list[Case]:
              f"With the counter of {family} full, a wrong cryptogram answers {first_wrong} "
              f"(tries left); a correct one afterwards answers {ok} and grants the declared "
              f"right ({probe_right} {probe_path}).",
+             purpose_zh=f"{family} 计数已满时，错误的认证密文应答 {first_wrong}（剩余次数）；随后"
+                        f"正确的认证密文应答 {ok}"
+                        f" 并授予规定的权限（{probe_right} {probe_path}）。",
              expected_sw=(f"wrong_cryptogram:{limit - 1:X}", "ok"), severity="critical",
              preconditions=f"{family} authenticated once (counter full), then its DF left and "
                            "entered again (right cleared)",
@@ -305,6 +314,9 @@ def cases(profile: CardProfile) -> list[Case]:
              CLAUSE_KEY,
              f"Wrong, correct, wrong again: both wrong cryptograms answer {first_wrong}, so the "
              f"success in between restored the counter of {family} to {limit}.",
+             purpose_zh=f"错误、正确、再错误：两次错误的认证密文均应答 {first_wrong}，说明中间的成"
+                        f"功把 {family} 的计数恢复为"
+                        f" {limit}。",
              expected_sw=(f"wrong_cryptogram:{limit - 1:X}", "ok"), severity="critical",
              preconditions=f"{family} authenticated once (counter full)",
              reference_choice=choices(retry, CRYPTO_CHOICE),
@@ -315,6 +327,10 @@ def cases(profile: CardProfile) -> list[Case]:
              CLAUSE_KEY,
              f"With {family} granted, a wrong cryptogram for it ({first_wrong}) leaves its "
              f"right: {probe_right} {probe_path} still answers {ok}.",
+             purpose_zh=f"已获 {family} 时，其错误的认证密文（{first_wrong}）不影响已有权限："
+                        f"{probe_right}"
+                        f" {probe_path}"
+                        f" 仍应答 {ok}。",
              expected_sw=(f"wrong_cryptogram:{limit - 1:X}", "ok"), severity="critical",
              preconditions=f"{family} authenticated in {key.df}",
              reference_choice=choices(retry, CRYPTO_CHOICE),
@@ -334,6 +350,10 @@ def cases(profile: CardProfile) -> list[Case]:
                  f"{profile.key(other).df}) and a cryptogram correct for that key answers "
                  f"{sw_hex(profile.sw('key_not_found'))}: keys are looked up in the current "
                  "DF only.",
+                 purpose_zh=f"在 {df} 中以 KID {kid:02X}（{profile.key(other).df} 的密钥 {other}"
+                            "）和对该密钥正确的认证密文进行外部认证应答 "
+                            f"{sw_hex(profile.sw('key_not_found'))}"
+                            "：密钥只在当前 DF 中查找。",
                  expected_sw=("key_not_found",), severity="critical",
                  reference_choice=choices(
                      sw_choice("key_not_found"),
@@ -343,12 +363,13 @@ def cases(profile: CardProfile) -> list[Case]:
                      "KID is the only thing wrong.",
                      CRYPTO_CHOICE),
             )(_foreign_kid(df, other))
-        for number, variant, sw_name, zh, en, what in (
+        for number, variant, sw_name, zh, en, what, what_zh in (
             (2, "trailer", "wrong_data", "结尾字节非 01", "a trailing byte other than 01",
-             "the trailing byte of the data is not 01"),
-            (3, "p1", "wrong_p1p2", "P1 非 00", "P1 other than 00", "P1 is 01"),
+             "the trailing byte of the data is not 01", "数据的结尾字节不是 01"),
+            (3, "p1", "wrong_p1p2", "P1 非 00", "P1 other than 00", "P1 is 01", "P1 为 01"),
             (4, "lc", "wrong_length", "Lc 非 11", "Lc other than 11",
-             "Lc is 10 (no trailer), then 12 (one byte too many)"),
+             "Lc is 10 (no trailer), then 12 (one byte too many)",
+             "Lc 为 10（无结尾字节），再为 12（多 1 字节）"),
         ):
             sw = sw_hex(profile.sw(sw_name))
             make(out, f"SEC-EA-{df}-{number:03d}", GROUP,
@@ -358,6 +379,9 @@ def cases(profile: CardProfile) -> list[Case]:
                  f"EXTERNAL AUTHENTICATE {rk} with a correct cryptogram where {what} answers "
                  f"{sw}, and the read right of {df} is not granted (a read then answers "
                  f"{refused}).",
+                 purpose_zh=f"以正确的认证密文进行 {rk} 外部认证，但{what_zh}，应答 {sw}，且不授予"
+                            f" {df} 的读权限（随后"
+                            f"读取应答 {refused}）。",
                  expected_sw=(sw_name, "security_not_satisfied"), severity="normal",
                  reference_choice=choices(
                      sw_choice(sw_name, "security_not_satisfied"),
@@ -373,6 +397,9 @@ def cases(profile: CardProfile) -> list[Case]:
              f"EXTERNAL AUTHENTICATE {rk} with no GET CHALLENGE since the reset, and again "
              f"over a challenge a successful authentication already used, answers "
              f"{no_challenge} both times.",
+             purpose_zh=f"复位后未取随机数即进行 {rk} 外部认证，以及以成功认证已用过的随机数再次认"
+                        f"证，两次均应答 {no_challenge}"
+                        "。",
              expected_sw=("no_challenge", "ok"), severity="critical",
              reference_choice=choices(sw_choice("no_challenge"), CRYPTO_CHOICE),
         )(_no_challenge(df, rk))
@@ -384,6 +411,9 @@ def cases(profile: CardProfile) -> list[Case]:
          f"{first} with a cryptogram from keys diversified by a card-number factor other "
          f"than ATR bytes 5–12 answers {first_wrong}; the card's own factor then succeeds "
          "and restores the counter.",
+         purpose_zh=f"以 ATR 第 5–12 字节以外的卡号分散因子分散的密钥计算的认证密文进行 {first} 认"
+                    f"证应答 {first_wrong}"
+                    "；随后以卡片自身的因子认证成功并恢复计数。",
          expected_sw=(f"wrong_cryptogram:{limit - 1:X}", "ok"), severity="critical",
          preconditions=f"{first} authenticated once (counter full)",
          reference_choice=choices(retry, CRYPTO_CHOICE),
@@ -398,6 +428,10 @@ def cases(profile: CardProfile) -> list[Case]:
              f"diversified by a city-code factor other than item {profile.role_item('city_code')}"
              f"'s answers {first_wrong}; "
              "the card's own factors then succeed and restore the counter.",
+             purpose_zh=f"以数据项 {profile.role_item('city_code')} 以外的城市代码分散因子分散的密"
+                        "钥计算的认证密文"
+                        f"进行 {level2[0]}（二级分散）认证应答 {first_wrong}；随后以卡片自身的因子"
+                        "认证成功并恢复计数。",
              expected_sw=(f"wrong_cryptogram:{limit - 1:X}", "ok"), severity="critical",
              preconditions=f"{level2[0]} authenticated once (counter full)",
              reference_choice=choices(retry, CRYPTO_CHOICE),
@@ -413,6 +447,9 @@ def cases(profile: CardProfile) -> list[Case]:
              f"After item {city} is updated by secure messaging, {family} still "
              "authenticates with keys diversified by the city code of personalization: card "
              "keys are derived once (§3).",
+             purpose_zh=f"以安全报文更新数据项 {city} 之后，{family} 仍以个人化时的城市代码分散的"
+                        "密钥认证成功：卡片密钥只在个人化时"
+                        "推导一次（§3）。",
              expected_sw=("ok",), severity="critical",
              preconditions=f"item {city} changed with "
                            f"{profile.file(place.path).access.update}; restored afterwards",

@@ -27,6 +27,7 @@ from conformance.apdu import CommandAPDU, ResponseAPDU, sw_hex
 from conformance.cases.framework import CaseContext, Inconclusive
 from conformance.host.session import AuthenticationWithheld
 from conformance.iso7816 import LE_WHOLE, RECORD_P2_BY_NUMBER, SELECT_P1_BY_FID, SELECT_P2_FCI
+from conformance.messages import Msg, msg
 from conformance.model.profile import CardProfile
 from conformance.model.schema import KeyUse, Structure, UpdateMode
 from conformance.model.tree import df_of, index_flags, neighbour_df, rights_of
@@ -119,9 +120,8 @@ class Probe:
     def df(self) -> str:
         return df_of(self.path)
 
-    def describe(self) -> str:
-        what = {"read": "read", "update": "write back", "mark": "mark", "erase": "erase"}
-        return f"{what[self.right]} {self.path} (needs {self.family})"
+    def describe(self) -> Msg:
+        return msg(f"probe.{self.right}", path=self.path, family=self.family)
 
 
 class Sec:
@@ -153,7 +153,7 @@ class Sec:
     # -- selection -----------------------------------------------------------------------
     def go(self, path: str) -> None:
         """Select a DF or EF through the session (keeps the DF, and its rights, if current)."""
-        with self.ctx.precondition(f"select {path}"):
+        with self.ctx.precondition(msg("what.sec_kit.select", path=path)):
             self.session.select(path)
 
     def raw_select(self, fid: str) -> ResponseAPDU:
@@ -161,12 +161,13 @@ class Sec:
         command = self.ctx.apdu("select", SELECT_P1_BY_FID, SELECT_P2_FCI, bytes.fromhex(fid))
         return self.session.transmit(command)
 
-    def select_fid(self, fid: str, what: str) -> None:
+    def select_fid(self, fid: str, what: str | Msg) -> None:
         """SELECT one FID as is, as a precondition (9000 needed)."""
         response = self.raw_select(fid)
         if response.sw != self.profile.sw("ok"):
             raise Inconclusive(
-                f"precondition '{what}': SELECT {fid} answered {sw_hex(response.sw)}"
+                msg("precondition.select", what=what, fid=fid, sw=sw_hex(response.sw)),
+                expected=sw_hex(self.profile.sw("ok")), measured=sw_hex(response.sw),
             )
 
     def select_ef_here(self, path: str) -> None:
@@ -174,19 +175,20 @@ class Sec:
         if self.session.current_df == df_of(path):
             self.go(path)
         else:
-            self.select_fid(self.profile.file(path).fid, f"select {path} in its DF")
+            self.select_fid(self.profile.file(path).fid, msg("what.sec_kit.select_in_its_df",
+                                                             path=path))
 
     def leave_and_return(self, df: str) -> str:
         """SELECT another DF, then ``df`` again, FID by FID (a DF change out and back)."""
         other = neighbour_df(self.profile, df)
         if other is None:
-            raise Inconclusive(f"no other DF to select from {df}")
-        self.select_fid(self.profile.df(other).fid, f"select {other} from {df}")
-        self.select_fid(self.profile.df(df).fid, f"select {df} again from {other}")
+            raise Inconclusive(msg("precondition.no_other_df", df=df))
+        self.select_fid(self.profile.df(other).fid, msg("act.select_from", path=other, df=df))
+        self.select_fid(self.profile.df(df).fid, msg("act.select_again", df=df, other=other))
         return other
 
     def reset(self) -> None:
-        with self.ctx.precondition("reset the card"):
+        with self.ctx.precondition(msg("what.sec_kit.reset_the_card")):
             self.session.reset()
 
     # -- challenge and EXTERNAL AUTHENTICATE ------------------------------------------------
@@ -196,7 +198,11 @@ class Sec:
         response = self.ctx.send(command)
         if response.sw != self.profile.sw("ok") or len(response.data) != self.challenge_length:
             raise Inconclusive(
-                f"precondition 'GET CHALLENGE' not established: {response.hex()}"
+                msg("precondition.challenge", sw=sw_hex(response.sw),
+                    length=len(response.data), expected=self.challenge_length,
+                    response=response.hex()),
+                expected=f"9000, {self.challenge_length} bytes",
+                measured=f"{sw_hex(response.sw)}, {len(response.data)} bytes",
             )
         return response.data
 
@@ -254,9 +260,8 @@ class Sec:
         response = self.send_auth(family, command)
         locked = response.sw == self.profile.sw("key_locked")
         if not wrong and not factors and (self.is_cryptogram_sw(response.sw) or locked):
-            self.session.withheld[family] = (
-                f"it refused a correct cryptogram with {sw_hex(response.sw)}"
-            )
+            self.session.withheld[family] = msg("host.refused_cryptogram",
+                                                sw=sw_hex(response.sw))
         return Attempt(command, response, challenge, x8)
 
     def enter_key_df(self, family: str) -> None:
@@ -267,14 +272,15 @@ class Sec:
         """Precondition: ``family`` granted and its probe answered; returns the probe."""
         probe = self.probe(family)
         self.grant(family)
-        with self.ctx.precondition(f"{probe.describe()} with {family} granted"):
+        with self.ctx.precondition(msg("what.sec_kit.with_granted",
+                                       probe=probe.describe(), family=family)):
             self.run(probe).check()
         return probe
 
     def grant(self, family: str) -> None:
         """Precondition: the right of ``family`` in its DF, by the session."""
         self.factors()
-        with self.ctx.precondition(f"authenticate {family}"):
+        with self.ctx.precondition(msg("what.sec_kit.authenticate", family=family)):
             self.session.authenticate(family)
         self.debt.discard(family)
 
@@ -285,7 +291,7 @@ class Sec:
         return sw_hex(sw).startswith(self.profile.sw_prefix("wrong_cryptogram"))
 
     # -- judging -------------------------------------------------------------------------
-    def expect_tries(self, response: ResponseAPDU, left: int, what: str) -> ResponseAPDU:
+    def expect_tries(self, response: ResponseAPDU, left: int, what: str | Msg) -> ResponseAPDU:
         """63Cx with x = ``left``: another x departs from the retry counter, a [choice]
         (REFERENCE.md §3); another error status word from §5's table, a [choice] too."""
         want = self.cryptogram_sw(left)
@@ -294,15 +300,15 @@ class Sec:
         family = sw_hex(response.sw).startswith(self.ctx.profile.sw_prefix("wrong_cryptogram"))
         choice = "retry_limit" if family else ("" if response.sw == 0x9000 else "status_words")
         self.ctx.check(
-            False, f"{what}: expected {sw_hex(want)}, card answered {sw_hex(response.sw)}",
-            choice=choice,
+            False, msg("sw.expected", what=what, expected=sw_hex(want), sw=sw_hex(response.sw)),
+            choice=choice, expected=sw_hex(want), measured=sw_hex(response.sw),
         )
         return response
 
-    def expect_ok(self, response: ResponseAPDU, what: str) -> ResponseAPDU:
+    def expect_ok(self, response: ResponseAPDU, what: str | Msg) -> ResponseAPDU:
         return self.ctx.expect_sw(response, "ok", what=what)
 
-    def expect_refused(self, response: ResponseAPDU, what: str) -> ResponseAPDU:
+    def expect_refused(self, response: ResponseAPDU, what: str | Msg) -> ResponseAPDU:
         return self.ctx.expect_sw(response, "security_not_satisfied", what=what)
 
     def restore_counter(self, family: str) -> None:
@@ -320,7 +326,7 @@ class Sec:
             for family in sorted(self.debt):
                 self.restore_counter(family)
 
-        with self.ctx.restoring("retry counters", pay):
+        with self.ctx.restoring(msg("what.sec_kit.retry_counters"), pay):
             yield
 
     def send_auth(self, family: str, command: CommandAPDU) -> ResponseAPDU:
@@ -330,7 +336,7 @@ class Sec:
         not be paid back, so every try would drive the sample towards a lock."""
         if family in self.session.withheld:
             raise AuthenticationWithheld(
-                f"{family} is not tried again: {self.session.withheld[family]} earlier in this run"
+                msg("host.withheld", family=family, earlier=self.session.withheld[family])
             )
         response = self.ctx.send(command)
         if response.sw == self.profile.sw("ok"):
@@ -354,7 +360,7 @@ class Sec:
 
     def current_record(self, path: str, n: int = 1) -> bytes:
         """Record n as the session reads it (authenticating the read key): a precondition."""
-        with self.ctx.precondition(f"read record {n} of {path}"):
+        with self.ctx.precondition(msg("what.sec_kit.read_record_of", n=n, path=path)):
             return self.session.read_record(path, n)
 
     def sm_command(self, path: str, n: int, tlv: bytes, challenge: bytes, *,
@@ -405,7 +411,7 @@ class Sec:
         if right == "update":
             self.factors()
             if ef.structure is Structure.TRANSPARENT:
-                with self.ctx.precondition(f"read the first bytes of {path}"):
+                with self.ctx.precondition(msg("what.sec_kit.read_the_first_bytes_of", path=path)):
                     probe.payload = self.session.read_binary(path, 0, PROBE_BYTES)
             else:
                 probe.payload = self.current_record(path, 1)
@@ -420,7 +426,7 @@ class Sec:
         for n in range(1, self.profile.record_count(path) + 1):
             if self.current_record(path, n) == free:
                 return n
-        raise Inconclusive(f"precondition: no free record in {path}")
+        raise Inconclusive(msg("precondition.no_free_record", path=path))
 
     def run(self, probe: Probe, *, select: bool = True) -> ResponseAPDU:
         """Run the probe in its DF (which must be current on the card)."""

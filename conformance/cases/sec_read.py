@@ -21,6 +21,7 @@ from conformance.cases.sec_kit import (
     Sec,
     choices,
 )
+from conformance.messages import Msg, msg
 from conformance.model.profile import CardProfile
 from conformance.model.schema import Structure
 from conformance.model.tree import RIGHTS, df_of, read_key
@@ -35,14 +36,14 @@ def _expected_length(profile: CardProfile, path: str) -> int:
     return profile.record_length(path, 1)
 
 
-def _read_refused(path: str, setup: Callable[[Sec], None], why: str) -> Body:
+def _read_refused(path: str, setup: Callable[[Sec], None], why: Msg) -> Body:
     """Set up a state (rights of other keys, or none), select the EF, read: 6982."""
 
     def body(ctx: CaseContext) -> None:
         sec = Sec(ctx)
         setup(sec)
         sec.go(path)
-        sec.expect_refused(sec.read_first(path), f"read {path} {why}")
+        sec.expect_refused(sec.read_first(path), msg("what.sec_read.read", path=path, why=why))
 
     return body
 
@@ -53,7 +54,7 @@ def _free_read(path: str) -> Body:
     def body(ctx: CaseContext) -> None:
         sec = Sec(ctx)
         sec.go(path)
-        read_records(ctx, path, own=True, note=", no rights")
+        read_records(ctx, path, own=True, note=msg("note.no_rights"))
 
     return body
 
@@ -62,7 +63,7 @@ def _free_transparent(path: str) -> Body:
     def body(ctx: CaseContext) -> None:
         sec = Sec(ctx)
         sec.go(path)
-        sec.expect_ok(sec.read_binary(), f"READ BINARY of {path}, no rights")
+        sec.expect_ok(sec.read_binary(), msg("what.sec_read.read_binary_of_no_rights", path=path))
 
     return body
 
@@ -72,10 +73,12 @@ def _read_with_own_key(path: str, family: str) -> Body:
         sec = Sec(ctx)
         sec.grant(family)
         sec.go(path)
-        response = sec.expect_ok(sec.read_first(path), f"read {path} after {family}")
+        response = sec.expect_ok(sec.read_first(path), msg("what.sec_read.read_after",
+                                                           path=path, family=family))
         expected = _expected_length(ctx.profile, path)
         ctx.check(len(response.data) == expected,
-                  f"read of {path} returned {len(response.data)} bytes, not {expected}")
+                  msg("len.read", path=path, length=len(response.data), expected=expected),
+                  expected=f"{expected} bytes", measured=f"{len(response.data)} bytes")
 
     return body
 
@@ -111,6 +114,8 @@ def cases(profile: CardProfile) -> list[Case]:
                  CLAUSE_READ,
                  f"Every record of {path} reads with <sw:ok> and its declared length while no key "
                  "has been authenticated, as its read right is free.",
+                 purpose_zh=f"未认证任何密钥时，{path} 的每条记录以 <sw:ok> 和规定长度读出，因其读"
+                            "权限为自由。",
                  expected_sw=("ok",), severity="critical",
                  preconditions="card reset; no rights granted",
                  reference_choice="",
@@ -122,9 +127,10 @@ def cases(profile: CardProfile) -> list[Case]:
              CLAUSE_READ,
              f"{structure} of {path} with no key authenticated answers {refused}: its read "
              f"right is {own}.",
+             purpose_zh=f"未认证任何密钥时 {structure} {path} 应答 {refused}：其读权限为 {own}。",
              expected_sw=("security_not_satisfied",), severity="blocker",
              reference_choice=sw_choice("security_not_satisfied"),
-        )(_read_refused(path, _nothing, "with no rights"))
+        )(_read_refused(path, _nothing, msg("why.no_rights")))
         # 002: the read key of a DF above or below does not open it
         others = [d for d in profile.dfs if d != df
                   and (profile.df(d).parent == df or profile.df(df).parent == d)]
@@ -137,10 +143,13 @@ def cases(profile: CardProfile) -> list[Case]:
                  f"After {other_rk} is granted in {profile.key(other_rk).df}, selecting {path} "
                  f"and reading it answers {refused}: rights belong to the DF they were "
                  "granted in.",
+                 purpose_zh=f"在 {profile.key(other_rk).df} 中获得 {other_rk} 后，选择并读取 {path}"
+                            f" 应答 {refused}：权限属于获得它的 DF。",
                  expected_sw=("security_not_satisfied",), severity="blocker",
                  preconditions=f"{other_rk} authenticated in {profile.key(other_rk).df}",
                  reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
-            )(_read_refused(path, _grant_all(other_rk), f"with only {other_rk} granted"))
+            )(_read_refused(path, _grant_all(other_rk),
+                             msg("why.only_granted", family=other_rk)))
         # 003: the file's own read key opens it
         make(out, f"SEC-RD-{s}-003", GROUP,
              f"{own} 认证后可读取 {path}",
@@ -148,6 +157,8 @@ def cases(profile: CardProfile) -> list[Case]:
              CLAUSE_READ,
              f"A correct EXTERNAL AUTHENTICATE with {own} grants the read right of {path}: "
              f"{structure} answers {ok} with the declared length.",
+             purpose_zh=f"以 {own} 正确外部认证后获得 {path} 的读权限：{structure} 以 {ok} 返回规"
+                        "定长度。",
              expected_sw=("ok",), severity="critical",
              preconditions=f"{own} authenticated in {df}",
              reference_choice=CRYPTO_CHOICE,
@@ -164,10 +175,14 @@ def cases(profile: CardProfile) -> list[Case]:
                  f"After {sibling_rk} (KID {profile.key(sibling_rk).kid:02X}, as the "
                  f"file's own key) is granted in {profile.key(sibling_rk).df}, selecting "
                  f"{path} and reading it answers {refused}.",
+                 purpose_zh=f"在 {profile.key(sibling_rk).df} 中获得 {sibling_rk}（KID "
+                            f"{profile.key(sibling_rk).kid:02X}"
+                            f"，与该文件自身密钥相同）后，选择并读取 {path} 应答 {refused}。",
                  expected_sw=("security_not_satisfied",), severity="blocker",
                  preconditions=f"{sibling_rk} authenticated in {profile.key(sibling_rk).df}",
                  reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
-            )(_read_refused(path, _grant_all(sibling_rk), f"with only {sibling_rk} granted"))
+            )(_read_refused(path, _grant_all(sibling_rk),
+                             msg("why.only_granted", family=sibling_rk)))
         # 005…: update, mark and erase keys of the file do not grant reading
         non_read = list(dict.fromkeys(
             getattr(ef.access, r) for r in RIGHTS[1:] if getattr(ef.access, r) is not None
@@ -179,8 +194,10 @@ def cases(profile: CardProfile) -> list[Case]:
                  CLAUSE_READ,
                  f"With only {family} granted in {df}, {structure} of {path} answers "
                  f"{refused}: an update right does not grant reading (§3).",
+                 purpose_zh=f"在 {df} 中仅获 {family} 时，{structure} {path} 应答 {refused}：更新权"
+                            "限不授予读权限（§3）。",
                  expected_sw=("security_not_satisfied",), severity="blocker",
                  preconditions=f"{family} authenticated in {df}",
                  reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
-            )(_read_refused(path, _grant_all(family), f"with only {family} granted"))
+            )(_read_refused(path, _grant_all(family), msg("why.only_granted", family=family)))
     return out

@@ -32,6 +32,7 @@ from conformance.cases.sec_kit import (
     choices,
     key_slug,
 )
+from conformance.messages import msg
 from conformance.model.profile import CardProfile
 from conformance.model.schema import UpdateMode
 from conformance.model.tree import auth_families, df_of, files_of, neighbour_df, read_key, rights_of
@@ -56,7 +57,8 @@ def _cleared_by_df_change(family: str) -> Body:
         probe = sec.probe_granted(family)
         other = sec.leave_and_return(df)
         sec.expect_refused(sec.run(probe),
-                           f"{probe.describe()} after selecting {other} and {df} again")
+                           msg("what.sec_state.after_selecting_and_again",
+                               probe=probe.describe(), other=other, df=df))
 
     return body
 
@@ -67,7 +69,8 @@ def _cleared_by_reset(family: str) -> Body:
         probe = sec.probe_granted(family)
         sec.reset()
         sec.go(probe.path)
-        sec.expect_refused(sec.run(probe), f"{probe.describe()} after a reset")
+        sec.expect_refused(sec.run(probe), msg("what.sec_state.after_a_reset",
+                                               probe=probe.describe()))
 
     return body
 
@@ -79,11 +82,13 @@ def _kept_by_selects(family: str) -> Body:
         probe = sec.probe_granted(family)
         other_ef = next((p for p in files_of(ctx.profile, df) if p != probe.path), None)
         if other_ef is not None:
-            sec.select_fid(ctx.profile.file(other_ef).fid, f"select {other_ef}")
-        sec.select_fid(ctx.profile.df(df).fid, f"select {df} again")
+            sec.select_fid(ctx.profile.file(other_ef).fid, msg("what.sec_state.select",
+                                                               other_ef=other_ef))
+        sec.select_fid(ctx.profile.df(df).fid, msg("what.sec_state.select_again", df=df))
         sec.expect_ok(sec.run(probe),
-                      f"{probe.describe()} after selecting "
-                      f"{other_ef + ' and ' if other_ef else ''}{df} again")
+                      msg("what.sec_state.after_selecting_again",
+                          probe=probe.describe(),
+                          first=msg("label.and", item=other_ef) if other_ef else "", df=df))
 
     return body
 
@@ -99,16 +104,17 @@ def _replay_auth(family: str) -> Body:
         sec.enter_key_df(family)
         with sec.guard():
             first = sec.attempt(family)
-            with ctx.precondition(f"authenticate {family}"):
+            with ctx.precondition(msg("what.sec_kit.authenticate", family=family)):
                 first.response.check()
             other = sec.leave_and_return(df)  # the right granted is gone; the challenge too
             ctx.note(f"replaying the EXTERNAL AUTHENTICATE of {family} after {other} and {df}")
             again = sec.send_auth(family, first.command)
             ctx.expect_sw(again, "no_challenge",
-                          what=f"replayed EXTERNAL AUTHENTICATE of {family} (its challenge "
-                               "was consumed)")
+                          what=msg("what.sec_state.replayed_external_authenticate_of_its",
+                                   family=family))
             sec.expect_refused(sec.run(probe),
-                               f"{probe.describe()} after the replay: it must grant nothing")
+                               msg("what.sec_state.after_the_replay_it_must",
+                                   probe=probe.describe()))
 
     return body
 
@@ -122,14 +128,14 @@ def _consumed_by_failure(df: str, family: str) -> Body:
             x8, challenge = sec.x_and_challenge(family)
             wrong = sec.send_auth(family, sec.ext_auth(kid, sec.auth_data(
                 family, challenge, x8, wrong=True)))
+            want = ctx.profile.sw_text("wrong_cryptogram")
             ctx.check(sec.is_cryptogram_sw(wrong.sw),
-                      f"wrong cryptogram for {family}: expected "
-                      f"{ctx.profile.sw_prefix('wrong_cryptogram')}x, card answered "
-                      f"{sw_hex(wrong.sw)}")
+                      msg("sw.expected", what=msg("what.wrong_cryptogram", family=family),
+                          expected=want, sw=sw_hex(wrong.sw)),
+                      expected=want, measured=sw_hex(wrong.sw))
             right = sec.send_auth(family, sec.ext_auth(kid, sec.auth_data(family, challenge, x8)))
             ctx.expect_sw(right, "no_challenge",
-                          what=f"correct cryptogram for {family} over the challenge the failed "
-                               "try consumed")
+                          what=msg("what.sec_state.correct_cryptogram_for_over_the", family=family))
 
     return body
 
@@ -145,8 +151,8 @@ def _cleared_by_reset_challenge(df: str, family: str) -> Body:
             command = sec.ext_auth(sec.kid(family), sec.auth_data(family, challenge, x8))
             response = sec.send_auth(family, command)
             ctx.expect_sw(response, "no_challenge",
-                          what=f"EXTERNAL AUTHENTICATE {family} over a challenge taken before "
-                               "the reset")
+                          what=msg("what.sec_state.external_authenticate_over_a_challenge",
+                                   family=family))
 
     return body
 
@@ -160,15 +166,16 @@ def _kept_across_commands(df: str, family: str) -> Body:
             x8, challenge = sec.x_and_challenge(family)
             done = []
             if target is not None:
-                sec.select_fid(ctx.profile.file(target).fid, f"select {target}")
+                sec.select_fid(ctx.profile.file(target).fid, msg("what.sec_state.select_2",
+                                                                 target=target))
                 sec.read_first(target)  # refused or not: another command in between
                 done.append(f"SELECT and read {target}")
-            sec.select_fid(ctx.profile.df(df).fid, f"select {df} again")
+            sec.select_fid(ctx.profile.df(df).fid, msg("what.sec_state.select_again", df=df))
             done.append(f"SELECT {df}")
             command = sec.ext_auth(sec.kid(family), sec.auth_data(family, challenge, x8))
             sec.expect_ok(sec.send_auth(family, command),
-                          f"EXTERNAL AUTHENTICATE {family} after {', '.join(done)}: the "
-                          "challenge must still be there")
+                          msg("what.sec_state.external_authenticate_after_the_challenge",
+                              family=family, between=', '.join(done)))
 
     return body
 
@@ -182,20 +189,23 @@ def _replay_sm(path: str) -> Body:
         changed = original[:2] + changed_value(profile, item, original[2:])
         sec.grant(profile.file(path).access.update or "")
         sec.go(path)
-        with ctx.restoring(f"record 1 of {path}", lambda: sec.put_back_record(path, original)):
+        with ctx.restoring(msg("what.sec_state.record_1_of",
+                               path=path), lambda: sec.put_back_record(path, original)):
             challenge = sec.challenge()
             first = sec.sm_command(path, 1, changed, challenge)
             second = sec.sm_command(path, 1, original, challenge)
-            with ctx.precondition(f"SM update of record 1 of {path}"):
+            with ctx.precondition(msg("what.sec_state.sm_update_of_record_1", path=path)):
                 ctx.send(first).check()
             again = ctx.send(second)
             ctx.expect_sw(again, "no_challenge",
-                          what=f"a second SM update of {path} over the challenge the first "
-                               "consumed")
+                          what=msg("what.sec_state.a_second_sm_update_of", path=path))
             now = sec.record_now(1)
             ctx.check(now == changed,
-                      f"record 1 of {path} is {now.hex().upper() if now else 'unreadable'}, "
-                      f"not {changed.hex().upper()}: the replayed SM update must not write")
+                      msg("state.replayed_wrote", path=path,
+                          got=now.hex().upper() if now else msg("value.unreadable"),
+                          expected=changed.hex().upper()),
+                      expected=changed.hex().upper(),
+                      measured=now.hex().upper() if now else "unreadable")
 
     return body
 
@@ -223,6 +233,9 @@ def cases(profile: CardProfile) -> list[Case]:
                  CLAUSE_STATE,
                  f"After {family} is granted in {df}, SELECT {other} then {df} again: "
                  f"{probe} answers {refused}.",
+                 purpose_zh=f"在 {df} 中获得 {family} 后，选择 {other} 再重新选择 {df}：{probe} 应"
+                            f"答 {refused}"
+                            "。",
                  expected_sw=("security_not_satisfied",), severity="blocker",
                  preconditions=f"{family} authenticated in {df}",
                  reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
@@ -232,6 +245,7 @@ def cases(profile: CardProfile) -> list[Case]:
              f"A reset clears the right of {family}",
              CLAUSE_STATE,
              f"After {family} is granted and the card is reset, {probe} answers {refused}.",
+             purpose_zh=f"获得 {family} 后复位卡片，{probe} 应答 {refused}。",
              expected_sw=("security_not_satisfied",), severity="blocker",
              preconditions=f"{family} authenticated in {df}",
              reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
@@ -242,6 +256,9 @@ def cases(profile: CardProfile) -> list[Case]:
              CLAUSE_STATE,
              f"After {family} is granted in {df}, selecting another EF of {df} and {df} itself "
              f"again keeps the right: {probe} answers {ok}.",
+             purpose_zh=f"在 {df} 中获得 {family} 后，选择 {df} 的另一个 EF 并重新选择 {df} 本身，"
+                        f"权限保持：{probe}"
+                        f" 应答 {ok}。",
              expected_sw=("ok",), severity="critical",
              preconditions=f"{family} authenticated in {df}",
              reference_choice=CRYPTO_CHOICE,
@@ -254,6 +271,9 @@ def cases(profile: CardProfile) -> list[Case]:
                  f"The EXTERNAL AUTHENTICATE that granted {family}, sent again after its right "
                  f"was cleared, answers {no_challenge} (its challenge was consumed, none is "
                  f"fresh) and grants nothing: {probe} answers {refused}.",
+                 purpose_zh=f"获得 {family} 的外部认证在其权限被清除后再次发送，应答 {no_challenge}"
+                            "（其随机数已消耗，没"
+                            f"有新的随机数）且不授予任何权限：{probe} 应答 {refused}。",
                  expected_sw=("no_challenge", "security_not_satisfied"), severity="blocker",
                  preconditions=f"{family} authenticated once in {df}, then {other} and {df} "
                                "selected",
@@ -271,6 +291,9 @@ def cases(profile: CardProfile) -> list[Case]:
              CLAUSE_CHALLENGE,
              f"A wrong cryptogram for {rk} ({prefix}x) uses the challenge up: a correct "
              f"cryptogram over the same challenge then answers {no_challenge}.",
+             purpose_zh=f"{rk} 的错误认证密文（{prefix}x）消耗随机数：随后以同一随机数计算的正确认"
+                        f"证密文应答 {no_challenge}"
+                        "。",
              expected_sw=("wrong_cryptogram", "no_challenge"), severity="blocker",
              reference_choice=choices(sw_choice("no_challenge"), CRYPTO_CHOICE),
         )(_consumed_by_failure(df, rk))
@@ -280,6 +303,9 @@ def cases(profile: CardProfile) -> list[Case]:
              CLAUSE_CHALLENGE,
              f"A challenge taken in {df} before a reset cannot be used after it: EXTERNAL "
              f"AUTHENTICATE {rk} over it answers {no_challenge}.",
+             purpose_zh=f"复位前在 {df} 中取得的随机数复位后不能使用：以其进行 {rk} 外部认证应答 "
+                        f"{no_challenge}"
+                        "。",
              expected_sw=("no_challenge",), severity="blocker",
              reference_choice=choices(sw_choice("no_challenge"), CRYPTO_CHOICE),
         )(_cleared_by_reset_challenge(df, rk))
@@ -289,6 +315,8 @@ def cases(profile: CardProfile) -> list[Case]:
              CLAUSE_CHALLENGE,
              f"GET CHALLENGE, then SELECT an EF of {df}, READ it and SELECT {df} again: "
              f"EXTERNAL AUTHENTICATE {rk} over that challenge still answers {ok}.",
+             purpose_zh=f"取随机数后选择 {df} 的一个 EF、读取它并重新选择 {df}：以该随机数进行 {rk}"
+                        f" 外部认证仍应答 {ok}。",
              expected_sw=("ok",), severity="normal",
              reference_choice=CRYPTO_CHOICE,
         )(_kept_across_commands(df, rk))
@@ -302,6 +330,9 @@ def cases(profile: CardProfile) -> list[Case]:
              f"Two SM updates of record 1 of {path} computed over one challenge: the first "
              f"writes ({ok}); the second answers {no_challenge} (the first consumed the "
              "challenge) and does not write. The record is restored afterwards.",
+             purpose_zh=f"以同一随机数计算的两次 {path} 记录 1 的安全报文更新：第一次写入（{ok}）"
+                        f"；第二次应答 {no_challenge}"
+                        "（第一次已消耗随机数）且不写入。之后记录被恢复。",
              expected_sw=("ok", "no_challenge"), severity="blocker",
              preconditions=f"{profile.file(path).access.read} and {ef.access.update} "
                            f"authenticated in {df_of(path)}",

@@ -36,12 +36,15 @@ from conformance.cases.sec_kit import (
     choices,
 )
 from conformance.iso7816 import RECORD_P2_BY_NUMBER
+from conformance.messages import msg
 from conformance.model.profile import CardProfile
 from conformance.model.schema import KeyUse, Structure, UpdateMode
 from conformance.model.tree import df_of, index_flags
 
 Body = Callable[[CaseContext], None]
 
+
+OPERATION_ZH = {"mark": "标记", "erase": "擦除"}
 
 def _sm_state(sec: Sec, path: str) -> bytes:
     """Read record 1 (read key), then take the update key: the state of the SM cases."""
@@ -60,8 +63,8 @@ def _sm_without_update_key(path: str) -> Body:
         original = sec.current_record(path, 1)  # with the read key only
         sec.go(path)
         sec.expect_refused(sec.sm_update(path, 1, original),
-                           f"SM update of {path} (good MAC, same value) without "
-                           f"{ctx.profile.file(path).access.update}")
+                           msg("what.sec_update.sm_update_of_good_mac",
+                               path=path, update=ctx.profile.file(path).access.update))
 
     return body
 
@@ -72,8 +75,8 @@ def _plain_update_of_tlv(path: str) -> Body:
         original = _sm_state(sec, path)
         command = ctx.apdu("update_record", 1, RECORD_P2_BY_NUMBER, original)
         sec.expect_refused(ctx.send(command),
-                           f"plain UPDATE RECORD of {path} with "
-                           f"{ctx.profile.file(path).access.update} (SM required)")
+                           msg("what.sec_update.plain_update_record_of_with",
+                               path=path, update=ctx.profile.file(path).access.update))
 
     return body
 
@@ -89,30 +92,34 @@ def _sm_refused(path: str, variant: str) -> Body:
         length = profile.item(item).length  # the TLV is built from the profile, not the card
         original = _sm_state(sec, path)
         value = original[2:].ljust(length, b"\x00")[:length]
-        with ctx.restoring(f"record 1 of {path}", lambda: sec.put_back_record(path, original)):
+        with ctx.restoring(msg("what.sec_state.record_1_of",
+                               path=path), lambda: sec.put_back_record(path, original)):
             if variant == "mac":
                 tlv = bytes([item, length]) + changed_value(profile, item, value)
                 response = sec.sm_update(path, 1, tlv, bad_mac=True)
-                ctx.expect_sw(response, "wrong_mac", what=f"SM update of {path} with a wrong MAC")
+                ctx.expect_sw(response, "wrong_mac", what=msg("what.sec_update.sm_update_of_with_a",
+                                                              path=path))
             elif variant == "tag":
                 items = profile.file(path).items
                 other = next((n for n in items if n != item), item - 1 if item > 1 else item + 1)
                 tlv = bytes([other, length]) + value
                 response = sec.sm_update(path, 1, tlv)
                 ctx.expect_sw(response, "wrong_data",
-                              what=f"SM update of record 1 of {path} (item {item}) with tag "
-                                   f"{other:02X}, good MAC")
+                              what=msg("what.sec_update.sm_update_of_record_1_2",
+                                       path=path, item=item, tag=f"{other:02X}"))
             else:
                 tlv = bytes([item, length - 1]) + value[:-1]
                 response = sec.sm_update(path, 1, tlv)
                 ctx.expect_sw(response, "wrong_data",
-                              what=f"SM update of record 1 of {path} with length "
-                                   f"{length - 1:02X} (not {length:02X}), good MAC")
+                              what=msg("what.sec_update.sm_update_of_record_1_3",
+                                       path=path, length=f"{length - 1:02X}",
+                                       expected=f"{length:02X}"))
             now = sec.record_now(1)
             ctx.check(now == original,
-                      f"record 1 of {path} changed to "
-                      f"{now.hex().upper() if now else 'something unreadable'} after a "
-                      "refused SM update")
+                      msg("state.refused_sm_changed", path=path,
+                          got=now.hex().upper() if now else msg("value.unreadable")),
+                      expected=original.hex().upper(),
+                      measured=now.hex().upper() if now else "unreadable")
 
     return body
 
@@ -126,15 +133,18 @@ def _sm_writes(path: str) -> Body:
         original = _sm_state(sec, path)
         value = original[2:].ljust(length, b"\x00")[:length]
         changed = bytes([item, length]) + changed_value(profile, item, value)
-        with ctx.restoring(f"record 1 of {path}", lambda: sec.put_back_record(path, original)):
+        with ctx.restoring(msg("what.sec_state.record_1_of",
+                               path=path), lambda: sec.put_back_record(path, original)):
             sec.expect_ok(sec.sm_update(path, 1, changed),
-                          f"SM update of record 1 of {path} with "
-                          f"{profile.file(path).access.update}")
+                          msg("what.sec_update.sm_update_of_record_1",
+                              path=path, update=profile.file(path).access.update))
             now = sec.record_now(1)
             ctx.check(now == changed,
-                      f"record 1 of {path} reads "
-                      f"{now.hex().upper() if now else 'nothing'} after the SM update, not "
-                      f"{changed.hex().upper()}")
+                      msg("state.sm_not_written", path=path,
+                          got=now.hex().upper() if now else msg("value.unreadable"),
+                          expected=changed.hex().upper()),
+                      expected=changed.hex().upper(),
+                      measured=now.hex().upper() if now else "unreadable")
 
     return body
 
@@ -151,10 +161,11 @@ def _plain_with_read_key_only(path: str, right: str) -> Body:
         probe = sec.probe(family, path, right)  # reads with the read key
         sec.go(path)
         undo = (lambda: sec.undo_mark(path, probe.record)) if right == "mark" else _noop
-        with ctx.restoring(f"index record {probe.record} of {path}", undo):
+        with ctx.restoring(msg("what.sec_update.index_record_of",
+                               record=probe.record, path=path), undo):
             sec.expect_refused(sec.run(probe, select=False),
-                               f"{probe.describe()} with only "
-                               f"{ctx.profile.file(path).access.read} granted")
+                               msg("what.sec_update.with_only_granted",
+                                   probe=probe.describe(), read=ctx.profile.file(path).access.read))
 
     return body
 
@@ -170,7 +181,7 @@ def _sm_on_non_tlv(path: str, right: str) -> Body:
         ef = profile.file(path)
         family = getattr(ef.access, right)
         if ef.structure is Structure.TRANSPARENT:
-            with ctx.precondition(f"read the first bytes of {path}"):
+            with ctx.precondition(msg("what.sec_kit.read_the_first_bytes_of", path=path)):
                 payload = ctx.session.read_binary(path, 0, PROBE_BYTES)
         else:
             payload = sec.current_record(path, 1)
@@ -178,9 +189,9 @@ def _sm_on_non_tlv(path: str, right: str) -> Body:
         sec.go(path)
         response = sec.sm_update(path, 1, payload)
         ctx.expect_sw(response, "incompatible_file_structure",
-                      what=f"SM UPDATE RECORD ({ctx.profile.command_text('update_record_sm')}) of "
-                           f"{ef.structure} file {path} with "
-                           f"{family} granted")
+                      what=msg("what.sec_update.sm_update_record_of_file",
+                               command=ctx.profile.command_text('update_record_sm'),
+                               structure=ef.structure, path=path, family=family))
 
     return body
 
@@ -198,10 +209,11 @@ def _other_key_refused(path: str, other: str) -> Body:
         sec.grant(other)
         sec.go(path)
         sec.expect_refused(sec.run(probe, select=False),
-                           f"{probe.describe()} with {other} granted instead "
-                           f"(in {ctx.profile.key(other).df})")
+                           msg("what.sec_update.with_granted_instead_in",
+                               probe=probe.describe(), other=other, df=ctx.profile.key(other).df))
         sec.grant(declared)
-        sec.expect_ok(sec.run(probe), f"{probe.describe()} with {declared} granted")
+        sec.expect_ok(sec.run(probe), msg("what.sec_update.with_granted",
+                                          probe=probe.describe(), declared=declared))
 
     return body
 
@@ -220,26 +232,32 @@ def _index_split(path: str, family: str) -> Body:
         sec.go(path)
         mark = Probe(family, path, "mark", record=n)
         erase = Probe(family, path, "erase", record=n)
-        with ctx.restoring(f"index record {n} of {path}", lambda: sec.undo_mark(path, n)):
+        with ctx.restoring(msg("what.sec_update.index_record_of_2",
+                               n=n, path=path), lambda: sec.undo_mark(path, n)):
             if own == "mark":
-                sec.expect_ok(sec.run(mark, select=False), f"mark record {n} of {path} "
-                                                          f"with {family}")
+                sec.expect_ok(sec.run(mark, select=False),
+                              msg("what.sec_update.mark_record_of_with", n=n, path=path,
+                                  family=family))
                 sec.expect_refused(sec.run(erase, select=False),
-                                   f"erase record {n} of {path} with {family} (needs "
-                                   f"{access.erase})")
+                                   msg("what.sec_update.erase_record_of_with_needs",
+                                       n=n, path=path, family=family, erase=access.erase))
             else:
                 sec.expect_refused(sec.run(mark, select=False),
-                                   f"mark record {n} of {path} with {family} (needs "
-                                   f"{access.mark})")
+                                   msg("what.sec_update.mark_record_of_with_needs",
+                                       n=n, path=path, family=family, mark=access.mark))
                 sec.expect_ok(sec.run(erase, select=False),
-                              f"erase free record {n} of {path} with {family}")
+                              msg("what.sec_update.erase_free_record_of_with",
+                                  n=n, path=path, family=family))
             now = sec.record_now(n)
             if now is None:
-                raise Inconclusive(f"record {n} of {path} unreadable after the {other_right}")
+                raise Inconclusive(msg("precondition.unreadable_after", n=n, path=path,
+                                       operation=msg(f"op.{other_right}")))
             expected = used if own == "mark" else free
             ctx.check(now == expected,
-                      f"record {n} of {path} holds {now.hex().upper()} after the {own} by "
-                      f"{family} and the refused {other_right}, not {expected.hex().upper()}")
+                      msg("state.separation", n=n, path=path, got=now.hex().upper(),
+                          own=msg(f"op.{own}"), family=family, other=msg(f"op.{other_right}"),
+                          expected=expected.hex().upper()),
+                      expected=expected.hex().upper(), measured=now.hex().upper())
 
     return body
 
@@ -279,6 +297,8 @@ def cases(profile: CardProfile) -> list[Case]:
                  CLAUSE_UPDATE,
                  f"With only the read right ({read}), an SM update of record 1 of {path} with "
                  f"a good MAC answers {refused}.",
+                 purpose_zh=f"仅有读权限（{read}）时，以正确 MAC 安全报文更新 {path} 的记录 1 应答"
+                            f" {refused}。",
                  expected_sw=("security_not_satisfied",), severity="blocker",
                  preconditions=f"{read} authenticated in {df} (or free read)",
                  reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
@@ -290,6 +310,8 @@ def cases(profile: CardProfile) -> list[Case]:
                  f"With {uk} granted, a plain UPDATE RECORD (<cmd:update_record> 01 04) of {path} "
                  "answers "
                  f"{refused}: TLV files change only under secure messaging.",
+                 purpose_zh=f"已获 {uk} 时，明文 UPDATE RECORD（<cmd:update_record> 01 04）{path}"
+                            f" 应答 {refused}：TLV 文件只能以安全报文修改。",
                  expected_sw=("security_not_satisfied",), severity="blocker",
                  preconditions=f"{read} and {uk} authenticated in {df}",
                  reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
@@ -300,6 +322,8 @@ def cases(profile: CardProfile) -> list[Case]:
                  CLAUSE_UPDATE,
                  f"With {uk} granted, an SM update of record 1 of {path} whose MAC is wrong "
                  f"answers {wrong_mac} and leaves the record unchanged.",
+                 purpose_zh=f"已获 {uk} 时，MAC 错误的 {path} 记录 1 安全报文更新应答 {wrong_mac}"
+                            "，记录不变。",
                  expected_sw=("wrong_mac",), severity="blocker",
                  preconditions=f"{read} and {uk} authenticated in {df}",
                  reference_choice=choices(sw_choice("wrong_mac"), CRYPTO_CHOICE),
@@ -310,6 +334,9 @@ def cases(profile: CardProfile) -> list[Case]:
                  CLAUSE_UPDATE,
                  f"With {uk} granted, a correct SM update of record 1 (item {item}) of {path} "
                  f"answers {ok} and the record reads back as written; it is restored after.",
+                 purpose_zh=f"已获 {uk} 时，正确的 {path} 记录 1（数据项 {item}）安全报文更新应答 "
+                            f"{ok}，记录读回与写"
+                            "入一致；之后被恢复。",
                  expected_sw=("ok",), severity="critical",
                  preconditions=f"{read} and {uk} authenticated in {df}",
                  reference_choice=CRYPTO_CHOICE,
@@ -320,6 +347,9 @@ def cases(profile: CardProfile) -> list[Case]:
                  CLAUSE_UPDATE,
                  f"A good MAC over a TLV whose tag is not item {item} (record 1 of {path}) "
                  f"answers {wrong_data} and does not write.",
+                 purpose_zh=f"标签不是数据项 {item} 的 TLV（{path} 的记录 1）即使 MAC 正确也应答 "
+                            f"{wrong_data}"
+                            "，且不写入。",
                  expected_sw=("wrong_data",), severity="critical",
                  preconditions=f"{read} and {uk} authenticated in {df}",
                  reference_choice=choices(sw_choice("wrong_data"), CRYPTO_CHOICE),
@@ -330,6 +360,9 @@ def cases(profile: CardProfile) -> list[Case]:
                  CLAUSE_UPDATE,
                  f"A good MAC over a TLV of item {item} one byte shorter than the item "
                  f"(record 1 of {path}) answers {wrong_data} and does not write.",
+                 purpose_zh=f"比数据项 {item} 短 1 字节的 TLV（{path} 的记录 1）即使 MAC 正确也应"
+                            f"答 {wrong_data}"
+                            "，且不写入。",
                  expected_sw=("wrong_data",), severity="critical",
                  preconditions=f"{read} and {uk} authenticated in {df}",
                  reference_choice=choices(sw_choice("wrong_data"), CRYPTO_CHOICE),
@@ -353,6 +386,9 @@ def cases(profile: CardProfile) -> list[Case]:
                      CLAUSE_UPDATE,
                      f"With only {read} granted, {operation} of {path} (writing back what it "
                      f"holds, or on a free index record) answers {refused}: it needs {family}.",
+                     purpose_zh=f"仅获 {read} 时，对 {path} 执行{verb}（写回其现有内容，或针"
+                                "对空闲索引记录"
+                                f"）应答 {refused}：需要 {family}。",
                      expected_sw=("security_not_satisfied",), severity="blocker",
                      preconditions=f"{read} authenticated in {df}",
                      reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
@@ -366,6 +402,10 @@ def cases(profile: CardProfile) -> list[Case]:
                  "(<cmd:update_record_sm>) of "
                  f"{path} ({ef.structure}) answers {incompatible}: secure messaging is for TLV "
                  "files only.",
+                 purpose_zh=f"已获 {getattr(access, key_right)} 时，对 {path}（{ef.structure}"
+                            "）执行安全报文 UPDATE RECORD（<cmd:update_record_sm>）应答 "
+                            f"{incompatible}"
+                            "：安全报文只用于 TLV 文件。",
                  expected_sw=("incompatible_file_structure",), severity="normal",
                  preconditions=f"{getattr(access, key_right)} authenticated in {df}",
                  reference_choice=choices(sw_choice("incompatible_file_structure"), CRYPTO_CHOICE),
@@ -389,6 +429,9 @@ def cases(profile: CardProfile) -> list[Case]:
                      f"With {other} granted (in {where}), updating {path} answers {refused}; "
                      f"with its declared key {access.update} it answers {ok}. The write puts "
                      "back what the file holds.",
+                     purpose_zh=f"已获 {other}（在 {where} 中）时更新 {path} 应答 {refused}；以其"
+                                "规定密钥"
+                                f" {access.update} 更新应答 {ok}。写入的是文件现有的内容。",
                      expected_sw=("security_not_satisfied", "ok"), severity="blocker",
                      preconditions=f"{read} authenticated in {df} to read what to write back",
                      reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),
@@ -403,6 +446,9 @@ def cases(profile: CardProfile) -> list[Case]:
                  CLAUSE_SEPARATION,
                  f"With {family} granted, {own} of a free record of {path} answers {ok} and "
                  f"{other_right} of it answers {refused}; the record is left free afterwards.",
+                 purpose_zh=f"已获 {family} 时，对 {path} 的空闲记录执行{OPERATION_ZH[own]}应答 "
+                            f"{ok}，执行{OPERATION_ZH[other_right]}应答 {refused}；之后记录恢复为"
+                            "空闲。",
                  expected_sw=("ok", "security_not_satisfied"), severity="blocker",
                  preconditions=f"{read} authenticated in {df}; a free index record",
                  reference_choice=choices(sw_choice("security_not_satisfied"), CRYPTO_CHOICE),

@@ -35,6 +35,7 @@ from conformance.iso7816 import (
     SELECT_P1_BY_FID,
     SELECT_P2_FCI,
 )
+from conformance.messages import Bilingual, Msg, as_msg, msg, msg_of
 from conformance.model import (
     CardProfile,
     Coding,
@@ -62,26 +63,28 @@ RightKind = Literal["read", "update", "mark", "erase"]
 """A field of the profile's Access: which key a file operation needs."""
 
 
-class HostError(Exception):
+class HostError(Bilingual):
     """The card answered 9000 but with content the profile does not allow (wrong TLV tag or
     length, a value that does not decode, a short read), or the host was asked for something
     the profile makes impossible. Carries the command and response when there are any."""
 
     def __init__(
         self,
-        message: str,
+        message: str | Msg,
         *,
         command: CommandAPDU | None = None,
         response: ResponseAPDU | None = None,
+        expected: str = "",
+        measured: str = "",
     ) -> None:
         self.command = command
         self.response = response
-        if command is not None:
-            message += f" (command {command.hex()}"
-            if response is not None:
-                message += f", response {response.hex()}"
-            message += ")"
-        super().__init__(message)
+        if command is not None and response is not None:
+            message = msg("host.exchange", message=as_msg(message), command=command.hex(),
+                          response=response.hex())
+        elif command is not None:
+            message = msg("host.command", message=as_msg(message), command=command.hex())
+        super().__init__(message, expected=expected, measured=measured)
 
 
 class HostUsageError(Exception):
@@ -89,7 +92,7 @@ class HostUsageError(Exception):
     error, never the card's): a verdict on the card cannot rest on it."""
 
 
-class AuthenticationWithheld(Exception):
+class AuthenticationWithheld(Bilingual):
     """A key family already refused a cryptogram the host believes correct, so the host does
     not try it again: every further try would spend the sample's retry counter towards a
     lock, and the cause (a wrong key set, or a faulty card) needs a person."""
@@ -109,7 +112,7 @@ class HealthCardSession:
         keys: KeyProvider,
         *,
         chunk_size: int = 0xFF,
-        withheld: dict[str, str] | None = None,
+        withheld: dict[str, Msg] | None = None,
     ) -> None:
         limit = min(LC_MAX_SHORT, profile.spec.security.max_short_le)
         if not 1 <= chunk_size <= limit:
@@ -124,7 +127,7 @@ class HealthCardSession:
         self._current_ef: str | None = None
         self._granted: set[str] = set()
         # key families refused with a correct cryptogram: shared across the sessions of a run
-        self.withheld: dict[str, str] = {} if withheld is None else withheld
+        self.withheld: dict[str, Msg] = {} if withheld is None else withheld
 
     def __repr__(self) -> str:
         return (
@@ -145,8 +148,9 @@ class HealthCardSession:
         wanted = self.profile.spec.atr.card_number_factor.length
         if len(factor) != wanted:
             raise HostError(
-                f"the ATR {self._atr.hex().upper()} is too short to carry the {wanted}-byte "
-                "card-number factor"
+                msg("host.atr_short", atr=self._atr.hex().upper(), wanted=wanted,
+                    length=len(self._atr)),
+                expected=f"≥ {wanted + 4} bytes", measured=f"{len(self._atr)} bytes",
             )
         return factor
 
@@ -204,7 +208,8 @@ class HealthCardSession:
         try:
             return ResponseAPDU.parse(response)
         except ApduFormatError as exc:
-            raise HostError(f"malformed response {response.hex().upper()}: {exc}") from None
+            raise HostError(msg("host.malformed", response=response.hex().upper(),
+                                error=str(exc)), measured=response.hex().upper()) from None
 
     def _send(self, command: CommandAPDU) -> ResponseAPDU:
         """Send and require 9000 (ApduError with the command otherwise)."""
@@ -286,9 +291,10 @@ class HealthCardSession:
         response = self._send(command)
         if len(response.data) != length:
             raise HostError(
-                f"GET CHALLENGE returned {len(response.data)} bytes, not {length}",
+                msg("host.challenge_length", length=len(response.data), expected=length),
                 command=command,
                 response=response,
+                expected=f"{length} bytes", measured=f"{len(response.data)} bytes",
             )
         return response.data
 
@@ -305,7 +311,7 @@ class HealthCardSession:
             raise ValueError(f"{family} is a {key.use} key: it cannot be authenticated")
         if family in self.withheld:
             raise AuthenticationWithheld(
-                f"{family} is not tried again: {self.withheld[family]} earlier in this run"
+                msg("host.withheld", family=family, earlier=self.withheld[family])
             )
         card_no8 = self.card_number_factor
         city8 = self.city_code_factor  # may select DDF1: fetch before selecting our DF
@@ -327,7 +333,7 @@ class HealthCardSession:
             exc.add_note(f"authenticating with key family {family} in {key.df}")
             refused = sw_hex(exc.sw).startswith(self.profile.sw_prefix("wrong_cryptogram"))
             if refused or exc.sw == self.profile.sw("key_locked"):
-                self.withheld[family] = f"it refused a correct cryptogram with {exc.sw:04X}"
+                self.withheld[family] = msg("host.refused_cryptogram", sw=f"{exc.sw:04X}")
             raise
         self._granted.add(family)
         log.debug("granted %s in %s", family, key.df)
@@ -374,9 +380,11 @@ class HealthCardSession:
             response = self._send(command)
             if len(response.data) != n:
                 raise HostError(
-                    f"READ BINARY of {path} at {at} returned {len(response.data)} bytes, not {n}",
+                    msg("host.binary_short", path=path, at=at, length=len(response.data),
+                        expected=n),
                     command=command,
                     response=response,
+                    expected=f"{n} bytes", measured=f"{len(response.data)} bytes",
                 )
             out += response.data
         return bytes(out)
@@ -391,7 +399,11 @@ class HealthCardSession:
             raw = self.read_record(path, n)
             expected = self.profile.record_length(path, n)
             if len(raw) != expected:
-                raise HostError(f"record {n} of {path} is {len(raw)} bytes, not {expected}")
+                raise HostError(
+                    msg("host.record_length", n=n, path=path, length=len(raw),
+                        expected=expected),
+                    expected=f"{expected} bytes", measured=f"{len(raw)} bytes",
+                )
             records.append(raw)
         return records
 
@@ -401,13 +413,16 @@ class HealthCardSession:
         if len(raw) < 2 or raw[0] != number or raw[1] != item.length:
             head = raw[:2].hex().upper() or "nothing"
             raise HostError(
-                f"item {number} ({item.zh}): TLV record starts {head}, expected tag "
-                f"{number:02X} and length {item.length:02X}"
+                msg("host.tlv_head", number=number, name_zh=item.zh, name_en=item.en, head=head,
+                    tag=f"{number:02X}", length=f"{item.length:02X}"),
+                expected=f"{number:02X} {item.length:02X}", measured=head,
             )
         if len(raw) != 2 + item.length:
             raise HostError(
-                f"item {number} ({item.zh}): TLV record is {len(raw)} bytes, "
-                f"expected {2 + item.length}"
+                msg("host.tlv_length", number=number,
+                    name_zh=item.zh, name_en=item.en, length=len(raw),
+                    expected=2 + item.length),
+                expected=f"{2 + item.length} bytes", measured=f"{len(raw)} bytes",
             )
         return raw[2:]
 
@@ -415,7 +430,9 @@ class HealthCardSession:
         try:
             return self.profile.decode_item(number, value)
         except CodingError as exc:
-            raise HostError(f"item {number} ({self.profile.item(number).zh}): {exc}") from None
+            item = self.profile.item(number)
+            raise HostError(msg("host.item_coding", number=number, name_zh=item.zh, name_en=item.en,
+                                error=msg_of(exc))) from None
 
     def _tlv_place(self, number: int) -> tuple[str, int]:
         place = self.profile.place(number)
@@ -528,9 +545,9 @@ class HealthCardSession:
             try:
                 out[self._field_key(field)] = _codecs.decode(Coding(field.coding), chunk)
             except CodingError as exc:
-                raise HostError(
-                    f"{path} field {self._field_key(field)} at {field.offset}: {exc}"
-                ) from None
+                raise HostError(msg("host.field_coding", path=path,
+                                    field=self._field_key(field), offset=field.offset,
+                                    error=msg_of(exc))) from None
         return out
 
     def _encode_fields(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from conformance.messages import Bilingual, msg
+
 
 class Coding(StrEnum):
     AN = "AN"
@@ -16,7 +18,7 @@ class Coding(StrEnum):
     B = "B"
 
 
-class CodingError(ValueError):
+class CodingError(Bilingual, ValueError):
     """A value cannot be encoded in, or raw bytes are not a valid instance of, a coding."""
 
 
@@ -37,11 +39,11 @@ def decode_an(raw: bytes) -> str:
     """Text up to the 00 padding; bytes after the first 00 must all be 00."""
     text, _, padding = raw.partition(b"\x00")
     if padding.strip(b"\x00"):
-        raise CodingError(f"AN value {raw.hex().upper()} has data after its 00 padding")
+        raise CodingError(msg("coding.an_after_padding", value=raw.hex().upper()))
     try:
         return text.decode("gbk")
     except UnicodeDecodeError as exc:
-        raise CodingError(f"AN value {raw.hex().upper()} is not valid GBK") from exc
+        raise CodingError(msg("coding.an_not_gbk", value=raw.hex().upper())) from exc
 
 
 def encode_cn(value: str, length: int) -> bytes:
@@ -58,9 +60,9 @@ def decode_cn(raw: bytes) -> str:
     nibbles = raw.hex().upper()
     digits, _, padding = nibbles.partition("F")
     if padding.strip("F"):
-        raise CodingError(f"CN value {nibbles} has digits after its F padding")
+        raise CodingError(msg("coding.cn_after_padding", value=nibbles))
     if not digits.isdigit() and digits:
-        raise CodingError(f"CN value {nibbles} has a nibble that is not a decimal digit")
+        raise CodingError(msg("coding.cn_not_digit", value=nibbles))
     return digits
 
 

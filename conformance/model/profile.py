@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -216,6 +217,24 @@ class CardProfile:
         """CLA and INS of a command as hex text: update_record_sm → '04 DC' (reference)."""
         cla, ins = self.command(name)
         return f"{cla:02X} {ins:02X}"
+
+    def command_name(self, name: str, lang: str) -> str:
+        """A command's display name in ``lang`` (zh / en), its profile key if it has none."""
+        cmd = self.spec.commands[name]
+        return getattr(cmd, lang) or name
+
+    def requirement_source(self, key: str) -> str:
+        """Where requirement ``key`` comes from: its clause, or the profile's own [choice]."""
+        requirement = self.spec.requirements[key]
+        info = self.spec.profile
+        return requirement.clause or f"profile [choice] {info.name} {info.version}"
+
+    def requirement_of(self, case_id: str) -> str:
+        """The first requirement whose case patterns match ``case_id`` ("" if none)."""
+        for key, requirement in self.spec.requirements.items():
+            if any(fnmatch.fnmatchcase(case_id, p) for p in requirement.cases):
+                return key
+        return ""
 
     def classes(self) -> set[int]:
         """Every CLA the card answers."""

@@ -129,6 +129,8 @@ class Command(Strict):
     of the card (``data`` for writes, ``response`` for reads): with privacy on, the evidence masks
     what in it is personal (transport/redact.py)."""
 
+    zh: str = ""  # display name in Chinese (擦除记录), for titles and reasons
+    en: str = ""  # display name in English (ERASE RECORD)
     cla: int = Field(ge=0, le=255)
     ins: int = Field(ge=0, le=255)
     feature: str | None = None
@@ -294,6 +296,22 @@ class Situation(Strict):
     rests_on: str  # the sentence of REFERENCE.md it rests on
 
 
+NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class Requirement(Strict):
+    """One requirement of the test basis: the sentence, in both languages, that cases test.
+
+    ``clause``: the clause it comes from where the evidence names one ("WS/T 543.4 §4");
+    without one the requirement is the profile's own [choice]. ``cases``: the case ID
+    patterns (fnmatch) that test it."""
+
+    zh: NonEmpty
+    en: NonEmpty
+    clause: NonEmpty | None = None
+    cases: list[NonEmpty] = []
+
+
 class ProfileSpec(Strict):
     """The whole profile file."""
 
@@ -314,6 +332,7 @@ class ProfileSpec(Strict):
     code_tables: dict[str, CodeTable]
     consistency: list[Consistency]
     layouts: dict[str, list[LayoutField]]
+    requirements: dict[str, Requirement] = {}
 
     @field_validator("status_words")
     @classmethod

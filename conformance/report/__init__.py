@@ -3,8 +3,9 @@ every file (XAdES-BES) → PDF signed (PAdES); verify.
 
 Public API (the CLI calls these; every failure is a ReportError with a clear message):
 
-  write_report(run_dir, *, lab=None, key=None, cert=None, pkcs12=None, passphrase=None,
-               pdf=True) -> ReportPaths          report.xml + report.html (+ report.pdf)
+  write_report(run_dir, *, lab=None, submission=None, bench=None, key=None, cert=None,
+               pkcs12=None, passphrase=None, pdf=True) -> ReportPaths
+                                                  report.xml + report.html (+ report.pdf)
   verify_report(path, trust=None) -> VerifyResult  run dir or report.xml; never raises;
                                                   .status VALID | UNTRUSTED | INVALID
   build_allure(run_dir) -> Path                   allure-report/index.html (npx allure@3)

@@ -8,6 +8,8 @@ an extra property, so a new field written by the plugin reaches the report witho
   product  vendor, name, version, ics (dict or list), ics_path, ics_sha256
   profile  name, version, path, sha256      plan  name, version, path, sha256
   bench    readers (list or str), pcsc_lite, driver, os, python
+  lab, submission, bench_file   checked copies of the lab's files (conformance/lab.py schemas)
+  started_at, finished_at, timezone, report_number   lab-local times, the run's number
 
 One model feeds the XML (signed), the HTML and the PDF, so they cannot disagree.
 """
@@ -24,6 +26,19 @@ from typing import Any
 
 import yaml
 
+from conformance.lab import (
+    BenchFile,
+    Equipment,
+    LabFile,
+    LabFileError,
+    SubmissionFile,
+    from_record,
+    load_bench,
+    load_lab,
+    load_submission,
+    local_time,
+    now_in,
+)
 from conformance.resources import DEMO_LAB, PACKAGE_DIR, UNTESTED_PATH, shipped_name
 from conformance.results import (
     CaseResult,
@@ -71,20 +86,13 @@ class ReportError(Exception):
 
 
 @dataclass
-class Person:
-    name: str
-    role: str = ""
+class IcsRow:
+    """One line of the ICS as printed: a Chinese and an English label, and the value."""
 
-
-@dataclass
-class Lab:
-    name_zh: str
-    name_en: str
-    accreditation: str
-    engineer: Person
-    address: str = ""
-    reviewer: Person | None = None
-    demo: bool = False
+    key: str
+    zh: str
+    en: str
+    value: str
 
 
 @dataclass
@@ -92,7 +100,9 @@ class Product:
     vendor: str = ""
     name: str = ""
     version: str = ""
+    model: str = ""
     ics: list[tuple[str, str]] = field(default_factory=list)
+    ics_rows: list[IcsRow] = field(default_factory=list)
     ics_path: str = ""
     ics_sha256: str = ""
     extra: list[tuple[str, str]] = field(default_factory=list)
@@ -126,6 +136,8 @@ class Artifact:
     version: str = ""
     path: str = ""
     sha256: str = ""
+    title: str = ""
+    """What the file is called in words (a profile's title_zh / title_en)."""
 
 
 @dataclass
@@ -139,6 +151,68 @@ class CaseEntry:
     @property
     def verdict(self) -> str:
         return str(self.result.verdict)
+
+    def field(self, name: str) -> str:
+        """A CaseResult field of the requirement texts ("" when the run did not record it)."""
+        return str(getattr(self.result, name, "") or "")
+
+    @property
+    def requirement_zh(self) -> str:
+        return self.field("requirement_zh") or self.field("purpose_zh")
+
+    @property
+    def requirement_en(self) -> str:
+        return self.field("requirement_en") or self.result.purpose
+
+    @property
+    def source(self) -> str:
+        """What the case cites: the requirement's source, else the clause the case records."""
+        return self.field("source") or self.result.clause
+
+    @property
+    def expected(self) -> str:
+        return self.field("expected") or " / ".join(self.result.expected_sw)
+
+    @property
+    def measured(self) -> str:
+        return self.field("measured")
+
+    @property
+    def reason_zh(self) -> str:
+        return self.field("reason_zh")
+
+
+@dataclass
+class Finding:
+    """A FAIL, INCONCLUSIVE or ERROR case with the lines of its evidence that show it."""
+
+    entry: CaseEntry
+    excerpt: list[str]
+    omitted: int = 0
+    """Logical exchanges of the evidence before the excerpt (not shown)."""
+
+
+@dataclass
+class EquipmentRow:
+    """An item of the bench file, joined with what PC/SC reported for the run's reader."""
+
+    item: Equipment
+    calibration_ok: bool | None
+    """None: no calibration due date (not calibrated equipment)."""
+    used: bool = False
+    pcsc_name: str = ""
+    driver: str = ""
+    pcsc_lite: str = ""
+
+
+@dataclass
+class Deviation:
+    """A departure from the method's conditions, recorded in the report (ISO/IEC 17025
+    §7.8.2.1 m): an environment reading out of limits, a calibration past due, a sample that
+    does not match its submission."""
+
+    zh: str
+    en: str
 
 
 @dataclass
@@ -167,7 +241,7 @@ class Untested:
 class ReportModel:
     report_id: str
     generated: str
-    lab: Lab
+    lab: LabFile
     product: Product
     samples: list[Sample]
     bench: Bench
@@ -193,6 +267,28 @@ class ReportModel:
     statement_zh: str = ""
     statement_en: str = ""
     """The conclusion as a sentence that says what the run was (results.statement)."""
+    timezone: str = ""
+    lab_source: Artifact | None = None
+    submission: SubmissionFile | None = None
+    submission_source: Artifact | None = None
+    bench_file: BenchFile | None = None
+    bench_source: Artifact | None = None
+    equipment: list[EquipmentRow] = field(default_factory=list)
+    deviations: list[Deviation] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    evidence_manifest: str = ""
+    """SHA-256 of the evidence digest list (`evidence_lines`): the one digest the PDF prints."""
+    evidence_count: int = 0
+
+    @property
+    def issued_date(self) -> str:
+        return self.generated[:10]
+
+    @property
+    def test_dates(self) -> str:
+        """The lab-local dates of testing: one date, or first — last."""
+        first, last = self.started[:10], self.finished[:10]
+        return first if not last or first == last else f"{first} — {last}"
 
     @property
     def mandatory_counts(self) -> dict[str, int]:
@@ -282,16 +378,6 @@ def safe_relative(run_dir: Path, rel: str) -> Path:
     return path
 
 
-def _iso(value: str, what: str) -> str:
-    if not value:
-        return ""
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ReportError(f"summary.json: {what} {value!r} is not an ISO 8601 date-time") from None
-    return parsed.isoformat()
-
-
 # ---------------------------------------------------------------------------------------------
 # loaders
 
@@ -303,34 +389,6 @@ def _load_yaml(path: Path, what: str) -> Any:
         raise ReportError(f"{what} {path} does not exist") from None
     except yaml.YAMLError as exc:
         raise ReportError(f"{what} {path} is not valid YAML: {exc}") from None
-
-
-def load_lab(path: Path | str | None = None) -> Lab:
-    """The lab's identity from a YAML file (default: the DEMO lab in fixtures/lab-demo.yaml)."""
-    path = Path(path) if path else DEMO_LAB
-    data = _load_yaml(path, "lab file")
-    if not isinstance(data, dict):
-        raise ReportError(f"lab file {path}: expected a mapping at the top level")
-    missing = [k for k in ("name_zh", "name_en", "accreditation", "engineer") if not data.get(k)]
-    if missing:
-        raise ReportError(f"lab file {path}: missing {', '.join(missing)}")
-
-    def person(value: Any, key: str) -> Person:
-        if isinstance(value, str):
-            return Person(name=value)
-        if isinstance(value, dict) and value.get("name"):
-            return Person(name=str(value["name"]), role=str(value.get("role", "")))
-        raise ReportError(f"lab file {path}: {key} needs a name")
-
-    return Lab(
-        name_zh=str(data["name_zh"]),
-        name_en=str(data["name_en"]),
-        accreditation=str(data["accreditation"]),
-        engineer=person(data["engineer"], "engineer"),
-        address=str(data.get("address", "")),
-        reviewer=person(data["reviewer"], "reviewer") if data.get("reviewer") else None,
-        demo=bool(data.get("demo", False)),
-    )
 
 
 def load_untested(path: Path | None = None) -> list[Untested]:
@@ -397,6 +455,8 @@ def _artifact(role: str, data: dict[str, Any]) -> Artifact:
         path=_pick(data, used, "path", "file"),
         sha256=_pick(data, used, "sha256", "digest"),
     )
+    art.title = " / ".join(t for t in (_pick(data, used, "title_zh"),
+                                       _pick(data, used, "title_en")) if t)
     if not art.sha256 and art.path:
         candidate = Path(art.path)
         if not candidate.is_absolute():
@@ -406,17 +466,49 @@ def _artifact(role: str, data: dict[str, Any]) -> Artifact:
     return art
 
 
+ICS_LABELS: dict[str, tuple[str, str]] = {
+    "kind": ("卡类型", "Card type"),
+    "model": ("型号", "Model"),
+    "sample": ("样品数据", "Sample data"),
+    "notes": ("说明", "Notes"),
+}
+SAMPLE_DATA = {"test": "测试数据（虚构持卡人） test data", "issued": "已发行卡数据 issued card"}
+
+
 def _product(data: dict[str, Any]) -> Product:
-    used: set[str] = {"ics"}
+    """The ICS as printed: every optional feature of the profile with 支持/不支持, then the
+    declared properties under Chinese/English labels; the file by name and digest."""
+    used: set[str] = {"ics", "features", "feature_names", "sample_pin"}
     product = Product(
         vendor=_pick(data, used, "vendor", "manufacturer"),
         name=_pick(data, used, "name", "product"),
         version=_pick(data, used, "version", "cos_version"),
+        model=_pick(data, set(), "model"),
         ics=_pairs(data.get("ics")),
-        ics_path=_pick(data, used, "ics_path", "path"),
+        ics_path=_pick(data, used, "ics_path", "path", "source"),
         ics_sha256=_pick(data, used, "ics_sha256", "sha256"),
     )
-    product.extra = _extra(data, used)
+    declared = [str(f) for f in data.get("features") or []]
+    names = data.get("feature_names") or {}
+    rows = [
+        IcsRow(f"features.{key}", *(label if len(label) == 2 else (key, key)),
+               "支持 supported" if key in declared else "不支持 not supported")
+        for key, label in ((k, list(v)) for k, v in names.items())
+    ]
+    rows += [IcsRow(f"features.{key}", key, key, "支持 supported")
+             for key in declared if key not in names]
+    for key, (zh, en) in ICS_LABELS.items():
+        if data.get(key) not in (None, ""):
+            used.add(key)
+            value = text(data[key])
+            rows.append(IcsRow(key, zh, en, SAMPLE_DATA.get(value, value) if key == "sample"
+                               else value.strip()))
+    if product.ics_path:
+        digest = f" · SHA-256 {product.ics_sha256}" if product.ics_sha256 else ""
+        rows.append(IcsRow("source", "ICS 文件", "ICS file",
+                           PurePosixPath(product.ics_path.replace("\\", "/")).name + digest))
+    product.ics_rows = rows
+    product.extra = _extra(data, used | {"model"})
     return product
 
 
@@ -483,10 +575,162 @@ def privacy_text(privacy: Mapping[str, Any]) -> str:
     return f"{shown}{basis}{seal}"
 
 
+def _lab(summary: RunSummary, path: Path | str | None) -> tuple[LabFile, Artifact]:
+    """The lab of the report: the file given now, else the one the run recorded, else DEMO."""
+    if path or not summary.lab:
+        source = Path(path) if path else DEMO_LAB
+        lab = load_lab(source)
+        return lab, Artifact("lab", lab.code, path=shipped_name(source),
+                             sha256=sha256_path(source))
+    lab = from_record(LabFile, summary.lab, "lab")
+    return lab, _recorded("lab", lab.code, summary.lab)
+
+
+def _recorded(role: str, name: str, data: Mapping[str, Any]) -> Artifact:
+    source = str(data.get("source", ""))
+    return Artifact(role, name, path=shipped_name(Path(source)) if source else "",
+                    sha256=str(data.get("sha256", "")))
+
+
+def _optional_file(
+    recorded: dict[str, Any], path: Path | str | None, model: type[Any], loader: Any, role: str
+) -> tuple[Any, Artifact | None]:
+    """A submission or bench file: the one given now, else the run's copy, else none."""
+    if path:
+        source = Path(path)
+        return loader(source), Artifact(role, source.name, path=shipped_name(source),
+                                        sha256=sha256_path(source))
+    if recorded:
+        return from_record(model, recorded, role), _recorded(role, role, recorded)
+    return None, None
+
+
+def _equipment(bench_file: BenchFile | None, bench: Bench, day: dt.date) -> list[EquipmentRow]:
+    rows = []
+    for item in bench_file.equipment if bench_file else []:
+        due = item.calibration_due
+        row = EquipmentRow(item=item, calibration_ok=None if due is None else due >= day)
+        if item.kind == "reader" and item.pcsc_reader and item.pcsc_reader in bench.readers:
+            row.used, row.pcsc_name = True, item.pcsc_reader
+            row.driver, row.pcsc_lite = bench.driver, bench.pcsc_lite
+        else:
+            row.used = item.kind != "reader"
+        rows.append(row)
+    return rows
+
+
+def _deviations(
+    bench_file: BenchFile | None,
+    equipment: list[EquipmentRow],
+    submission: SubmissionFile | None,
+    samples: list[Sample],
+    pcsc: bool,
+    readers: list[str],
+    day: dt.date,
+) -> list[Deviation]:
+    out: list[Deviation] = []
+    if bench_file is not None:
+        from conformance.lab import QUANTITIES
+
+        for name, reading in bench_file.environment.readings():
+            if not reading.within:
+                zh, en = QUANTITIES[name]
+                limits = f"{reading.min:g}–{reading.max:g} {reading.unit}"
+                out.append(Deviation(
+                    f"环境条件超出限值：{zh} {reading.value:g} {reading.unit}（限值 {limits}）",
+                    f"environment out of limits: {en.lower()} {reading.value:g} {reading.unit} "
+                    f"(limits {limits})"))
+        for row in equipment:
+            if row.calibration_ok is False and row.used:
+                item = row.item
+                out.append(Deviation(
+                    f"设备 {item.id}（{item.model}，序列号 {item.serial}）校准有效期至 "
+                    f"{item.calibration_due}，检测日 {day} 已过期",
+                    f"equipment {item.id} ({item.model}, serial {item.serial}): calibration "
+                    f"due {item.calibration_due}, past due on the test date {day}"))
+        listed = {row.pcsc_name for row in equipment if row.pcsc_name}
+        for reader in readers if pcsc else []:
+            if reader not in listed:
+                out.append(Deviation(
+                    f"本次使用的读卡器“{reader}”不在测试台文件的设备清单中",
+                    f"the reader {reader!r} used in the run is not in the bench file's "
+                    "equipment list"))
+    if submission is not None:
+        tested = {s.chip_serial for s in samples if s.chip_serial}
+        for sample in submission.samples:
+            if sample.chip_serial and tested and sample.chip_serial not in tested:
+                out.append(Deviation(
+                    f"样品 {sample.id} 登记的芯片序列号 {sample.chip_serial} 与被测卡"
+                    f"（{', '.join(sorted(tested))}）不符",
+                    f"sample {sample.id} is registered with chip serial {sample.chip_serial}, "
+                    f"the card tested reports {', '.join(sorted(tested))}"))
+    return out
+
+
+EXCERPT_LINES = 6
+"""How many logical exchanges of a failing case's evidence the report prints."""
+
+
+def _exchange(entry: Mapping[str, Any]) -> str:
+    """One evidence entry as a line: > command  < response, long data shortened."""
+    if "command" not in entry:  # an evidence format this report does not know: as recorded
+        line = json.dumps(entry, ensure_ascii=False, sort_keys=True)
+        return line if len(line) <= 110 else line[:109] + "…"
+    seq = f"#{entry.get('seq')}" if entry.get("seq") is not None else ""
+    if not entry.get("command"):
+        return f"{seq} · {entry.get('note') or entry.get('error') or ''}".strip()
+    response = str(entry.get("response") or "")
+    if len(response) > 44:
+        response = f"{response[:32]}…{response[-4:]} ({(len(response) - 4) // 2} B)"
+    line = f"{seq} > {entry['command']}  < {response or '—'}"
+    if entry.get("error"):
+        line += f"  !! {entry['error']}"
+    elif entry.get("note"):
+        line += f"  ({entry['note']})"
+    return line
+
+
+def _finding(run_dir: Path, entry: CaseEntry) -> Finding:
+    """The case's last logical exchanges (or those around its first error): what the
+    verdict rests on, with the whole trace a digest away in the evidence file."""
+    if not entry.evidence_path:
+        return Finding(entry, [])
+    lines: list[dict[str, Any]] = []
+    for raw in safe_relative(run_dir, entry.evidence_path).read_text("utf-8").splitlines():
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(value, dict) and value.get("parent") is None:
+            lines.append(value)
+    logical = [e for e in lines if e.get("command") or e.get("error") or "command" not in e]
+    errors = [i for i, e in enumerate(logical) if e.get("error")]
+    end = errors[0] + 2 if errors else len(logical)
+    start = max(0, end - EXCERPT_LINES)
+    return Finding(entry, [_exchange(e) for e in logical[start:end]], omitted=start)
+
+
+def evidence_lines(cases: list[CaseEntry]) -> str:
+    """The evidence digests in sha256sum format, by path: what `evidence_manifest` hashes."""
+    rows = sorted((c.evidence_path, c.evidence_sha256) for c in cases if c.evidence_path)
+    return "".join(f"{digest}  {path}\n" for path, digest in rows)
+
+
 def build_model(
-    run_dir: Path | str, *, lab: Path | str | None = None, demo_key: bool = True
+    run_dir: Path | str,
+    *,
+    lab: Path | str | None = None,
+    submission: Path | str | None = None,
+    bench: Path | str | None = None,
+    demo_key: bool = True,
+    number: bool = False,
 ) -> ReportModel:
-    """Read run_dir (summary.json, results.jsonl, evidence/) into a ReportModel."""
+    """Read run_dir (summary.json, results.jsonl, evidence/) into a ReportModel.
+
+    lab, submission and bench replace the files the run recorded in summary.json. With
+    `number`, a run that recorded no report number (or another lab's) takes the next one of
+    the lab's sequence; without, such a report is marked UNNUMBERED.
+    """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ReportError(f"run directory {run_dir} does not exist")
@@ -501,6 +745,15 @@ def build_model(
         results = read_results(run_dir)
     except (ValueError, TypeError, KeyError) as exc:
         raise ReportError(f"{run_dir / 'results.jsonl'} has an invalid line: {exc}") from None
+    try:
+        lab_file, lab_source = _lab(summary, lab)
+        sub, sub_source = _optional_file(summary.submission, submission, SubmissionFile,
+                                         load_submission, "submission")
+        bench_file, bench_source = _optional_file(summary.bench_file, bench, BenchFile,
+                                                  load_bench, "bench")
+    except LabFileError as exc:
+        raise ReportError(str(exc)) from None
+    zone = lab_file.tz
 
     notes = [str(n) for n in summary.notes]
     cases = _case_entries(run_dir, results)
@@ -526,23 +779,31 @@ def build_model(
         Artifact(role="run", name=name, path=name, sha256=sha256_path(run_dir / name))
         for name in ("summary.json", "results.jsonl")
     ]
-    started = _iso(summary.started, "started")
-    stamp = started[:19].replace("-", "").replace(":", "").replace("T", "-") or "undated"
-    report_id = f"RHC-{stamp}-{sources[1].sha256[:8].upper()}"
+    started = _lab_time(summary.started_at or summary.started, "started", zone)
+    finished = _lab_time(summary.finished_at or summary.finished, "finished", zone)
+    generated = now_in(zone)
+    day = dt.date.fromisoformat(started[:10]) if started else generated.date()
+    lab_path = lab or (summary.lab or {}).get("source") or None
+    report_id = _report_number(summary, lab_file, lab_path, bool(lab), number, generated,
+                               run_dir)
     untested_digest = sha256_path(UNTESTED_PATH) if UNTESTED_PATH.is_file() else ""
+    samples = _samples(summary.card or {})
+    bench_model = _bench(summary.bench or {})
+    equipment = _equipment(bench_file, bench_model, day)
+    digests = evidence_lines(cases)
     return ReportModel(
         report_id=report_id,
-        generated=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        lab=load_lab(lab),
+        generated=generated.isoformat(),
+        lab=lab_file,
         product=_product(summary.product or {}),
-        samples=_samples(summary.card or {}),
-        bench=_bench(summary.bench or {}),
+        samples=samples,
+        bench=bench_model,
         profile=_artifact("profile", summary.profile or {}),
         plan=_artifact("plan", summary.plan or {}),
         sources=sources,
         suite_version=summary.suite_version or "unknown",
         started=started,
-        finished=_iso(summary.finished, "finished"),
+        finished=finished,
         conclusion=conclusion.value,
         run_verdict=summary.verdict.value,
         counts=counts,
@@ -563,4 +824,50 @@ def build_model(
         scope=scope.value,
         statement_zh=statement_zh,
         statement_en=statement_en,
+        timezone=lab_file.timezone,
+        lab_source=lab_source,
+        submission=sub,
+        submission_source=sub_source,
+        bench_file=bench_file,
+        bench_source=bench_source,
+        equipment=equipment,
+        deviations=_deviations(bench_file, equipment, sub, samples,
+                               (summary.card or {}).get("kind") == "pcsc",
+                               bench_model.readers, day),
+        findings=[_finding(run_dir, c) for c in cases
+                  if c.verdict in ("FAIL", "INCONCLUSIVE", "ERROR")],
+        evidence_manifest=sha256_bytes(digests.encode("utf-8")),
+        evidence_count=digests.count("\n"),
     )
+
+
+UNNUMBERED = "UNNUMBERED"
+
+
+def _report_number(
+    summary: RunSummary, lab: LabFile, lab_path: Path | str | None, replaced: bool,
+    number: bool, now: dt.datetime, run_dir: Path,
+) -> str:
+    """The run's number if it took one from this lab, else (with `number`) the next one.
+    lab_path: where the lab file is (a relative state_dir is relative to it); replaced: the
+    lab was given anew, not the one the run recorded."""
+    recorded_code = str((summary.lab or {}).get("code", ""))
+    if summary.report_number and (not replaced or recorded_code == lab.code):
+        return summary.report_number
+    if not number:
+        return UNNUMBERED
+    from conformance.sequence import next_report_number
+
+    try:
+        return next_report_number(lab, now, lab_path=lab_path, run=str(run_dir))
+    except LabFileError as exc:
+        raise ReportError(str(exc)) from None
+
+
+def _lab_time(value: str, what: str, zone: Any) -> str:
+    if not value:
+        return ""
+    try:
+        return local_time(value, zone).isoformat()
+    except ValueError:
+        raise ReportError(f"summary.json: {what} {value!r} is not an ISO 8601 date-time") from None

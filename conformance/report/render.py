@@ -1,7 +1,11 @@
-"""report.html and report.pdf from the model (jinja2 templates in reports/templates, WeasyPrint).
+"""report.html and report.pdf from the model (jinja2 templates in report/templates, WeasyPrint).
 
 Bilingual (中文 / English) in one document, as test-center reports usually are. No JavaScript:
 the summary chart is an inline SVG generated here, so the HTML works offline and prints as is.
+One template renders both: report.html lists the cases in a real table (a browser lays out
+780 rows at once and aligns them), the HTML printed to report.pdf as tab-aligned paragraphs
+(WeasyPrint is 3–5 times faster on those; see `case_rows`). Every time is printed in the lab's
+time zone with its UTC offset.
 """
 
 from __future__ import annotations
@@ -9,20 +13,24 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
+from typing import Any
 
 import jinja2
 from markupsafe import Markup
 
+from conformance.lab import QUANTITIES, local_time
 from conformance.report.model import (
     CONCLUSION_RULE_EN,
     CONCLUSION_RULE_ZH,
     VERDICTS,
+    CaseEntry,
     GroupCount,
     ReportError,
     ReportModel,
@@ -35,7 +43,7 @@ VERDICT_ZH = {
     "PASS": "通过",
     "FAIL": "不通过",
     "INCONCLUSIVE": "无法判定",
-    "ERROR": "测试错误",
+    "ERROR": "测试系统错误",
     "NOT_APPLICABLE": "不适用",
 }
 VERDICT_COLOUR = {
@@ -51,8 +59,47 @@ METHOD_EN = {
     "inspection": "inspection",
     "lab_apparatus": "lab apparatus",
 }
+VERDICT_EN = {"ERROR": "ERROR (harness)"}
+"""An ERROR is the harness failing (bench, exception), not a finding on the card."""
 SUBJECT_ZH = {"card": "用户卡", "terminal": "终端"}
+EXTRA_LABELS = {
+    "faults": "注入故障 injected faults",
+    "kind": "卡 card",
+    "host": "主机名 Host name",
+    "error": "错误 error",
+}
 FONT = "WenQuanYi Micro Hei, sans-serif"
+
+
+def verdict_label(verdict: str) -> str:
+    """通过 PASS, 测试系统错误 ERROR (harness): how every copy names a verdict."""
+    return f"{VERDICT_ZH.get(verdict, verdict)} {VERDICT_EN.get(verdict, verdict)}"
+
+
+def local(value: str, zone: Any) -> str:
+    """An ISO time as the report prints it: lab-local, with its offset
+    (2026-12-01 20:05:03+08:00); "—" when unknown."""
+    if not value:
+        return "—"
+    try:
+        moment = local_time(value, zone)
+    except ValueError:
+        return value
+    return moment.replace(microsecond=0).isoformat(sep=" ")
+
+
+_SNAKE = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
+
+
+def zh_title(title: str) -> str:
+    """A Chinese title as printed: a program name such as erase_record inside it reads as
+    the command it names, ERASE RECORD (the English title keeps what the case says)."""
+    return _SNAKE.sub(lambda m: m.group().replace("_", " ").upper(), title)
+
+
+def css_string(value: str) -> str:
+    """A value inside a CSS string literal (the @page boxes print the report number)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
 
 
 def chart_svg(groups: list[GroupCount]) -> Markup:
@@ -89,9 +136,9 @@ def chart_svg(groups: list[GroupCount]) -> Markup:
     for verdict in VERDICTS:
         parts.append(
             f'<rect x="{x:.0f}" y="{y}" width="10" height="10" fill="{VERDICT_COLOUR[verdict]}"/>'
-            f'<text x="{x + 13:.0f}" y="{y + 9}">{VERDICT_ZH[verdict]} {verdict}</text>'
+            f'<text x="{x + 13:.0f}" y="{y + 9}">{escape(verdict_label(verdict))}</text>'
         )
-        label = f"{VERDICT_ZH[verdict]} {verdict}"
+        label = verdict_label(verdict)
         x += 22 + sum(10 if ord(ch) > 0x2E80 else 6 for ch in label)
     parts.append("</svg>")
     return Markup("".join(parts))
@@ -103,8 +150,10 @@ def chart_svg(groups: list[GroupCount]) -> Markup:
 # Measured with WeasyPrint 70 on 782 cases: a <table> or rows of inline blocks cost 5-9 ms a
 # case (15 s for the PDF); a plain paragraph with tabs costs under 2 ms. Tab stops sit every
 # TAB_EM from the start of the line, so the number of tabs each cell needs is worked out here
-# from the font's advance widths. Spans would restart the tab grid: rows carry no markup, a
-# verdict's colour comes from the paragraph's class.
+# from the font's advance widths. WeasyPrint rounds the tab size to whole CSS pixels: the list's
+# 7.5pt is 10 px, so a 1em stop is exact (a size in spaces, 4 × 0.26 em, would be rounded and
+# the error would add up along the line). Spans would restart the tab grid: rows carry no
+# markup, a verdict's colour comes from the paragraph's class.
 
 TAB_EM = 1.0
 FONT_FAMILY = "WenQuanYi Micro Hei"
@@ -156,11 +205,22 @@ class CaseRow:
     text: str
 
 
+TAB_MARGIN = 0.22
+"""How close (em) to a tab stop a cell may end: the estimate of its width and the laid-out
+width differ by a little, and a cell ending that near a stop would take one stop more or
+less than counted. Such a cell gets two no-break spaces, clear of the stop."""
+PAD = "\u00a0\u00a0"
+
+
 def _tabs(x: float, column: float) -> tuple[str, float]:
     """Tabs that move the pen from x to the column (one tab if the cell overflows it)."""
-    start = math.floor(x / TAB_EM)
-    count = max(1, round(column / TAB_EM) - start) if x + 0.3 < column else 1
-    return "\t" * count, (start + count) * TAB_EM
+    tab = TAB_EM
+    pad = ""
+    if min(x % tab, tab - x % tab) < TAB_MARGIN:
+        pad, x = PAD, x + text_width(PAD)
+    start = math.floor(x / tab)
+    count = max(1, round(column / tab) - start) if x + 0.3 < column else 1
+    return pad + "\t" * count, (start + count) * tab
 
 
 def case_rows(
@@ -168,15 +228,14 @@ def case_rows(
 ) -> tuple[list[CaseRow], CaseRow, float]:
     """The tab-aligned rows, the header row and the hanging indent (em) of the title column."""
 
-    def verdict_label(verdict: str) -> str:
-        return f"{VERDICT_ZH.get(verdict, verdict)} {verdict}"
-
-    header = ("编号 ID", "判定 Verdict", "M/O", "项目 / 说明 Title / reason · 依据 Ref.")
+    header = ("编号 ID", "判定 Verdict", "M/O",
+              "项目 · 要求 · 预期 / 实测 Title · requirement · expected / measured")
     ids = [text_width(c.result.id) for c in model.cases] + [text_width(header[0])]
     verdicts = [text_width(verdict_label(c.verdict)) for c in model.cases]
-    col1 = math.ceil((min(max(ids), 22.0) + 1.0) / TAB_EM) * TAB_EM
-    col2 = col1 + math.ceil((max([*verdicts, text_width(header[1])]) + 1.0) / TAB_EM) * TAB_EM
-    col3 = col2 + math.ceil((text_width(header[2]) + 1.0) / TAB_EM) * TAB_EM
+    tab = TAB_EM
+    col1 = math.ceil((min(max(ids), 22.0) + 1.0) / tab) * tab
+    col2 = col1 + math.ceil((max([*verdicts, text_width(header[1])]) + 1.0) / tab) * tab
+    col3 = col2 + math.ceil((text_width(header[2]) + 1.0) / tab) * tab
 
     def row(cells: tuple[str, str, str, str], verdict: str) -> CaseRow:
         text, x = cells[0], text_width(cells[0])
@@ -187,17 +246,50 @@ def case_rows(
         return CaseRow(verdict=verdict, text=text)
 
     rows = []
-    for case in model.cases:
+    stated = ""  # the requirement of the rows above: the cases of one requirement follow it
+    first: dict[tuple[str, str], int] = {}
+    for n, case in enumerate(model.cases):
+        first.setdefault((case.result.group, requirement_text(case)), n)
+    by_requirement = sorted(
+        model.cases, key=lambda c: first[(c.result.group, requirement_text(c))]
+    )  # stable: catalogue order within a requirement, requirements in order of first case
+    for case in by_requirement:
         r = case.result
-        ref = clause_code[r.clause]
+        requirement = requirement_text(case)
+        if requirement and requirement != stated:
+            rows.append(CaseRow(verdict="req", text=f"要求 Requirement: {requirement}"))
+        stated = requirement
+        ref = clause_code[case.source]
         if r.reference_choice:
             ref += "·" + choice_code[r.reference_choice]
-        title = f"{r.title_zh} / {r.title_en}  [{ref}]"
-        if r.reason:
-            title += "\n" + r.reason
+        title = f"{zh_title(r.title_zh)} / {r.title_en}  [{ref}]"
+        if measures(case):
+            title += " · " + measures(case)
+        detail = case_detail(case)
+        if detail:
+            title += "\n" + detail
         mark = "M" if r.mandatory else "O"
         rows.append(row((r.id, verdict_label(case.verdict), mark, title), case.verdict))
     return rows, row(header, "head"), col3
+
+
+def requirement_text(case: CaseEntry) -> str:
+    zh, en = case.requirement_zh, case.requirement_en
+    return f"{zh} / {en}" if zh and en and zh != en else zh or en
+
+
+def measures(case: CaseEntry) -> str:
+    """预期 9000 · 实测 6A82: what the case expected and what the card gave (what is known)."""
+    parts = [f"预期 {case.expected}" if case.expected else "",
+             f"实测 {case.measured}" if case.measured else ""]
+    return " · ".join(p for p in parts if p)
+
+
+def case_detail(case: CaseEntry) -> str:
+    """The line under a case's title in report.pdf: the reason (zh / en). The requirement
+    heads the run of cases that share it (`case_rows`), so the PDF stays short and fast."""
+    r = case.result
+    return " / ".join(x for x in (case.reason_zh, r.reason) if x)
 
 
 def _index(values: list[str], prefix: str) -> tuple[dict[str, str], list[tuple[str, str, int]]]:
@@ -219,22 +311,33 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def render_html(model: ReportModel, sig: SignatureInfo) -> str:
-    """The bilingual HTML report (also the input of the PDF; rendered before report.xml is
-    signed, which then lists this HTML's digest)."""
+def render_html(model: ReportModel, sig: SignatureInfo, *, pdf: bool = False) -> str:
+    """The bilingual HTML report; with `pdf`, the same report as printed to report.pdf (cases
+    as paragraphs). Both are rendered before report.xml is signed, which lists their digests."""
     env = _environment()
+    zone = model.lab.tz
+    env.filters["local"] = lambda value: local(value, zone)
+    env.filters["verdict"] = verdict_label
+    env.filters["css"] = css_string
+    env.filters["zh_title"] = zh_title
     try:
         template = env.get_template("report.html.j2")
         css = (TEMPLATES_DIR / "report.css").read_text(encoding="utf-8")
     except (OSError, jinja2.TemplateError) as exc:
         raise ReportError(f"report templates in {TEMPLATES_DIR} cannot be loaded: {exc}") from None
-    clause_code, clauses = _index([c.result.clause for c in model.cases], "C")
+    clause_code, clauses = _index([c.source for c in model.cases], "C")
     choice_code, choices = _index(
         [c.result.reference_choice for c in model.cases if c.result.reference_choice], "R"
     )
-    rows, header, indent = case_rows(model, clause_code, choice_code)
+    rows, header, indent = case_rows(model, clause_code, choice_code) if pdf else ([], None, 0)
     return template.render(
         m=model,
+        pdf=pdf,
+        clause_code=clause_code,
+        choice_code=choice_code,
+        requirement_text=requirement_text,
+        quantities=QUANTITIES,
+        extra_labels=EXTRA_LABELS,
         case_rows=rows,
         case_header=header,
         case_indent=indent,
@@ -254,9 +357,6 @@ def render_html(model: ReportModel, sig: SignatureInfo) -> str:
         rule_en=CONCLUSION_RULE_EN,
         mandatory_total=sum(model.mandatory_counts.values()),
         artifacts=[model.profile, model.plan, *model.sources],
-        digest_lines="\n".join(
-            f"{c.evidence_sha256}  {c.evidence_path}" for c in model.cases if c.evidence_path
-        ),
     )
 
 

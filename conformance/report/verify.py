@@ -15,6 +15,7 @@ whatever the status. Nothing here raises for a damaged report.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,7 @@ from conformance.report.sign import (
 from conformance.report.xml import (
     DS_NS,
     NS,
+    SCHEMA_VERSION,
     SEAL,
     XADES_NS,
     describe,
@@ -290,6 +292,20 @@ def _case_evidence(root: etree._Element) -> dict[str, tuple[str, str]]:
     return out
 
 
+def _check_evidence_digest(
+    element: etree._Element | None, evidence: dict[str, tuple[str, str]], result: VerifyResult
+) -> None:
+    """The one evidence digest report.pdf prints must be the digest of the signed list."""
+    if element is None:
+        return  # a report of an earlier schema: it printed the whole list
+    lines = "".join(f"{digest}  {rel}\n" for rel, (_, digest) in sorted(evidence.items()))
+    if element.get("sha256") != hashlib.sha256(lines.encode("utf-8")).hexdigest():
+        result.problems.append(
+            "manifest: the evidence digest printed in the report is not the SHA-256 of the "
+            f"{len(evidence)} evidence digests of the signed cases — the report contradicts itself"
+        )
+
+
 def _check_files(
     root: etree._Element, run_dir: Path, signer: x509.Certificate | None, result: VerifyResult
 ) -> None:
@@ -306,6 +322,7 @@ def _check_files(
                 f"case {case_id}: its evidence {rel} is not in the signed manifest with the "
                 "same digest — the report contradicts itself"
             )
+    _check_evidence_digest(manifest.find(q("evidence")), evidence, result)
 
     def label(rel: str) -> str:
         return f"evidence file {rel} (case {evidence[rel][0]})" if rel in evidence else rel
@@ -506,6 +523,14 @@ def _verify(xml_path: Path, run_dir: Path, trust: Path | None, result: VerifyRes
         )
         return
 
+    version = root.get("schemaVersion")
+    if version != SCHEMA_VERSION:
+        result.problems.append(
+            f"{xml_path.name} is of report schema version {version}; this rhc verifies version "
+            f"{SCHEMA_VERSION} (re-issue it with `rhc report build`, or verify it with the rhc "
+            "release that wrote it)"
+        )
+        return
     _check_unsigned_nodes(root, result)
     result.problems.extend(f"XSD: {p}" for p in schema_problems(root))
     certs = _check_signature(data, root, result)

@@ -70,6 +70,8 @@ def write_report(
     run_dir: Path | str,
     *,
     lab: Path | str | None = None,
+    submission: Path | str | None = None,
+    bench: Path | str | None = None,
     key: Path | str | None = None,
     cert: Path | str | None = None,
     pkcs12: Path | str | None = None,
@@ -80,7 +82,9 @@ def write_report(
     """Write run_dir/report.xml (XAdES-signed), report.html and report.pdf (PAdES-signed).
 
     Without key/cert/pkcs12 it signs with the DEMO key (fixtures/pki) and the first page says so;
-    without lab it uses fixtures/lab-demo.yaml. Every failure is a ReportError with a message.
+    lab, submission and bench replace the files the run recorded in summary.json (no lab at
+    all: fixtures/lab-demo.yaml). A run without a report number takes the lab's next one.
+    Every failure is a ReportError with a message.
     Call it after the run has finished writing its files: every file then in run_dir is listed
     by digest in the signed report, and `verify` flags any later change, addition or removal.
     `progress` is called with the name of each step as it begins (the console shows them).
@@ -90,13 +94,15 @@ def write_report(
     key, cert, pkcs12 = (Path(p) if p else None for p in (key, cert, pkcs12))
     material = load_signing_material(key=key, cert=cert, pkcs12=pkcs12, passphrase=passphrase)
     step("reading the results and evidence")
-    model = build_model(run_dir, lab=lab, demo_key=material.demo)
+    model = build_model(run_dir, lab=lab, submission=submission, bench=bench,
+                        demo_key=material.demo, number=True)
     signing_time = signing_now()
+    sig = signature_info(material, signing_time)
     step("rendering report.html")
-    html = render_html(model, signature_info(material, signing_time)).encode("utf-8")
+    html = render_html(model, sig).encode("utf-8")
     if pdf:
         step("rendering report.pdf")
-    rendered = _render_pdf(html.decode("utf-8")) if pdf else None
+    rendered = _render_pdf(render_html(model, sig, pdf=True)) if pdf else None
     step("hashing the files of the run")
     manifest = Manifest(
         files=sorted(

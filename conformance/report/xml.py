@@ -13,13 +13,13 @@ from collections.abc import Iterator
 
 from lxml import etree
 
+from conformance.lab import Person
 from conformance.report.manifest import Manifest
 from conformance.report.model import (
     CONCLUSION_RULE_EN,
     CONCLUSION_RULE_ZH,
     VERDICTS,
     Artifact,
-    Person,
     ReportError,
     ReportModel,
     sha256_bytes,
@@ -31,6 +31,9 @@ DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 XADES_NS = "http://uri.etsi.org/01903/v1.3.2#"
 NSMAP = {"r": NS, "ds": DS_NS, "xades": XADES_NS}
 SEAL = "seal"
+SCHEMA_VERSION = "2"
+"""2: the lab's people and place, submission, bench file, deviations, requirement texts,
+expected/measured values, lab-local times, one evidence digest."""
 
 
 def q(tag: str) -> str:
@@ -118,8 +121,15 @@ def _properties(parent: etree._Element, tag: str, pairs: list[tuple[str, str]]) 
 def _person(parent: etree._Element, tag: str, person: Person) -> None:
     element = _sub(parent, tag)
     _sub(element, "name", person.name)
-    if person.role:
-        _sub(element, "role", person.role)
+    if person.title:
+        _sub(element, "role", person.title)
+
+
+def _source(art: Artifact | None) -> dict[str, str]:
+    """The file a section came from, as attributes (path as the report names it, digest)."""
+    if art is None:
+        return {}
+    return {k: v for k, v in (("source", art.path), ("sha256", art.sha256)) if v}
 
 
 def _counts(parent: etree._Element, tag: str, counts: dict[str, int], **attrs: str) -> None:
@@ -142,9 +152,56 @@ def _double(value: float) -> str:
     return repr(float(value))
 
 
-def _manifest(root: etree._Element, manifest: Manifest) -> None:
-    """Every file of the run by digest (report/manifest.py); the PDF as rendered, pre-PAdES."""
+def _submission(root: etree._Element, model: ReportModel) -> None:
+    sub = model.submission
+    assert sub is not None
+    element = _sub(root, "submission", demo="true" if sub.demo else "false",
+                   number=sub.number, **_source(model.submission_source))
+    client = _sub(element, "client")
+    _localized(client, "name", sub.client.name_zh, sub.client.name_en)
+    _sub(client, "address", sub.client.address)
+    _sub(client, "contact", sub.client.contact)
+    product = sub.product
+    _sub(element, "product", name=product.name, model=product.model,
+         manufacturer=product.manufacturer, version=product.version)
+    for sample in sub.samples:
+        item = _sub(element, "sample", id=sample.id, received=sample.received.isoformat())
+        _sub(item, "description", sample.description)
+        _sub(item, "condition", sample.condition)
+        if sample.chip_serial:
+            _sub(item, "chipSerial", sample.chip_serial)
+
+
+def _environment(bench: etree._Element, model: ReportModel) -> None:
+    bench_file = model.bench_file
+    assert bench_file is not None
+    env = bench_file.environment
+    attrs = {"instrument": env.instrument} if env.instrument else {}
+    if env.measured_at is not None:
+        attrs["measuredAt"] = env.measured_at.isoformat()
+    environment = _sub(bench, "environment", **attrs)
+    for name, reading in env.readings():
+        _sub(environment, "reading", quantity=name, value=_double(reading.value),
+             unit=reading.unit, min=_double(reading.min), max=_double(reading.max),
+             within="true" if reading.within else "false")
+    for row in model.equipment:
+        item = row.item
+        attrs = {"id": item.id, "kind": item.kind, "name": item.name, "model": item.model,
+                 "serial": item.serial, "used": "true" if row.used else "false"}
+        optional = {"firmware": item.firmware, "pcscReader": row.pcsc_name,
+                    "driver": row.driver, "pcscLite": row.pcsc_lite,
+                    "calibrationDue": item.calibration_due.isoformat()
+                    if item.calibration_due else ""}
+        if row.calibration_ok is not None:
+            optional["calibrationValid"] = "true" if row.calibration_ok else "false"
+        _sub(bench, "equipment", **attrs, **{k: v for k, v in optional.items() if v})
+
+
+def _manifest(root: etree._Element, model: ReportModel, manifest: Manifest) -> None:
+    """Every file of the run by digest (report/manifest.py); the PDF as rendered, pre-PAdES;
+    first the one digest over the evidence digests that the PDF prints."""
     element = _sub(root, "manifest", count=str(len(manifest.files)))
+    _sub(element, "evidence", count=str(model.evidence_count), sha256=model.evidence_manifest)
     for entry in manifest.files:
         _sub(element, "file", path=entry.path, size=str(entry.size), sha256=entry.sha256)
     if manifest.pdf is not None:
@@ -157,7 +214,7 @@ def build_xml(model: ReportModel, manifest: Manifest) -> etree._Element:
     root = etree.Element(
         q("report"),
         nsmap={None: NS},
-        schemaVersion="1",
+        schemaVersion=SCHEMA_VERSION,
         id=model.report_id,
         generated=model.generated,
     )
@@ -166,18 +223,23 @@ def build_xml(model: ReportModel, manifest: Manifest) -> etree._Element:
     _sub(header, "suiteVersion", model.suite_version)
     _sub(header, "started", model.started)
     _sub(header, "finished", model.finished)
+    _sub(header, "timezone", model.timezone)
     _sub(header, "signingKey", demo="true" if model.demo_key else "false")
     for note in model.notes:
         _sub(header, "note", note)
 
-    lab = _sub(root, "lab", demo="true" if model.lab.demo else "false")
-    _localized(lab, "name", model.lab.name_zh, model.lab.name_en)
-    _sub(lab, "accreditation", model.lab.accreditation)
-    if model.lab.address:
-        _sub(lab, "address", model.lab.address)
-    _person(lab, "engineer", model.lab.engineer)
-    if model.lab.reviewer:
-        _person(lab, "reviewer", model.lab.reviewer)
+    lab_file = model.lab
+    lab = _sub(root, "lab", demo="true" if lab_file.demo else "false", code=lab_file.code,
+               **_source(model.lab_source))
+    _localized(lab, "name", lab_file.name_zh, lab_file.name_en)
+    _sub(lab, "accreditation", lab_file.accreditation)
+    _sub(lab, "address", lab_file.address)
+    _sub(lab, "placeOfTesting", lab_file.place_of_testing)
+    for role in ("tester", "reviewer", "approver"):
+        _person(lab, role, getattr(lab_file.people, role))
+
+    if model.submission is not None:
+        _submission(root, model)
 
     product = _sub(root, "product")
     _sub(product, "vendor", model.product.vendor)
@@ -186,6 +248,10 @@ def build_xml(model: ReportModel, manifest: Manifest) -> etree._Element:
     ics_attrs = {"path": model.product.ics_path, "sha256": model.product.ics_sha256}
     ics = _sub(product, "ics", **{k: v for k, v in ics_attrs.items() if v})
     _properties(ics, "item", model.product.ics)
+    for row in model.product.ics_rows:
+        item = _sub(ics, "statement", row.value, key=row.key)
+        item.set("labelZh", xml_safe(row.zh))
+        item.set("labelEn", xml_safe(row.en))
     _properties(product, "property", model.product.extra)
 
     samples = _sub(root, "samples")
@@ -197,7 +263,7 @@ def build_xml(model: ReportModel, manifest: Manifest) -> etree._Element:
         _sub(element, "reader", sample.reader)
         _properties(element, "property", sample.extra)
 
-    bench = _sub(root, "bench")
+    bench = _sub(root, "bench", **_source(model.bench_source))
     for reader in model.bench.readers:
         _sub(bench, "reader", reader)
     _sub(bench, "pcscLite", model.bench.pcsc_lite)
@@ -205,6 +271,12 @@ def build_xml(model: ReportModel, manifest: Manifest) -> etree._Element:
     _sub(bench, "os", model.bench.os)
     _sub(bench, "python", model.bench.python)
     _properties(bench, "property", model.bench.extra)
+    if model.bench_file is not None:
+        _environment(bench, model)
+
+    deviations = _sub(root, "deviations", count=str(len(model.deviations)))
+    for deviation in model.deviations:
+        _localized(_sub(deviations, "deviation"), "text", deviation.zh, deviation.en)
 
     provenance = _sub(root, "provenance")
     for art in [model.profile, model.plan, *model.sources]:
@@ -238,9 +310,16 @@ def build_xml(model: ReportModel, manifest: Manifest) -> etree._Element:
         _sub(case, "clause", r.clause)
         _sub(case, "purpose", r.purpose)
         _sub(case, "applicability", r.applicability)
+        requirement = _sub(case, "requirement", key=entry.field("requirement"),
+                           source=entry.field("source"))
+        _localized(requirement, "text", entry.field("requirement_zh"),
+                   entry.field("requirement_en"))
         for sw in r.expected_sw:
             _sub(case, "expectedSw", str(sw))
+        _sub(case, "expected", entry.expected)
+        _sub(case, "measured", entry.measured)
         _sub(case, "reason", r.reason)
+        _sub(case, "reasonZh", entry.reason_zh)
         if r.reference_choice:
             _sub(case, "referenceChoice", r.reference_choice)
         if entry.evidence_path:
@@ -258,7 +337,7 @@ def build_xml(model: ReportModel, manifest: Manifest) -> etree._Element:
         if item.evidence:
             _sub(req, "evidence", item.evidence)
 
-    _manifest(root, manifest)
+    _manifest(root, model, manifest)
     etree.indent(root, space=" ")  # readable, and problems can cite useful line numbers
     for element in [*root.iterfind(f"./{q('cases')}/{q('case')}"), *root]:
         if element.tag != q("cases"):
