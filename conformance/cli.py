@@ -225,7 +225,6 @@ def cmd_cases_show(args: argparse.Namespace) -> int:
     import difflib
 
     from conformance.cases.catalogue import build_catalogue
-
     from conformance.terminal.cases import terminal_cases
 
     cases = {c.id: c for c in [*build_catalogue(load_profile(args.profile)), *terminal_cases()]}

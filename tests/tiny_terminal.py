@@ -17,9 +17,9 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-import yaml  # noqa: E402
+import yaml
 
-from conformance import crypto  # noqa: E402
+from conformance import crypto
 
 FAULTS = {"skip_get_response", "reuse_challenge", "retry_auth", "plain_tlv", "truncate_gbk",
           "ignore_index", "mislabel", "no_select", "hang", "crash", "garbage", "exit_no_json",
@@ -256,7 +256,9 @@ def encode(coding: str, value: str, length: int) -> bytes:
     elif coding == "CN":
         if value and not value.isdigit():
             raise Refused(f"{value!r} is not digits")
-        raw = bytes.fromhex(value.ljust(2 * length, "F")) if len(value) <= 2 * length else b"x" * 999
+        if len(value) > 2 * length:
+            raise Refused(f"{value!r} has too many digits")
+        raw = bytes.fromhex(value.ljust(2 * length, "F"))
         pad = b"\xff"
     else:
         raw = bytes.fromhex(value)
@@ -368,7 +370,8 @@ def run(t: Terminal, prof: dict, op: str, args: list[str], data: dict | None) ->
             if answer[-2:] != b"\x90\x00":
                 raise Refused(f"card answered {answer[-2:].hex().upper()}",
                               int.from_bytes(answer[-2:], "big"))
-            rec = {str(f["item"]): decode(f["coding"], answer[f["offset"]:f["offset"] + f["length"]])
+            rec = {str(f["item"]): decode(f["coding"],
+                                          answer[f["offset"]:f["offset"] + f["length"]])
                    for f in _layout(prof, layout)}
             if any(rec.values()):
                 records.append(rec)
@@ -386,7 +389,8 @@ def run(t: Terminal, prof: dict, op: str, args: list[str], data: dict | None) ->
         t.select_ef("DF03", f"{prefix}{slot:02d}")
         out = b""
         while len(out) < size:
-            out += t.ok(bytes([0, 0xB0, len(out) >> 8, len(out) & 0xFF, min(256, size - len(out)) & 0xFF]))
+            le = min(256, size - len(out)) & 0xFF
+            out += t.ok(bytes([0, 0xB0, len(out) >> 8, len(out) & 0xFF, le]))
         return out
 
     def fields(raw: bytes) -> dict:

@@ -13,7 +13,7 @@ from conformance.terminal.cards import CARDS_DIR, TERMINAL_DIR
 from conformance.terminal.judge import RULES
 from conformance.terminal.profile import OPERATIONS, TerminalProfile
 
-__all__ = ["CHECKS", "CASES_FILE", "TerminalCase", "terminal_cases"]
+__all__ = ["CASES_FILE", "CHECKS", "TerminalCase", "terminal_cases"]
 
 CASES_FILE = TERMINAL_DIR / "cases.yaml"
 GROUP = "TERM"

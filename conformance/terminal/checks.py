@@ -37,13 +37,15 @@ def _answered(case: TerminalCase, o: Outcome) -> list[Finding]:
             sw = f" (sw {doc['sw']})" if doc.get("sw") else ""
             msg = str(doc.get("message", ""))[:120]
             return [_f("answered", f"the terminal refused the transaction, exit status "
-                       f"{o.exit_code}{sw}: {msg}", f"终端拒绝了交易，退出码 {o.exit_code}{sw}：{msg}")]
+                       f"{o.exit_code}{sw}: {msg}",
+                       f"终端拒绝了交易，退出码 {o.exit_code}{sw}：{msg}")]
         return _shape(case, doc)
     if o.exit_code is None or (o.exit_code or 0) < 0 or (o.problem and o.exit_code == 0):
         return [_f("answered", o.problem, o.problem_zh)]
     if o.exit_code == 0:
         return [_f("answered", "the terminal reported success (exit 0) where the card or the "
-                   "input could not allow it", "卡片或输入不允许完成交易，终端却报告成功（退出码 0）")]
+                   "input could not allow it",
+                   "卡片或输入不允许完成交易，终端却报告成功（退出码 0）")]
     if o.problem:
         return [_f("answered", o.problem, o.problem_zh)]
     sw = str(doc.get("sw", "")).upper()
@@ -70,7 +72,8 @@ def _shape(case: TerminalCase, doc: dict[str, Any]) -> list[Finding]:
 
 def _diff(want: dict[str, str], got: Any, where: str = "") -> tuple[str, str] | None:
     if not isinstance(got, dict):
-        return (f"{where}printed {got!r:.60} instead of an item map", f"{where}输出的不是数据元映射")
+        return (f"{where}printed {got!r:.60} instead of an item map",
+                f"{where}输出的不是数据元映射")
     shown, shown_zh = [], []
     for n in sorted(set(want) | {str(k) for k in got}, key=lambda k: (len(k), k)):
         w, g = want.get(n), got.get(n)

@@ -92,7 +92,7 @@ def cmd_terminal_run(args: argparse.Namespace) -> int:
     print(f"rhc: terminal {terminal.name} ({terminal.vendor} {terminal.model} "
           f"{terminal.version}), {len(cases)} cases, run directory {out}", file=text)
     run = TerminalRun(terminal, load_profile(args.profile), cases, VpcdBench(), out,
-                      progress=progress)
+                      lab_path=Path(args.lab) if args.lab else None, progress=progress)
     summary = run.run()
     if len(cases) != len(terminal_cases()):
         summary.scope["scope"] = "partial"

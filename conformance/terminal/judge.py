@@ -221,7 +221,8 @@ class _Judge:
             self.pending61 = sw2
         elif sw1 == 0x6C:
             self.pending6c = (ex.command, sw2)
-        elif (sw1, sw2) != (0x90, 0x00) and not (ex.command[1] == 0xB2 and (sw1, sw2) == (0x6A, 0x83)):
+        elif (sw1, sw2) != (0x90, 0x00) and not (
+                ex.command[1] == 0xB2 and (sw1, sw2) == (0x6A, 0x83)):  # 6A83 ends a list
             self.stopped = ex.sw()
 
     def end(self) -> None:

@@ -20,8 +20,9 @@ from typing import IO, Any
 from conformance import __version__
 from conformance.certification import bench_info
 from conformance.clock import WallClock
+from conformance.lab import load_lab, now_in, record
 from conformance.model.profile import CardProfile
-from conformance.resources import DEFAULT_TEST_KEYS
+from conformance.resources import DEFAULT_TEST_KEYS, DEMO_LAB
 from conformance.results import (
     CaseResult,
     RunSummary,
@@ -32,6 +33,7 @@ from conformance.results import (
     scope_of,
     sha256_file,
 )
+from conformance.sequence import next_report_number
 from conformance.terminal.bench import CARD, SAM, Bench
 from conformance.terminal.cards import Exchange, ServedCard, load_test_card
 from conformance.terminal.cases import CHECKS, TerminalCase
@@ -98,7 +100,7 @@ class TerminalRun:
 
     def __init__(self, terminal: TerminalProfile, profile: CardProfile, cases: list[TerminalCase],
                  bench: Bench, out_dir: Path | None, *, operator: Operator | None = None,
-                 keys_file: Path = DEFAULT_TEST_KEYS,
+                 keys_file: Path = DEFAULT_TEST_KEYS, lab_path: Path | None = None,
                  progress: Callable[[CaseResult], None] | None = None) -> None:
         self.terminal = terminal
         self.profile = profile
@@ -109,10 +111,12 @@ class TerminalRun:
         self.keys_file = keys_file
         self.progress = progress
         self.results: list[CaseResult] = []
-        self.cards_used: dict[str, str] = {}
+        self.samples: dict[str, dict[str, Any]] = {}
         self.readers: list[str] = []
-        self.clock = WallClock()
-        self.started = _now()
+        self.lab_path = lab_path
+        self.lab = load_lab(lab_path)
+        self.clock = WallClock(zone=self.lab.tz)
+        self.started_at = now_in(self.lab.tz)
         if out_dir is not None:
             (out_dir / "evidence").mkdir(parents=True, exist_ok=True)
             (out_dir / "results.jsonl").write_text("", encoding="utf-8")
@@ -143,7 +147,6 @@ class TerminalRun:
     def run_case(self, case: TerminalCase) -> CaseResult:
         start = time.monotonic()
         test_card = load_test_card(case.card)
-        self.cards_used[case.card] = test_card.title_en
         card = test_card.build(self.profile)
         before = copy.deepcopy(card.content)
         kind = case.operation.removeprefix("write-")
@@ -154,6 +157,11 @@ class TerminalRun:
         env = {"RHC_KEYS": str(self.keys_file)}
         try:
             env["RHC_READER"] = self.bench.insert(served, CARD)
+            self.samples.setdefault(case.card, {
+                "test_card": case.card, "title_zh": test_card.title_zh,
+                "title_en": test_card.title_en, "atr": card.atr.hex().upper(),
+                "card_number_factor": card.content.card_number_factor.hex().upper(),
+                "reader": env["RHC_READER"]})
             served.remove = lambda: self.bench.pull(CARD)
             if sam is not None:
                 env["RHC_SAM_READER"] = self.bench.insert(sam, SAM)
@@ -229,16 +237,21 @@ class TerminalRun:
                           mandatory_ids=[c.id for c in self.cases if c.mandatory],
                           results=self.results)
         t = self.terminal
+        finished_at = now_in(self.lab.tz)
+        number = "" if self.out_dir is None else next_report_number(
+            self.lab, self.started_at, lab_path=self.lab_path, run=str(self.out_dir))
         return RunSummary(
             verdict=conclude(self.results, complete=complete, scope=scope_of(scope)),
             counts=count(self.results),
             cases=[{"id": r.id, "verdict": r.verdict.value, "reason": r.reason,
                     "duration_s": r.duration_s} for r in self.results],
-            card={"kind": "test cards", "test_cards": dict(sorted(self.cards_used.items()))},
+            card={"kind": "test cards", "samples": [self.samples[k] for k in sorted(self.samples)]},
             product={"kind": "terminal", "name": t.name, "vendor": t.vendor, "model": t.model,
-                     "version": t.version, "mode": t.mode, "operations": list(t.operations),
-                     "uses_sam": t.uses_sam, "timeout_s": t.timeout_s, "profile": t.source,
-                     "sha256": sha256_file(Path(t.source)) if t.source else ""},
+                     "version": t.version,
+                     "ics": {"mode": t.mode, "operations": ", ".join(t.operations),
+                             "uses_sam": str(t.uses_sam).lower(), "timeout_s": f"{t.timeout_s:g}"},
+                     "ics_path": t.source,
+                     "ics_sha256": sha256_file(Path(t.source)) if t.source else ""},
             plan={"name": "terminal", "file": "fixtures/terminal/cases.yaml",
                   "sha256": "", "parameters": {}},
             profile={"name": self.profile.spec.profile.name, "file": str(self.profile.source),
@@ -246,11 +259,16 @@ class TerminalRun:
                      "standard": self.profile.spec.profile.standard},
             bench={**bench_info("pcsc", None), "readers": self.readers},
             suite_version=__version__,
-            started=self.started,
-            finished=_now(),
+            started=_utc(self.started_at),
+            finished=_utc(finished_at),
             notes=[] if complete else [f"{len(self.results)} of {len(self.cases)} cases ran"],
             privacy={"setting": "off", "basis": "synthetic test cards: no personal data"},
             scope=scope,
+            timezone=self.lab.timezone,
+            started_at=self.started_at.isoformat(),
+            finished_at=finished_at.isoformat(),
+            report_number=number,
+            lab=record(self.lab, self.lab_path or DEMO_LAB),
         )
 
 
@@ -274,5 +292,5 @@ def _result(case: TerminalCase, verdict: Verdict, reason: str, reason_zh: str) -
     return result
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+def _utc(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="seconds")

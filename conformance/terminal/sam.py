@@ -194,7 +194,8 @@ def judge_sam(profile: CardProfile, content: CardContent, card: list[Exchange],
             out.append(Finding("sam", f"80 DE key {c[3]:02X} ({family}) with {n} factor(s) "
                                f"{' '.join(g.hex().upper() for g in got)}: the card needs "
                                f"level {level} factors {' '.join(w.hex().upper() for w in want)}",
-                               f"80 DE 密钥 {c[3]:02X}（{family}）的分散因子不对：卡片需要 {level} 级因子", i))
+                               f"80 DE 密钥 {c[3]:02X}（{family}）的分散因子不对："
+                               f"卡片需要 {level} 级因子", i))
         challenge = data[8 * n:]
         latest = [r for t, r in _challenges(card) if t <= ex.at_s]
         if challenge and (not latest or challenge != latest[-1]):

@@ -101,7 +101,8 @@ def _read_document(o: Outcome, raw: bytes, timeout_s: float) -> None:
         shown = raw[:60].decode("utf-8", errors="replace")
         what = "empty" if not raw.strip() else f"not one JSON document ({exc.msg}): {shown!r}"
         o.problem = f"exit status {o.exit_code}, standard output {what}"
-        o.problem_zh = f"退出码 {o.exit_code}，标准输出{'为空' if not raw.strip() else '不是一个 JSON 文档'}"
+        shape = "为空" if not raw.strip() else "不是一个 JSON 文档"
+        o.problem_zh = f"退出码 {o.exit_code}，标准输出{shape}"
     else:
         if not isinstance(o.document, dict):
             o.problem = f"standard output is JSON but not an object: {o.document!r:.60}"

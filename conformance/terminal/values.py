@@ -180,8 +180,8 @@ def changed_items(profile: CardProfile, want: CardContent, got: CardContent) -> 
                     named = True
         elif spec.layout and spec.structure is Structure.TRANSPARENT:
             for f in profile.layout(spec.layout):
-                if f.item is not None and \
-                        a[path][f.offset:f.offset + f.length] != b[path][f.offset:f.offset + f.length]:
+                span = slice(f.offset, f.offset + f.length)
+                if f.item is not None and a[path][span] != b[path][span]:
                     out.append(f"item {f.item} in {path}")
                     named = True
         if not named:
