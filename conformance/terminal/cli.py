@@ -42,7 +42,8 @@ def add_terminal_commands(sub: argparse._SubParsersAction) -> argparse._SubParse
     commands = terminal.add_subparsers(dest="terminal_command", required=True)
     run = commands.add_parser("run", help="run every TERM case on a terminal, with its report")
     run.add_argument("--terminal", required=True, metavar="PROFILE",
-                     help="terminal profile (a file, or a name in profiles/terminals/)")
+                     help="terminal profile: a file, or a name in profiles/terminals/ "
+                     "(required, no default)")
     run.add_argument("--out", help="run directory; new or empty, see --replace (default: "
                      "reports/out/terminal-<UTC time>)")
     run.add_argument("--replace", action="store_true",

@@ -9,11 +9,9 @@ write that was asked.
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 from conformance.card.content import CardContent, _Encoder, _layout_record, index_flags
 from conformance.card.faults import FaultSet
-from conformance.model import codecs
 from conformance.model.codecs import Coding
 from conformance.model.profile import CardProfile
 from conformance.model.schema import Structure
@@ -23,7 +21,6 @@ __all__ = [
     "apply_write",
     "card_items",
     "changed_items",
-    "check_input",
     "cyclic_records",
     "expected_slot",
     "slot_items",
@@ -47,20 +44,6 @@ def value_of(coding: Coding, raw: bytes) -> str:
     if coding is Coding.CN:
         return raw.hex().upper().split("F", 1)[0]
     return raw.hex().upper()
-
-
-def check_input(profile: CardProfile, number: int, value: Any) -> str:
-    """'' if ``value`` fits item ``number`` as input (B: exactly the item's length), else why."""
-    if not isinstance(value, str):
-        return f"item {number}: value {value!r} is not a string"
-    item = profile.item(number)
-    if item.coding is Coding.B and len(value) != 2 * item.length:
-        return f"item {number}: a B value is exactly {2 * item.length} hex digits"
-    try:
-        codecs.encode(item.coding, value, item.length)
-    except codecs.CodingError as exc:
-        return f"item {number}: {exc}"
-    return ""
 
 
 def _tlv_raw(content: CardContent, path: str, record: int) -> bytes:
