@@ -53,11 +53,9 @@ def add_terminal_commands(sub: argparse._SubParsersAction) -> argparse._SubParse
                      "certification; default: every TERM case)")
     run.add_argument("--json", action="store_true", help="print summary.json on stdout")
     run.add_argument("--no-report", action="store_true", help="skip the signed report")
-    run.add_argument("--lab", help="lab description YAML (default: the demo lab)")
-    run.add_argument("--sign-key", help="lab signing key (PEM; default: the DEMO key)")
-    run.add_argument("--sign-cert", help="lab certificate (PEM; default: the DEMO certificate)")
-    run.add_argument("--sign-p12", help="lab key and certificate as PKCS#12 (passphrase in "
-                     "RHC_SIGN_PASSPHRASE)")
+    from conformance.cli import _signing_options
+
+    _signing_options(run)
     run.set_defaults(func=cmd_terminal_run)
     return commands
 
