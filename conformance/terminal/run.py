@@ -36,7 +36,7 @@ from conformance.results import (
 from conformance.sequence import next_report_number
 from conformance.terminal.bench import CARD, SAM, Bench
 from conformance.terminal.cards import Exchange, ServedCard, load_test_card
-from conformance.terminal.cases import CHECKS, TerminalCase
+from conformance.terminal.cases import CHECKS, TerminalCase, terminal_cases
 from conformance.terminal.checks import check_result
 from conformance.terminal.judge import Finding, judge_trace
 from conformance.terminal.profile import TerminalProfile
@@ -233,8 +233,9 @@ class TerminalRun:
     # -- summary ---------------------------------------------------------------------------
     def summary(self) -> RunSummary:
         complete = len(self.results) == len(self.cases)
-        scope = run_scope(card="terminal", plan_kind="certification", catalogue=len(self.cases),
-                          mandatory_ids=[c.id for c in self.cases if c.mandatory],
+        catalogue = terminal_cases()  # a run of fewer cases is partial, never a certification
+        scope = run_scope(card="terminal", plan_kind="certification", catalogue=len(catalogue),
+                          mandatory_ids=[c.id for c in catalogue if c.mandatory],
                           results=self.results)
         t = self.terminal
         finished_at = now_in(self.lab.tz)
@@ -261,7 +262,10 @@ class TerminalRun:
             suite_version=__version__,
             started=_utc(self.started_at),
             finished=_utc(finished_at),
-            notes=[] if complete else [f"{len(self.results)} of {len(self.cases)} cases ran"],
+            notes=([] if complete else [f"{len(self.results)} of {len(self.cases)} cases ran"])
+            + ([] if len(self.cases) == len(catalogue) else
+               [f"a selection kept {len(self.cases)} of the {len(catalogue)} TERM cases: "
+                "not a certification"]),
             privacy={"setting": "off", "basis": "synthetic test cards: no personal data"},
             scope=scope,
             timezone=self.lab.timezone,
