@@ -90,7 +90,10 @@ class Reader:
     def raw(self, apdu: bytes) -> bytes:
         if self.pcsc is None:
             return self._exchange(apdu)
-        data, sw1, sw2 = self.pcsc.transmit(list(apdu))
+        try:
+            data, sw1, sw2 = self.pcsc.transmit(list(apdu))
+        except Exception as exc:  # pyscard: the card left, the reader went away
+            raise Refused(f"reader: {exc}") from None
         return bytes(data) + bytes([sw1, sw2])
 
 

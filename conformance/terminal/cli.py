@@ -53,8 +53,9 @@ def add_terminal_commands(sub: argparse._SubParsersAction) -> argparse._SubParse
                      "certification; default: every TERM case)")
     run.add_argument("--json", action="store_true", help="print summary.json on stdout")
     run.add_argument("--no-report", action="store_true", help="skip the signed report")
-    from conformance.cli import _signing_options
+    from conformance.cli import _run_options, _signing_options
 
+    _run_options(run, ["lab", "submission", "bench"])
     _signing_options(run)
     run.set_defaults(func=cmd_terminal_run)
     return commands

@@ -15,7 +15,8 @@ def issue_report(out: Path, args: argparse.Namespace, text: TextIO) -> bool:
     from conformance.report import ReportError, write_report
 
     try:
-        paths = write_report(out, lab=args.lab, key=args.sign_key, cert=args.sign_cert,
+        paths = write_report(out, lab=args.lab, submission=args.submission, bench=args.bench,
+                             key=args.sign_key, cert=args.sign_cert,
                              pkcs12=args.sign_p12,
                              passphrase=os.environ.get("RHC_SIGN_PASSPHRASE"))
     except (ReportError, OSError, ValueError, KeyError) as exc:
