@@ -103,3 +103,11 @@ def test_an_sm_update_with_a_wrong_mac_is_not_built_per_section_4() -> None:
     apdu[-1] ^= 0xFF
     s.send(apdu.hex())
     assert s.rules()[:1] == ["sm_per_spec"]
+
+
+def test_a_61xx_left_uncollected_before_a_reset_is_found() -> None:
+    s = Sender("t0")
+    s.select("DDF1", "EF05")
+    assert s.send("00B2010403")[0] == 0x61
+    s.served.reset()  # the terminal disconnects with a reset
+    assert s.rules() == ["get_response"]

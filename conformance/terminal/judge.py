@@ -239,7 +239,8 @@ def judge_trace(profile: CardProfile, content: CardContent, trace: list[Exchange
     """Every rule the terminal broke in one transaction on the card (a reset starts afresh)."""
     judge = _Judge(profile, content)
     for i, ex in enumerate(trace):
-        if ex.reset:
+        if ex.reset:  # a power-up ends what came before (a terminal resets as it leaves)
+            judge.end()
             judge.start()
         elif len(ex.command) >= 4:
             judge.command(i, ex)
