@@ -60,12 +60,19 @@ def _faulty_profiles() -> list[Path]:
     return sorted(TERMINALS.glob("faulty-*.yaml"))
 
 
-@pytest.mark.skipif(not (TERMINALS / "reference.yaml").exists(),
-                    reason="no reference terminal profile in this tree")
-def test_reference_terminal_passes_every_case(pcsc_bench: list[str], tmp_path: Path) -> None:
-    env_path = os.path.dirname(sys.executable)
-    os.environ["PATH"] = f"{env_path}:{os.environ.get('PATH', '')}"  # its command is `rhc …`
-    run = _run(TERMINALS / "reference.yaml", tuple(c.id for c in terminal_cases()))
+CERTIFIED = [p for p in (TERMINALS / "reference.yaml", ROOT / "tests" / "terminals" / "plain.yaml")
+             if p.exists()]
+
+
+@pytest.mark.parametrize("profile", CERTIFIED, ids=lambda p: p.stem)
+def test_terminal_written_from_the_contract_passes_every_case(pcsc_bench: list[str],
+                                                              profile: Path,
+                                                              monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    """The reference terminal and the independent one: every applicable case PASSes."""
+    monkeypatch.chdir(ROOT)  # their commands are relative to the checkout
+    monkeypatch.setenv("PATH", f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
+    run = _run(profile, tuple(c.id for c in terminal_cases()))
     bad = [(r.id, r.reason) for r in run.results
            if r.verdict not in (Verdict.PASS, Verdict.NOT_APPLICABLE)]
     assert not bad
@@ -73,12 +80,11 @@ def test_reference_terminal_passes_every_case(pcsc_bench: list[str], tmp_path: P
 
 @pytest.mark.parametrize("profile", _faulty_profiles(), ids=lambda p: p.stem)
 def test_each_faulty_reference_variant_fails_the_case_naming_its_fault(
-        pcsc_bench: list[str], profile: Path) -> None:
+        pcsc_bench: list[str], profile: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The case a faulty profile names (its header: "NOT_CONFORMANT, on TERM-…") FAILs on its
     own check; that meta-test keeps every shipped variant honest."""
     named = re.search(r"NOT_CONFORMANT, on (TERM-[A-Z0-9]+-\d{3})", profile.read_text("utf-8"))
     assert named, f"{profile.name} names no TERM case it must fail"
-    env_path = os.path.dirname(sys.executable)
-    os.environ["PATH"] = f"{env_path}:{os.environ.get('PATH', '')}"
+    monkeypatch.setenv("PATH", f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
     (result,) = _run(profile, (named.group(1),)).results
     assert result.verdict is Verdict.FAIL and result.failed_at == "own", result.reason
