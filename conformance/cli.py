@@ -230,9 +230,10 @@ def _groups(values: list[str]) -> list[str]:
     from conformance.cases.framework import GROUPS
 
     names = [n.strip().upper() for value in values for n in value.split(",") if n.strip()]
-    unknown = [n for n in names if n not in GROUPS]
+    unknown = [n for n in names if n not in GROUPS and n != "TERM"]  # TERM: terminal cases
     if unknown:
-        raise CliError(f"--group: no group {', '.join(unknown)} (groups: {', '.join(GROUPS)})")
+        raise CliError(f"--group: no group {', '.join(unknown)} "
+                       f"(groups: {', '.join(GROUPS)}, TERM)")
     return names
 
 
@@ -242,7 +243,11 @@ def cmd_cases_list(args: argparse.Namespace) -> int:
 
     groups = _groups(args.group)
     profile = load_profile(args.profile)
-    cases = build_catalogue(profile)
+    cases: list[Any] = build_catalogue(profile)
+    if not args.plan:  # the terminal cases (group TERM) are in no card plan
+        from conformance.terminal.cases import terminal_cases
+
+        cases += terminal_cases()
     if args.plan:
         plan = load_plan(args.plan)
         check_selection(cases, plan)
@@ -269,8 +274,9 @@ def cmd_cases_show(args: argparse.Namespace) -> int:
     import difflib
 
     from conformance.cases.catalogue import build_catalogue
+    from conformance.terminal.cases import terminal_cases
 
-    cases = {c.id: c for c in build_catalogue(load_profile(args.profile))}
+    cases = {c.id: c for c in [*build_catalogue(load_profile(args.profile)), *terminal_cases()]}
     case = cases.get(args.id) or cases.get(args.id.upper())
     if case is None:
         close = difflib.get_close_matches(args.id.upper(), list(cases), n=5, cutoff=0.6)
@@ -766,6 +772,10 @@ def build_parser() -> argparse.ArgumentParser:
     allure = report.add_parser("allure", help="build the Allure dashboard of a run")
     allure.add_argument("dir", help="run directory")
     allure.set_defaults(func=cmd_report_allure)
+
+    from conformance.terminal.cli import add_terminal_commands
+
+    add_terminal_commands(sub)
 
     paths = sub.add_parser("paths", help="where the shipped profiles, fixtures and demo CA are")
     paths.add_argument("--json", action="store_true", help="print the places as JSON")
