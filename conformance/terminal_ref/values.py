@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from conformance.model import Coding
 
-__all__ = ["ValueRefused", "decode", "encode", "is_empty"]
+__all__ = ["UnreadableValue", "ValueRefused", "decode", "empty", "encode", "is_empty"]
 
 
 class ValueRefused(ValueError):
