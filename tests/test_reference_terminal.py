@@ -12,6 +12,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -466,7 +467,8 @@ def test_every_fault_has_a_case_and_both_titles() -> None:
         "skip_get_response", "reuse_challenge", "retry_refused_auth", "tlv_write_without_sm",
         "truncate_gbk_names", "ignore_index_slot", "mislabel_items", "no_select_before_read"}
     for fault in FAULTS.values():
-        assert fault.case.startswith("TERM-") and fault.zh and fault.en
+        assert re.fullmatch(r"TERM-[A-Z0-9]+-\d{3}", fault.case) and fault.check
+        assert fault.zh and fault.en
 
 
 def test_skip_get_response(make_bench: Callable[..., Bench]) -> None:
@@ -594,3 +596,34 @@ def test_the_program_without_a_reader_reports_the_bench(tmp_path: Path) -> None:
     done = _program("get", "11", env={"RHC_READER": "", "RHC_KEYS": str(DEFAULT_TEST_KEYS)})
     doc = json.loads(done.stdout)
     assert done.returncode == 1 and "RHC_READER" in doc["message"]
+
+
+# ------------------------------------------------------------------------- profiles
+
+TERMINALS = ROOT / "conformance" / "profiles" / "terminals"
+PROFILE_KEYS = {"name", "vendor", "model", "version", "kind", "mode", "command", "operations",
+                "uses_sam", "timeout_s"}
+
+
+def _terminal_profile(name: str) -> dict[str, Any]:
+    import yaml
+
+    return yaml.safe_load((TERMINALS / name).read_text(encoding="utf-8"))
+
+
+def test_the_reference_profile_declares_every_operation() -> None:
+    from conformance.terminal_ref.operations import OPERATIONS
+
+    doc = _terminal_profile("reference.yaml")
+    assert set(doc) == PROFILE_KEYS and doc["kind"] == "terminal" and doc["mode"] == "command"
+    assert doc["command"] == ["rhc", "terminal", "reference"] and doc["uses_sam"] is False
+    assert doc["operations"] == list(OPERATIONS)
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_one_faulty_profile_per_fault(fault: str) -> None:
+    doc = _terminal_profile(f"faulty-{fault.replace('_', '-')}.yaml")
+    reference = _terminal_profile("reference.yaml")
+    assert doc["command"] == [*reference["command"], "--fault", fault]
+    assert {k: v for k, v in doc.items() if k not in ("name", "model", "command")} == {
+        k: v for k, v in reference.items() if k not in ("name", "model", "command")}
