@@ -56,7 +56,7 @@ class Connection:
     def connect(self) -> None:
         self.atr = self.card.reset()
 
-    def getATR(self) -> list[int]:  # noqa: N802 - pyscard's name
+    def getATR(self) -> list[int]:
         return list(self.atr)
 
     def transmit(self, apdu: list[int]) -> tuple[list[int], int, int]:
@@ -75,7 +75,7 @@ class Reader:
     def __str__(self) -> str:
         return READER
 
-    def createConnection(self) -> Connection:  # noqa: N802 - pyscard's name
+    def createConnection(self) -> Connection:
         return Connection(self.card, self.log)
 
 
