@@ -627,3 +627,15 @@ def test_one_faulty_profile_per_fault(fault: str) -> None:
     assert doc["command"] == [*reference["command"], "--fault", fault]
     assert {k: v for k, v in doc.items() if k not in ("name", "model", "command")} == {
         k: v for k, v in reference.items() if k not in ("name", "model", "command")}
+
+
+def test_the_terminal_never_imports_the_card() -> None:
+    """Like the host, the reference terminal knows the card only through a transport."""
+    code = (
+        "import sys, conformance.terminal_ref.cli\n"
+        "bad = sorted(m for m in sys.modules if m == 'conformance.card' "
+        "or m.startswith('conformance.card.'))\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env={
+        **os.environ, "PYTHONPATH": str(ROOT)})
