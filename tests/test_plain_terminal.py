@@ -163,3 +163,27 @@ def test_bad_values_are_refused_before_any_apdu(term: Plain) -> None:
     status, doc = term.run("put", items={"16": "1" * 21})
     assert status == 1 and doc["status"] == "error" and term.log == []
     assert term.run("get", "58")[0] == 1 and term.log == []
+
+
+def test_6cxx_and_61xx(profile: CardProfile, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conformance.card import VirtualCard
+
+    card = VirtualCard.personalize(profile, load_personalization(DEFAULT_PERSONALIZATION, profile),
+                                   load_key_set(DEFAULT_TEST_KEYS, profile),
+                                   features=frozenset({"t0_get_response"}))
+
+    class Fussy:
+        """Le = 00 gets 6Cxx; every other 61xx announces one byte too few."""
+
+        def reset(self) -> bytes:
+            return card.reset()
+
+        def process(self, apdu: bytes) -> bytes:
+            response = card.process(apdu)
+            whole = apdu[1] in (0xB0, 0xB2) and len(apdu) == 5 and apdu[4] == 0
+            if response[-2] == 0x61:
+                return bytes([0x6C, response[-1]]) if whole else bytes([0x61, response[-1] - 1])
+            return response
+
+    term = Plain(Fussy(), monkeypatch)
+    assert term.run("get", "11", "16") == (0, {"items": {"11": "王测试", "16": "13800000000"}})
