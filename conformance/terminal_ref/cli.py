@@ -38,9 +38,9 @@ __all__ = ["add_parser", "main", "transact"]
 
 EXIT_DONE = 0
 EXIT_REFUSED = 1
-APDU_TIMEOUT_S = 120.0
-"""How long the terminal waits for one answer: longer than any profile's timeout_s, so a slow
-card is the suite's to time out, not the terminal's."""
+APDU_TIMEOUT_S = 10.0
+"""How long the terminal waits for one answer before it gives up with an error: well inside
+the profiles' timeout_s (30 s), since a program that outlives timeout_s is killed and FAILs."""
 
 TransportFactory = Callable[[], Transport]
 

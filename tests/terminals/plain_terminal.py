@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import sys
+import threading
 
 import yaml
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -95,6 +96,9 @@ FREE_FILES = {("DDF1", "EF05")}
 UPDATE_KEY = {"DDF1": (0x05, "UK_DDF1"), "DF01": (0x85, "UK_DF01"), "DF03": (0x85, "UK_DF03_1"),
               ("DF02", "EF05"): (0x85, "UK_DF02_1"), ("DF02", "EF06"): (0x86, "UK_DF02_2"),
               ("DF02", "EF07"): (0x87, "UK_DF02_3"), ("DF02", "EF08"): (0x87, "UK_DF02_3")}
+
+
+ANSWER_WAIT_S = 10.0  # one answer; the whole run must end within the profile's timeout_s
 
 
 class Stop(Exception):
@@ -188,17 +192,33 @@ class Card:
         self.rights = set()
         self.city = None
         self.last_sw = None
+        self.stuck = False
 
     def close(self):
+        if self.stuck:  # the reader still holds the unanswered command: leave it to exit
+            return
         with contextlib.suppress(Exception):
             self.connection.disconnect()
+
+    def transmit(self, apdu):
+        """pyscard has no timeout: wait for the card in a side thread, at most ANSWER_WAIT_S."""
+        box = []
+        worker = threading.Thread(target=lambda: box.append(self.connection.transmit(apdu)),
+                                  daemon=True)
+        worker.start()
+        worker.join(ANSWER_WAIT_S)
+        if not box:
+            self.stuck = True
+            raise Stop(f"the card did not answer {bytes(apdu[:4]).hex().upper()} within "
+                       f"{ANSWER_WAIT_S:g} s")
+        return box[0]
 
     def send(self, apdu, ok=(0x9000,)):
         """One command with T=0 handling; returns the data, Stop on any other status word."""
         apdu = list(apdu)
         data = b""
         for _ in range(20):
-            body, sw1, sw2 = self.connection.transmit(apdu)
+            body, sw1, sw2 = self.transmit(apdu)
             if sw1 == 0x6C and len(apdu) > 4 and (len(apdu) == 5 or len(apdu) > 5 + apdu[4]):
                 apdu = [*apdu[:-1], sw2]  # the same command with the Le the card asked for
                 continue
