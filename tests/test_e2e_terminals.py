@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,12 @@ PLAIN = [sys.executable, str(ROOT / "tests" / "terminals" / "plain_terminal.py")
 
 
 class Recorder:
-    """The served card, recording what the terminal sent."""
+    """The served card, recording what the terminal sent; ``stall_at``: the n-th command is
+    answered only after ``stall_s``."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Any, stall_at: int = 0, stall_s: float = 0.0) -> None:
         self.inner = inner
+        self.stall_at, self.stall_s = stall_at, stall_s
         self.commands: list[bytes] = []
         self.responses: list[bytes] = []
 
@@ -43,6 +46,8 @@ class Recorder:
     def process(self, apdu: bytes) -> bytes:
         response = self.inner.process(apdu)
         self.commands.append(bytes(apdu))
+        if len(self.commands) == self.stall_at:
+            time.sleep(self.stall_s)
         self.responses.append(response)
         return response
 
@@ -63,12 +68,12 @@ def served(vpcd_card: Callable[..., object]) -> Callable[..., Recorder]:
 
     profile = load_profile()
 
-    def serve(features: frozenset[str] = frozenset()) -> Recorder:
+    def serve(features: frozenset[str] = frozenset(), **stall: float) -> Recorder:
         card = VirtualCard.personalize(profile, load_personalization(DEFAULT_PERSONALIZATION,
                                                                      profile),
                                        load_key_set(DEFAULT_TEST_KEYS, profile),
                                        features=features)
-        recorder = Recorder(card)
+        recorder = Recorder(card, **stall)  # type: ignore[arg-type]
         vpcd_card(recorder)
         return recorder
 
@@ -116,3 +121,16 @@ def test_the_reference_profile_command_runs(served: Callable[..., Recorder],
     done = subprocess.run(["rhc", "terminal", "reference", "get", "11"], capture_output=True,
                           text=True, env=env, timeout=60, check=False, cwd=tmp_path)
     assert done.returncode == 0 and json.loads(done.stdout) == {"items": {"11": "王测试"}}
+
+
+@pytest.mark.parametrize("command", [REFERENCE, PLAIN], ids=["reference", "plain"])
+def test_a_card_that_stops_answering_is_given_up_inside_timeout_s(
+    served: Callable[..., Recorder], command: list[str]
+) -> None:
+    """A program that outlives the profile's timeout_s (30 s) is killed: the terminals give up
+    on one unanswered command after 10 s and report it."""
+    served(stall_at=3, stall_s=14.0)
+    start = time.monotonic()
+    status, doc = transaction(command, "get", "11")
+    assert status == 1 and doc["status"] == "error"
+    assert time.monotonic() - start < 13.5
