@@ -10,6 +10,7 @@ rhc report verify  check a signed report and its evidence
 rhc report reveal  the lab proves what a masked field of the evidence held
 rhc report build   re-issue the signed report of a finished run from its results and evidence
 rhc report allure  build the Allure dashboard of a run
+rhc terminal reference  the reference terminal: one transaction of TERMINAL.md
 rhc paths          where the shipped profiles, plans, fixtures and demo CA are
 
 `rhc run` is a thin front door over pytest with the rhc plugin: its run options are the
@@ -774,8 +775,9 @@ def build_parser() -> argparse.ArgumentParser:
     allure.set_defaults(func=cmd_report_allure)
 
     from conformance.terminal.cli import add_terminal_commands
+    from conformance.terminal_ref.cli import add_parser as add_reference_terminal
 
-    add_terminal_commands(sub)
+    add_reference_terminal(add_terminal_commands(sub))
 
     paths = sub.add_parser("paths", help="where the shipped profiles, fixtures and demo CA are")
     paths.add_argument("--json", action="store_true", help="print the places as JSON")
