@@ -70,6 +70,14 @@ TITLES = {
     ),
 }
 """Page 1's title by what the run stands for: only a certification reads as one."""
+TERMINAL_TITLES = {
+    Scope.CERTIFICATION: ("居民健康卡终端符合性检测报告",
+                          "Resident Health Card — Terminal Conformance Test Report"),
+    Scope.PARTIAL: ("居民健康卡终端检测报告（部分检测，非认证）",
+                    "Resident Health Card — Terminal Test Report (partial run) — not a "
+                    "certification"),
+}
+"""The same for a terminal run (product kind ``terminal``): the suite played the card."""
 CONCLUSION_RULE_ZH = (
     "仅当认证计划覆盖目录中全部适用的必测项目、均为“通过”、测试完整且样品为产品（非虚拟卡）时，"
     "结论为“符合”；其他计划或选择的结论为“未发现不通过项（非认证）”。"
@@ -270,6 +278,8 @@ class ReportModel:
     privacy: str = ""
     title_zh: str = TITLE_ZH
     title_en: str = TITLE_EN
+    terminal: bool = False
+    """A terminal run: the samples are the suite's test cards, not the product."""
     scope: str = Scope.CERTIFICATION.value
     statement_zh: str = ""
     statement_en: str = ""
@@ -765,6 +775,8 @@ def build_model(
     notes = [str(n) for n in summary.notes]
     cases = _case_entries(run_dir, results)
     scope = scope_of(summary.scope)
+    terminal = (summary.product or {}).get("kind") == "terminal"
+    titles = (TERMINAL_TITLES if terminal else TITLES).get(scope, TITLES[scope])
     conclusion = conclude(
         results, complete=summary.verdict is not Conclusion.INCOMPLETE, scope=scope
     )
@@ -826,8 +838,9 @@ def build_model(
         demo_key=demo_key,
         notes=notes,
         privacy=privacy_text(summary.privacy or {}),
-        title_zh=TITLES[scope][0],
-        title_en=TITLES[scope][1],
+        title_zh=titles[0],
+        title_en=titles[1],
+        terminal=terminal,
         scope=scope.value,
         statement_zh=statement_zh,
         statement_en=statement_en,

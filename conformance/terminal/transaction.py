@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,7 +54,7 @@ def run_transaction(command: list[str], operation: str, args: list[str], *,
     data = json.dumps(stdin, ensure_ascii=False).encode("utf-8") if stdin is not None else b""
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env={**os.environ, **env},
+                                stderr=subprocess.PIPE, env=terminal_environment(env),
                                 start_new_session=True)
     except OSError as exc:
         return Outcome(argv, None, "", "", 0.0, problem=f"the terminal program could not be "
@@ -70,6 +71,18 @@ def run_transaction(command: list[str], operation: str, args: list[str], *,
                       err.decode("utf-8", errors="replace"), duration, stdin=stdin)
     _read_document(outcome, out, timeout_s)
     return outcome
+
+
+def terminal_environment(env: dict[str, str]) -> dict[str, str]:
+    """The terminal's environment: ours with the contract's variables, and the suite's own
+    bin directory at the end of PATH, so a profile may name `rhc` (the reference terminal)
+    without an activated virtual environment, while the lab's own programs still win."""
+    merged = {**os.environ, **env}
+    path = merged.get("PATH", os.defpath)
+    bin_dir = os.path.dirname(sys.executable)
+    if bin_dir not in path.split(os.pathsep):
+        merged["PATH"] = os.pathsep.join(filter(None, [path, bin_dir]))
+    return merged
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
