@@ -3,7 +3,7 @@
 The program was written from TERMINAL.md and REFERENCE.md alone and imports nothing of the
 suite; here its pyscard reader list is replaced by one reader that carries APDUs to the virtual
 card in process, so its operations can be checked without PC/SC. Its PC/SC run through
-`rhc card serve` is in tests/test_e2e_terminals.py.
+`rhc card serve` is in tests/test_terminal_programs_e2e.py.
 """
 
 from __future__ import annotations
