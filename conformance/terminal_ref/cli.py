@@ -167,7 +167,8 @@ def add_parser(terminal: Any) -> None:
         + ", ".join(OPERATIONS) + ".",
     )
     ref.add_argument("--fault", action="append", default=[], metavar="NAME",
-                     help=f"behave as the faulty terminal NAME (repeatable): {faults}")
+                     help=f"behave as the faulty terminal NAME (repeatable; default: none, "
+                          f"the reference behaviour): {faults}")
     ref.add_argument("--apdu-timeout", metavar="SECONDS",
                      help=f"wait this long for one answer of the card (default {APDU_TIMEOUT_S:g})")
     ref.add_argument("words", nargs=argparse.REMAINDER, metavar="OPERATION [ARGUMENT…]",
