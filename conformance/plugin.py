@@ -291,8 +291,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if run.refused:
         return
     interrupted = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
-    summary = run.summary(interrupted)
     prepared = _prepared(session.config)
+    if _write_summary(run, run.summary(interrupted), prepared) and prepared is not None:
+        prepared.stopped = run.stopped(interrupted)
+
+
+def _write_summary(run: CertificationRun, summary: RunSummary,
+                   prepared: PreparedRun | None) -> bool:
+    """Write summary.json and hand it to `rhc run`; a failure to write is its error (or one
+    stderr line in a plain pytest session). True when written."""
     try:
         run.write(summary)
     except OSError as exc:
@@ -301,10 +308,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             print(f"rhc: error: {message}", file=sys.stderr)
         else:
             prepared.errors.append(message)
-        return
+        return False
     if prepared is not None:
         prepared.summary = summary
-        prepared.stopped = run.stopped(interrupted)
+    return True
 
 
 def _finish_parallel(session: pytest.Session, controller: ParallelController,
@@ -317,18 +324,7 @@ def _finish_parallel(session: pytest.Session, controller: ParallelController,
     if not controller.parts and prepared is not None:
         prepared.errors.append("no worker reported a part of the run")
         return
-    summary = run.merge(controller.parts, interrupted)
-    try:
-        run.write(summary)
-    except OSError as exc:
-        message = f"cannot write summary.json into {run.out_dir}: {exc}"
-        if prepared is None:
-            print(f"rhc: error: {message}", file=sys.stderr)
-        else:
-            prepared.errors.append(message)
-        return
-    if prepared is not None:
-        prepared.summary = summary
+    _write_summary(run, run.merge(controller.parts, interrupted), prepared)
 
 
 def report_outcome(result: CaseResult) -> None:
