@@ -244,13 +244,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", action="store_true",
                         help="a smoke run: few APDUs, one round, the selftest plan")
-    parser.add_argument("--n", type=int, help="APDUs per side (default 6000; --small 200)")
-    parser.add_argument("--rounds", type=int, help="interleaved chunks (default 20; --small 2)")
+    parser.add_argument("--n", type=int, help="APDUs per side (default 9000; --small 200)")
+    parser.add_argument("--rounds", type=int, help="interleaved chunks (default 45; --small 2)")
     parser.add_argument("--plan", help="plan of the whole runs (default certification; "
                         "--small selftest)")
     args = parser.parse_args()
-    n = args.n or (200 if args.small else 6000)
-    rounds = args.rounds or (2 if args.small else 20)
+    n = args.n or (200 if args.small else 9000)
+    rounds = args.rounds or (2 if args.small else 45)
     plan = args.plan or ("selftest" if args.small else "certification")
     sys.path.insert(0, str(ROOT))
     from conformance.bench import pcscd_running

@@ -18,7 +18,6 @@ they build themselves, GET RESPONSE and a resend with the right Le, come from
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -71,13 +70,8 @@ class T0Rules:
 
     def get_response(self, sw2: int) -> bytes:
         """GET RESPONSE for the SW2 of a 61xx (P1 = P2 = 00; 00 asks for 256 bytes)."""
-        return _get_response(self.get_response_cla, self.get_response_ins, sw2)
-
-
-@functools.lru_cache(maxsize=1024)
-def _get_response(cla: int, ins: int, sw2: int) -> bytes:
-    """The GET RESPONSE APDU, built once per SW2 (it is on every T=0 read's path)."""
-    return CommandAPDU(cla, ins, 0, 0, le=sw2 or LE_WHOLE).to_bytes()
+        return CommandAPDU(self.get_response_cla, self.get_response_ins, 0, 0,
+                           le=sw2 or LE_WHOLE).to_bytes()
 
 
 def _is_short_case2(apdu: bytes) -> bool:
@@ -118,6 +112,7 @@ class T0Layer:
         self.on_wire = on_wire  # settable later: TraceLayer.on_wire is created after this layer
         self.auto_6c = auto_6c
         self.max_rounds = max_rounds
+        self._get_responses: dict[int, bytes] = {}  # GET RESPONSE by SW2, built once each
 
     @property
     def atr(self) -> bytes:
@@ -154,7 +149,10 @@ class T0Layer:
     def transmit(self, apdu: bytes) -> bytes:
         """Send one logical command; returns the complete response after T=0 handling."""
         command = bytes(apdu)
-        response = self._wire(command)
+        response = bytes(self.inner.transmit(command))
+        on_wire = self.on_wire
+        if on_wire is not None:
+            on_wire(command, response)
         if len(response) < 2:
             return response
         sw1 = response[-2]
@@ -171,9 +169,13 @@ class T0Layer:
         return response
 
     def _collect(self, command: bytes, response: bytes) -> bytes:
+        # the loop between a 61xx and its GET RESPONSE is the hot path of every T=0 read:
+        # it sends and reports directly (what _wire does), with the GET RESPONSEs cached
         data = b""
         rounds = 0
         more = self.rules.bytes_available
+        send = self.inner.transmit
+        on_wire = self.on_wire
         while len(response) >= 2 and response[-2] == more:
             if rounds == self.max_rounds:
                 raise BenchError(
@@ -181,7 +183,13 @@ class T0Layer:
                     f"RESPONSE rounds (command header {command[:4].hex().upper()})"
                 )
             data += response[:-2]
-            response = self._wire(self.rules.get_response(response[-1]))
+            get_response = self._get_responses.get(response[-1])
+            if get_response is None:
+                get_response = self._get_responses[response[-1]] = self.rules.get_response(
+                    response[-1])
+            response = bytes(send(get_response))
+            if on_wire is not None:
+                on_wire(get_response, response)
             rounds += 1
         return data + response if data else response
 
@@ -323,7 +331,7 @@ class TraceLayer:
         self.deadline: tuple[float, float] | None = None
         """(clock time, seconds allowed): past it, the next exchange raises CaseTimeout."""
         rules = redactor.rules
-        self._gr_ins = rules.get_response_ins
+        self._gr_ins_byte = bytes([rules.get_response_ins])
         self._more_sw1 = rules.bytes_available_sw1
 
     # -- Transport ----------------------------------------------------------------------
@@ -413,14 +421,6 @@ class TraceLayer:
     def __repr__(self) -> str:
         return f"TraceLayer({self.inner!r}, {len(self._raw)} entries)"
 
-    def _next_origin(
-        self, current: bytes | None, command: bytes, response: bytes | None
-    ) -> bytes | None:
-        """The command a following GET RESPONSE collects for (it decides what is secret)."""
-        if response is None or len(response) < 2 or response[-2] != self._more_sw1:
-            return None
-        return current if len(command) >= 2 and command[1] == self._gr_ins else command
-
     # -- the record ---------------------------------------------------------------------
 
     @property
@@ -475,20 +475,27 @@ class TraceLayer:
 
         The callback comes after the exchange, so a wire exchange is taken to start when the
         previous one of the same logical exchange ended (or when the logical one began): the
-        T=0 layer does nothing measurable in between.
+        T=0 layer does nothing measurable in between. It runs between two exchanges of one
+        command, so it does no more than take the time and keep the bytes.
         """
         t_end = self._clock()
         origin = self._origin_wire
-        self._origin_wire = self._next_origin(origin, command, response)
-        self._seq += 1
+        # The command a following GET RESPONSE collects for (it decides what is secret):
+        # this one, unless it is itself a GET RESPONSE. Written out here and in _exchange
+        # rather than called: this runs between the two exchanges of every T=0 read.
+        if len(response) >= 2 and response[-2] == self._more_sw1:
+            self._origin_wire = origin if command[1:2] == self._gr_ins_byte else command
+        else:
+            self._origin_wire = None
+        self._seq = seq = self._seq + 1
         opened = self._open
-        command, response = bytes(command), bytes(response)  # copies only if not bytes
         if opened is None:  # someone used the T0Layer directly, bypassing this layer
-            self._raw.append((self._seq, t_end, t_end, command, response, origin, True, None,
+            self._raw.append((seq, t_end, t_end, bytes(command), bytes(response), origin,
+                              True, None,
                               "wire exchange outside a traced exchange; start time unknown",
                               None))
             return
-        opened[2].append((self._seq, opened[1], t_end, command, response, origin, True,
+        opened[2].append((seq, opened[1], t_end, command, response, origin, True,
                           opened[0], None, None))
         opened[1] = t_end
 
@@ -505,8 +512,7 @@ class TraceLayer:
         deadline = self.deadline
         if deadline is not None and t_start > deadline[0]:
             raise CaseTimeout(deadline[1])
-        self._seq += 1
-        seq = self._seq
+        self._seq = seq = self._seq + 1
         wires: list[_Raw] = []
         self._open = [seq, t_start, wires]
         origin = self._origin_logical
@@ -524,10 +530,15 @@ class TraceLayer:
             raise
         finally:
             self._open = None
-        self._raw.append((seq, t_start, self._clock(), apdu, response, origin, False, None,
-                          note, None))
-        self._raw.extend(wires)
-        self._origin_logical = self._next_origin(origin, apdu, response)
+        raw = self._raw
+        raw.append((seq, t_start, self._clock(), apdu, response, origin, False, None,
+                    note, None))
+        raw += wires
+        # what a following GET RESPONSE collects for, as in on_wire
+        if len(response) >= 2 and response[-2] == self._more_sw1:
+            self._origin_logical = origin if apdu[1:2] == self._gr_ins_byte else apdu
+        else:
+            self._origin_logical = None
         return response
 
     def _gather_secrets(self) -> list[bytes]:

@@ -46,6 +46,8 @@ else:
 
 __all__ = ["PcscTransport", "describe_error", "list_readers", "resolve_reader", "wait_for_card"]
 
+_monotonic = time.monotonic  # one lookup less per exchange
+
 # PC/SC return codes (pcsc-lite values; pyscard may hand them back signed or unsigned).
 SCARD_S_SUCCESS = 0x00000000
 SCARD_E_INVALID_HANDLE = 0x80100003
@@ -445,11 +447,14 @@ class PcscTransport:
         return self._broken is not None
 
     def transmit(self, apdu: bytes) -> bytes:
-        """Send one APDU: the hot path, kept to the PC/SC call and a deadline around it."""
+        """Send one APDU: the hot path, kept to the PC/SC call and a deadline around it.
+
+        Every test on the way is one branch taken only when something is wrong: the time
+        the caller spends between two exchanges is time the PC/SC stack waits."""
         with self._lock:
-            if self._broken is not None or self._closed or self._hcard is None:
+            if self._hcard is None or self._broken is not None or self._closed:
                 self._check_usable()
-            t0 = time.monotonic()
+            t0 = _monotonic()
             self._armed = t0 + self._timeout_s
             try:
                 hresult, response = _scard.SCardTransmit(
@@ -457,16 +462,20 @@ class PcscTransport:
                 )
             finally:
                 self._armed = None
-                t1 = time.monotonic()
+                t1 = _monotonic()
                 self.last_wire = (t0, t1)
                 self.wire_s += t1 - t0
-            if self._expired is not None:
-                raise self._missed("transmit", self._timeout_s)
-            if hresult != SCARD_S_SUCCESS:
-                raise self._error("transmit", _code(hresult))
-            if len(response) < 2:
-                raise self._short_response(bytes(apdu), bytes(response))
+            if hresult or self._expired is not None or len(response) < 2:
+                raise self._transmit_failure(hresult, apdu, response)
             return bytes(response)
+
+    def _transmit_failure(self, hresult: int, apdu: bytes, response: list[int]) -> BenchError:
+        """What went wrong with an exchange, as the error to raise (a missed deadline first)."""
+        if self._expired is not None:
+            return self._missed("transmit", self._timeout_s)
+        if hresult != SCARD_S_SUCCESS:
+            return self._error("transmit", _code(hresult))
+        return self._short_response(bytes(apdu), bytes(response))
 
     def reset(self) -> bytes:
         """Reset the card (SCardReconnect with SCARD_RESET_CARD) and return the new ATR.
