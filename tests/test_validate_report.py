@@ -146,6 +146,15 @@ def shown(tmp_path_factory) -> tuple[str, str]:
     return html.read_text("utf-8"), pdf_text(pdf)
 
 
+def has_glyph(char: str) -> bool:
+    """Whether an installed font draws the character (fontconfig)."""
+    if shutil.which("fc-list") is None:
+        return False
+    found = subprocess.run(["fc-list", f":charset={ord(char):x}", "family"],
+                           capture_output=True, text=True, check=False).stdout
+    return bool(found.strip())
+
+
 def squeeze(text: str) -> str:
     """PDF text without the spaces and line breaks pdftotext puts into a wrapped cell."""
     return re.sub(r"\s+", "", text)
@@ -177,6 +186,8 @@ def test_shown_report_shows_personal_values(shown) -> None:
     for value in PERSONAL:
         assert value in html
     assert ID_A in pdf and NAMES[1] in squeeze(pdf)
+    if has_glyph(NAMES[0][-1]):  # 𠮷 (CJK Ext-B) needs fonts-babelstone-han (scripts/setup.sh)
+        assert NAMES[0] in squeeze(pdf)
     assert "未遮蔽" in html and "NOT masked" in html
     assert "含未遮蔽个人信息" in pdf
 
@@ -261,3 +272,11 @@ def test_a_malformed_validation_is_a_report_error(tmp_path: Path) -> None:
     with pytest.raises(ReportError, match=r"validation\.json: findings"):
         write_quality_report({"cards": 1}, tmp_path)
     assert not (tmp_path / "quality.html").exists()
+
+
+def test_numbers_written_as_json_numbers_are_read_as_text_and_masked() -> None:
+    number = int(ID_A[:-1] + "7")
+    row = finding(number, "ID_CHECKSUM", 8, number, "校验位错误", "check digit wrong")
+    html = render_quality_html(validation([row], cards=1))
+    assert str(number) not in html
+    assert "110105********1237" in html

@@ -199,7 +199,11 @@ class Masker:
 
 
 class _Loose(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    """validation.json is read leniently (keys the report does not print are ignored; a card
+    number or value written as a JSON number is read as text), but what it prints must be
+    there and well-typed."""
+
+    model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
 
 
 class FindingIn(_Loose):
