@@ -253,6 +253,9 @@ def test_mask_shapes_come_from_the_masks_file() -> None:
     assert masker.value(57, "110100") == "110100"  # not personal
     assert masker.value(None, "a,b") == "******"  # not even its length
     assert masker.text("row 12") == "row 12" and masker.text("card-0001") == "card-0001"
+    assert masker.text("生于 1985-12-21。") == "生于 **********。"  # a date as people write it
+    assert masker.text("exports/2026-11.csv") == "exports/2026-11.csv"
+    assert masker.text("到期 2024-12-31", keep=["20241231"]) == "到期 2024-12-31"
     assert Masker(load_masks(), load_profile(), show_personal=True).value(15, ID_A) == ID_A
 
 

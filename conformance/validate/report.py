@@ -63,7 +63,7 @@ class Shape(_Strict):
 
 
 class FreeText(_Strict):
-    min_length: int = Field(ge=2)
+    min_digits: int = Field(ge=2)
     shape: str
 
 
@@ -119,7 +119,15 @@ def load_masks(path: Path = MASKS_PATH) -> MasksFile:
 # ---------------------------------------------------------------------------------------------
 # masking
 
-_RUN = re.compile(r"[0-9A-Za-z]+")
+_RUN = re.compile(r"\d+(?:[-/.]\d+)+(?![0-9A-Za-z])|[0-9A-Za-z]+")
+"""A run of letters and digits in free text, with the separators a date or number is written
+with (1985-12-21, 138-1234-5678): the unit the free-text masks judge by its digits."""
+_SEPARATORS = re.compile(r"[-/.]")
+
+
+def _bare(run: str) -> str:
+    """A run without its separators: 1985-12-21 and 19851221 are the same value."""
+    return _SEPARATORS.sub("", run)
 
 
 class Masker:
@@ -136,18 +144,18 @@ class Masker:
         self.table = table
         self.show = show_personal
         self.personal = {n for n, item in profile.items.items() if item.personal}
-        self._free = sorted(table.free_text, key=lambda f: f.min_length, reverse=True)
+        self._free = sorted(table.free_text, key=lambda f: f.min_digits, reverse=True)
 
     def apply(self, value: str, shape_name: str) -> str:
         """The value with all but the shape's head and tail replaced by the fill character."""
+        if not value:
+            return value
         shape = self.table.shapes[shape_name]
         head, tail = shape.keep_head, shape.keep_tail
         hidden = len(value) - head - tail
         if hidden < self.table.min_hidden and not (shape.stars and hidden > 0):
             head = tail = 0
             hidden = len(value)
-        if not value:
-            return value
         stars = self.table.fill * (shape.stars or hidden)
         return value[:head] + stars + (value[len(value) - tail:] if tail else "")
 
@@ -163,18 +171,20 @@ class Masker:
         return self.apply(value, self.table.items.get(item, self.table.default))
 
     def text(self, text: str, keep: Iterable[str] = ()) -> str:
-        """Free text with every number long enough to identify someone masked; runs equal to
-        one of `keep` (a non-personal value the text is about) stay."""
+        """Free text with every number long enough to identify someone masked (an ID or card
+        number, a phone number, a birth date); a run that is one of `keep` (a non-personal value
+        the text is about, the validation date) stays."""
         if self.show or not text:
             return text
-        kept = set(keep)
+        kept = {_bare(k) for k in keep}
 
         def mask(match: re.Match[str]) -> str:
             run = match.group()
-            if run in kept or not any(ch.isdigit() for ch in run):
+            if _bare(run) in kept:
                 return run
+            digits = sum(ch.isdigit() for ch in run)
             for rule in self._free:
-                if len(run) >= rule.min_length:
+                if digits >= rule.min_digits:
                     return self.apply(run, rule.shape)
             return run
 
@@ -190,7 +200,7 @@ class Masker:
             masked = self.value(item, value)
             text = quoted.sub(lambda _: masked, text)
         elif value:
-            keep += _RUN.findall(value)
+            keep += [value, *_RUN.findall(value)]
         return self.text(text, keep)
 
 
@@ -338,7 +348,7 @@ def _groups(data: ValidationIn, rules: list[RuleCount], masker: Masker, profile:
     for f in data.findings:
         by_rule[f.rule].append(f)
     shown = cap_per_rule({r.name: len(by_rule[r.name]) for r in rules}, cap)
-    keep = [data.validated_on.replace("-", ""), *_RUN.findall(data.validated_on)]  # 20261201
+    keep = [data.validated_on]  # also as 20261201: runs are compared without separators
     groups = []
     for rule in rules:
         findings = by_rule[rule.name]
