@@ -235,6 +235,22 @@ def _tabs(x: float, column: float) -> tuple[str, float]:
     return pad + "\t" * count, (start + count) * tab
 
 
+def tab_row(cells: Sequence[str], columns: Sequence[float]) -> str:
+    """One tab-aligned line: the first cell at the margin, each next one at its column (em
+    from the margin; a cell that overflows its column pushes the next one a stop further)."""
+    text, x = cells[0], text_width(cells[0])
+    for cell, column in zip(cells[1:], columns, strict=True):
+        tabs, x = _tabs(x, column)
+        text += tabs + cell
+        x += text_width(cell)
+    return text
+
+
+def column_stop(x: float, widest: float) -> float:
+    """The tab stop (em) after a column starting at x whose widest cell is `widest` em."""
+    return x + math.ceil((widest + 1.0) / TAB_EM) * TAB_EM
+
+
 def case_rows(
     model: ReportModel, clause_code: dict[str, str], choice_code: dict[str, str]
 ) -> tuple[list[CaseRow], CaseRow, float]:
@@ -244,18 +260,12 @@ def case_rows(
               "项目 · 要求 · 预期 / 实测 Title · requirement · expected / measured")
     ids = [text_width(c.result.id) for c in model.cases] + [text_width(header[0])]
     verdicts = [text_width(verdict_label(c.verdict)) for c in model.cases]
-    tab = TAB_EM
-    col1 = math.ceil((min(max(ids), 22.0) + 1.0) / tab) * tab
-    col2 = col1 + math.ceil((max([*verdicts, text_width(header[1])]) + 1.0) / tab) * tab
-    col3 = col2 + math.ceil((text_width(header[2]) + 1.0) / tab) * tab
+    col1 = column_stop(0.0, min(max(ids), 22.0))
+    col2 = column_stop(col1, max([*verdicts, text_width(header[1])]))
+    col3 = column_stop(col2, text_width(header[2]))
 
     def row(cells: tuple[str, str, str, str], verdict: str) -> CaseRow:
-        text, x = cells[0], text_width(cells[0])
-        for cell, column in zip(cells[1:], (col1, col2, col3), strict=True):
-            tabs, x = _tabs(x, column)
-            text += tabs + cell
-            x += text_width(cell)
-        return CaseRow(verdict=verdict, text=text)
+        return CaseRow(verdict=verdict, text=tab_row(cells, (col1, col2, col3)))
 
     rows = []
     stated = ""  # the requirement of the rows above: the cases of one requirement follow it
