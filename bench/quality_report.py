@@ -6,8 +6,9 @@ CARDS cards, spread over every rule (most of them EXPIRED and PHONE_FORMAT, as i
 export), goes through `write_quality_report`:
 
   quality_findings            findings in the batch
-  quality_html_s              validation.json → quality.html (masking, counts, table)
-  quality_pdf_s               the same HTML printed to quality.pdf (WeasyPrint)
+  quality_html_s              validation.json → quality.html and the HTML for the PDF
+                              (masking, counts, table, tab-aligned list)
+  quality_pdf_s               the latter printed to quality.pdf (WeasyPrint)
   quality_pdf_pages           pages of quality.pdf (the findings table is capped)
   quality_html_bytes          size of quality.html
 
@@ -93,12 +94,12 @@ def main() -> None:
     args = parser.parse_args()
     data = batch(args.findings, args.cards)
     start = time.perf_counter()
-    html = render_quality_html(data)
+    html, printed = render_quality_html(data)
     html_s = time.perf_counter() - start
     with tempfile.TemporaryDirectory() as tmp:
         pdf = Path(tmp) / "quality.pdf"
         start = time.perf_counter()
-        write_pdf(html, pdf)
+        write_pdf(printed, pdf)
         pdf_s = time.perf_counter() - start
         pages = pdf_pages(pdf)
     print(f"quality_findings: {args.findings}")

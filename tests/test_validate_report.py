@@ -219,12 +219,14 @@ def test_a_big_batch_lists_a_capped_table_with_every_rule() -> None:
     many = [finding(f"row {n}", "EXPIRED", 7, "20201231", "卡已过期", "expired")
             for n in range(5 * cap)]
     few = [f for f in FINDINGS if f["rule"] != "EXPIRED"]
-    html = render_quality_html(validation(many + few, cards=50_000))
+    html, printed = render_quality_html(validation(many + few, cards=50_000))
     assert html.count('<tr class="group">') == len(RULES)
     listed = len(re.findall(r'<td class="mono card">', html))
     assert listed == cap
     assert f"{cap:,} of {len(many) + len(few):,}" in html and "findings.csv" in html
     assert f"{cap - len(few):,} of {len(many):,} listed" in html  # what the others leave
+    assert printed.count('<p class="case">') == cap  # the PDF's list: one paragraph a finding
+    assert printed.count('<p class="case r-req">') == len(RULES)
 
 
 def test_no_findings(tmp_path: Path) -> None:
@@ -280,6 +282,6 @@ def test_a_malformed_validation_is_a_report_error(tmp_path: Path) -> None:
 def test_numbers_written_as_json_numbers_are_read_as_text_and_masked() -> None:
     number = int(ID_A[:-1] + "7")
     row = finding(number, "ID_CHECKSUM", 8, number, "校验位错误", "check digit wrong")
-    html = render_quality_html(validation([row], cards=1))
-    assert str(number) not in html
+    html, printed = render_quality_html(validation([row], cards=1))
+    assert str(number) not in html and str(number) not in printed
     assert "110105********1237" in html

@@ -32,7 +32,16 @@ from conformance.messages import Msg, msg
 from conformance.model.profile import CardProfile, load_profile
 from conformance.model.source import ProfileError, load_yaml, pydantic_errors
 from conformance.report.model import ReportError
-from conformance.report.render import _environment, bars_svg, css_string, write_pdf
+from conformance.report.render import (
+    TAB_EM,
+    _environment,
+    bars_svg,
+    column_stop,
+    css_string,
+    tab_row,
+    text_width,
+    write_pdf,
+)
 from conformance.resources import PROFILES_DIR, TEMPLATES_DIR
 
 MASKS_PATH = PROFILES_DIR / "rules" / "masks.yaml"
@@ -412,10 +421,52 @@ def _lines(key: str, **params: Any) -> Markup:
     return Markup('{}<br><span class="en">{}</span>').format(message.zh, message.en)
 
 
+@dataclass
+class TabRows:
+    """The findings table as printed to quality.pdf: tab-aligned paragraphs (WeasyPrint lays
+    them out several times faster than table rows; render.case_rows explains the grid)."""
+
+    header: str
+    rows: list[tuple[str, str]]  # (css class: "group" or "", text)
+    indent: float  # em: where the message column starts, and its continuation lines
+
+
+PDF_CAP_EM = {"card": 22.0, "item": 14.0, "value": 14.0}
+"""The widest a column of the PDF's findings list grows (em); a longer card name pushes its
+row's next cells a stop further, a longer value moves to the message column."""
+
+
+def tab_rows(groups: Sequence[RuleGroup]) -> TabRows:
+    """The tab-aligned findings list of quality.pdf, from the rows quality.html shows."""
+    header = [_both(key) for key in ("quality.card", "quality.item", "quality.value",
+                                     "quality.message")]
+    rows = [r for g in groups for r in g.rows]
+
+    def widest(cells: Iterable[str], title: str, cap: float) -> float:
+        return min(max((text_width(c) for c in [*cells, title]), default=0.0), cap)
+
+    col1 = column_stop(0.0, widest((r.card for r in rows), header[0], PDF_CAP_EM["card"]))
+    col2 = column_stop(col1, widest((r.item for r in rows), header[1], PDF_CAP_EM["item"]))
+    room = PDF_CAP_EM["value"]
+    col3 = column_stop(col2, widest((r.value for r in rows if text_width(r.value) <= room),
+                                    header[2], room))
+    lines: list[tuple[str, str]] = []
+    for group in groups:
+        shown = msg("quality.group_shown", shown=f"{len(group.rows):,}", total=f"{group.total:,}")
+        title = " ".join(x for x in (group.name, group.description_zh, group.description_en) if x)
+        lines.append(("group", f"{title} · {shown.zh} {shown.en}"))
+        for r in group.rows:
+            value, message = r.value, f"{r.message_zh}\n{r.message_en}"
+            if text_width(value) > col3 - col2 - 1.0:
+                value, message = "", f"{_both('quality.value')}: {value}\n{message}"
+            lines.append(("", tab_row((r.card, r.item, value, message), (col1, col2, col3))))
+    return TabRows(tab_row(header, (col1, col2, col3)), lines, col3)
+
+
 def render_quality_html(validation: Mapping[str, Any], *, show_personal: bool = False,
-                        profile: CardProfile | None = None) -> str:
-    """quality.html from validation.json; the same HTML prints to quality.pdf (its table is
-    capped, so WeasyPrint lays it out in seconds and needs no tab-aligned variant)."""
+                        profile: CardProfile | None = None) -> tuple[str, str]:
+    """quality.html and the HTML printed to quality.pdf, from validation.json. They differ
+    only in the findings list: a table on screen, tab-aligned paragraphs in the PDF."""
     data = parse_validation(validation)
     profile = profile or load_profile()
     limits = load_masks()
@@ -433,8 +484,7 @@ def render_quality_html(validation: Mapping[str, Any], *, show_personal: bool = 
                         for name in STYLESHEETS)
     except (OSError, jinja2.TemplateError) as exc:
         raise ReportError(f"quality report templates in {TEMPLATES_DIR}: {exc}") from None
-    shown = sum(len(g.rows) for g in groups)
-    return template.render(
+    context = dict(
         d=data,
         css=Markup(css),
         label=_label,
@@ -450,11 +500,15 @@ def render_quality_html(validation: Mapping[str, Any], *, show_personal: bool = 
         city_totals=_city_totals(data.by_city),
         groups=groups,
         total=len(data.findings),
-        shown=shown,
+        shown=sum(len(g.rows) for g in groups),
         chart_rules=chart_rules,
         chart_cities=chart_cities,
         cities_shown=cities_shown,
+        tab_em=TAB_EM,
     )
+    html = template.render(pdf=False, tab=None, **context)
+    printed = template.render(pdf=True, tab=tab_rows(groups), **context)
+    return html, printed
 
 
 def _city_totals(cities: Sequence[CityIn]) -> dict[str, int]:
@@ -470,11 +524,12 @@ def write_quality_report(validation: dict, out_dir: Path, *, show_personal: bool
     """Write out_dir/quality.html and out_dir/quality.pdf; return their paths."""
     out_dir = Path(out_dir)
     html_path, pdf_path = out_dir / "quality.html", out_dir / "quality.pdf"
-    html = render_quality_html(validation, show_personal=show_personal, profile=profile)
+    html, printed = render_quality_html(validation, show_personal=show_personal,
+                                        profile=profile)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         html_path.write_text(html, encoding="utf-8")
     except OSError as exc:
         raise ReportError(f"cannot write {html_path}: {exc}") from None
-    write_pdf(html, pdf_path)
+    write_pdf(printed, pdf_path)
     return [html_path, pdf_path]
