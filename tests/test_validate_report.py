@@ -285,3 +285,15 @@ def test_numbers_written_as_json_numbers_are_read_as_text_and_masked() -> None:
     html, printed = render_quality_html(validation([row], cards=1))
     assert str(number) not in html and str(number) not in printed
     assert "110105********1237" in html
+
+
+def test_the_city_chart_shows_the_cities_with_most_findings() -> None:
+    most = load_masks().report.chart_cities
+    data = validation()
+    data["by_city"] = [{"code": f"{110100 + 100 * n}", "name_zh": f"市{n}", "cards": 100,
+                        "cards_with_findings": n, "findings": n} for n in range(most + 10)]
+    html, _ = render_quality_html(data)
+    chart = html.split("<svg")[2]
+    assert f"{110100 + 100 * (most + 9)} 市{most + 9}" in chart  # the most findings: charted
+    assert "110100 市0" not in chart and "110100" in html  # the fewest: only in the table
+    assert f"{most} cities with most cards with findings (of {most + 10}" in html

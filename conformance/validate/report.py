@@ -49,7 +49,6 @@ TEMPLATE = "quality.html.j2"
 STYLESHEETS = ("report.css", "quality.css")  # the certification report's, then this one's
 FINDING_COLOUR = "#c62828"
 CLEAN_COLOUR = "#2e7d32"
-CHART_CITIES = 30  # bars a city chart holds before it shows only the cities with most findings
 
 __all__ = ["MASKS_PATH", "Masker", "cap_per_rule", "load_masks", "write_quality_report"]
 
@@ -88,6 +87,7 @@ class MaskTable(_Strict):
 
 class ReportLimits(_Strict):
     max_findings: int = Field(ge=1)
+    chart_cities: int = Field(ge=1)
 
 
 class MasksFile(_Strict):
@@ -384,14 +384,14 @@ def _groups(data: ValidationIn, rules: list[RuleCount], masker: Masker, profile:
     return groups
 
 
-def _charts(data: ValidationIn, rules: list[RuleCount]) -> tuple[Markup, Markup, int]:
+def _charts(data: ValidationIn, rules: list[RuleCount], most: int) -> tuple[Markup, Markup, int]:
     """The per-rule chart, the per-city chart and how many cities the latter shows."""
     by_rule = bars_svg(
         [(r.name, {"findings": r.findings}) for r in rules],
         [("findings", _both("quality.legend_findings"), FINDING_COLOUR)],
         "findings per rule",
     )
-    cities = sorted(data.by_city, key=lambda c: (-c.cards_with_findings, c.code))[:CHART_CITIES]
+    cities = sorted(data.by_city, key=lambda c: (-c.cards_with_findings, c.code))[:most]
     cities.sort(key=lambda c: c.code)
     by_city = bars_svg(
         [(f"{c.code} {c.name_zh}".strip(),
@@ -473,7 +473,7 @@ def render_quality_html(validation: Mapping[str, Any], *, show_personal: bool = 
     masker = Masker(limits, profile, show_personal=show_personal)
     rules = _rule_counts(data)
     groups = _groups(data, rules, masker, profile, limits.report.max_findings)
-    chart_rules, chart_cities, cities_shown = _charts(data, rules)
+    chart_rules, chart_cities, cities_shown = _charts(data, rules, limits.report.chart_cities)
     flagged = (data.cards_with_findings if data.cards_with_findings is not None
                else len({f.card for f in data.findings}))
     env = _environment()
