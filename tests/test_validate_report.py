@@ -202,7 +202,7 @@ def test_counts_per_rule_and_city(masked) -> None:
     assert "北京市" in html and "深圳市" in html and "100.0%" in html
     assert "居民健康卡发卡数据质量报告" in pdf and "Card data quality report" in pdf
     assert "15 居民身份证号" in html and "16 本人电话1" in html and "整卡" in html
-    assert "sha256 " + "ab" * 32 in html
+    assert "sha256 " + "ab" * 32 in html and "2026-12-01 20:05:03+08:00" in html
     assert html.count("<svg") == 2 and "<script" not in html
 
 
@@ -276,7 +276,12 @@ def test_a_mask_for_an_item_that_is_not_personal_is_a_load_error(tmp_path: Path)
 def test_a_malformed_validation_is_a_report_error(tmp_path: Path) -> None:
     with pytest.raises(ReportError, match=r"validation\.json: findings"):
         write_quality_report({"cards": 1}, tmp_path)
+    with pytest.raises(ReportError, match=r"validation\.json: findings\.0\.card"):
+        write_quality_report({"cards": 1, "findings": [{"rule": "EXPIRED"}]}, tmp_path)
     assert not (tmp_path / "quality.html").exists()
+    data = validation()
+    data["rules"][0]["message_en"] = data["findings"][0]["message_en"] = None
+    assert "ID_CHECKSUM" in render_quality_html(data)[0]  # a null message is an empty one
 
 
 def test_numbers_written_as_json_numbers_are_read_as_text_and_masked() -> None:

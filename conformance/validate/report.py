@@ -16,6 +16,7 @@ findings still prints in seconds; findings.csv holds them all.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -26,7 +27,7 @@ from typing import Any
 
 import jinja2
 from markupsafe import Markup
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from conformance.messages import Msg, msg
 from conformance.model.profile import CardProfile, load_profile
@@ -38,6 +39,7 @@ from conformance.report.render import (
     bars_svg,
     column_stop,
     css_string,
+    local,
     tab_row,
     text_width,
     write_pdf,
@@ -234,12 +236,18 @@ class FindingIn(_Loose):
     message_en: str = ""
     city: str | None = None
 
+    _no_null_text = field_validator("message_zh", "message_en", mode="before")(
+        lambda v: "" if v is None else v)
+
 
 class RuleIn(_Loose):
     name: str
     message_zh: str = ""
     message_en: str = ""
     count: int = Field(0, ge=0)
+
+    _no_null_text = field_validator("message_zh", "message_en", mode="before")(
+        lambda v: "" if v is None else v)
 
 
 class CityIn(_Loose):
@@ -298,6 +306,16 @@ def cap_per_rule(counts: Mapping[str, int], cap: int) -> dict[str, int]:
             if left == 0:
                 break
     return taken
+
+
+def printed_time(value: str) -> str:
+    """generated_at as the certification report prints a time: 2026-12-01 20:05:03+08:00, in
+    the offset it was written with."""
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return value or "—"
+    return local(value, moment.tzinfo or dt.UTC)
 
 
 def percent(part: int, whole: int) -> str:
@@ -493,6 +511,7 @@ def render_quality_html(validation: Mapping[str, Any], *, show_personal: bool = 
         show_personal=show_personal,
         flagged=flagged,
         percent=percent,
+        generated_at=printed_time(data.generated_at),
         inputs=[masker.text(i) for i in data.inputs],
         profile=profile,
         rules=rules,
