@@ -165,6 +165,8 @@ def test_masked_report_shows_no_personal_value(masked) -> None:
     for text in (html, pdf, squeeze(pdf)):
         for value in PERSONAL:
             assert value not in text
+    for text in (html, squeeze(pdf)):  # no ID-like number anywhere but the digests
+        assert not re.findall(r"\d{15,}", re.sub(r"sha256[0-9a-f ]{64,65}", "", text))
     assert "110105********1235" in html and "440305********0018" in html
     assert "440305********0019" in squeeze(pdf)
     assert "欧*" in html and "诸*" in html
@@ -253,6 +255,7 @@ def test_mask_shapes_come_from_the_masks_file() -> None:
     assert masker.value(16, "12345") == "*****"  # too short to keep anything
     assert masker.value(14, "19900101") == "********"
     assert masker.value(57, "110100") == "110100"  # not personal
+    assert masker.value(6, ID_A) == "110105********1235"  # a shifted column: still an ID
     assert masker.value(None, "a,b") == "******"  # not even its length
     assert masker.text("row 12") == "row 12" and masker.text("card-0001") == "card-0001"
     assert masker.text("生于 1985-12-21。") == "生于 **********。"  # a date as people write it

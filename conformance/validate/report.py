@@ -85,6 +85,7 @@ class MaskTable(_Strict):
     default: str
     unknown: str
     free_text: list[FreeText]
+    non_personal: list[FreeText]
 
 
 class ReportLimits(_Strict):
@@ -108,6 +109,8 @@ class MasksFile(_Strict):
             (("masks", "default"), m.default),
             (("masks", "unknown"), m.unknown),
             *((("masks", "free_text", i, "shape"), f.shape) for i, f in enumerate(m.free_text)),
+            *((("masks", "non_personal", i, "shape"), f.shape)
+              for i, f in enumerate(m.non_personal)),
         ]
 
 
@@ -156,6 +159,7 @@ class Masker:
         self.show = show_personal
         self.personal = {n for n, item in profile.items.items() if item.personal}
         self._free = sorted(table.free_text, key=lambda f: f.min_digits, reverse=True)
+        self._other = sorted(table.non_personal, key=lambda f: f.min_digits, reverse=True)
 
     def apply(self, value: str, shape_name: str) -> str:
         """The value with all but the shape's head and tail replaced by the fill character."""
@@ -174,9 +178,13 @@ class Masker:
         return item is None or item in self.personal
 
     def value(self, item: int | None, value: str) -> str:
-        """A finding's value as printed: masked if its item is personal or unknown."""
-        if self.show or not value or not self.is_personal(item):
+        """A finding's value as printed: masked if its item is personal or unknown; the value
+        of any other item only where it holds what looks like an ID number (a shifted CSV
+        column puts the holder's data under another item's name)."""
+        if self.show or not value:
             return value
+        if not self.is_personal(item):
+            return self._runs(value, self._other, ())
         if item is None:
             return self.apply(value, self.table.unknown)
         return self.apply(value, self.table.items.get(item, self.table.default))
@@ -187,6 +195,11 @@ class Masker:
         the text is about, the validation date) stays."""
         if self.show or not text:
             return text
+        return self._runs(text, self._free, keep)
+
+    def _runs(self, text: str, rules: Sequence[FreeText], keep: Iterable[str]) -> str:
+        """`text` with each run of letters and digits masked by the first of `rules` (highest
+        `min_digits` first) whose digit count it reaches, unless it is one of `keep`."""
         kept = {_bare(k) for k in keep}
 
         def mask(match: re.Match[str]) -> str:
@@ -194,7 +207,7 @@ class Masker:
             if _bare(run) in kept:
                 return run
             digits = sum(ch.isdigit() for ch in run)
-            for rule in self._free:
+            for rule in rules:
                 if digits >= rule.min_digits:
                     return self.apply(run, rule.shape)
             return run
@@ -202,16 +215,18 @@ class Masker:
         return _RUN.sub(mask, text)
 
     def message(self, text: str, item: int | None, value: str, keep: Iterable[str]) -> str:
-        """A finding's message: its own value replaced by the masked value, then free text."""
+        """A finding's message: its own value replaced by the value as printed, then free text
+        (the finding's value, where it is shown, stays as it is shown)."""
         if self.show:
             return text
         keep = [*keep]
-        if value and self.is_personal(item):
-            quoted = re.compile(rf"(?<![0-9A-Za-z]){re.escape(value)}(?![0-9A-Za-z])")
-            masked = self.value(item, value)
-            text = quoted.sub(lambda _: masked, text)
-        elif value:
-            keep += [value, *_RUN.findall(value)]
+        if value:
+            printed = self.value(item, value)
+            if printed != value:
+                quoted = re.compile(rf"(?<![0-9A-Za-z]){re.escape(value)}(?![0-9A-Za-z])")
+                text = quoted.sub(lambda _: printed, text)
+            else:
+                keep += [value, *_RUN.findall(value)]
         return self.text(text, keep)
 
 
