@@ -10,11 +10,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # pcscd + vpcd: the PC/SC bench; swig + gcc + libpcsclite-dev + python3-dev: pip builds pyscard
 # (no Linux wheel); xmlsec1: verifies signed reports; fonts-wqy-microhei: Chinese in PDFs;
 # poppler-utils: pdftotext in report tests; libpango*: WeasyPrint (libharfbuzz-subset0 is
-# optional, fontTools subsets fonts without it).
+# optional, fontTools subsets fonts without it); fonts-babelstone-han: the rare characters of
+# cardholders' names beyond WenQuanYi (CJK Ext-B, e.g. 𠮷) in the quality report, by fallback.
 PACKAGES=(
     pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools
     swig gcc python3-dev python3-venv
-    xmlsec1 fonts-wqy-microhei poppler-utils
+    xmlsec1 fonts-wqy-microhei fonts-babelstone-han poppler-utils
     libpango-1.0-0 libpangoft2-1.0-0 fontconfig libharfbuzz-subset0
 )
 

@@ -16,7 +16,7 @@ import math
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -104,42 +104,54 @@ def css_string(value: str) -> str:
 
 def chart_svg(groups: list[GroupCount]) -> Markup:
     """A stacked horizontal bar per group (verdict colours), with a legend — pure SVG."""
+    series = [(v, verdict_label(v), VERDICT_COLOUR[v]) for v in VERDICTS]
+    return bars_svg([(g.name, g.counts) for g in groups], series, "verdicts per group")
+
+
+def bars_svg(
+    rows: Sequence[tuple[str, Mapping[str, int]]],
+    series: Sequence[tuple[str, str, str]],
+    label: str,
+) -> Markup:
+    """Stacked horizontal bars, one per (name, {series key: count}) row, each series in its
+    colour ((key, legend text, colour)), the row's total at its end and a legend — pure SVG,
+    so a report needs no script and prints as it shows. Every chart of a report draws here."""
     label_w, bar_w, row_h, top = 150, 440, 18, 6
     width = label_w + bar_w + 50
-    height = top + row_h * max(len(groups), 1) + 30
-    most = max((g.total for g in groups), default=0) or 1
+    height = top + row_h * max(len(rows), 1) + 30
+    most = max((sum(counts.values()) for _, counts in rows), default=0) or 1
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
         f'width="{width}" height="{height}" font-family="{FONT}" font-size="10" '
-        'role="img" aria-label="verdicts per group">'
+        f'role="img" aria-label="{escape(label)}">'
     ]
-    for row, group in enumerate(groups):
+    for row, (full_name, counts) in enumerate(rows):
         y = top + row * row_h
-        name = group.name if len(group.name) <= 24 else group.name[:23] + "…"
+        name = full_name if len(full_name) <= 24 else full_name[:23] + "…"
         parts.append(
             f'<text x="{label_w - 6}" y="{y + 12}" text-anchor="end">{escape(name)}</text>'
         )
         x = float(label_w)
-        for verdict in VERDICTS:
-            n = group.counts.get(verdict, 0)
+        for key, _text, colour in series:
+            n = counts.get(key, 0)
             if not n:
                 continue
             w = bar_w * n / most
             parts.append(
                 f'<rect x="{x:.2f}" y="{y + 2}" width="{w:.2f}" height="{row_h - 5}" '
-                f'fill="{VERDICT_COLOUR[verdict]}"><title>{verdict} {n}</title></rect>'
+                f'fill="{colour}"><title>{escape(key)} {n}</title></rect>'
             )
             x += w
-        parts.append(f'<text x="{x + 4:.2f}" y="{y + 12}" fill="#333">{group.total}</text>')
-    y = top + row_h * max(len(groups), 1) + 10
+        total = sum(counts.values())
+        parts.append(f'<text x="{x + 4:.2f}" y="{y + 12}" fill="#333">{total}</text>')
+    y = top + row_h * max(len(rows), 1) + 10
     x = 4.0
-    for verdict in VERDICTS:
+    for _key, text, colour in series:
         parts.append(
-            f'<rect x="{x:.0f}" y="{y}" width="10" height="10" fill="{VERDICT_COLOUR[verdict]}"/>'
-            f'<text x="{x + 13:.0f}" y="{y + 9}">{escape(verdict_label(verdict))}</text>'
+            f'<rect x="{x:.0f}" y="{y}" width="10" height="10" fill="{colour}"/>'
+            f'<text x="{x + 13:.0f}" y="{y + 9}">{escape(text)}</text>'
         )
-        label = verdict_label(verdict)
-        x += 22 + sum(10 if ord(ch) > 0x2E80 else 6 for ch in label)
+        x += 22 + sum(10 if ord(ch) > 0x2E80 else 6 for ch in text)
     parts.append("</svg>")
     return Markup("".join(parts))
 
@@ -223,6 +235,22 @@ def _tabs(x: float, column: float) -> tuple[str, float]:
     return pad + "\t" * count, (start + count) * tab
 
 
+def tab_row(cells: Sequence[str], columns: Sequence[float]) -> str:
+    """One tab-aligned line: the first cell at the margin, each next one at its column (em
+    from the margin; a cell that overflows its column pushes the next one a stop further)."""
+    text, x = cells[0], text_width(cells[0])
+    for cell, column in zip(cells[1:], columns, strict=True):
+        tabs, x = _tabs(x, column)
+        text += tabs + cell
+        x += text_width(cell)
+    return text
+
+
+def column_stop(x: float, widest: float) -> float:
+    """The tab stop (em) after a column starting at x whose widest cell is `widest` em."""
+    return x + math.ceil((widest + 1.0) / TAB_EM) * TAB_EM
+
+
 def case_rows(
     model: ReportModel, clause_code: dict[str, str], choice_code: dict[str, str]
 ) -> tuple[list[CaseRow], CaseRow, float]:
@@ -232,18 +260,12 @@ def case_rows(
               "项目 · 要求 · 预期 / 实测 Title · requirement · expected / measured")
     ids = [text_width(c.result.id) for c in model.cases] + [text_width(header[0])]
     verdicts = [text_width(verdict_label(c.verdict)) for c in model.cases]
-    tab = TAB_EM
-    col1 = math.ceil((min(max(ids), 22.0) + 1.0) / tab) * tab
-    col2 = col1 + math.ceil((max([*verdicts, text_width(header[1])]) + 1.0) / tab) * tab
-    col3 = col2 + math.ceil((text_width(header[2]) + 1.0) / tab) * tab
+    col1 = column_stop(0.0, min(max(ids), 22.0))
+    col2 = column_stop(col1, max([*verdicts, text_width(header[1])]))
+    col3 = column_stop(col2, text_width(header[2]))
 
     def row(cells: tuple[str, str, str, str], verdict: str) -> CaseRow:
-        text, x = cells[0], text_width(cells[0])
-        for cell, column in zip(cells[1:], (col1, col2, col3), strict=True):
-            tabs, x = _tabs(x, column)
-            text += tabs + cell
-            x += text_width(cell)
-        return CaseRow(verdict=verdict, text=text)
+        return CaseRow(verdict=verdict, text=tab_row(cells, (col1, col2, col3)))
 
     rows = []
     stated = ""  # the requirement of the rows above: the cases of one requirement follow it
