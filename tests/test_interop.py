@@ -21,16 +21,19 @@ from conformance.interop.variants import load_variant, variant_names
 from conformance.model import ProfileError, load_profile
 
 PROFILE = load_profile()
-CARDS = ["reference", "t0", "long-name", "index-full"]
+CARDS = ["reference", "t0", "long-name", "index-full", "select-no-fci"]
 FAULTS = ["", "skip_get_response", "truncate_gbk", "ignore_index"]
+FAST = ("IOP-READ-001", "IOP-OUT-*")
+"""The transactions the shared matrix runs: a read, a slot write and a slot read."""
 
 
 def _matrix(tmp: Path, cards: list[str], faults: list[str], out: Path | None = None,
-            **extra: object) -> tuple[list[Pair], dict]:
+            transactions: tuple[str, ...] = (), **extra: object) -> tuple[list[Pair], dict]:
     terminals = [str(tiny_profile(tmp, f, **extra)) for f in faults]
-    plan = plan_matrix(MatrixSpec(cards=cards, terminals=terminals), PROFILE)
+    plan = plan_matrix(MatrixSpec(cards=cards, terminals=terminals,
+                                  transactions=list(transactions)), PROFILE)
     pairs = run_matrix(plan.cards, plan.terminals, plan.transactions, PROFILE,
-                       [SocketBench() for _ in range(2)], out)
+                       [SocketBench() for _ in range(3)], out)
     doc = matrix_document(plan.cards, plan.terminals, [t.titled() for t in plan.transactions],
                           pairs, {"title_zh": "矩阵", "title_en": "matrix", "lab": "lab",
                                   "suite_version": "test", "started_at": "", "finished_at": "",
@@ -42,7 +45,7 @@ def _matrix(tmp: Path, cards: list[str], faults: list[str], out: Path | None = N
 def matrix(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[tuple[str, str], Pair],
                                                                dict, Path]:
     tmp = tmp_path_factory.mktemp("interop")
-    pairs, doc = _matrix(tmp, CARDS, FAULTS, tmp / "out")
+    pairs, doc = _matrix(tmp, CARDS, FAULTS, tmp / "out", FAST)
     return {(p.card, p.terminal): p for p in pairs}, doc, tmp / "out"
 
 
@@ -52,9 +55,10 @@ def _term(fault: str) -> str:
 
 def test_the_cells_read_right(matrix) -> None:
     cells, _doc, _out = matrix
-    assert [c for c in CARDS if cells[(c, _term(""))].status != WORKS] == []
+    assert [c for c in CARDS if cells[(c, _term(""))].status != WORKS] == ["select-no-fci"]
     t0 = cells[("t0", _term("skip_get_response"))]
     assert t0.status == FAILS and t0.failing[0].id == "IOP-READ-001"
+    assert [c.id for c in t0.cases] == ["IOP-READ-001", "IOP-OUT-001", "IOP-OUT-002"]
     assert t0.failing[0].check == "get_response" and "61" in t0.reason_en and t0.reason_zh
     assert cells[("reference", _term("skip_get_response"))].status == WORKS
     name = cells[("long-name", _term("truncate_gbk"))]
@@ -63,6 +67,19 @@ def test_the_cells_read_right(matrix) -> None:
     slot = cells[("index-full", _term("ignore_index"))]
     assert [c.id for c in slot.failing] == ["IOP-OUT-001"] and slot.failing[0].check == "slot"
     assert cells[("reference", _term("ignore_index"))].status == WORKS  # slot 1 is right there
+
+
+def test_a_card_defect_fails_the_whole_row_and_the_report_says_so(matrix) -> None:
+    cells, doc, _out = matrix
+    row = [cells[("select-no-fci", _term(f))] for f in FAULTS]
+    assert {p.status for p in row} == {FAILS}
+    first = row[0].failing[0]
+    assert first.check == "answered" and "6A86" in first.reason_en
+    assert any("< 6A86" in line for line in first.excerpt)  # the APDU the card refused
+    html = render_matrix(doc)
+    assert "card select-no-fci fails with every terminal" in html
+    assert "terminal tiny-truncate_gbk fails with every card" in html  # it cuts every AN item
+    assert "terminal tiny-ok fails" not in html
 
 
 def test_a_slot_read_needs_a_used_slot(matrix) -> None:

@@ -20,6 +20,8 @@ AROUND = 2
 HEX = 44
 """Hex digits of a command or answer shown before it is cut with …"""
 OUTPUT = 160
+ANSWERED = "answered"
+"""The check of how the terminal ended: its last APDUs show the status word that stopped it."""
 
 
 def _hex(data: bytes) -> str:
@@ -62,8 +64,8 @@ def _output(outcome: Outcome, findings: list[Finding]) -> str:
 def excerpt(case: TerminalCase, outcome: Outcome, trace: list[Exchange],
             findings: list[Finding]) -> list[str]:
     """Lines for the report: the transaction, its answer, each finding with its APDUs (a
-    trace rule found at the end of the transaction: the last APDUs; a result check: none,
-    the terminal's output shows it)."""
+    trace rule found at the end of the transaction, or a refused transaction: the last APDUs;
+    another result check: none, the terminal's output shows it)."""
     shown = _command(case, outcome.argv)
     code = "killed" if outcome.exit_code is None else f"exit {outcome.exit_code}"
     text = " ".join(_output(outcome, findings).split())
@@ -72,8 +74,8 @@ def excerpt(case: TerminalCase, outcome: Outcome, trace: list[Exchange],
     picked: set[int] = set()
     for f in findings[:SHOWN_FINDINGS]:
         lines.append(f"finding {f.rule}" + (f" at #{f.at}" if f.at >= 0 else "") + f": {f.en}")
-        if f.at < 0 and f.rule not in RULES:
-            continue
+        if f.at < 0 and f.rule not in RULES and f.rule != ANSWERED:
+            continue  # a result check: the output above shows it
         at = f.at if f.at >= 0 else _last_command(trace)
         for i in range(max(0, at - AROUND), min(len(trace), at + 2)):
             if i not in picked:

@@ -43,9 +43,15 @@ def render_matrix(doc: dict[str, Any], *, zone: Any = None) -> str:
         raise ReportError(f"interop templates in {TEMPLATES_DIR} cannot be loaded: {exc}") \
             from None
     cells = {(p["card"], p["terminal"]): p for p in doc["pairs"]}
+    notes = [msg("interop.note.card_fails_everywhere", card=c["name"]) for c in doc["cards"]
+             if len(doc["terminals"]) > 1 and all(
+                 cells[(c["name"], t["name"])]["status"] == FAILS for t in doc["terminals"])]
+    notes += [msg("interop.note.terminal_fails_everywhere", terminal=t["name"])
+              for t in doc["terminals"] if len(doc["cards"]) > 1 and all(
+                  cells[(c["name"], t["name"])]["status"] == FAILS for c in doc["cards"])]
     failing = [p for p in doc["pairs"] if p["status"] == FAILS]
     others = [p for p in doc["pairs"] if p["status"] not in (FAILS, "works")]
-    return template.render(m=doc, cells=cells, failing=failing, others=others,
+    return template.render(m=doc, cells=cells, failing=failing, others=others, notes=notes,
                            status_class=STATUS_CLASS, css=Markup(css))
 
 
