@@ -127,6 +127,29 @@ def test_the_report_shows_the_grid_and_each_failing_pair(matrix, tmp_path: Path)
     assert (tmp_path / "interop.pdf").read_bytes()[:5] == b"%PDF-"
 
 
+def test_a_signed_pair_verifies_and_the_pdf_carries_the_signature(matrix,
+                                                                   tmp_path: Path) -> None:
+    import argparse
+    import shutil
+
+    from conformance.interop.signing import material, sign_pair, sign_pdf_file
+    from conformance.report import verify_report
+
+    cells, doc, out = matrix
+    pair = cells[("t0", _term("skip_get_response"))]
+    copy = tmp_path / "pairs" / pair.dir
+    shutil.copytree(out / "pairs" / pair.dir, copy)
+    args = argparse.Namespace(lab=None, sign_key=None, sign_cert=None, sign_p12=None)
+    signed = sign_pair(copy, args)
+    assert signed["report"] == f"pairs/{pair.dir}/report.xml" and len(signed["report_sha256"]) == 64
+    check = verify_report(copy)
+    assert check.intact and check.conclusion == "NOT_CONFORMANT", check.problems
+    write_matrix_report(tmp_path, {**doc, "signature": {"demo": True, "source": "demo"}})
+    sign_pdf_file(tmp_path / "interop.pdf", material(args))
+    assert b"/ByteRange" in (tmp_path / "interop.pdf").read_bytes()
+    assert "DEMO key" in (tmp_path / "interop.html").read_text("utf-8")
+
+
 def test_a_terminal_declaring_few_operations(tmp_path: Path) -> None:
     pairs, _doc = _matrix(tmp_path, ["reference"], [""], operations=["get"])
     (pair,) = pairs

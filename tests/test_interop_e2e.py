@@ -21,7 +21,8 @@ def test_the_3x3_matrix_through_pcsc_reads_right(pcsc_bench: list[str],
     out = tmp_path / "matrix"
     env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
     done = subprocess.run([sys.executable, "-m", "conformance.cli", "interop", "run",
-                           "--matrix", "ci", "--out", str(out), "--json", "--readers", "3"],
+                           "--matrix", "ci", "--out", str(out), "--json", "--readers", "3",
+                           "--sign"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 1, done.stderr  # some pairs fail: that is what the matrix shows
     doc = json.loads(done.stdout)
@@ -40,4 +41,9 @@ def test_the_3x3_matrix_through_pcsc_reads_right(pcsc_bench: list[str],
         (out / "pairs" / p["dir"] / "summary.json").read_text("utf-8"))["bench"]["readers"]}
     assert {"Virtual PCD 00 00", "Virtual PCD 00 01", "Virtual PCD 2 00 00"} <= readers
     assert (out / "interop.html").is_file() and (out / "interop.pdf").is_file()
+    assert t0["report"] == f"pairs/{t0['dir']}/report.xml" and t0["report_sha256"]
+    verified = subprocess.run([sys.executable, "-m", "conformance.cli", "report", "verify",
+                               str(out / "pairs" / t0["dir"]), "--trust", "demo"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+    assert verified.returncode == 0, verified.stdout
     print(f"interop_3x3_s: {doc['duration_s']}")

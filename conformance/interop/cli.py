@@ -62,9 +62,14 @@ def add_interop_commands(sub: argparse._SubParsersAction) -> argparse._SubParser
                      "(default: also interop.pdf)")
     run.add_argument("--json", action="store_true", help="print interop.json on stdout "
                      "(default: the grid as text)")
-    from conformance.cli import _run_options
+    run.add_argument("--sign", action="store_true",
+                     help="sign each pair's run directory as a terminal report (rhc report "
+                     "verify checks it) and interop.pdf (PAdES), with the --sign-* key "
+                     "(default: unsigned)")
+    from conformance.cli import _run_options, _signing_options
 
     _run_options(run, ["lab"])
+    _signing_options(run)
     run.set_defaults(func=cmd_interop_run)
     cards = commands.add_parser("cards", help="list the shipped card variants")
     cards.set_defaults(func=cmd_interop_cards)
@@ -109,7 +114,7 @@ def grid_text(doc: dict) -> str:
 
 def cmd_interop_run(args: argparse.Namespace) -> int:
     from conformance.interop.matrix import FAILS, WORKS, Pair, matrix_document
-    from conformance.interop.report import write_matrix_report
+    from conformance.interop.report import INTEROP_PDF, write_matrix_report
     from conformance.interop.runner import run_matrix
     from conformance.interop.spec import MatrixSpec, load_matrix_spec, plan_matrix
     from conformance.lab import load_lab, now_in
@@ -133,6 +138,14 @@ def cmd_interop_run(args: argparse.Namespace) -> int:
     profile = load_profile(getattr(args, "profile", None))
     plan = plan_matrix(spec, profile)
     out = _out(args)
+    signing = None
+    if args.sign:
+        from conformance.interop.signing import material
+
+        try:  # a bad key is an error before anything runs
+            signing = material(args)
+        except ReportError as exc:
+            raise ConfigError(f"--sign: {exc}") from None
     lab_path = Path(args.lab) if args.lab else None
     lab = load_lab(lab_path)
     if out.exists() and args.replace:
@@ -154,6 +167,17 @@ def cmd_interop_run(args: argparse.Namespace) -> int:
 
     pairs = run_matrix(plan.cards, plan.terminals, plan.transactions, profile, benches, out,
                        lab_path=lab_path, progress=progress)
+    if signing is not None:
+        from conformance.interop.signing import sign_pair
+
+        for pair in pairs:
+            if pair.dir:
+                try:
+                    signed = sign_pair(out / "pairs" / pair.dir, args)
+                except ReportError as exc:  # that pair unsigned, said so; the matrix goes on
+                    print(f"rhc: pair {pair.dir} not signed: {exc}", file=text)
+                else:
+                    pair.report, pair.report_sha256 = signed["report"], signed["report_sha256"]
     finished = now_in(lab.tz)
     doc = matrix_document(plan.cards, plan.terminals, [t.titled() for t in plan.transactions],
                           pairs, {
@@ -163,12 +187,18 @@ def cmd_interop_run(args: argparse.Namespace) -> int:
                               "started_at": started.isoformat(),
                               "finished_at": finished.isoformat(),
                               "duration_s": round(time.monotonic() - start, 3),
+                              "signature": None if signing is None else {
+                                  "demo": signing.demo, "source": signing.source},
                               "profile": {"name": profile.spec.profile.name,
                                           "standard": profile.spec.profile.standard,
                                           "sha256": profile.sha256}})
     (out / JSON_NAME).write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n", "utf-8")
     try:
         written = write_matrix_report(out, doc, pdf=not args.no_pdf, zone=lab.tz)
+        if signing is not None and not args.no_pdf:
+            from conformance.interop.signing import sign_pdf_file
+
+            sign_pdf_file(out / INTEROP_PDF, signing)
     except ReportError as exc:  # interop.json and the pairs' evidence stay
         raise ConfigError(f"matrix report not written ({out / JSON_NAME} was): {exc}") \
             from None

@@ -111,6 +111,9 @@ class Pair:
     duration_s: float = 0.0
     dir: str = ""
     """The pair's run directory under pairs/ (results.jsonl, evidence/, summary.json)."""
+    report: str = ""
+    """With --sign: the pair's signed report.xml (relative to the matrix) and its digest."""
+    report_sha256: str = ""
 
     @property
     def failing(self) -> list[CaseOutcome]:
@@ -156,7 +159,7 @@ def matrix_document(cards: list[CardEntry], terminals: list[TerminalEntry],
                     meta: dict[str, Any]) -> dict[str, Any]:
     """interop.json: who was paired with whom, each cell, and counts per status."""
     counts = {s: sum(1 for p in pairs if p.status == s) for s in STATUSES}
-    return {"format": FORMAT, **meta,
+    return {"format": FORMAT, "signature": None, **meta,
             "cards": [c.describe() for c in cards],
             "terminals": [t.describe() for t in terminals],
             "transactions": transactions,
