@@ -202,6 +202,8 @@ def test_matrix_files_and_transaction_selection() -> None:
     (["interop", "run", "--cards", "reference,reference", "--terminals", "reference"],
      "given twice"),
     (["interop", "run", "--matrix", "nope"], "no matrix named 'nope'"),
+    (["interop", "run", "--cards", "t0", "--terminals", "nope"], "nope.yaml: file not found"),
+    (["interop", "run", "--matrix", "ci", "--readers", "0"], "at least one reader"),
     (["interop", "run", "--matrix", "ci", "--transaction", "IOP-X-*"], "matches none"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, argv: list[str], words: str) -> None:

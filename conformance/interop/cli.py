@@ -9,6 +9,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from conformance import __version__
 from conformance.config import ConfigError
@@ -18,13 +19,11 @@ from conformance.defaults import (
     EXIT_NOT_CONFORMANT,
     EXIT_OK,
     VPCD_PORT,
+    VPCD_READERS,
 )
 
 __all__ = ["add_interop_commands"]
 
-READERS = 4
-"""vpcd readers of the bench (scripts/setup.sh: ports 35963–35966): rows run side by side,
-one reader each (two where a terminal uses a SAM)."""
 JSON_NAME = "interop.json"
 
 
@@ -55,9 +54,9 @@ def add_interop_commands(sub: argparse._SubParsersAction) -> argparse._SubParser
                      "reports/out/interop-<UTC time>)")
     run.add_argument("--replace", action="store_true",
                      help="remove the earlier matrix in --out before this one starts")
-    run.add_argument("--readers", type=int, default=READERS, metavar="N",
-                     help=f"vpcd readers to run rows on side by side, from port {VPCD_PORT} "
-                     f"(default: {READERS})")
+    run.add_argument("--readers", type=int, default=VPCD_READERS, metavar="N",
+                     help=f"vpcd readers to run rows on side by side, one per row (two where "
+                     f"a terminal uses a SAM), from port {VPCD_PORT} (default: {VPCD_READERS})")
     run.add_argument("--no-pdf", action="store_true", help="write interop.html only "
                      "(default: also interop.pdf)")
     run.add_argument("--json", action="store_true", help="print interop.json on stdout "
@@ -94,13 +93,13 @@ def _out(args: argparse.Namespace) -> Path:
     return out
 
 
-def grid_text(doc: dict) -> str:
+def grid_text(doc: dict[str, Any]) -> str:
     """The matrix as a text grid (rows cards, columns terminals; a cell: status and the
     failing transactions)."""
     cells = {(p["card"], p["terminal"]): p for p in doc["pairs"]}
     terms = [t["name"] for t in doc["terminals"]]
 
-    def cell(p: dict) -> str:
+    def cell(p: dict[str, Any]) -> str:
         failing = p["failing"]
         more = f" (+{len(failing) - 1})" if len(failing) > 1 else ""
         return p["status"] + (f" {failing[0]}{more}" if failing else "")
