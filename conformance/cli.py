@@ -778,6 +778,9 @@ def build_parser() -> argparse.ArgumentParser:
     from conformance.terminal_ref.cli import add_parser as add_reference_terminal
 
     add_reference_terminal(add_terminal_commands(sub))
+    from conformance.interop.cli import add_interop_commands
+
+    add_interop_commands(sub)
 
     paths = sub.add_parser("paths", help="where the shipped profiles, fixtures and demo CA are")
     paths.add_argument("--json", action="store_true", help="print the places as JSON")

@@ -11,6 +11,8 @@ from pathlib import Path
 VPCD_HOST = "127.0.0.1"
 VPCD_PORT = 35963
 """vpcd's first slot: the card that connects here shows in reader "Virtual PCD 00 00"."""
+VPCD_READERS = 4
+"""The vpcd readers of the bench (scripts/setup.sh: ports VPCD_PORT … VPCD_PORT + 3)."""
 
 APDU_TIMEOUT_S = 10.0
 """How long a PC/SC card may take to answer one APDU before the bench gives up on it."""

@@ -35,7 +35,7 @@ from conformance.results import (
 )
 from conformance.sequence import next_report_number
 from conformance.terminal.bench import CARD, SAM, Bench
-from conformance.terminal.cards import Exchange, ServedCard, load_test_card
+from conformance.terminal.cards import Exchange, ServedCard, TestCard, load_test_card
 from conformance.terminal.cases import CHECKS, TerminalCase, terminal_cases
 from conformance.terminal.checks import check_result
 from conformance.terminal.judge import Finding, judge_trace
@@ -101,7 +101,8 @@ class TerminalRun:
     def __init__(self, terminal: TerminalProfile, profile: CardProfile, cases: list[TerminalCase],
                  bench: Bench, out_dir: Path | None, *, operator: Operator | None = None,
                  keys_file: Path = DEFAULT_TEST_KEYS, lab_path: Path | None = None,
-                 progress: Callable[[CaseResult], None] | None = None) -> None:
+                 progress: Callable[[CaseResult], None] | None = None,
+                 numbered: bool = True) -> None:
         self.terminal = terminal
         self.profile = profile
         self.cases = cases
@@ -110,6 +111,9 @@ class TerminalRun:
         self.operator = operator or (Operator() if terminal.mode == "manual" else None)
         self.keys_file = keys_file
         self.progress = progress
+        self.numbered = numbered
+        """Whether summary.json takes the lab's next report number (a part of a larger run,
+        such as one pair of an interoperability matrix, does not)."""
         self.results: list[CaseResult] = []
         self.samples: dict[str, dict[str, Any]] = {}
         self.readers: list[str] = []
@@ -146,7 +150,7 @@ class TerminalRun:
 
     def run_case(self, case: TerminalCase) -> CaseResult:
         start = time.monotonic()
-        test_card = load_test_card(case.card)
+        test_card = self.test_card(case)
         card = test_card.build(self.profile)
         before = copy.deepcopy(card.content)
         kind = case.operation.removeprefix("write-")
@@ -189,6 +193,10 @@ class TerminalRun:
         self.write_evidence(result, case, outcome, served.trace, sam.trace if sam else [],
                             findings)
         return result
+
+    def test_card(self, case: TerminalCase) -> TestCard:
+        """The test card a case is served on (the suite's own, by the case's name)."""
+        return load_test_card(case.card)
 
     def verdict(self, case: TerminalCase, findings: list[Finding], o: Outcome) -> CaseResult:
         manual = self.operator is not None
@@ -239,7 +247,7 @@ class TerminalRun:
                           results=self.results)
         t = self.terminal
         finished_at = now_in(self.lab.tz)
-        number = "" if self.out_dir is None else next_report_number(
+        number = "" if self.out_dir is None or not self.numbered else next_report_number(
             self.lab, self.started_at, lab_path=self.lab_path, run=str(self.out_dir))
         return RunSummary(
             verdict=conclude(self.results, complete=complete, scope=scope_of(scope)),

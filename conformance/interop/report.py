@@ -1,0 +1,67 @@
+"""interop.html and interop.pdf from interop.json, in the report's rendering environment
+(conformance/report/render.py: jinja2 templates, the report's CSS and page furniture,
+WeasyPrint with the CJK font), so the matrix reads like the suite's other reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from conformance.interop.matrix import FAILS, STATUSES
+from conformance.messages import msg
+from conformance.report.model import ReportError
+from conformance.report.render import _environment, css_string, local, verdict_label, write_pdf
+from conformance.resources import TEMPLATES_DIR
+
+__all__ = ["INTEROP_HTML", "INTEROP_PDF", "render_matrix", "write_matrix_report"]
+
+INTEROP_HTML, INTEROP_PDF = "interop.html", "interop.pdf"
+STATUS_CLASS = {s: s.replace("_", "-") for s in STATUSES}
+
+
+def status_label(status: str) -> str:
+    """可互通 works: how every copy names a cell's status."""
+    m = msg(f"interop.status.{status}")
+    return f"{m.zh} {m.en}"
+
+
+def render_matrix(doc: dict[str, Any], *, zone: Any = None) -> str:
+    """The bilingual matrix report as HTML (the same document is printed to the PDF)."""
+    env = _environment()
+    env.filters["local"] = lambda value: local(value, zone)
+    env.filters["verdict"] = verdict_label
+    env.filters["status"] = status_label
+    env.filters["css"] = css_string
+    try:
+        template = env.get_template("interop.html.j2")
+        css = "\n".join((TEMPLATES_DIR / name).read_text(encoding="utf-8")
+                        for name in ("report.css", "interop.css"))
+    except (OSError, jinja2.TemplateError) as exc:
+        raise ReportError(f"interop templates in {TEMPLATES_DIR} cannot be loaded: {exc}") \
+            from None
+    cells = {(p["card"], p["terminal"]): p for p in doc["pairs"]}
+    notes = [msg("interop.note.card_fails_everywhere", card=c["name"]) for c in doc["cards"]
+             if len(doc["terminals"]) > 1 and all(
+                 cells[(c["name"], t["name"])]["status"] == FAILS for t in doc["terminals"])]
+    notes += [msg("interop.note.terminal_fails_everywhere", terminal=t["name"])
+              for t in doc["terminals"] if len(doc["cards"]) > 1 and all(
+                  cells[(c["name"], t["name"])]["status"] == FAILS for c in doc["cards"])]
+    failing = [p for p in doc["pairs"] if p["status"] == FAILS]
+    others = [p for p in doc["pairs"] if p["status"] not in (FAILS, "works")]
+    return template.render(m=doc, cells=cells, failing=failing, others=others, notes=notes,
+                           status_class=STATUS_CLASS, css=Markup(css))
+
+
+def write_matrix_report(out: Path, doc: dict[str, Any], *, pdf: bool = True,
+                        zone: Any = None) -> list[Path]:
+    """Write interop.html (and interop.pdf) beside interop.json; the paths written."""
+    html = render_matrix(doc, zone=zone)
+    written = [out / INTEROP_HTML]
+    written[0].write_text(html, encoding="utf-8")
+    if pdf:
+        write_pdf(html, out / INTEROP_PDF)
+        written.append(out / INTEROP_PDF)
+    return written
