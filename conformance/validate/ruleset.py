@@ -55,6 +55,7 @@ class Rule(_Strict):
 
     name: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
     check: Literal[CHECKS]  # type: ignore[valid-type]
+    title: Template
     ref: str
     zh: str
     en: str
@@ -159,6 +160,7 @@ def load_rules(profile: CardProfile, directory: Path = RULES_DIR) -> RuleSet:
         if parsed.required is not None:
             required += [n for n in parsed.required.items if n not in required]
             _resolve(Rule(name="REQUIRED", check="required", ref="", zh="", en="",
+                          title=Template(zh="", en=""),
                           items=list(parsed.required.items)), profile, str(path))
         for rule in parsed.rules:
             if rule.name in items:

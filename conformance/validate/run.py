@@ -98,6 +98,7 @@ def _summary(outcome: Outcome, context: Context, inputs: list[str]) -> dict[str,
         "inputs": inputs,
         "profile": context.profile.spec.profile.name,
         "rules": [{"name": r.name, "message_zh": r.zh, "message_en": r.en,
+                   "title_zh": r.title.zh, "title_en": r.title.en, "ref": r.ref,
                    "count": outcome.by_rule[r.name]} for r in rules.rules],
         "by_city": [{"code": code, "name_zh": context.city_name(code), "cards": t.cards,
                      "cards_with_findings": t.cards_with_findings, "findings": t.findings}
