@@ -17,10 +17,12 @@ import datetime as dt
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from conformance.cases.rules import check_id_number, parse_date
+from conformance.cases.rules import check_id_number
+from conformance.cases.rules import parse_date as _parse_date
 from conformance.model import CardProfile, load_profile
 from conformance.validate.gb2260 import Division, load_divisions
 from conformance.validate.ruleset import RULES_DIR, Rule, RuleSet, load_rules
@@ -73,6 +75,10 @@ def item_number(key: object) -> int | None:
 
 Check = Callable[[str, dict[int, str], str], Iterator[Finding]]
 
+parse_date = lru_cache(maxsize=1 << 16)(_parse_date)
+"""The profile's date rule, remembered: a batch holds few distinct dates, each read by several
+rules (DATE_INVALID, DATE_ORDER, EXPIRED, the birth date in the ID)."""
+
 
 @dataclass
 class Context:
@@ -84,6 +90,8 @@ class Context:
     divisions: dict[str, Division]
     checks: list[Check] = field(default_factory=list)
     city_item: int = 57
+    keys: dict[str, int] = field(default_factory=dict)
+    """Every spelling of a known item's key ("8", "item_8"): the hot path's lookup."""
 
     @classmethod
     def load(cls, profile: CardProfile | Path | str | None = None, *,
@@ -97,6 +105,7 @@ class Context:
         context = cls(profile, rules, validated_on or dt.date.today(),
                       load_divisions(table) if table else {},
                       city_item=profile.spec.item_roles.city_code)
+        context.keys = {form: n for n in profile.items for form in (str(n), f"item_{n}")}
         context.checks = [_COMPILERS[r.check](r, rules.items[r.name], context)
                           for r in rules.rules if r.check not in ("malformed",)]
         return context
@@ -148,22 +157,22 @@ def check_card(card_id: str, items: object, context: Context) -> list[Finding]:
         return [context.malformed(card_id, "not_object", {"kind": type(items).__name__})]
     findings: list[Finding] = []
     values: dict[int, str] = {}
-    known = context.profile.items
+    keys = context.keys
     for key, value in items.items():
-        number = item_number(key)
-        if number is None or number not in known:
-            findings.append(context.malformed(card_id, "unknown_item", {"key": key},
-                                              value=value if isinstance(value, str) else ""))
-            continue
-        if value is None:
-            continue
-        if not isinstance(value, str):
+        number = keys.get(key) if isinstance(key, str) else None
+        if number is None:
+            number = item_number(key)
+            if number is None or number not in context.profile.items:
+                findings.append(context.malformed(card_id, "unknown_item", {"key": key},
+                                                  value=value if isinstance(value, str) else ""))
+                continue
+        if isinstance(value, str):
+            value = value.strip()
+            if value:
+                values[number] = value
+        elif value is not None:
             findings.append(context.malformed(card_id, "not_text", {"key": number,
                                               "kind": type(value).__name__}, item=number))
-            continue
-        value = value.strip()
-        if value:
-            values[number] = value
     city = values.get(context.city_item, "")
     if findings:
         findings = [f._replace(city=city) for f in findings]

@@ -49,9 +49,18 @@ def add_validate_commands(sub: argparse._SubParsersAction) -> argparse._SubParse
     cards.add_argument("--show-personal-data", action="store_true",
                        help="show the cardholders' personal data in the HTML/PDF report "
                        "(default: masked; validation.json and findings.csv always hold it)")
-    cards.add_argument("--rules", metavar="DIR", default=str(RULES_DIR),
-                       help="directory of rules files (*.yaml; default: the shipped rules)")
-    _run_options(cards, ["card", "reader", "apdu-timeout", *VIRTUAL_CARD_OPTIONS])
+    cards.add_argument("--rules", metavar="DIR",
+                       help="directory of rules files (*.yaml and the tables they name; "
+                       "default: the shipped profiles/rules/)")
+    cards.add_argument("--reader", metavar="PATTERN",
+                       help="also read the card in every PC/SC reader whose name matches "
+                       "(exact name or regular expression), as `rhc card dump` reads it "
+                       "(default: none)")
+    cards.add_argument("--card", choices=("virtual", "pcsc"),
+                       help="also read a card live: virtual = the built-in virtual card (its "
+                       "options below), pcsc = the readers of --reader (default: none; "
+                       "--reader implies pcsc)")
+    _run_options(cards, ["apdu-timeout", *VIRTUAL_CARD_OPTIONS])
     cards.set_defaults(func=cmd_validate_cards)
     return commands
 
@@ -97,6 +106,9 @@ def _live(args: argparse.Namespace) -> Iterator[Card] | None:
     if not args.reader:
         config = _config(args)  # checked now: a bad option stops before anything is written
         return read_readers(["virtual card"], lambda _: read_card_items(config))
+    if args.card == "virtual":
+        raise CliError("--reader names PC/SC readers, but --card virtual reads the built-in "
+                       "virtual card: drop one of them")
     from conformance.plugin import readers_for
     from conformance.transport.pcsc import list_readers
 
@@ -115,7 +127,7 @@ def cmd_validate_cards(args: argparse.Namespace) -> int:
     paths = expand_inputs(args.inputs)
     if args.inputs and not paths:
         raise CliError(f"{', '.join(args.inputs)}: no *.json or *.csv file")
-    rules_dir = Path(args.rules)
+    rules_dir = Path(args.rules) if args.rules else RULES_DIR
     if not rules_dir.is_dir():
         raise CliError(f"--rules: {rules_dir}: no such directory")
     context = Context.load(args.profile, rules_dir=rules_dir, validated_on=validated_on)
