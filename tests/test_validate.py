@@ -168,7 +168,8 @@ def test_outputs_carry_the_keys_the_report_reads(tmp_path, capsys) -> None:
     named = [c for c in validation["by_city"] if c["name_zh"]]
     assert named and all(c["cards"] >= 1 for c in named)
     assert sum(c["cards"] for c in validation["by_city"]) == validation["cards"]
-    assert {s["file"] for s in validation["rules_source"]} == {"cards.yaml", "gb2260.csv"}
+    assert {s["file"] for s in validation["rules_source"]} == {
+        "profiles/rules/cards.yaml", "profiles/rules/gb2260.csv"}
     raw = (out / "findings.csv").read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")  # Excel opens the Chinese right
     rows = list(csv.reader(raw.decode("utf-8-sig").splitlines()))

@@ -121,6 +121,7 @@ def test_sex_code_accepts_the_byte_and_the_one_digit_code(context, value, ok) ->
 
 
 @pytest.mark.parametrize(("value", "ok"), [("01", True), ("56", True), ("57", False),
+                                           ("97", True), ("98", True), ("99", False),
                                            ("00", False), ("1", False), ("汉", False)])
 def test_ethnic_code(context, value, ok) -> None:
     assert (("ETHNIC_CODE", 13) in rules(context, card(i13=value))) is not ok

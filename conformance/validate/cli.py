@@ -153,6 +153,8 @@ def cmd_validate_cards(args: argparse.Namespace) -> int:
 
 
 def _print_summary(outcome: Outcome, reports: list[Path]) -> None:
+    from rich.markup import escape
+
     from conformance.console import console, print_table
 
     out = console()
@@ -160,7 +162,7 @@ def _print_summary(outcome: Outcome, reports: list[Path]) -> None:
     print_table(out, f"{outcome.cards} cards, {outcome.findings} findings on "
                 f"{outcome.cards_with_findings} cards", ("rule", "findings"), rows)
     for path in [*outcome.paths.values(), *reports]:
-        out.print(f"{path.name}: {path}", highlight=False, soft_wrap=True)
+        out.print(escape(f"{path.name}: {path}"), highlight=False, soft_wrap=True)
     if not reports:
         print("rhc: note: the HTML/PDF quality report is not available in this installation "
               "(conformance.validate.report); validation.json and findings.csv are complete",

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from conformance.messages import Template
 from conformance.model import CardProfile
 from conformance.model.source import ProfileError, load_yaml, pydantic_errors
-from conformance.resources import PROFILES_DIR
+from conformance.resources import PROFILES_DIR, shipped_name
 
 __all__ = ["RULES_DIR", "Rule", "RuleSet", "RulesFile", "load_rules"]
 
@@ -111,7 +111,8 @@ class RuleSet:
 
     def source_digests(self) -> list[dict[str, str]]:
         """Each file the rules came from (table files included) with its SHA-256."""
-        return [{"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+        return [{"file": shipped_name(path),
+                 "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
                 for path in self.sources]
 
 
