@@ -263,3 +263,39 @@ def test_replace_removes_an_earlier_validation(tmp_path, capsys) -> None:
     assert run_cli(capsys, "validate", "cards", str(dumps), "--out", str(out))[0] == 2
     assert run_cli(capsys, "validate", "cards", str(dumps), "--out", str(out),
                    "--replace")[0] == 0
+
+
+def test_the_quality_report_gets_validation_json(tmp_path, capsys, monkeypatch) -> None:
+    import sys
+    import types
+
+    calls: list[tuple[dict[str, Any], Path, bool]] = []
+
+    def write_quality_report(validation: dict[str, Any], out_dir: Path, *,
+                             show_personal: bool) -> list[Path]:
+        calls.append((validation, out_dir, show_personal))
+        (out_dir / "quality.html").write_text("<html></html>", encoding="utf-8")
+        return [out_dir / "quality.html"]
+
+    fake = types.ModuleType("conformance.validate.report")
+    fake.write_quality_report = write_quality_report  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "conformance.validate.report", fake)
+    dumps = synthetic.write_dumps(tmp_path / "dumps", 2)
+    out = tmp_path / "out"
+    code, stdout, _ = run_cli(capsys, "validate", "cards", str(dumps), "--out", str(out),
+                              "--show-personal-data")
+    assert code == 0
+    (validation, out_dir, show_personal), = calls
+    assert out_dir == out and show_personal is True
+    assert validation == json.loads((out / "validation.json").read_text(encoding="utf-8"))
+    assert "quality.html" in stdout
+
+
+def test_without_the_report_module_a_note_says_so(tmp_path, capsys, monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "conformance.validate.report", None)
+    dumps = synthetic.write_dumps(tmp_path / "dumps", 1)
+    code, _, err = run_cli(capsys, "validate", "cards", str(dumps), "--out",
+                           str(tmp_path / "out"))
+    assert code == 0 and "quality report is not available" in err
