@@ -197,11 +197,17 @@ def test_expired_follows_the_date_option(tmp_path, capsys) -> None:
 
 
 def test_the_virtual_card_read_live(tmp_path, capsys) -> None:
-    code, _out, err = run_cli(capsys, "validate", "cards", "--card", "virtual", "--out",
-                             str(tmp_path / "out"))
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "validate", "cards", "--card", "virtual", "--out", str(out))
     assert code == 0, err
-    validation = json.loads((tmp_path / "out" / "validation.json").read_text("utf-8"))
+    validation = json.loads((out / "validation.json").read_text("utf-8"))
     assert validation["cards"] == 1 and validation["inputs"] == ["virtual card"]
+    code, _, err = run_cli(capsys, "validate", "cards", "--card", "virtual", "--out", str(out),
+                           "--replace", "--date", "2040-01-01")  # --out is the validation's
+    assert code == 1, err
+    validation = json.loads((out / "validation.json").read_text("utf-8"))
+    assert [(f["card"], f["rule"]) for f in validation["findings"]] == [
+        ("11010519491231002X", "EXPIRED")]
 
 
 def test_live_readers_each_give_a_card(monkeypatch) -> None:
@@ -235,7 +241,7 @@ def test_live_readers_each_give_a_card(monkeypatch) -> None:
         (["validate", "cards", "{dumps}", "--out", "{full}", "--replace"],
          "does not hold a validation"),
         (["validate", "cards", "{dumps}", "--rules", "/no/rules"], "--rules: /no/rules"),
-        (["validate", "cards", "{empty}"], "no *.json or *.csv file"),
+        (["validate", "cards", "{empty}"], "no *.json file"),
     ],
 )
 def test_bad_command_lines_are_one_line_errors(tmp_path, capsys, argv, needle) -> None:

@@ -94,6 +94,7 @@ def test_dump_files(tmp_path) -> None:
     assert list(read_dump(bom)) == [("card-2", {"8": "y"})]
     assert next(iter(read_dump(bad)))[1].reason == "bad_json"
     assert next(iter(read_dump(latin)))[1].reason == "undecodable"
+    write(tmp_path / "findings.csv", b"card,rule\n")  # a directory means its dumps only
     assert [p.name for p in expand_inputs([tmp_path])] == [
         "card-1.json", "card-2.json", "card-3.json", "card-4.json"]
     with pytest.raises(FileNotFoundError, match="no such file"):

@@ -37,9 +37,9 @@ def add_validate_commands(sub: argparse._SubParsersAction) -> argparse._SubParse
         "Exit 0: no finding; 1: findings (see DIR/validation.json, findings.csv and the "
         "quality report); 2: usage error, nothing written.")
     cards.add_argument("inputs", nargs="*", metavar="INPUT",
-                       help="`rhc card dump` JSON files (one card each), CSV exports (header "
-                       "item_1,item_2,…; UTF-8 or GBK), or directories of them (default: none; "
-                       "then --reader or --card)")
+                       help="`rhc card dump` JSON files (one card each; a directory: its "
+                       "*.json files) or CSV exports (header item_1,item_2,…; UTF-8 or GBK) "
+                       "(default: none; then --reader or --card)")
     cards.add_argument("--out", metavar="DIR", help="output directory, new or empty (see "
                        "--replace; default: reports/out/validate-<UTC time>)")
     cards.add_argument("--replace", action="store_true",
@@ -104,7 +104,8 @@ def _live(args: argparse.Namespace) -> Iterator[Card] | None:
     if not args.reader and args.card is None:
         return None
     if not args.reader:
-        config = _config(args)  # checked now: a bad option stops before anything is written
+        # checked now: a bad option stops before anything is written; --out is ours, not a run's
+        config = _config(args, out=None, replace=False)
         return read_readers(["virtual card"], lambda _: read_card_items(config))
     if args.card == "virtual":
         raise CliError("--reader names PC/SC readers, but --card virtual reads the built-in "
@@ -115,7 +116,8 @@ def _live(args: argparse.Namespace) -> Iterator[Card] | None:
     found = readers_for(args.reader, list_readers())
     if not found:
         raise CliError(f"--reader {args.reader!r} matches no PC/SC reader")
-    configs = {name: _config(args, reader=name, card="pcsc") for name in found}
+    configs = {name: _config(args, reader=name, card="pcsc", out=None, replace=False)
+               for name in found}
     return read_readers(found, lambda name: read_card_items(configs[name]))
 
 
@@ -126,7 +128,7 @@ def cmd_validate_cards(args: argparse.Namespace) -> int:
     validated_on = _date(args.date)
     paths = expand_inputs(args.inputs)
     if args.inputs and not paths:
-        raise CliError(f"{', '.join(args.inputs)}: no *.json or *.csv file")
+        raise CliError(f"{', '.join(args.inputs)}: no *.json file")
     rules_dir = Path(args.rules) if args.rules else RULES_DIR
     if not rules_dir.is_dir():
         raise CliError(f"--rules: {rules_dir}: no such directory")

@@ -35,14 +35,14 @@ ENCODING_NAMES = {"utf-8": "UTF-8", GBK: "GBK/GB 18030"}
 
 
 def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:
-    """Files to read: each path, a directory as its *.json and *.csv files (name order).
+    """Files to read: each path, a directory as its *.json files (dumps, in name order).
     FileNotFoundError for a path that does not exist (a usage error, not a finding)."""
     out: list[Path] = []
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            out += sorted(p for p in path.iterdir()
-                          if p.suffix.lower() in (".json", ".csv") and p.is_file())
+            out += sorted(p for p in path.iterdir() if p.suffix.lower() == ".json"
+                          and p.is_file())
         elif path.exists():
             out.append(path)
         else:
