@@ -9,9 +9,10 @@ the peak RSS is that run's alone:
   validate_100k_s, validate_cards_per_s, validate_peak_rss_mb   a CSV export of 100,000 cards
   validate_10k_s, validate_10k_peak_rss_mb                      the same at 10,000 (flat memory)
   validate_dumps_10k_s, validate_dumps_peak_rss_mb              a directory of 10,000 dumps
-  duckdb_1m_rows_s, duckdb_1m_findings                          with --duckdb N: check_card as
-                      a DuckDB function over an N-row card table (the 100k export loaded with
-                      read_csv, repeated with new card IDs up to N rows)
+  duckdb_1m_rows_s, duckdb_1m_findings, duckdb_peak_rss_mb      with --duckdb N: check_card
+                      as a DuckDB function over an N-row card table (the 100k export loaded
+                      with read_csv, repeated with new card IDs up to N rows; the RSS is this
+                      process's, the table included)
 
 Nothing here asserts a time. `--small` (CI smoke): 2,000 and 200 cards, DuckDB 5,000 rows.
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -117,6 +119,7 @@ def bench_duckdb(csv_path: Path, rows: int) -> None:
     emit(f"duckdb_{label}_rows_s", elapsed)
     emit(f"duckdb_{label}_rows_per_s", rows / elapsed)
     emit(f"duckdb_{label}_findings", counted)
+    emit("duckdb_peak_rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     del findings
 
 
