@@ -184,7 +184,7 @@ def test_no_findings_exits_0_and_prints_a_summary(tmp_path, capsys) -> None:
                              str(tmp_path / "out"), "--date", VALID_ON.isoformat())
     assert code == 0, err
     assert "5 cards, 0 findings" in out and "validation.json" in out
-    assert "ID_CHECKSUM\t0" in out  # piped: plain tab-separated lines
+    assert "ID_CHECKSUM\t0\t身份证号校验码错误 / ID number check digit wrong" in out  # piped
 
 
 def test_expired_follows_the_date_option(tmp_path, capsys) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from conformance.defaults import DEFAULT_OUT_ROOT, EXIT_NOT_CONFORMANT, EXIT_OK
-from conformance.validate.ruleset import RULES_DIR
+from conformance.validate.ruleset import RULES_DIR, Rule
 from conformance.validate.run import Outcome, validate_cards, write_outputs
 from conformance.validate.sources import Card, expand_inputs, read_inputs, read_readers
 
@@ -150,19 +150,21 @@ def cmd_validate_cards(args: argparse.Namespace) -> int:
                                           else "virtual card"] if live is not None else [])
     outcome = validate_cards(cards(), context, out, inputs)
     reports = write_outputs(outcome, out, show_personal=args.show_personal_data)
-    _print_summary(outcome, reports)
+    _print_summary(outcome, list(context.rules.rules), reports)
     return EXIT_NOT_CONFORMANT if outcome.findings else EXIT_OK
 
 
-def _print_summary(outcome: Outcome, reports: list[Path]) -> None:
+def _print_summary(outcome: Outcome, rules: list[Rule], reports: list[Path]) -> None:
     from rich.markup import escape
 
     from conformance.console import console, print_table
 
     out = console()
-    rows = [(rule, str(count)) for rule, count in outcome.by_rule.items()]
+    rows = [(rule.name, str(outcome.by_rule[rule.name]), f"{rule.title.zh} / {rule.title.en}")
+            for rule in rules]
     print_table(out, f"{outcome.cards} cards, {outcome.findings} findings on "
-                f"{outcome.cards_with_findings} cards", ("rule", "findings"), rows)
+                f"{outcome.cards_with_findings} cards", ("rule", "findings", "规则 / rule"),
+                rows)
     for path in [*outcome.paths.values(), *reports]:
         out.print(escape(f"{path.name}: {path}"), highlight=False, soft_wrap=True)
     if not reports:
