@@ -8,6 +8,8 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conformance.validate import synthetic
 from conformance.validate.check import Context, Unreadable, check_card
@@ -151,3 +153,26 @@ def test_duckdb_gives_the_same_findings_as_the_stream(tmp_path, context) -> None
     in_duckdb = sorted(tuple(row) for row in check_table(con, "cards", context).fetchall())
     assert len(streamed) > 40
     assert in_duckdb == [tuple(f) for f in streamed]
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=400), header=st.booleans())
+def test_any_bytes_are_findings_never_a_crash(tmp_path, context, data, header) -> None:
+    """Whatever a file holds, reading and checking it yields cards and findings."""
+    prefix = HEADER.encode() if header else b""
+    for name in ("x.csv", "x.json"):
+        path = write(tmp_path / name, prefix + data)
+        for card_id, items in read_inputs([path], known=set(context.profile.items)):
+            assert isinstance(card_id, str)
+            for finding in check_card(card_id, items, context):
+                assert finding.message_zh and finding.message_en
+
+
+@settings(max_examples=150, deadline=None)
+@given(items=st.dictionaries(st.one_of(st.text(max_size=8), st.integers(-5, 100)),
+                             st.one_of(st.text(max_size=20), st.integers(), st.none(),
+                                       st.lists(st.integers(), max_size=2))))
+def test_any_mapping_is_judged(context, items) -> None:
+    for finding in check_card("c", items, context):
+        assert finding.rule in {r.name for r in context.rules.rules}

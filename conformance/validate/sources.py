@@ -70,8 +70,8 @@ def read_dump(path: Path) -> Iterator[Card]:
         yield path.stem, Unreadable("undecodable", {"line": raw[:exc.start].count(b"\n") + 1,
                                                     "encoding": "UTF-8"})
         return
-    except ValueError as exc:
-        yield path.stem, Unreadable("bad_json", {"error": str(exc)})
+    except (ValueError, RecursionError) as exc:
+        yield path.stem, Unreadable("bad_json", {"error": str(exc) or type(exc).__name__})
         return
     yield path.stem, data if isinstance(data, dict) else Unreadable(
         "not_object", {"kind": type(data).__name__})
@@ -125,6 +125,7 @@ def read_csv(path: Path, known: Collection[int] | None = None) -> Iterator[Card]
     with handle:
         records = _records(handle)
         header: list[str] | None = None
+        keys: list[str | None] = []
         for line, raw in records:
             if line == 1:
                 raw = raw.removeprefix(BOM)
@@ -141,8 +142,12 @@ def read_csv(path: Path, known: Collection[int] | None = None) -> Iterator[Card]
             if header is None:
                 if not text.strip():
                     continue
-                header = next(csv.reader([text]))
-                keys = []
+                try:
+                    header = next(csv.reader([text]))
+                except csv.Error as exc:
+                    yield path.stem, Unreadable("bad_row", {"line": line, "error": exc},
+                                                is_card=False)
+                    return
                 for column in header:
                     number = item_number(column) if column.strip().startswith("item_") else None
                     if number is None:
@@ -156,7 +161,12 @@ def read_csv(path: Path, known: Collection[int] | None = None) -> Iterator[Card]
                 continue
             if not text.strip():
                 continue  # a blank line is no card
-            row = next(csv.reader([text]))
+            try:
+                row = next(csv.reader([text]))
+            except csv.Error as exc:
+                yield f"{path.stem} row {line}", Unreadable("bad_row", {"line": line,
+                                                                        "error": exc})
+                continue
             items = dict(zip(keys, row, strict=False))
             card = (items.get(CARD_NUMBER_ITEM) or "").strip() or f"{path.stem} row {line}"
             if len(row) != len(header):
