@@ -250,3 +250,10 @@ def test_a_bad_rules_file_names_file_and_key(tmp_path: Path, context) -> None:
         encoding="utf-8")
     with pytest.raises(ProfileError, match="different placeholders"):
         load_rules(context.profile, tmp_path)
+    (tmp_path / "cards.yaml").write_text(text.replace("{codes}", "{code}"), encoding="utf-8")
+    with pytest.raises(ProfileError, match=r"check code gives no \{code\}"):
+        load_rules(context.profile, tmp_path)
+    (tmp_path / "cards.yaml").write_text(text.replace("      bad_json:", "      bad_jsn:"),
+                                         encoding="utf-8")
+    with pytest.raises(ProfileError, match="reasons lack bad_json"):
+        load_rules(context.profile, tmp_path)

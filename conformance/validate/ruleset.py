@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from conformance.messages import Template
+from conformance.messages import Template, placeholders
 from conformance.model import CardProfile
 from conformance.model.source import ProfileError, load_yaml, pydantic_errors
 from conformance.resources import PROFILES_DIR, shipped_name
@@ -24,8 +24,26 @@ __all__ = ["RULES_DIR", "Rule", "RuleSet", "RulesFile", "load_rules"]
 
 RULES_DIR = PROFILES_DIR / "rules"
 
-CHECKS = ("id_number", "birth_date_in_id", "equal", "code", "date", "date_order", "expired",
-          "city", "phone", "required", "malformed")
+COMMON_PARAMS = {"card", "item", "value", "name_zh", "name_en"}
+CHECK_PARAMS: dict[str, set[str]] = {
+    "id_number": {"reason_zh", "reason_en"},
+    "birth_date_in_id": {"birth", "other", "other_value"},
+    "equal": {"other", "other_value"},
+    "code": {"codes"},
+    "date": set(),
+    "date_order": {"other", "other_value", "relation_zh", "relation_en"},
+    "expired": {"date"},
+    "city": set(),
+    "phone": set(),
+    "required": set(),
+    "malformed": {"reason_zh", "reason_en"},
+}
+"""The message parameters each check kind fills (besides COMMON_PARAMS)."""
+CHECKS = tuple(CHECK_PARAMS)
+MALFORMED_REASONS = ("bad_json", "not_object", "unreadable", "undecodable", "bad_row",
+                     "columns", "unknown_item", "not_text", "bad_header", "empty_file",
+                     "read_failed")
+"""The reasons sources and check_card give a MALFORMED finding: its `reasons` word them."""
 
 
 class _Strict(BaseModel):
@@ -72,6 +90,14 @@ class Rule(_Strict):
     @model_validator(mode="after")
     def _complete(self) -> Rule:
         Template(zh=self.zh, en=self.en)  # the same placeholders in both languages
+        unknown = (placeholders(self.zh) | placeholders(self.en)) - COMMON_PARAMS - CHECK_PARAMS[
+            self.check]
+        if unknown:
+            raise ValueError(f"check {self.check} gives no {{{'}, {'.join(sorted(unknown))}}}")
+        if self.check == "malformed":
+            missing = [r for r in MALFORMED_REASONS if r not in (self.reasons or {})]
+            if missing:
+                raise ValueError(f"reasons lack {', '.join(missing)}")
         needs = {"code": ("table",), "city": ("table_file",), "date_order": ("order", "relations"),
                  "phone": ("patterns",), "malformed": ("reasons",)}
         missing = [key for key in needs.get(self.check, ()) if getattr(self, key) is None]
