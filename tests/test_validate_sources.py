@@ -176,3 +176,21 @@ def test_any_bytes_are_findings_never_a_crash(tmp_path, context, data, header) -
 def test_any_mapping_is_judged(context, items) -> None:
     for finding in check_card("c", items, context):
         assert finding.rule in {r.name for r in context.rules.rules}
+
+
+def test_duckdb_on_a_table_of_its_own_shape(context) -> None:
+    """A province's table: its own ID column, some items only, numbers stored as integers."""
+    import duckdb
+
+    from conformance.validate.duck import check_table
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE issued (serial VARCHAR, item_8 VARCHAR, item_13 INTEGER, "
+                "item_57 INTEGER, remark VARCHAR)")
+    con.execute("INSERT INTO issued VALUES ('a', '11010519491231002X', NULL, 410100, 'x'), "
+                "('b', NULL, 1, 419900, NULL)")
+    found = sorted((row[0], row[1], row[2]) for row in
+                   check_table(con, "issued", context, card_column="serial").fetchall())
+    missing = [(card, "REQUIRED_MISSING", n) for card, numbers in
+               (("a", (11, 12, 14, 15)), ("b", (8, 11, 12, 14, 15))) for n in numbers]
+    assert found == sorted([*missing, ("b", "CITY_CODE", 57), ("b", "ETHNIC_CODE", 13)])
