@@ -11,6 +11,7 @@ rhc report reveal  the lab proves what a masked field of the evidence held
 rhc report build   re-issue the signed report of a finished run from its results and evidence
 rhc report allure  build the Allure dashboard of a run
 rhc terminal reference  the reference terminal: one transaction of TERMINAL.md
+rhc validate cards the data of issued cards against the rules of profiles/rules/
 rhc paths          where the shipped profiles, plans, fixtures and demo CA are
 
 `rhc run` is a thin front door over pytest with the rhc plugin: its run options are the
@@ -168,18 +169,23 @@ def cmd_card_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_card_dump(args: argparse.Namespace) -> int:
+def read_card_items(config: RunConfig) -> dict[int, str]:
+    """Every data item of the card a configuration names, decoded (`rhc card dump`, and
+    `rhc validate cards --reader`)."""
     from conformance.host.session import HealthCardSession
     from conformance.transport.layers import T0Layer, T0Rules
 
-    config = _config(args)
     transport = card_under_test(config)()
     try:
         t0 = T0Layer(transport, rules=T0Rules.from_profile(config.profile))
         session = HealthCardSession(t0, config.profile, config.keys)
-        items = session.read_items()
+        return session.read_items()
     finally:
         transport.close()
+
+
+def cmd_card_dump(args: argparse.Namespace) -> int:
+    items = read_card_items(_config(args))
     _print_json({str(n): v for n, v in sorted(items.items())})
     return EXIT_OK
 
@@ -781,6 +787,10 @@ def build_parser() -> argparse.ArgumentParser:
     from conformance.interop.cli import add_interop_commands
 
     add_interop_commands(sub)
+
+    from conformance.validate.cli import add_validate_commands
+
+    add_validate_commands(sub)
 
     paths = sub.add_parser("paths", help="where the shipped profiles, fixtures and demo CA are")
     paths.add_argument("--json", action="store_true", help="print the places as JSON")

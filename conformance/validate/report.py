@@ -10,7 +10,7 @@ The report leaves the office that validated the batch, so personal data is maske
 asked for: the value of an item marked ``personal: true`` in the profile, the card column (a CSV
 row is named by its card number, item 8) and any number quoted in a message or an input path.
 A mask keeps just enough to find the card again (110105********002X); the shapes are data in
-profiles/rules/masks.yaml. The findings table is capped (same file) so a batch with 20,000
+profiles/reports/quality.yaml. The findings table is capped (same file) so a batch with 20,000
 findings still prints in seconds; findings.csv holds them all.
 """
 
@@ -46,7 +46,7 @@ from conformance.report.render import (
 )
 from conformance.resources import PROFILES_DIR, TEMPLATES_DIR
 
-MASKS_PATH = PROFILES_DIR / "rules" / "masks.yaml"
+MASKS_PATH = PROFILES_DIR / "reports" / "quality.yaml"
 TEMPLATE = "quality.html.j2"
 STYLESHEETS = ("report.css", "quality.css")  # the certification report's, then this one's
 FINDING_COLOUR = "#c62828"
@@ -56,7 +56,7 @@ __all__ = ["MASKS_PATH", "Masker", "cap_per_rule", "load_masks", "write_quality_
 
 
 # ---------------------------------------------------------------------------------------------
-# masks.yaml
+# profiles/reports/quality.yaml
 
 
 class _Strict(BaseModel):
@@ -116,7 +116,7 @@ class MasksFile(_Strict):
 
 @cache
 def load_masks(path: Path = MASKS_PATH) -> MasksFile:
-    """masks.yaml, checked: a malformed file or an unknown shape name is a ProfileError naming
+    """The quality report file (masks, limits), checked: a malformed file or an unknown shape name is a ProfileError naming
     the file, key and line."""
     doc = load_yaml(path)
     try:
