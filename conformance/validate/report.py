@@ -116,8 +116,8 @@ class MasksFile(_Strict):
 
 @cache
 def load_masks(path: Path = MASKS_PATH) -> MasksFile:
-    """The quality report file (masks, limits), checked: a malformed file or an unknown shape name is a ProfileError naming
-    the file, key and line."""
+    """The quality report file (masks, limits), checked: a malformed file or an unknown
+    shape name is a ProfileError naming the file, key and line."""
     doc = load_yaml(path)
     try:
         table = MasksFile.model_validate(doc.data)
