@@ -259,9 +259,14 @@ class RuleIn(_Loose):
     name: str
     message_zh: str = ""
     message_en: str = ""
+    title_zh: str = ""
+    """The rule's short title (a table's description); its message is the template of one
+    finding, with {placeholders}."""
+    title_en: str = ""
     count: int = Field(0, ge=0)
 
-    _no_null_text = field_validator("message_zh", "message_en", mode="before")(
+    _no_null_text = field_validator("message_zh", "message_en", "title_zh", "title_en",
+                                    mode="before")(
         lambda v: "" if v is None else v)
 
 
@@ -374,7 +379,8 @@ def _rule_counts(data: ValidationIn) -> list[RuleCount]:
     for f in data.findings:
         cards[f.rule].add(f.card)
     rows = [
-        RuleCount(r.name, r.message_zh, r.message_en, r.count or per_rule[r.name],
+        RuleCount(r.name, r.title_zh or r.message_zh, r.title_en or r.message_en,
+                  r.count or per_rule[r.name],
                   len(cards[r.name]))
         for r in data.rules
     ]
