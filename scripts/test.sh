@@ -2,10 +2,8 @@
 # The whole test suite: set up this machine, then ruff and pytest with pcscd running for the
 # end-to-end tests (started here when none runs, stopped afterwards; the rest runs on two
 # pytest-xdist workers), then bench/harness.py and bench/validate.py --small as smoke runs (no
-# times asserted), then
-# the built wheel in
-# a fresh venv (scripts/check-wheel.sh, about a minute; skipped when pytest arguments select
-# tests). Any failure, pytest's "no tests collected" included, makes the exit status non-zero.
+# times asserted), then the built wheel in a fresh venv (scripts/check-wheel.sh, about a
+# minute; skipped when pytest arguments select tests). Any failure, pytest's "no tests collected" included, makes the exit status non-zero.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
