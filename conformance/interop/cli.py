@@ -161,8 +161,9 @@ def cmd_interop_run(args: argparse.Namespace) -> int:
     started, start = now_in(lab.tz), time.monotonic()
 
     def progress(pair: Pair) -> None:
-        print(f"{pair.card:<14} × {pair.terminal:<30} {pair.status:<10} {pair.reason_en[:100]}",
-              file=text, flush=True)
+        # the whole reason, in both languages: a cut one names nothing
+        print(f"{pair.card:<14} × {pair.terminal:<30} {pair.status:<10} {pair.reason_zh}\n"
+              f"{'':<4}{pair.reason_en}", file=text, flush=True)
 
     pairs = run_matrix(plan.cards, plan.terminals, plan.transactions, profile, benches, out,
                        lab_path=lab_path, progress=progress)
