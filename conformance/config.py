@@ -386,16 +386,18 @@ def _virtual_card(
 
     fault_names = _load("--fault", lambda: check_fault_names(faults, fault_catalogue(profile)))
     features = frozenset(product.features)
+    other = product.other_application or None
     image = values.get("image")
     if image:
         card = _load("--image", lambda: VirtualCard.from_image(
-            image, profile, features=features, faults=fault_names))
+            image, profile, features=features, faults=fault_names, other_application=other))
         card.shape_timing(_amount(values, "card-latency-ms"), _amount(values, "card-byte-us"))
         return card
     personalization = _load("--personalization", lambda: load_personalization(
         values.get("personalization") or DEFAULT_PERSONALIZATION, profile))
     card = _load("virtual card", lambda: VirtualCard.personalize(
-        profile, personalization, key_set, features=features, faults=fault_names))
+        profile, personalization, key_set, features=features, faults=fault_names,
+        other_application=other))
     card.shape_timing(_amount(values, "card-latency-ms"), _amount(values, "card-byte-us"))
     return card
 

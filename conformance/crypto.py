@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import secrets
 
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from gmssl.sm2 import CryptSM2, default_ecc_table
@@ -27,7 +28,11 @@ __all__ = [
     "card_key",
     "cbc_mac",
     "city_code_factor",
+    "des3_auth_cryptogram",
+    "des3_ecb_encrypt",
+    "des3_mac",
     "diversify",
+    "emv_option_a",
     "pad_m2",
     "session_key",
     "sm2_keypair_from_private",
@@ -358,3 +363,48 @@ def sm_unwrap_update(session_key: bytes, apdu_header: bytes, body: bytes) -> byt
     if not plain or plain[0] != len(plain) - 1:
         raise PlaintextError("the leading length byte does not match the TLV that follows")
     return plain[1:]
+
+
+# --------------------------------------------------------------------------- 3DES (co-branded)
+# The other application of a co-branded card (profiles/applications/) keeps 3DES keys of its
+# own: two-key (16-byte) keys, expanded to K1 ‖ K2 ‖ K1 for ``cryptography``.
+
+DES_BLOCK = 8
+
+
+def _des3(key16: bytes) -> Cipher:
+    key = _check_len("3DES key", key16, 16)
+    return Cipher(TripleDES(key + key[:8]), modes.ECB())
+
+
+def des3_ecb_encrypt(key16: bytes, data: bytes) -> bytes:
+    """Two-key 3DES in ECB mode over whole 8-byte blocks."""
+    if len(data) % DES_BLOCK:
+        raise ValueError(f"3DES data must be a multiple of {DES_BLOCK} bytes, got {len(data)}")
+    enc = _des3(key16).encryptor()
+    return enc.update(bytes(data)) + enc.finalize()
+
+
+def emv_option_a(master_key: bytes, pan: str, psn: str = "00") -> bytes:
+    """The ICC key of EMV 4.3 Book 2 A1.4.1 option A: Y = the rightmost 16 digits of
+    PAN ‖ PSN; Kc = 3DES_MK(Y) ‖ 3DES_MK(Y ⊕ FF…)."""
+    digits = (pan + psn)[-16:].rjust(16, "0")
+    y = bytes.fromhex(digits)
+    return des3_ecb_encrypt(master_key, y + bytes(b ^ 0xFF for b in y))
+
+
+def des3_auth_cryptogram(card_key: bytes, challenge: bytes) -> bytes:
+    """The other application's EXTERNAL AUTHENTICATE cryptogram: 3DES-ECB_Kc(R)."""
+    return des3_ecb_encrypt(card_key, _check_len("challenge", challenge, DES_BLOCK))
+
+
+def des3_mac(card_key: bytes, data: bytes) -> bytes:
+    """ISO/IEC 9797-1 MAC algorithm 3 (the retail MAC) with method-2 padding: single DES
+    with K1 over the blocks, the last block through 3DES (full 8 bytes)."""
+    key = _check_len("3DES key", card_key, 16)
+    padded = pad_m2(bytes(data), DES_BLOCK)
+    single = Cipher(TripleDES(key[:8] * 3), modes.CBC(bytes(DES_BLOCK))).encryptor()
+    chained = single.update(padded[:-DES_BLOCK]) + single.finalize()
+    last = chained[-DES_BLOCK:] if chained else bytes(DES_BLOCK)
+    block = bytes(a ^ b for a, b in zip(last, padded[-DES_BLOCK:], strict=True))
+    return des3_ecb_encrypt(key, block)

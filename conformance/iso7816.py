@@ -22,6 +22,7 @@ __all__ = [
     "RECORD_P2_BY_NUMBER",
     "RECORD_P2_CYCLIC_NEW",
     "SELECT_P1_BY_FID",
+    "SELECT_P1_BY_NAME",
     "SELECT_P2_FCI",
     "SELECT_P2_NO_DATA",
     "SW_MEANINGS",
@@ -36,6 +37,8 @@ MF_FID = "3F00"
 # -- SELECT ------------------------------------------------------------------------------
 SELECT_P1_BY_FID = 0x00
 """SELECT P1: select by file identifier (MF, DF or EF)."""
+SELECT_P1_BY_NAME = 0x04
+"""SELECT P1: select by DF name (an application's AID); on a co-branded card only."""
 SELECT_P2_FCI = 0x00
 """SELECT P2: first or only occurrence, return the FCI (a card may answer with none)."""
 SELECT_P2_NO_DATA = 0x0C

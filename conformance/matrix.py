@@ -9,6 +9,11 @@ verdict and where a FAIL fired (``CaseResult.failed_at``). A *kill* is strict:
 - the case is one the fault **aims at** (``Fault.aim``): a fault that breaks the whole card
   makes many cases FAIL, but it proves only the cases it was written for.
 
+A fault that ``requires`` a feature the reference product lacks (``co_branded``) runs on the
+shipped product that declares the reference's features and that one (products/co-branded.yaml),
+and so do, without a fault, the cases only that product makes applicable: the matrix covers
+every case some shipped variant of the reference card can run.
+
 The matrix is sound when every applicable case is killed by some fault, every fault kills
 some case it aims at, no fault makes a case outside its group and its ``ALSO_BREAKS`` groups
 FAIL, and no run ends in a harness ERROR (:meth:`KillMatrix.problems`).
@@ -41,6 +46,7 @@ from conformance.model import (
     load_profile,
 )
 from conformance.model.products import Product, applicable, catalogue_plan, load_product
+from conformance.resources import PRODUCTS_DIR, names
 from conformance.results import CaseResult, Verdict
 from conformance.runner import CaseRunner
 from conformance.transport.inprocess import InProcessTransport
@@ -91,13 +97,43 @@ def _bench() -> _Bench:
     return _Bench(profile, load_product(None, profile), tuple(build_catalogue(profile)))
 
 
+@cache
+def feature_product(feature: str | None) -> Product:
+    """The product a fault requiring ``feature`` runs on: the reference product when it has
+    the feature (or none is required), else the shipped ICS that declares the reference's
+    features and this one (e.g. co-branded.yaml for co_branded)."""
+    bench = _bench()
+    if feature is None or bench.product.has(feature):
+        return bench.product
+    wanted = {*bench.product.features, feature}
+    for name in names(PRODUCTS_DIR):
+        product = load_product(name, bench.profile)
+        if wanted <= set(product.features):
+            return product
+    raise LookupError(f"no shipped product declares the reference features and {feature}")
+
+
+def variant_products() -> list[Product]:
+    """The products besides the reference one that the catalogue's faults need."""
+    bench = _bench()
+    required = sorted({f.requires for f in fault_catalogue(bench.profile).values()
+                       if f.requires is not None and not bench.product.has(f.requires)})
+    return [feature_product(feature) for feature in required]
+
+
+def _applicable(case: Case, product: Product) -> bool:
+    return applicable(case.applicability, product, list(_bench().profile.spec.features))
+
+
 def _run_on_fresh_card(bench: _Bench, cases: list[Case], faults: frozenset[str],
-                       ) -> dict[str, CaseResult]:
-    profile, product = bench.profile, bench.product
+                       product: Product | None = None) -> dict[str, CaseResult]:
+    profile = bench.profile
+    product = product or bench.product
     keys = load_key_set(DEFAULT_TEST_KEYS, profile)
     card = VirtualCard.personalize(
         profile, load_personalization(DEFAULT_PERSONALIZATION, profile), keys,
         features=frozenset(product.features), faults=faults,
+        other_application=product.other_application or None,
     )
     runner = CaseRunner(
         connect=lambda: InProcessTransport(card, name="virtual"),
@@ -110,17 +146,19 @@ def _run_on_fresh_card(bench: _Bench, cases: list[Case], faults: frozenset[str],
 
 
 def run_catalogue(faults: Iterable[str] = (), cases: Iterable[Case] | None = None,
-                  ) -> dict[str, CaseResult]:
-    """The catalogue (or ``cases``) on the reference product's virtual card with ``faults``:
-    non-destructive cases on one card, as a lab runs them; each destructive case on a card
-    of its own, so what it destroys cannot spill into other verdicts."""
+                  product: Product | None = None) -> dict[str, CaseResult]:
+    """The catalogue (or ``cases``) on the virtual card of ``product`` (default: the
+    reference product) with ``faults``: non-destructive cases on one card, as a lab runs
+    them; each destructive case on a card of its own, so what it destroys cannot spill into
+    other verdicts."""
     bench = _bench()
     chosen = list(bench.cases if cases is None else cases)
     fault_set = frozenset(faults)
-    results = _run_on_fresh_card(bench, [c for c in chosen if not c.destructive], fault_set)
+    results = _run_on_fresh_card(bench, [c for c in chosen if not c.destructive], fault_set,
+                                 product)
     for case in chosen:
         if case.destructive:
-            results.update(_run_on_fresh_card(bench, [case], fault_set))
+            results.update(_run_on_fresh_card(bench, [case], fault_set, product))
     return results
 
 
@@ -134,11 +172,22 @@ def telling_cases(fault: Fault, cases: Iterable[Case]) -> list[Case]:
 
 def _outcomes(fault: str, cases: tuple[Case, ...] | None = None, complete: bool = False,
               ) -> tuple[str, dict[str, Outcome]]:
-    chosen: Iterable[Case] | None = cases
-    if fault and not complete:
-        chosen = telling_cases(fault_catalogue(_bench().profile)[fault],
-                               _bench().cases if cases is None else cases)
-    results = run_catalogue((fault,) if fault else (), chosen)
+    """A fault's outcomes on the product it requires; for the reference run (no fault),
+    those of the reference product, and on each variant product the cases only it makes
+    applicable."""
+    bench = _bench()
+    pool = bench.cases if cases is None else cases
+    if not fault:
+        results = run_catalogue((), pool)
+        for product in variant_products():
+            extra = [c for c in pool
+                     if _applicable(c, product) and not _applicable(c, bench.product)]
+            if extra:
+                results.update(run_catalogue((), extra, product))
+        return fault, {i: Outcome(r.verdict, r.failed_at) for i, r in results.items()}
+    entry = fault_catalogue(bench.profile)[fault]
+    chosen: Iterable[Case] = pool if complete else telling_cases(entry, pool)
+    results = run_catalogue((fault,), chosen, feature_product(entry.requires))
     return fault, {i: Outcome(r.verdict, r.failed_at) for i, r in results.items()}
 
 
@@ -276,11 +325,11 @@ def build_matrix(faults: Iterable[str] | None = None, *, processes: int = 1,
             outcomes = dict(pool.imap_unordered(run, jobs))
     else:
         outcomes = dict(map(run, jobs))
-    features = list(bench.profile.spec.features)
+    products = [bench.product, *variant_products()]
     return KillMatrix(
         cases={c.id: c for c in chosen},
         applicable=frozenset(c.id for c in chosen
-                             if applicable(c.applicability, bench.product, features)),
+                             if any(_applicable(c, product) for product in products)),
         outcomes=outcomes,
         seconds=time.perf_counter() - started,
         processes=processes,
@@ -293,7 +342,8 @@ def describe_figures(matrix: KillMatrix) -> str:
     """The matrix's figures and problems as the lines ``rhc card faults --matrix`` prints."""
     f = matrix.figures()
     lines = [
-        f"cases: {f['cases']} ({f['applicable_cases']} applicable to the reference product)",
+        f"cases: {f['cases']} ({f['applicable_cases']} applicable to the reference product "
+        f"or a variant its faults need)",
         f"faults: {f['faults']} ({f['faults_killing_an_aimed_case']} kill a case they aim at)",
         f"cases killed by their own expectation under an aimed fault: "
         f"{f['cases_killed_by_own_expectation']}",

@@ -256,7 +256,7 @@ def test_verify_trusts_the_shipped_demo_ca_by_name(capsys, tmp_path) -> None:
         ({"reader": "X", "apdu_timeout": "0"}, "--apdu-timeout: '0' is not a positive"),
         ({"reader": "X", "fault": ["constant_challenge"]}, "--fault: for --card virtual only"),
         ({"plan": "nightly"}, "known: certification, performance, selftest"),
-        ({"product": "no-such-ics"}, "known: minimal, reference"),
+        ({"product": "no-such-ics"}, "known: co-branded, minimal, reference"),
         ({"keys": "/nonexistent/keys.yaml"}, "--keys: /nonexistent/keys.yaml: file not found"),
         ({"colour": "red"}, "not run options: colour"),
     ],

@@ -64,7 +64,9 @@ def test_a_card_that_vanishes_mid_run_gives_no_verdict(served_card, tmp_path) ->
     assert any("bench lost" in note for note in summary["notes"])
     cases = summary["cases"]
     first_lost = next(i for i, c in enumerate(cases) if c["verdict"] == "INCONCLUSIVE")
-    assert all(c["verdict"] in ("INCONCLUSIVE", "ERROR") for c in cases[first_lost:])
+    # a case the ICS excludes (COB on the reference product) never touches the card
+    assert all(c["verdict"] in ("INCONCLUSIVE", "ERROR", "NOT_APPLICABLE")
+               for c in cases[first_lost:])
     assert first_lost >= 50
 
 

@@ -31,6 +31,7 @@ from conformance.model import (
     load_personalization,
     load_profile,
 )
+from conformance.model.application import load_application, sfi_p2
 
 Observation = list[object]
 Probe = Callable[[Terminal], Observation]
@@ -293,9 +294,47 @@ def p_timing(t: Terminal) -> Observation:
     return [min(times) >= 0.030]
 
 
+def p_co_branded(t: Terminal) -> Observation:
+    """Feature co_branded: the other application (PSE, directory, ADF) and its state around
+    health selects, authentications and writes, and health keys used in its ADF."""
+    app = load_application("pboc-pse")
+    sfi = app.protected_files[0].sfi
+
+    def select_name(name: bytes) -> bytes:
+        return t.send(bytes([0x00, 0xA4, 0x04, 0x00, len(name)]) + name + b"\x00")
+
+    def adf_state() -> Observation:
+        out: Observation = [select_name(app.aid)]
+        out += [t.send(bytes([0x00, 0xB2, n, sfi_p2(f.sfi), 0x00]))
+                for f in app.adf.files for n in range(1, len(f.records) + 1)]
+        return [*out, t.send("80CA9F3600")]
+
+    out: Observation = [select_name(app.pse_name), t.send("00B2010C00"), *adf_state()]
+    protected = t.send(bytes([0x00, 0xB2, 0x01, sfi_p2(sfi), 0x00]))[:-2]
+    out += [t.select("DDF1"), *adf_state()]
+    t.select_path("DDF1/EF05")
+    out.append(t.authenticate("UK_DDF1"))
+    record = t.read_record(1)[0]
+    out += [t.sm_update("DDF1", 1, record), *adf_state()]
+    uk = t.profile.key("UK_DDF1").kid
+    assert uk is not None
+    challenge, x = t.challenge(), bytes(8)
+    cryptogram = crypto.auth_cryptogram(
+        crypto.session_key(t.card_key("UK_DDF1"), (challenge + bytes(8))[:8]), x)
+    out.append(t.sw(t.ext_auth_apdu(uk, cryptogram, x)))
+    t.select_path("DDF1")
+    out.append(t.authenticate("UK_DDF1"))
+    select_name(app.aid)
+    out.append(t.sw(bytes([0x00, 0xDC, 0x01, sfi_p2(sfi), len(protected)]) + protected))
+    challenge = t.challenge()
+    out.append(t.sw(t.sm_apdu("DDF1", 1, protected, challenge=(challenge + bytes(8))[:8])))
+    return [*out, *adf_state()]
+
+
 BATTERY: list[Probe] = [p_atr, p_timing, p_select, p_syntax, p_free_file, p_read_all, p_read_rights,
                         p_counters, p_challenge, p_secure_messaging, p_item57, p_cyclic,
-                        p_index, p_records, p_pin, p_lock, p_sec_state, p_update_rights]
+                        p_index, p_records, p_pin, p_lock, p_sec_state, p_update_rights,
+                        p_co_branded]
 
 
 def run_battery(faults: frozenset[str] = frozenset(),

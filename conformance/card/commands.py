@@ -23,6 +23,7 @@ import hmac
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from conformance import crypto
 from conformance.card.content import CardContent, EFile, index_flags
@@ -31,6 +32,10 @@ from conformance.card.faults import FaultSet
 from conformance.card.security import SecurityState
 from conformance.model.profile import CardProfile
 from conformance.model.schema import Structure, UpdateMode
+
+if TYPE_CHECKING:
+    from conformance.card.pboc import PbocApplication
+    from conformance.model.application import OtherApplication
 
 __all__ = ["MF_FID", "MF_NAME", "CardOS", "Command"]
 
@@ -104,6 +109,7 @@ class CardOS:
         content: CardContent,
         features: frozenset[str],
         faults: FaultSet,
+        other_application: OtherApplication | None = None,
     ) -> None:
         self.profile = profile
         self.content = content
@@ -131,6 +137,22 @@ class CardOS:
         self._max_le = sec.max_short_le
         self._pin_len = sec.pin.length_bytes
         self._pin_limit = sec.pin.tries
+        self._other = self._init_other(other_application)
+
+    def _init_other(self, app: OtherApplication | None) -> PbocApplication | None:
+        """Feature co_branded: the other application beside DDF1 (conformance/card/pboc.py)."""
+        if app is None or self.content.other is None:
+            return None
+        from conformance.card.pboc import PbocApplication
+
+        return PbocApplication(app, self.content.other, self)
+
+    def leave_for_other_application(self) -> None:
+        """The other application was selected: the health DF is left (its rights cleared,
+        as for any other DF, §3) and the health side stands at the MF with no EF."""
+        self.state.leave_df(self.cur_df)
+        self.cur_df = MF_NAME
+        self.cur_ef = None
 
     # ------------------------------------------------------------------ set-up from the model
     def _init_status_words(self) -> None:
@@ -257,6 +279,8 @@ class CardOS:
         self.cur_df = MF_NAME
         self.cur_ef = None
         self._pending = None
+        if self._other is not None:
+            self._other.reset()
 
     def _reset_state(self) -> None:
         self.state.reset()
@@ -278,6 +302,10 @@ class CardOS:
         cla, ins = c.cla, c.ins
         if (cla, ins) != self._get_response_cmd:
             self._pending = None
+        if self._other is not None:  # feature co_branded: the other application's commands
+            answer = self._other.process(c)
+            if answer is not None:
+                return answer
         if cla == self._sm_cla:  # any CLA-04 command uses the challenge up, whatever its fate
             self._sm_challenge = self._take_challenge()
         entry = self._route(cla, ins)

@@ -69,6 +69,8 @@ class CardContent:
     retry: dict[str, int]
     pin: str | None = field(default=None, repr=False)
     pin_tries: int = 0
+    other: Any = None
+    """Feature co_branded: the other application's content (card/pboc.py OtherContent)."""
 
 
 # --------------------------------------------------------------------------- encoding

@@ -501,6 +501,64 @@ _ROWS = [
           "任一密钥认证成功，而不检查文件规定的更新密钥。",
           "§1 update keys, §3 an update right belongs to its key and DF",
           aim=("SEC-CH-UK-*", "SEC-SEP-*", "SEC-ST-UK-*", "SEC-UPD-*")),
+    # ---------------------------------------------------------------- COB (feature
+    # co_branded: the other application beside DDF1, profiles/applications/pboc-pse.yaml)
+    Fault("cobrand_directory_wrong_aid", "COB",
+          "The PSE directory lists an AID other than the application's (its last byte "
+          "changed), so a terminal cannot find the application the ICS declares.",
+          "支付系统环境目录列出的 AID 与应用的 AID 不同（末字节被改），终端找不到 ICS 声明的应用。",
+          "§6 co_branded; EMV Book 1 §12.2.3 directory entries", value="01",
+          requires="co_branded", aim=("COB-APP-001",)),
+    Fault("cobrand_ddf1_unreachable_after_pse", "COB",
+          "Once the other application was selected, SELECT by FID (3F00, DDF1) answers 6A82 "
+          "until a reset: the health application is unreachable after it.",
+          "选择另一应用后，按 FID 选择（3F00、DDF1）均应答 6A82 直至复位：健康应用不可达。",
+          "§1 files selected by FID; §6 co_branded",
+          requires="co_branded", aim=("COB-HLT-001",)),
+    Fault("cobrand_select_counts_atc", "COB",
+          "Every SELECT of a health DF increments the other application's transaction counter "
+          "(9F36).",
+          "每次选择健康应用的 DF 都会使另一应用的交易计数器（9F36）加 1。",
+          "§6 co_branded: the health application leaves the other's state alone",
+          target="9F36", requires="co_branded", aim=("COB-ISO-*",)),
+    Fault("cobrand_health_auth_counts_atc", "COB",
+          "Every successful health EXTERNAL AUTHENTICATE increments the other application's "
+          "transaction counter (9F36).",
+          "每次健康应用外部认证成功都会使另一应用的交易计数器（9F36）加 1。",
+          "§6 co_branded: the health application leaves the other's state alone",
+          target="9F36", requires="co_branded", aim=("COB-ISO-002",)),
+    Fault("cobrand_health_write_lands_in_pboc", "COB",
+          "A health record write (UPDATE RECORD of a TLV file) also overwrites the tail of the "
+          "other application's protected record.",
+          "健康应用写记录（TLV 文件的 UPDATE RECORD）时同时覆盖另一应用受保护记录的末尾。",
+          "§6 co_branded: the health application leaves the other's state alone",
+          requires="co_branded", aim=("COB-ISO-002",)),
+    Fault("cobrand_health_kid_in_pboc", "COB",
+          "EXTERNAL AUTHENTICATE in the other application's ADF looks the KID up among the "
+          "health keys too and accepts a health cryptogram.",
+          "在另一应用的 ADF 中外部认证时也在健康应用密钥中查找 KID，并接受健康密钥的认证密文。",
+          "§3 keys belong to their DF; §6 co_branded",
+          requires="co_branded", aim=("COB-KEY-001",)),
+    Fault("cobrand_health_right_opens_pboc", "COB",
+          "A right granted by a health key (in DDF1 or a DF0x) also opens updates of the other "
+          "application's protected file.",
+          "健康密钥（在 DDF1 或 DF0x 中）获得的权限也能更新另一应用的受保护文件。",
+          "§3 rights belong to the DF they were granted in; §6 co_branded",
+          requires="co_branded", aim=("COB-KEY-002",)),
+    Fault("cobrand_health_mac_in_pboc", "COB",
+          "The other application accepts a health secure-messaging update (SM4 under a health "
+          "SM key) and writes its protected file.",
+          "另一应用接受健康应用的安全报文更新（以健康安全报文密钥的 SM4 计算）并写入其受保护文件。",
+          "§4 secure messaging keys belong to their DF; §6 co_branded",
+          requires="co_branded", aim=("COB-KEY-003",)),
+    Fault("cobrand_health_keys_open_pboc", "COB",
+          "The card accepts health keys for the other application's files: a health KID and "
+          "cryptogram authenticate in its ADF, a health right opens its protected file, and a "
+          "health SM update writes it.",
+          "卡片以健康应用密钥开放另一应用的文件：健康 KID 与认证密文可在其 ADF 中认证，健康权限可"
+          "更新其受保护文件，健康安全报文更新可写入该文件。",
+          "§3–§4 keys and rights belong to their DF; §6 co_branded",
+          requires="co_branded", aim=("COB-KEY-*",)),
     # ---------------------------------------------------------------- added with the
     # kill matrix (cases no aimed fault killed by its own expectation)
     Fault("get_response_binary_short", "CMD",

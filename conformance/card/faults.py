@@ -64,7 +64,7 @@ __all__ = [
     "fault_catalogue",
 ]
 
-GROUPS = ("ATR", "CMD", "FS", "DATA", "SEC", "CYC", "IDX", "REC", "PIN", "PERF")
+GROUPS = ("ATR", "CMD", "FS", "DATA", "SEC", "CYC", "IDX", "REC", "PIN", "COB", "PERF")
 """Fault groups, in the order of the conformance case groups that should catch them."""
 
 

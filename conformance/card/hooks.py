@@ -15,10 +15,12 @@ from conformance import crypto
 from conformance.card.commands import CardOS, Command, Handler, _Tree
 from conformance.card.content import CardContent, EFile
 from conformance.card.faults import FaultSet
+from conformance.card.pboc import ADF, PSE, PbocApplication
+from conformance.model.application import OtherApplication
 from conformance.model.profile import CardProfile
 from conformance.model.schema import Structure
 
-__all__ = ["FaultyCardOS"]
+__all__ = ["FaultyCardOS", "FaultyPboc"]
 
 
 def _read_extended(c: Command) -> None:
@@ -43,8 +45,8 @@ class FaultyCardOS(CardOS):
     """The reference card OS bent by the hook faults it carries."""
 
     def __init__(self, profile: CardProfile, content: CardContent, features: frozenset[str],
-                 faults: FaultSet) -> None:
-        super().__init__(profile, content, features, faults)
+                 faults: FaultSet, other_application: OtherApplication | None = None) -> None:
+        super().__init__(profile, content, features, faults, other_application)
         sec = profile.spec.security
         pool = int(faults.fault("challenge_small_pool").value)
         self._pool = [secrets.token_bytes(sec.challenge_length) for _ in range(pool)]
@@ -53,6 +55,24 @@ class FaultyCardOS(CardOS):
 
     def _on(self, name: str) -> bool:
         return self.faults.active(name)
+
+    # ------------------------------------------------------------------ co-branded card
+    def _init_other(self, app: OtherApplication | None) -> PbocApplication | None:
+        if app is None or self.content.other is None:
+            return None
+        return FaultyPboc(app, self.content.other, self)
+
+    def _bump_other_atc(self, fault: str) -> None:
+        """cobrand_select_counts_atc / cobrand_health_auth_counts_atc: a health action
+        counts in the other application's transaction counter (the fault's target tag)."""
+        other = self._other
+        if other is None:
+            return
+        tag = self.faults.fault(fault).target
+        atc = other.content.data_objects.get(tag)
+        if atc is not None:
+            value = int.from_bytes(atc, "big") + 1
+            other.content.data_objects[tag] = (value & 0xFFFF).to_bytes(len(atc), "big")
 
     # ------------------------------------------------------------------ syntax, dispatch
     def _parse(self, raw: bytes) -> Command:
@@ -87,6 +107,8 @@ class FaultyCardOS(CardOS):
         return self.state.take_challenge(keep=self._on("sec_challenge_reusable"))
 
     def _enter_df(self, name: str) -> None:
+        if self._on("cobrand_select_counts_atc"):
+            self._bump_other_atc("cobrand_select_counts_atc")
         if name != self.cur_df and self._on("sec_rights_survive_df_change"):
             self.cur_df = name
             self.cur_ef = None
@@ -182,6 +204,20 @@ class FaultyCardOS(CardOS):
             return
         else:
             super()._write_record(ef, n, data)
+        if ef.structure is Structure.TLV_RECORDS and self._on("cobrand_health_write_lands_in_pboc"):
+            self._land_in_other(data)
+
+    def _land_in_other(self, data: bytes) -> None:
+        """The health record's bytes also overwrite the tail of the other application's
+        first protected record (one EEPROM area shared by mistake)."""
+        other = self._other
+        if other is None or not other.app.protected_files:
+            return
+        records = other.content.records[other.app.protected_files[0].sfi]
+        first = bytearray(records[0])
+        k = min(len(data), len(first) - 2)
+        first[-k:] = data[:k]
+        records[0] = bytes(first)
 
     def _append_cyclic(self, records: list[bytes], data: bytes) -> None:
         if self._on("cyc_no_rotate"):
@@ -253,6 +289,8 @@ class FaultyCardOS(CardOS):
         return self._on("sec_ext_auth_trailer_ignored") or super()._trailer_ok(trailer)
 
     def _auth_succeeded(self, family: str) -> None:
+        if self._on("cobrand_health_auth_counts_atc"):
+            self._bump_other_atc("cobrand_health_auth_counts_atc")
         if not self._on("sec_retry_not_restored"):
             self.content.retry[family] = self._retry_limit
         if not (self._on("sec_read_key_grants_nothing")
@@ -289,3 +327,76 @@ class FaultyCardOS(CardOS):
         if not self._on("pin_change_ignored"):
             super()._store_pin(digits)
 
+
+
+class FaultyPboc(PbocApplication):
+    """The co-branded card's other application bent by the COB faults: health keys that open
+    it, a directory naming another AID, the health application unreachable after it."""
+
+    def _on(self, *names: str) -> bool:
+        return any(self.card.faults.active(n) for n in names)
+
+    def _leave(self, c: Command) -> bytes | None:
+        if self._on("cobrand_ddf1_unreachable_after_pse"):
+            return self.card.FILE_NOT_FOUND  # stays in the other application until a reset
+        return super()._leave(c)
+
+    def _records_of(self, p2: int) -> list[bytes] | None:
+        records = super()._records_of(p2)
+        if records is None or self.current != PSE or not self._on("cobrand_directory_wrong_aid"):
+            return records
+        aid = self.app.aid
+        other = aid[:-1] + bytes([aid[-1] ^ int(self.card.faults.fault(
+            "cobrand_directory_wrong_aid").value, 16)])
+        return [r.replace(aid, other) for r in records]
+
+    def _health_family(self, kid: int) -> str | None:
+        return next((n for (_df, k), n in self.card._kids.items() if k == kid), None)
+
+    def _external_authenticate(self, c: Command) -> bytes:
+        """cobrand_health_kid_in_pboc: a health KID and cryptogram (the health format, under
+        this application's challenge) are checked against the health keys and accepted."""
+        card = self.card
+        family = self._health_family(c.p2)
+        if (self._on("cobrand_health_kid_in_pboc", "cobrand_health_keys_open_pboc")
+                and family is not None and len(c.data) == card._auth_len
+                and self.challenge is not None and self.current == ADF):
+            challenge = self._take_challenge()
+            assert challenge is not None
+            n = card._challenge_len
+            sk = crypto.session_key(card._card_key(family), challenge)
+            if crypto.auth_cryptogram(sk, c.data[n : 2 * n]) == c.data[:n]:
+                self.rights.update(f.update for f in self.app.protected_files if f.update)
+                return card.OK
+            return card._cryptogram_sw(card._auth_failed(family))
+        return super()._external_authenticate(c)
+
+    def _may_update(self, sfi: int) -> bool:
+        """cobrand_health_right_opens_pboc: any health right granted since the reset opens
+        the application's protected files."""
+        return super()._may_update(sfi) or (
+            self._on("cobrand_health_right_opens_pboc", "cobrand_health_keys_open_pboc")
+            and bool(self.card.state.granted_since_reset))
+
+    def _update_record_mac(self, c: Command) -> bytes:
+        """cobrand_health_mac_in_pboc: a health secure-messaging update (SM4 under a health
+        SM key's session key for this application's challenge) writes the protected file."""
+        if (self._on("cobrand_health_mac_in_pboc", "cobrand_health_keys_open_pboc")
+                and self.current == ADF and self.challenge is not None
+                and self.app.protected_files):
+            tlv = self._health_unwrap(self.challenge, c)
+            if tlv is not None:
+                self.challenge = None
+                records = self.content.records[self.app.protected_files[0].sfi]
+                return self._write(records, c.p1, tlv)
+        return super()._update_record_mac(c)
+
+    def _health_unwrap(self, challenge: bytes, c: Command) -> bytes | None:
+        card = self.card
+        for family in sorted(set(card._sm_key.values())):
+            sk = crypto.session_key(card._card_key(family), challenge)
+            try:
+                return crypto.sm_unwrap_update(sk, c.raw[:5], c.data)
+            except crypto.SecureMessagingError:
+                continue
+        return None

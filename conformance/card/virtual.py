@@ -30,10 +30,18 @@ from conformance.card.content import (
 )
 from conformance.card.faults import FaultSet, fault_catalogue
 from conformance.card.hooks import FaultyCardOS
+from conformance.model.application import OtherApplication, load_application
 from conformance.model.personalization import KeySet, Personalization
 from conformance.model.profile import CardProfile
 
-__all__ = ["VirtualCard", "check_features"]
+__all__ = ["CO_BRANDED", "DEFAULT_OTHER_APPLICATION", "VirtualCard", "check_features"]
+
+CO_BRANDED = "co_branded"
+"""The feature (REFERENCE.md §6) under which the card carries another application."""
+DEFAULT_OTHER_APPLICATION = "pboc-pse"
+"""The application profile the co-branded virtual card carries unless told another."""
+OTHER_IMAGE_KEY = "other_application"
+"""Where a card image keeps the other application's content."""
 
 
 def check_features(profile: CardProfile, features: Iterable[str]) -> frozenset[str]:
@@ -82,6 +90,8 @@ class VirtualCard:
         *,
         features: Iterable[str] = frozenset(),
         faults: Iterable[str] = frozenset(),
+        other_application: OtherApplication | str | None = None,
+        other_image: Any = None,
     ) -> None:
         self.profile = profile
         self.features = check_features(profile, features)
@@ -97,9 +107,11 @@ class VirtualCard:
         if "pin" in self.features and content.pin is None:
             raise ValueError("feature 'pin' needs a card with a PIN (none personalized)")
         self.content = content
+        self.other_application = self._other_application(other_application, other_image)
         hooked = any(self.faults.fault(n).kind == "hook" for n in self.faults.names)
         card_os = FaultyCardOS if hooked else CardOS  # the reference card asks no fault
-        self._os = card_os(profile, content, self.features, self.faults)
+        self._os = card_os(profile, content, self.features, self.faults,
+                           self.other_application)
         self._atr = _build_atr(profile, content.card_number_factor, self.faults)
         self.latency_s = 0.0
         """Time the card takes for every answer (reset included), as a real card would."""
@@ -107,6 +119,21 @@ class VirtualCard:
         """Time per byte that crosses the interface (command, response or ATR)."""
         slow = self.faults.fault("slow_card") if self.faults.active("slow_card") else None
         self._slow_s = float(slow.value) / 1000.0 if slow is not None else 0.0
+
+    def _other_application(self, app: OtherApplication | str | None,
+                           image: Any) -> OtherApplication | None:
+        """Feature co_branded: the application profile the card carries beside DDF1, its
+        content issued fresh or taken from the card image (``other_image``)."""
+        if CO_BRANDED not in self.features:
+            return None
+        from conformance.card.pboc import build_other_content, other_from_image
+
+        if not isinstance(app, OtherApplication):
+            app = load_application(app or DEFAULT_OTHER_APPLICATION)
+        if self.content.other is None:
+            self.content.other = (build_other_content(app) if image is None
+                                  else other_from_image(image, app, "card image"))
+        return app
 
     def shape_timing(self, latency_ms: float = 0.0, byte_us: float = 0.0) -> None:
         """Make the card take ``latency_ms`` per answer and ``byte_us`` per byte on the wire
@@ -130,13 +157,16 @@ class VirtualCard:
         *,
         features: frozenset[str] = frozenset(),
         faults: frozenset[str] = frozenset(),
+        other_application: OtherApplication | str | None = None,
     ) -> VirtualCard:
-        """A freshly personalized card: items written, card keys derived, counters full."""
+        """A freshly personalized card: items written, card keys derived, counters full
+        (with feature co_branded, the other application issued too)."""
         fault_set = FaultSet(faults, fault_catalogue(profile))
         feature_set = check_features(profile, features)
         content = build_content(profile, personalization, keys, fault_set,
                                  with_pin="pin" in feature_set)
-        return cls(profile, content, features=feature_set, faults=fault_set.names)
+        return cls(profile, content, features=feature_set, faults=fault_set.names,
+                   other_application=other_application)
 
     @classmethod
     def from_image(
@@ -146,17 +176,27 @@ class VirtualCard:
         *,
         features: frozenset[str] = frozenset(),
         faults: frozenset[str] = frozenset(),
+        other_application: OtherApplication | str | None = None,
     ) -> VirtualCard:
         """A card from a saved JSON image; ValueError if it belongs to another profile
-        (name, sha256 or file tree) or is malformed."""
+        (name, sha256 or file tree) or is malformed. With feature co_branded, the other
+        application's content comes from the image too when the image holds it."""
         fault_set = FaultSet(faults, fault_catalogue(profile))
-        content = content_from_image(read_image(path), profile, fault_set, str(path))
-        return cls(profile, content, features=features, faults=fault_set.names)
+        doc = read_image(path)
+        content = content_from_image(doc, profile, fault_set, str(path))
+        other = doc.get(OTHER_IMAGE_KEY) if isinstance(doc, dict) else None
+        return cls(profile, content, features=features, faults=fault_set.names,
+                   other_application=other_application, other_image=other)
 
     # ------------------------------------------------------------------ persistence
     def image(self) -> dict[str, Any]:
         """The card's persistent content as a JSON-ready dict (see :meth:`save_image`)."""
-        return content_to_image(self.content, self.profile)
+        image = content_to_image(self.content, self.profile)
+        if self.other_application is not None and self.content.other is not None:
+            from conformance.card.pboc import other_to_image
+
+            image[OTHER_IMAGE_KEY] = other_to_image(self.content.other, self.other_application)
+        return image
 
     def save_image(self, path: Path | str) -> None:
         """Write the persistent content (files, keys, counters, PIN) as JSON, atomically."""

@@ -11,7 +11,7 @@ from conformance.cases.framework import GROUPS, Case
 from conformance.model.products import Plan, check_applicability
 from conformance.model.profile import CardProfile
 
-GROUP_MODULES = ["atr", "cmd", "fs", "data", "sec", "cyc", "idx", "rec", "pin", "perf"]
+GROUP_MODULES = ["atr", "cmd", "fs", "data", "sec", "cyc", "idx", "rec", "pin", "cob", "perf"]
 
 WIRE_TERM = re.compile(r"<(sw|cmd|cla|ins):([a-z0-9_]+(?::[0-9A-Fa-f]{1,3})?)>")
 """A wire fact named in case text: ``<sw:security_not_satisfied>`` → 6982,

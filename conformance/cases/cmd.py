@@ -38,6 +38,7 @@ from conformance.iso7816 import (
     MF_FID,
     RECORD_P2_BY_NUMBER,
     SELECT_P1_BY_FID,
+    SELECT_P1_BY_NAME,
     SELECT_P2_FCI,
     SELECT_P2_NO_DATA,
 )
@@ -81,6 +82,19 @@ def extended_apdu(cla: int, ins: int, p1: int, p2: int, data: bytes = b"",
 
 def send(ctx: CaseContext, apdu: bytes, *, raw: bool = True) -> ResponseAPDU:
     return ctx.send(apdu, raw=raw)
+
+
+def expect_sw_of(ctx: CaseContext, apdu: bytes, expected: str) -> None:
+    """Send ``apdu`` and expect status word ``expected``; on a co-branded card a SELECT by
+    name (P1 = 04) selects the other application, so there a file not found is accepted
+    beside wrong P1/P2 and recorded (situation select_by_name_co_branded)."""
+    what = apdu.hex(" ").upper()
+    by_name = (apdu[:2] == bytes(ctx.profile.command("select"))
+               and apdu[2] == SELECT_P1_BY_NAME and ctx.product.has("co_branded"))
+    if expected == "wrong_p1p2" and by_name:
+        ctx.expect_situation(send(ctx, apdu), "select_by_name_co_branded", what=what)
+    else:
+        ctx.expect_sw(send(ctx, apdu), expected, what=what)
 
 
 def select_fid(ctx: CaseContext, fid: str, p2: int = SELECT_P2_FCI,
@@ -242,8 +256,7 @@ def _p1p2_cases(profile: CardProfile, out: list[Case]) -> None:
             if setup is not None:
                 ctx.select(setup)
             for p1, p2, data, le in variants:
-                apdu = short_apdu(cla, ins, p1, p2, data, le)
-                ctx.expect_sw(send(ctx, apdu), "wrong_p1p2", what=apdu.hex(" ").upper())
+                expect_sw_of(ctx, short_apdu(cla, ins, p1, p2, data, le), "wrong_p1p2")
 
     df_fid = bytes.fromhex(profile.df(first_df).fid)
     wrong_p1p2(1, "select", "SELECT 的 P1 错误", "SELECT with a wrong P1",
@@ -251,7 +264,7 @@ def _p1p2_cases(profile: CardProfile, out: list[Case]) -> None:
                "<sw:wrong_p1p2>.",
                "P1 不是 00（按名称、按路径……）的 SELECT 以 <sw:wrong_p1p2> 拒绝。",
                [(p1, SELECT_P2_FCI, df_fid, None) for p1 in (0x01, 0x02, 0x04, 0x08, 0x09)],
-               notes=("select_by_fid_only",))
+               notes=("select_by_fid_only", "select_by_name_co_branded"))
     wrong_p1p2(2, "select", "SELECT 的 P2 错误", "SELECT with a wrong P2",
                "SELECT with P2 other than 00 or 0C is refused with <sw:wrong_p1p2>.",
                "P2 不是 00 或 0C 的 SELECT 以 <sw:wrong_p1p2> 拒绝。",
@@ -837,7 +850,7 @@ def _order_cases(profile: CardProfile, out: list[Case]) -> None:
                     apdu = bytes([cla]) + apdu[1:]
                 if ins is not None:
                     apdu = apdu[:1] + bytes([ins]) + apdu[2:]
-                ctx.expect_sw(send(ctx, apdu), expected, what=apdu.hex(" ").upper())
+                expect_sw_of(ctx, apdu, expected)
 
     any_ins = 0x00  # placeholder for the first INS of plan parameter unknown_ins
     order(1, "CLA 先于 P1/P2 检查", "CLA is checked before P1/P2",

@@ -40,6 +40,7 @@ GROUPS = {
     "IDX": ("索引文件", "Index files"),
     "REC": ("诊疗记录", "Medical records (EE/ED)"),
     "PIN": ("个人识别码", "PIN"),
+    "COB": ("联名卡", "Co-branded cards"),
     "PERF": ("性能", "Performance"),
 }
 

@@ -35,6 +35,9 @@ class Product(_Strict):
     sample_pin: SecretStr | None = Field(default=None, exclude=True, repr=False)
     """The PIN of the sample under test (feature ``pin``), as the vendor declares it. It is a
     secret: left out of model_dump (so of run summaries and reports) and of the repr."""
+    other_application: str = ""
+    """Feature ``co_branded``: the application the card carries beside DDF1, by the name of a
+    shipped application profile (``pboc-pse``, profiles/applications/) or a path."""
     notes: str = ""
     source: str = ""
     sha256: str = ""
@@ -99,6 +102,7 @@ def load_product(path: Path | str | None, profile: CardProfile) -> Product:
             f"{product.source}: key features: {', '.join(unknown)} not optional features of "
             f"the profile (known: {', '.join(profile.spec.features)})"
         )
+    _check_other_application(product)
     if product.sample_pin is not None:
         pin = product.sample_pin.get_secret_value()
         digits = 2 * profile.spec.security.pin.length_bytes
@@ -108,6 +112,17 @@ def load_product(path: Path | str | None, profile: CardProfile) -> Product:
                 "(the value is not shown)"
             )
     return product
+
+
+def _check_other_application(product: Product) -> None:
+    """co_branded needs the other application named (and that profile must load)."""
+    from conformance.model.application import load_application
+
+    if product.has("co_branded") and not product.other_application:
+        raise ProfileError(f"{product.source}: key other_application: feature co_branded needs "
+                           "the application the card carries beside DDF1 (e.g. pboc-pse)")
+    if product.other_application:
+        load_application(product.other_application)
 
 
 def load_plan(name_or_path: Path | str | None) -> Plan:
