@@ -44,6 +44,9 @@ PARALLEL_PORTS = (35963, 35964, 35965, 35966)
 PARALLEL_LATENCY_MS = 5
 CASE_APDUS = 20
 """Exchanges per evidence slice in the harness loop (a case of the catalogue sends ~10-40)."""
+WARM_UP = 20
+"""Untimed READ RECORDs on a fresh connection before each timed chunk, on both sides: the
+first exchanges of a new context cost pcscd more, and would weigh on short chunks."""
 SELECT = ("00A4000002DDF1", "00A4000002EF05")
 READ_RECORD = bytes.fromhex("00B2010400")
 
@@ -91,35 +94,32 @@ def served_card(*extra: str, ports: tuple[int, ...] = (VPCD_PORT,)) -> Iterator[
 # -- per-APDU loops -------------------------------------------------------------------------
 
 
-class BareLoop:
-    """READ RECORD with pyscard alone, with the same wire exchanges as the stack (T=0)."""
+def bare_loop(n: int) -> float:
+    """Seconds per READ RECORD with pyscard alone, with the same wire exchanges as the stack
+    (T=0), set up as a PcscTransport is: its own context and exclusive connection."""
+    from smartcard import scard as sc
 
-    def __init__(self) -> None:
-        from smartcard import scard as sc
+    _, context = sc.SCardEstablishContext(sc.SCARD_SCOPE_USER)
+    _, card, protocol = sc.SCardConnect(context, READER, sc.SCARD_SHARE_EXCLUSIVE,
+                                        sc.SCARD_PROTOCOL_T0 | sc.SCARD_PROTOCOL_T1)
+    try:
+        for apdu in SELECT:
+            sc.SCardTransmit(card, protocol, list(bytes.fromhex(apdu)))
+        command = list(READ_RECORD)
 
-        self.sc = sc
-        _, self.context = sc.SCardEstablishContext(sc.SCARD_SCOPE_USER)
-
-    def run(self, n: int) -> float:
-        """Seconds per READ RECORD over ``n`` of them, on an exclusive connection."""
-        sc = self.sc
-        _, card, protocol = sc.SCardConnect(self.context, READER, sc.SCARD_SHARE_EXCLUSIVE,
-                                            sc.SCARD_PROTOCOL_T0 | sc.SCARD_PROTOCOL_T1)
-        try:
-            for apdu in SELECT:
-                sc.SCardTransmit(card, protocol, list(bytes.fromhex(apdu)))
-            command = list(READ_RECORD)
-            start = time.perf_counter()
-            for _ in range(n):
+        def read_records(count: int) -> None:
+            for _ in range(count):
                 _, response = sc.SCardTransmit(card, protocol, command)
                 if response[-2] == 0x61:
                     sc.SCardTransmit(card, protocol, [0x00, 0xC0, 0x00, 0x00, response[-1]])
-            return (time.perf_counter() - start) / n
-        finally:
-            sc.SCardDisconnect(card, sc.SCARD_LEAVE_CARD)
 
-    def close(self) -> None:
-        self.sc.SCardReleaseContext(self.context)
+        read_records(WARM_UP)
+        start = time.perf_counter()
+        read_records(n)
+        return (time.perf_counter() - start) / n
+    finally:
+        sc.SCardDisconnect(card, sc.SCARD_LEAVE_CARD)
+        sc.SCardReleaseContext(context)
 
 
 def stack_loop(connect: Callable[[], object], n: int, *, evidence: bool = True) -> float:
@@ -132,6 +132,9 @@ def stack_loop(connect: Callable[[], object], n: int, *, evidence: bool = True) 
     try:
         for apdu in SELECT:
             stack.transmit(bytes.fromhex(apdu))
+        for _ in range(WARM_UP):
+            stack.transmit(READ_RECORD)
+        stack.release()
         start = time.perf_counter()
         sent = 0
         while sent < n:
@@ -169,19 +172,14 @@ def pcsc_figures(n: int, rounds: int) -> None:
     hot: list[float] = []
     full: list[float] = []
     with served_card():
-        loop = BareLoop()
-        try:
-            for i in range(rounds):
-                runs = [
-                    (bare, lambda: loop.run(chunk)),
-                    (hot, lambda: stack_loop(lambda: PcscTransport(READER), chunk,
-                                             evidence=False)),
-                    (full, lambda: stack_loop(lambda: PcscTransport(READER), chunk)),
-                ]
-                for figures, run in runs[i % 3:] + runs[: i % 3]:  # rotate: drift hits all
-                    figures.append(run())
-        finally:
-            loop.close()
+        for i in range(rounds):
+            runs = [
+                (bare, lambda: bare_loop(chunk)),
+                (hot, lambda: stack_loop(lambda: PcscTransport(READER), chunk, evidence=False)),
+                (full, lambda: stack_loop(lambda: PcscTransport(READER), chunk)),
+            ]
+            for figures, run in runs[i % 3:] + runs[: i % 3]:  # rotate: drift hits all
+                figures.append(run())
     emit("pcsc_bare_us_per_apdu", statistics.median(bare) * 1e6)
     emit("pcsc_harness_us_per_apdu", statistics.median(hot) * 1e6)
     emit("pcsc_overhead_ratio", statistics.median(h / b for h, b in zip(hot, bare, strict=True)))
