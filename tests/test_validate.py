@@ -185,6 +185,9 @@ def test_no_findings_exits_0_and_prints_a_summary(tmp_path, capsys) -> None:
     assert code == 0, err
     assert "5 cards, 0 findings" in out and "validation.json" in out
     assert "ID_CHECKSUM\t0\t身份证号校验码错误 / ID number check digit wrong" in out  # piped
+    # a directory is one input as given, however many dumps it holds (the report lists them)
+    validation = json.loads((tmp_path / "out" / "validation.json").read_text("utf-8"))
+    assert validation["inputs"] == [str(dumps)]
 
 
 def test_expired_follows_the_date_option(tmp_path, capsys) -> None:

@@ -231,6 +231,15 @@ def test_a_big_batch_lists_a_capped_table_with_every_rule() -> None:
     assert printed.count('<p class="case r-req">') == len(RULES)
 
 
+def test_a_long_input_list_is_cut_to_the_limit() -> None:
+    cap = load_masks().report.max_inputs
+    data = validation()
+    data["inputs"] = [f"dumps/card-{n:05d}.json" for n in range(cap + 7)]
+    html, _ = render_quality_html(data)
+    assert html.count("dumps/card-") == cap
+    assert "另有 7 个输入" in html and "and 7 more inputs" in html
+
+
 def test_no_findings(tmp_path: Path) -> None:
     html, pdf = write_quality_report(validation([], cards=3), tmp_path)
     text = html.read_text("utf-8")

@@ -146,8 +146,9 @@ def cmd_validate_cards(args: argparse.Namespace) -> int:
         if live is not None:
             yield from live
 
-    inputs = [str(p) for p in paths] + ([f"reader {args.reader}" if args.reader
-                                          else "virtual card"] if live is not None else [])
+    # the inputs as given (a directory stays one input, however many dumps it holds)
+    inputs = list(args.inputs) + ([f"reader {args.reader}" if args.reader
+                                   else "virtual card"] if live is not None else [])
     outcome = validate_cards(cards(), context, out, inputs)
     reports = write_outputs(outcome, out, show_personal=args.show_personal_data)
     _print_summary(outcome, list(context.rules.rules), reports)

@@ -91,6 +91,7 @@ class MaskTable(_Strict):
 class ReportLimits(_Strict):
     max_findings: int = Field(ge=1)
     chart_cities: int = Field(ge=1)
+    max_inputs: int = Field(ge=1)
 
 
 class MasksFile(_Strict):
@@ -533,7 +534,8 @@ def render_quality_html(validation: Mapping[str, Any], *, show_personal: bool = 
         flagged=flagged,
         percent=percent,
         generated_at=printed_time(data.generated_at),
-        inputs=[masker.text(i) for i in data.inputs],
+        inputs=[masker.text(i) for i in data.inputs[:limits.report.max_inputs]],
+        more_inputs=max(0, len(data.inputs) - limits.report.max_inputs),
         profile=profile,
         rules=rules,
         cities=data.by_city,
