@@ -318,7 +318,8 @@ class TraceLayer:
         self._raw: list[_Raw] = []
         self._shown: list[TraceEntry] = []  # the redacted entries of _raw[:len(_shown)]
         self._seq = 0
-        self._open: list[Any] | None = None  # [seq, last wire end, wire records]
+        self._wires: list[tuple[bytes, bytes, float]] | None = None
+        """The wire exchanges of the logical exchange under way: (command, response, end)."""
         # What a GET RESPONSE collects for, tracked separately for what the cases sent and
         # what crossed the wire (they see different GET RESPONSEs).
         self._origin_logical: bytes | None = None
@@ -476,28 +477,19 @@ class TraceLayer:
         The callback comes after the exchange, so a wire exchange is taken to start when the
         previous one of the same logical exchange ended (or when the logical one began): the
         T=0 layer does nothing measurable in between. It runs between two exchanges of one
-        command, so it does no more than take the time and keep the bytes.
+        command, so it only notes the bytes and the time; the record is made when the
+        logical exchange is over (:meth:`_settle`).
         """
-        t_end = self._clock()
-        origin = self._origin_wire
-        # The command a following GET RESPONSE collects for (it decides what is secret):
-        # this one, unless it is itself a GET RESPONSE. Written out here and in _exchange
-        # rather than called: this runs between the two exchanges of every T=0 read.
-        if len(response) >= 2 and response[-2] == self._more_sw1:
-            self._origin_wire = origin if command[1:2] == self._gr_ins_byte else command
-        else:
-            self._origin_wire = None
-        self._seq = seq = self._seq + 1
-        opened = self._open
-        if opened is None:  # someone used the T0Layer directly, bypassing this layer
-            self._raw.append((seq, t_end, t_end, bytes(command), bytes(response), origin,
-                              True, None,
-                              "wire exchange outside a traced exchange; start time unknown",
-                              None))
+        wires = self._wires
+        if wires is not None:
+            wires.append((command, response, self._clock()))
             return
-        opened[2].append((seq, opened[1], t_end, command, response, origin, True,
-                          opened[0], None, None))
-        opened[1] = t_end
+        # someone used the T0Layer directly, bypassing this layer
+        t_end = self._clock()
+        self._raw.append((self._take_seq(), t_end, t_end, bytes(command), bytes(response),
+                          self._origin_wire, True, None,
+                          "wire exchange outside a traced exchange; start time unknown", None))
+        self._origin_wire = self._follow(self._origin_wire, command, response)
 
     # -- internals ----------------------------------------------------------------------
 
@@ -506,40 +498,58 @@ class TraceLayer:
             raise CaseTimeout(self.deadline[1])
 
     def _exchange(self, send: Callable[[bytes], bytes], apdu: bytes, note: str | None) -> bytes:
-        if self._open is not None:
+        if self._wires is not None:
             raise RuntimeError("TraceLayer: exchanges cannot nest")
         t_start = self._clock()
         deadline = self.deadline
         if deadline is not None and t_start > deadline[0]:
             raise CaseTimeout(deadline[1])
         self._seq = seq = self._seq + 1
-        wires: list[_Raw] = []
-        self._open = [seq, t_start, wires]
+        self._wires = noted = []
         origin = self._origin_logical
         try:
             response = bytes(send(apdu))
         except Exception as exc:
             self._origin_logical = None
+            wires = self._settle(seq, t_start, noted)
             secrets = self.redactor.secret_fields(apdu)
             for wire in wires:
                 secrets += self.redactor.secret_fields(wire[3], wire[4], origin=wire[5])
             error = self.redactor.scrub(_error_text(exc), secrets)
             self._raw.append((seq, t_start, self._clock(), apdu, None, origin, False, None,
                               note, error))
-            self._raw.extend(wires)
+            self._raw += wires
             raise
         finally:
-            self._open = None
+            self._wires = None
         raw = self._raw
         raw.append((seq, t_start, self._clock(), apdu, response, origin, False, None,
                     note, None))
-        raw += wires
-        # what a following GET RESPONSE collects for, as in on_wire
-        if len(response) >= 2 and response[-2] == self._more_sw1:
-            self._origin_logical = origin if apdu[1:2] == self._gr_ins_byte else apdu
-        else:
-            self._origin_logical = None
+        raw += self._settle(seq, t_start, noted)
+        self._origin_logical = self._follow(origin, apdu, response)
         return response
+
+    def _settle(self, parent: int, t_start: float,
+                noted: list[tuple[bytes, bytes, float]]) -> list[_Raw]:
+        """The records of the wire exchanges noted during logical exchange ``parent``."""
+        records: list[_Raw] = []
+        origin = self._origin_wire
+        t_prev = t_start
+        for command, response, t_end in noted:
+            records.append((self._take_seq(), t_prev, t_end, command, response, origin, True,
+                            parent, None, None))
+            origin = self._follow(origin, command, response)
+            t_prev = t_end
+        self._origin_wire = origin
+        return records
+
+    def _follow(self, origin: bytes | None, command: bytes, response: bytes) -> bytes | None:
+        """The command a following GET RESPONSE collects for (it decides what is secret):
+        this one after a 61xx, unless it is itself a GET RESPONSE; None after anything else.
+        """
+        if len(response) >= 2 and response[-2] == self._more_sw1:
+            return origin if command[1:2] == self._gr_ins_byte else command
+        return None
 
     def _gather_secrets(self) -> list[bytes]:
         """The secret fields of every exchange since the last mark() (computed once each)."""
