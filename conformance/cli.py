@@ -169,9 +169,9 @@ def cmd_card_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def read_card_items(config: RunConfig) -> dict[int, str]:
-    """Every data item of the card a configuration names, decoded (`rhc card dump`, and
-    `rhc validate cards --reader`)."""
+def read_card_sample(config: RunConfig) -> tuple[str, bytes, dict[int, str]]:
+    """The reader's name, the card number factor its ATR carries, and every data item of the
+    card a configuration names, decoded (`rhc interop run --cards reader:NAME`)."""
     from conformance.host.session import HealthCardSession
     from conformance.transport.layers import T0Layer, T0Rules
 
@@ -179,9 +179,16 @@ def read_card_items(config: RunConfig) -> dict[int, str]:
     try:
         t0 = T0Layer(transport, rules=T0Rules.from_profile(config.profile))
         session = HealthCardSession(t0, config.profile, config.keys)
-        return session.read_items()
+        items = session.read_items()
+        return transport.name, session.card_number_factor, items
     finally:
         transport.close()
+
+
+def read_card_items(config: RunConfig) -> dict[int, str]:
+    """Every data item of the card a configuration names, decoded (`rhc card dump`, and
+    `rhc validate cards --reader`)."""
+    return read_card_sample(config)[2]
 
 
 def cmd_card_dump(args: argparse.Namespace) -> int:

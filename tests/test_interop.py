@@ -11,7 +11,7 @@ import pytest
 import yaml
 from terminal_support import SocketBench, tiny_profile
 
-from conformance.cli import main
+from conformance.cli import main, read_card_sample
 from conformance.interop.matrix import CANNOT_RUN, FAILS, WORKS, Pair, matrix_document
 from conformance.interop.report import render_matrix, write_matrix_report
 from conformance.interop.runner import run_matrix
@@ -219,3 +219,90 @@ def test_a_full_directory_is_not_touched(capsys, tmp_path: Path) -> None:
     assert main(["interop", "run", "--matrix", "ci", "--out", str(tmp_path), "--replace"]) == 2
     assert "holds no interop.json" in capsys.readouterr().err
     assert (tmp_path / "keep.txt").exists()
+
+
+# -- card samples in readers: --cards reader:NAME ---------------------------------------------
+
+SAMPLE_READER = "Virtual PCD 2 00 01"
+
+
+def _long_name_in_a_reader(config: object) -> tuple[str, bytes, dict[int, str]]:
+    """What read_card_sample gives for the long-name card in SAMPLE_READER (read here off
+    the virtual card, through the same session)."""
+    from conformance.config import build_config
+
+    virtual = build_config({"personalization": str(LONG_NAME)})
+    _name, factor, items = read_card_sample(virtual)
+    return SAMPLE_READER, factor, items
+
+
+LONG_NAME = Path(__file__).parents[1] / "conformance/fixtures/personalizations/long-name.yaml"
+
+
+def test_a_reader_sample_is_the_reference_card_with_its_data(tmp_path: Path,
+                                                             monkeypatch) -> None:
+    from conformance.interop.samples import read_sample, sample_entry, write_sample
+
+    monkeypatch.setattr("conformance.cli.read_card_sample", _long_name_in_a_reader)
+    value = f"reader:{SAMPLE_READER}"
+    sample = read_sample(value, PROFILE)
+    out = tmp_path / "out"
+    entry = sample_entry(sample, out, PROFILE)
+    written = write_sample(sample, out)
+    assert yaml.safe_load(written.read_text("utf-8"))["card_number_factor"] == "4403000088110471"
+    terminals = [str(tiny_profile(tmp_path, f)) for f in ("", "truncate_gbk")]
+    plan = plan_matrix(MatrixSpec(cards=[value, "reference"], terminals=terminals,
+                                  transactions=["IOP-READ-001"]), PROFILE, {value: entry})
+    pairs = run_matrix(plan.cards, plan.terminals, plan.transactions, PROFILE,
+                       [SocketBench() for _ in range(2)], out)
+    cells = {(p.card, p.terminal): p for p in pairs}
+    row = "reader-virtual-pcd-2-00-01"
+    assert cells[(row, _term(""))].status == WORKS
+    cut = cells[(row, _term("truncate_gbk"))]
+    assert cut.status == FAILS and [c.id for c in cut.failing] == ["IOP-READ-001"]
+    assert "item 11" in cut.failing[0].reason_en
+    assert cells[("reference", _term(""))].status == WORKS
+    doc = matrix_document(plan.cards, plan.terminals, [], pairs, {})
+    card = doc["cards"][0]
+    assert card["reader"] == SAMPLE_READER and "pin" not in card["features"]
+    assert card["title_en"] == f"data of the card in reader {SAMPLE_READER}"
+    assert "not the sample's own chip" in doc["notes"][0]["en"] and doc["notes"][0]["zh"]
+    html = render_matrix({**doc, "title_zh": "矩阵", "title_en": "m", "lab": "lab",
+                          "suite_version": "t", "started_at": "", "finished_at": "",
+                          "duration_s": 1.0, "signature": None,
+                          "profile": {"name": "p", "standard": "s"}})
+    assert doc["notes"][0]["zh"] in html and f"读卡器 {SAMPLE_READER} 中卡片的数据" in html
+
+
+def test_an_unreadable_reader_is_one_line_and_nothing_runs(capsys, tmp_path: Path,
+                                                           monkeypatch) -> None:
+    from conformance.transport.base import BenchError
+
+    def missing(config: object) -> tuple[str, bytes, dict[int, str]]:
+        raise BenchError("no reader named or matching 'Nope'. Readers present: 'A'")
+
+    out = tmp_path / "m"
+    assert main(["interop", "run", "--cards", "reader:,reference", "--terminals",
+                 "reference", "--out", str(out)]) == 2
+    assert "no reader named after reader:" in capsys.readouterr().err
+    monkeypatch.setattr("conformance.cli.read_card_sample", missing)
+    assert main(["interop", "run", "--cards", "reader:Nope,reference", "--terminals",
+                 "reference", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rhc: error: --cards reader:Nope: the card in that reader cannot "
+                          "be read; no pair has run: BenchError: no reader named")
+    assert err.count("\n") == 1 and not out.exists()
+
+
+def test_the_benches_leave_out_a_sample_s_vpcd_port() -> None:
+    from conformance.config import ConfigError
+    from conformance.interop.samples import ReaderSample, bench_ports, vpcd_port
+
+    assert [vpcd_port(r) for r in ("Virtual PCD 00 00", "Virtual PCD 00 01",
+                                   "Virtual PCD 2 00 01", "ACS ACR39U 00 00")] == \
+        [35963, 35964, 35966, None]
+    sample = ReaderSample("x", "Virtual PCD 00 00", b"\0" * 8, {})
+    assert bench_ports(4, 1, [sample]) == [35964, 35965, 35966]
+    assert bench_ports(4, 2, [sample]) == [35965]
+    with pytest.raises(ConfigError, match="every vpcd reader of ports 35963…35963"):
+        bench_ports(1, 1, [sample])

@@ -43,7 +43,9 @@ def add_interop_commands(sub: argparse._SubParsersAction) -> argparse._SubParser
                      "profiles/interop/matrices/ (default: none; then --cards and --terminals)")
     run.add_argument("--cards", metavar="A,B,…",
                      help="card variants, comma-separated: names in profiles/interop/cards/ or "
-                     "files (default: the matrix file's)")
+                     "files, or reader:NAME (a card sample in a PC/SC reader, exact name or "
+                     "regular expression: its data, read with the test keys, served by the "
+                     "reference card OS) (default: the matrix file's)")
     run.add_argument("--terminals", metavar="X,Y,…",
                      help="terminal profiles, comma-separated: names in profiles/terminals/ or "
                      "files (default: the matrix file's)")
@@ -56,7 +58,8 @@ def add_interop_commands(sub: argparse._SubParsersAction) -> argparse._SubParser
                      help="remove the earlier matrix in --out before this one starts")
     run.add_argument("--readers", type=int, default=VPCD_READERS, metavar="N",
                      help=f"vpcd readers to run rows on side by side, one per row (two where "
-                     f"a terminal uses a SAM), from port {VPCD_PORT} (default: {VPCD_READERS})")
+                     f"a terminal uses a SAM), from port {VPCD_PORT}, less any a reader: card "
+                     f"sample sits in (default: {VPCD_READERS})")
     run.add_argument("--no-pdf", action="store_true", help="write interop.html only "
                      "(default: also interop.pdf)")
     run.add_argument("--json", action="store_true", help="print interop.json on stdout "
@@ -115,6 +118,13 @@ def cmd_interop_run(args: argparse.Namespace) -> int:
     from conformance.interop.matrix import FAILS, WORKS, Pair, matrix_document
     from conformance.interop.report import INTEROP_PDF, write_matrix_report
     from conformance.interop.runner import run_matrix
+    from conformance.interop.samples import (
+        bench_ports,
+        is_reader,
+        read_sample,
+        sample_entry,
+        write_sample,
+    )
     from conformance.interop.spec import MatrixSpec, load_matrix_spec, plan_matrix
     from conformance.lab import load_lab, now_in
     from conformance.model import load_profile
@@ -135,8 +145,12 @@ def cmd_interop_run(args: argparse.Namespace) -> int:
         cards=cards, terminals=terminals,
         transactions=args.transaction or (base.transactions if base else []))
     profile = load_profile(getattr(args, "profile", None))
-    plan = plan_matrix(spec, profile)
     out = _out(args)
+    # card samples in readers are read first, before any bench takes a vpcd port
+    samples = {c: read_sample(c, profile, getattr(args, "profile", None))
+               for c in dict.fromkeys(cards) if is_reader(c)}
+    plan = plan_matrix(spec, profile, {c: sample_entry(s, out, profile)
+                                       for c, s in samples.items()})
     signing = None
     if args.sign:
         from conformance.interop.signing import material
@@ -149,11 +163,14 @@ def cmd_interop_run(args: argparse.Namespace) -> int:
     lab = load_lab(lab_path)
     if out.exists() and args.replace:
         shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
     sam = any(t.profile.uses_sam for t in plan.terminals)
     step = 2 if sam else 1
-    workers = max(1, min(len(plan.cards), args.readers // step))
-    benches = [VpcdBench(VPCD_PORT + step * i) for i in range(workers)]
+    ports = bench_ports(args.readers, step, list(samples.values()))
+    out.mkdir(parents=True, exist_ok=True)
+    for sample in samples.values():
+        write_sample(sample, out)
+    benches = [VpcdBench(port) for port in ports[:len(plan.cards)]]
+    workers = len(benches)
     text = sys.stderr if args.json else sys.stdout
     print(f"rhc: interop matrix {len(plan.cards)} card variants × {len(plan.terminals)} "
           f"terminals, {len(plan.transactions)} transactions, {workers} row(s) at a time, "

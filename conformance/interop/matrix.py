@@ -42,6 +42,11 @@ class CardEntry:
     product_name: str
     test_card: TestCard
     source: str = ""
+    reader: str = ""
+    """A card sample's reader (``--cards reader:NAME``): the row serves the data read there."""
+    note_zh: str = ""
+    note_en: str = ""
+    """What a sample's row means (its data, served by the suite's card OS, not its chip)."""
 
     def describe(self) -> dict[str, Any]:
         c = self.test_card
@@ -49,7 +54,8 @@ class CardEntry:
                 "product": self.product, "product_name": self.product_name,
                 "personalization": c.personalization, "features": list(c.features),
                 "faults": list(c.faults), "source": self.source,
-                "sha256": _sha256(self.source)}
+                "sha256": _sha256(self.source), "reader": self.reader,
+                "note_zh": self.note_zh, "note_en": self.note_en}
 
 
 @dataclass
@@ -160,6 +166,7 @@ def matrix_document(cards: list[CardEntry], terminals: list[TerminalEntry],
     """interop.json: who was paired with whom, each cell, and counts per status."""
     counts = {s: sum(1 for p in pairs if p.status == s) for s in STATUSES}
     return {"format": FORMAT, "signature": None, **meta,
+            "notes": [{"zh": c.note_zh, "en": c.note_en} for c in cards if c.note_en],
             "cards": [c.describe() for c in cards],
             "terminals": [t.describe() for t in terminals],
             "transactions": transactions,

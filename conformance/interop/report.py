@@ -43,7 +43,8 @@ def render_matrix(doc: dict[str, Any], *, zone: Any = None) -> str:
         raise ReportError(f"interop templates in {TEMPLATES_DIR} cannot be loaded: {exc}") \
             from None
     cells = {(p["card"], p["terminal"]): p for p in doc["pairs"]}
-    notes = [msg("interop.note.card_fails_everywhere", card=c["name"]) for c in doc["cards"]
+    notes: list[Any] = list(doc.get("notes", []))  # {zh, en}: a card sample's row, first
+    notes += [msg("interop.note.card_fails_everywhere", card=c["name"]) for c in doc["cards"]
              if len(doc["terminals"]) > 1 and all(
                  cells[(c["name"], t["name"])]["status"] == FAILS for t in doc["terminals"])]
     notes += [msg("interop.note.terminal_fails_everywhere", terminal=t["name"])

@@ -85,14 +85,17 @@ class MatrixPlan:
     source: str = ""
 
 
-def plan_matrix(spec: MatrixSpec, profile: CardProfile) -> MatrixPlan:
+def plan_matrix(spec: MatrixSpec, profile: CardProfile,
+                samples: dict[str, CardEntry] | None = None) -> MatrixPlan:
     """Resolve every name of the spec (ProfileError on the first bad one, and on a name
-    given twice: each row and column is one sample)."""
+    given twice: each row and column is one sample). ``samples``: the rows already made of
+    the ``reader:NAME`` entries (conformance/interop/samples.py), by entry."""
     for what, names in (("card", spec.cards), ("terminal", spec.terminals)):
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
             raise ProfileError(f"{what} {', '.join(twice)} given twice")
-    cards = [card_entry(v, profile) for v in spec.cards]
+    made = samples or {}
+    cards = [made[v] if v in made else card_entry(v, profile) for v in spec.cards]
     terminals = [terminal_entry(v) for v in spec.terminals]
     for what, entries in (("card variants", cards), ("terminals", terminals)):
         stems = [e.name for e in entries]

@@ -93,6 +93,9 @@ class TestCard(BaseModel):
         return card
 
     def _path(self) -> Path:
+        given = Path(self.personalization)
+        if given.suffix in (".yaml", ".yml"):  # a file (a card sample's data, written out)
+            return given
         named = PERSONALIZATIONS_DIR / f"{self.personalization}.yaml"
         local = TERMINAL_DIR / f"{self.personalization}.yaml"
         return named if named.exists() else local
