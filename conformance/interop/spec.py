@@ -6,14 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from conformance import resources
 from conformance.interop.matrix import CardEntry, TerminalEntry
 from conformance.interop.transactions import Transaction, load_transactions, select
-from conformance.interop.variants import load_variant
+from conformance.interop.variants import load_named, load_variant
 from conformance.model.profile import CardProfile
-from conformance.model.source import ProfileError, load_yaml
+from conformance.model.source import ProfileError
 from conformance.resources import PROFILES_DIR
 from conformance.terminal.cli import terminal_profile_path
 from conformance.terminal.profile import load_terminal_profile
@@ -40,18 +39,8 @@ class MatrixSpec(BaseModel):
 
 def load_matrix_spec(value: str) -> MatrixSpec:
     """A matrix file by shipped name or path; ProfileError (one line) if bad."""
-    path = resources.named(MATRICES_DIR, value)
-    if path is None:
-        raise ProfileError(f"no matrix named {value!r} (known: "
-                           f"{', '.join(resources.names(MATRICES_DIR))}; or give a YAML file)")
-    doc = load_yaml(path)
-    if not isinstance(doc.data, dict):
-        raise ProfileError(f"{doc.path}: a matrix is a mapping of keys")
-    try:
-        return MatrixSpec(**doc.data, source=str(path))
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise ProfileError(f"{doc.where(tuple(err['loc']))}: {err['msg']}") from None
+    return load_named(MATRICES_DIR, value, "matrix",
+                      lambda data, path: MatrixSpec(**data, source=str(path)))
 
 
 def card_entry(value: str, profile: CardProfile) -> CardEntry:

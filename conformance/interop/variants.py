@@ -12,7 +12,9 @@ terminal case is.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from pydantic import Field, ValidationError
 
@@ -23,7 +25,9 @@ from conformance.model.source import ProfileError, load_yaml
 from conformance.resources import PROFILES_DIR
 from conformance.terminal.cards import TestCard
 
-__all__ = ["CARD_VARIANTS_DIR", "CardVariant", "load_variant", "variant_names"]
+__all__ = ["CARD_VARIANTS_DIR", "CardVariant", "load_named", "load_variant", "variant_names"]
+
+M = TypeVar("M")
 
 CARD_VARIANTS_DIR = PROFILES_DIR / "interop" / "cards"
 
@@ -67,15 +71,23 @@ def variant_names() -> list[str]:
 
 def load_variant(value: str) -> CardVariant:
     """A card variant by shipped name (``t0``) or by file; ProfileError (one line) if bad."""
-    path = resources.named(CARD_VARIANTS_DIR, value)
+    return load_named(CARD_VARIANTS_DIR, value, "card variant", lambda data, path: CardVariant(
+        **data, name=path.stem, source=str(path)))
+
+
+def load_named(directory: Path, value: str, what: str,
+               make: Callable[[dict[str, Any], Path], M]) -> M:
+    """One of the matrix's data files, by shipped name or by path, made into its model by
+    ``make(data, path)``; ProfileError (one line: file, key and line) if it is bad."""
+    path = resources.named(directory, value)
     if path is None:
-        raise ProfileError(f"no card variant named {value!r} (known: "
-                           f"{', '.join(variant_names())}; or give a YAML file)")
+        raise ProfileError(f"no {what} named {value!r} (known: "
+                           f"{', '.join(resources.names(directory))}; or give a YAML file)")
     doc = load_yaml(path)
     if not isinstance(doc.data, dict):
-        raise ProfileError(f"{doc.path}: a card variant is a mapping of keys")
+        raise ProfileError(f"{doc.path}: a {what} is a mapping of keys")
     try:
-        return CardVariant(**doc.data, name=path.stem, source=str(path))
+        return make(doc.data, path)
     except ValidationError as exc:
         err = exc.errors()[0]
         raise ProfileError(f"{doc.where(tuple(err['loc']))}: {err['msg']}") from None
