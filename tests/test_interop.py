@@ -295,8 +295,9 @@ def test_an_unreadable_reader_is_one_line_and_nothing_runs(capsys, tmp_path: Pat
 
 
 def test_the_benches_leave_out_a_sample_s_vpcd_port() -> None:
+    from conformance.card.vpcd import vpcd_port
     from conformance.config import ConfigError
-    from conformance.interop.samples import ReaderSample, bench_ports, vpcd_port
+    from conformance.interop.samples import ReaderSample, bench_ports
 
     assert [vpcd_port(r) for r in ("Virtual PCD 00 00", "Virtual PCD 00 01",
                                    "Virtual PCD 2 00 01", "ACS ACR39U 00 00")] == \

@@ -22,7 +22,7 @@ import time
 from conformance.defaults import VPCD_HOST, VPCD_PORT
 from conformance.transport.base import ApduResponder, BenchError
 
-__all__ = ["VPCD_HOST", "VPCD_PORT", "VpcdBridge", "vpcd_reader_name"]
+__all__ = ["VPCD_HOST", "VPCD_PORT", "VpcdBridge", "vpcd_port", "vpcd_reader_name"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,15 @@ def vpcd_reader_name(port: int = VPCD_PORT, slot_base: int = VPCD_PORT) -> str:
     offset = port - slot_base
     entry, slot = offset - offset % 2, offset % 2
     return f"Virtual PCD {f'{entry} ' if entry else ''}00 {slot:02d}"
+
+
+def vpcd_port(reader: str, slot_base: int = VPCD_PORT, ports: int = 64) -> int | None:
+    """The port whose card vpcd names ``reader`` (the inverse of :func:`vpcd_reader_name`,
+    over the first ``ports`` ports), or None for a reader vpcd does not serve."""
+    for port in range(slot_base, slot_base + ports):
+        if vpcd_reader_name(port, slot_base) == reader:
+            return port
+    return None
 
 
 class _Closed(Exception):

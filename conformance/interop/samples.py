@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from conformance.card.vpcd import vpcd_port
 from conformance.config import ConfigError
 from conformance.defaults import VPCD_PORT
 from conformance.interop.matrix import CardEntry
@@ -27,7 +28,7 @@ from conformance.model.codecs import CodingError
 from conformance.model.profile import CardProfile
 
 __all__ = ["READER_PREFIX", "SAMPLES_DIR", "ReaderSample", "bench_ports", "is_reader",
-           "read_sample", "sample_entry", "sample_path", "vpcd_port", "write_sample"]
+           "read_sample", "sample_entry", "sample_path", "write_sample"]
 
 READER_PREFIX = "reader:"
 SAMPLES_DIR = "samples"
@@ -36,9 +37,6 @@ PRODUCT = "reference"
 """The product whose virtual card serves a sample's data."""
 NOT_READ = "pin"
 """The feature a sample's copy lacks: a PIN cannot be read off a card."""
-
-_VPCD_NAME = re.compile(r"Virtual PCD (?:(\d+) )?00 (\d\d)")
-
 
 def is_reader(value: str) -> bool:
     """A --cards entry that names a reader, not a card variant."""
@@ -125,15 +123,6 @@ def write_sample(sample: ReaderSample, out: Path) -> Path:
     path.write_text(head + yaml.safe_dump(sample.personalization(), allow_unicode=True,
                                           sort_keys=False), encoding="utf-8")
     return path
-
-
-def vpcd_port(reader: str) -> int | None:
-    """The vpcd port of a reader vpcd names (inverse of card/vpcd.py vpcd_reader_name), else
-    None: a reader of its own (a real one) takes no port of the benches."""
-    found = _VPCD_NAME.fullmatch(reader)
-    if found is None:
-        return None
-    return VPCD_PORT + int(found.group(1) or 0) + int(found.group(2))
 
 
 def bench_ports(readers: int, step: int, samples: list[ReaderSample]) -> list[int]:
