@@ -4,7 +4,6 @@ terminal cases: the terminal suite serves, runs and judges them unchanged."""
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -24,7 +23,9 @@ GROUP = "IOP"
 SOURCE = "profiles/interop/transactions.yaml; TERMINAL.md Operations"
 
 
-class _Spec(BaseModel):
+class Transaction(BaseModel):
+    """One typical transaction; :meth:`case` makes it the terminal case of one card."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str = Field(pattern=r"^IOP-[A-Z]+-\d{3}$")
@@ -33,25 +34,9 @@ class _Spec(BaseModel):
     purpose: str
     purpose_zh: str
     operation: Literal[OPERATIONS]  # type: ignore[valid-type]
-    args: list[str] | Literal["all", "used"] = []
+    args: tuple[str, ...] | Literal["all", "used"] = ()
     input: dict[str, Any] | None = None
-    own: list[str] = Field(min_length=1)
-    matrix: bool = True
-
-
-@dataclass(frozen=True)
-class Transaction:
-    """One typical transaction; :meth:`case` makes it the terminal case of one card."""
-
-    id: str
-    title_zh: str
-    title_en: str
-    purpose: str
-    purpose_zh: str
-    operation: str
-    args: tuple[str, ...] | str
-    input: dict[str, Any] | None
-    own: tuple[str, ...]
+    own: tuple[str, ...] = Field(min_length=1)
     matrix: bool = True
 
     def case(self, card: str, profile: CardProfile, before: CardContent) -> TerminalCase | None:
@@ -88,20 +73,17 @@ def load_transactions() -> list[Transaction]:
     out: list[Transaction] = []
     for i, entry in enumerate(doc.data):
         try:
-            spec = _Spec(**entry)
+            transaction = Transaction(**entry)
         except (ValidationError, TypeError) as exc:
             errs = exc.errors() if isinstance(exc, ValidationError) else [
                 {"loc": (), "msg": str(exc)}]
             raise ProfileError(f"{doc.where((i, *errs[0]['loc']))}: {errs[0]['msg']}") from None
-        unknown = [c for c in spec.own if c not in CHECKS]
-        if unknown or spec.id in {t.id for t in out}:
+        unknown = [c for c in transaction.own if c not in CHECKS]
+        if unknown or transaction.id in {t.id for t in out}:
             what = f"unknown check(s) {', '.join(unknown)}" if unknown else \
-                f"duplicate ID {spec.id}"
+                f"duplicate ID {transaction.id}"
             raise ProfileError(f"{doc.where((i,))}: {what}")
-        data = spec.model_dump()
-        args = data.pop("args")
-        out.append(Transaction(**{**data, "args": args if isinstance(args, str) else
-                                  tuple(args), "own": tuple(spec.own)}))
+        out.append(transaction)
     return out
 
 
@@ -117,4 +99,4 @@ def select(transactions: list[Transaction], patterns: list[str]) -> list[Transac
             raise ProfileError(f"transaction {pattern!r} matches none of "
                                f"{', '.join(t.id for t in transactions)}")
         chosen += [t for t in hits if t not in chosen]
-    return [replace(t) for t in transactions if t in chosen]
+    return [t for t in transactions if t in chosen]
