@@ -7,14 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import jinja2
 from markupsafe import Markup
 
 from conformance.interop.matrix import FAILS, STATUSES
 from conformance.messages import msg
-from conformance.report.model import ReportError
-from conformance.report.render import _environment, css_string, local, verdict_label, write_pdf
-from conformance.resources import TEMPLATES_DIR
+from conformance.report.render import load_template, write_pdf
 
 __all__ = ["INTEROP_HTML", "INTEROP_PDF", "render_matrix", "write_matrix_report"]
 
@@ -30,18 +27,8 @@ def status_label(status: str) -> str:
 
 def render_matrix(doc: dict[str, Any], *, zone: Any = None) -> str:
     """The bilingual matrix report as HTML (the same document is printed to the PDF)."""
-    env = _environment()
-    env.filters["local"] = lambda value: local(value, zone)
-    env.filters["verdict"] = verdict_label
-    env.filters["status"] = status_label
-    env.filters["css"] = css_string
-    try:
-        template = env.get_template("interop.html.j2")
-        css = "\n".join((TEMPLATES_DIR / name).read_text(encoding="utf-8")
-                        for name in ("report.css", "interop.css"))
-    except (OSError, jinja2.TemplateError) as exc:
-        raise ReportError(f"interop templates in {TEMPLATES_DIR} cannot be loaded: {exc}") \
-            from None
+    template, css = load_template("interop.html.j2", ("report.css", "interop.css"),
+                                  zone=zone, filters={"status": status_label})
     cells = {(p["card"], p["terminal"]): p for p in doc["pairs"]}
     notes: list[Any] = list(doc.get("notes", []))  # {zh, en}: a card sample's row, first
     notes += [msg("interop.note.card_fails_everywhere", card=c["name"]) for c in doc["cards"]

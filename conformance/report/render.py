@@ -334,30 +334,35 @@ def _choice_index(
     return codes, [(zh[en], en, code, n) for en, code, n in index]
 
 
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+def load_template(name: str, stylesheets: tuple[str, ...], *, zone: Any = None,
+                  filters: dict[str, Any] | None = None) -> tuple[jinja2.Template, str]:
+    """A report template of templates/ with the filters every report uses (``local`` times
+    in the lab's ``zone``, ``verdict`` labels, ``css`` strings) plus ``filters``, and its
+    stylesheets joined; ReportError (one line) when they cannot be loaded."""
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters.update(local=lambda value: local(value, zone), verdict=verdict_label,
+                       css=css_string, **(filters or {}))
+    try:
+        template = env.get_template(name)
+        css = "\n".join((TEMPLATES_DIR / sheet).read_text(encoding="utf-8")
+                        for sheet in stylesheets)
+    except (OSError, jinja2.TemplateError) as exc:
+        raise ReportError(f"report templates in {TEMPLATES_DIR} cannot be loaded: {exc}") \
+            from None
+    return template, css
 
 
 def render_html(model: ReportModel, sig: SignatureInfo, *, pdf: bool = False) -> str:
     """The bilingual HTML report; with `pdf`, the same report as printed to report.pdf (cases
     as paragraphs). Both are rendered before report.xml is signed, which lists their digests."""
-    env = _environment()
-    zone = model.lab.tz
-    env.filters["local"] = lambda value: local(value, zone)
-    env.filters["verdict"] = verdict_label
-    env.filters["css"] = css_string
-    env.filters["zh_title"] = zh_title
-    try:
-        template = env.get_template("report.html.j2")
-        css = (TEMPLATES_DIR / "report.css").read_text(encoding="utf-8")
-    except (OSError, jinja2.TemplateError) as exc:
-        raise ReportError(f"report templates in {TEMPLATES_DIR} cannot be loaded: {exc}") from None
+    template, css = load_template("report.html.j2", ("report.css",), zone=model.lab.tz,
+                                  filters={"zh_title": zh_title})
     clause_code, clauses = _index([c.source for c in model.cases], "C")
     choice_code, choices = _choice_index(model)
     rows, header, indent = case_rows(model, clause_code, choice_code) if pdf else ([], None, 0)

@@ -25,7 +25,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jinja2
 from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
@@ -35,16 +34,15 @@ from conformance.model.source import ProfileError, load_yaml, pydantic_errors
 from conformance.report.model import ReportError
 from conformance.report.render import (
     TAB_EM,
-    _environment,
     bars_svg,
     column_stop,
-    css_string,
+    load_template,
     local,
     tab_row,
     text_width,
     write_pdf,
 )
-from conformance.resources import PROFILES_DIR, TEMPLATES_DIR
+from conformance.resources import PROFILES_DIR
 
 MASKS_PATH = PROFILES_DIR / "reports" / "quality.yaml"
 TEMPLATE = "quality.html.j2"
@@ -516,14 +514,7 @@ def render_quality_html(validation: Mapping[str, Any], *, show_personal: bool = 
     chart_rules, chart_cities, cities_shown = _charts(data, rules, limits.report.chart_cities)
     flagged = (data.cards_with_findings if data.cards_with_findings is not None
                else len({f.card for f in data.findings}))
-    env = _environment()
-    env.filters["css"] = css_string
-    try:
-        template = env.get_template(TEMPLATE)
-        css = "\n".join((TEMPLATES_DIR / name).read_text(encoding="utf-8")
-                        for name in STYLESHEETS)
-    except (OSError, jinja2.TemplateError) as exc:
-        raise ReportError(f"quality report templates in {TEMPLATES_DIR}: {exc}") from None
+    template, css = load_template(TEMPLATE, STYLESHEETS)
     context = dict(
         d=data,
         css=Markup(css),
