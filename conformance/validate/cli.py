@@ -13,8 +13,11 @@ import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+from conformance.config import lab_files
 from conformance.defaults import DEFAULT_OUT_ROOT, EXIT_NOT_CONFORMANT, EXIT_OK
+from conformance.lab import now_in
 from conformance.validate.ruleset import RULES_DIR, Rule
 from conformance.validate.run import Outcome, validate_cards, write_outputs
 from conformance.validate.sources import Card, expand_inputs, read_inputs, read_readers
@@ -45,7 +48,8 @@ def add_validate_commands(sub: argparse._SubParsersAction) -> argparse._SubParse
     cards.add_argument("--replace", action="store_true",
                        help="remove the earlier validation in --out first")
     cards.add_argument("--date", metavar="YYYY-MM-DD",
-                       help="validation date for EXPIRED (default: today)")
+                       help="validation date for EXPIRED (default: today in the time zone "
+                       "of --lab)")
     cards.add_argument("--show-personal-data", action="store_true",
                        help="show the cardholders' personal data in the HTML/PDF report "
                        "(default: masked; validation.json and findings.csv always hold it)")
@@ -60,16 +64,16 @@ def add_validate_commands(sub: argparse._SubParsersAction) -> argparse._SubParse
                        help="also read a card live: virtual = the built-in virtual card (its "
                        "options below), pcsc = the readers of --reader (default: none; "
                        "--reader implies pcsc)")
-    _run_options(cards, ["apdu-timeout", *VIRTUAL_CARD_OPTIONS])
+    _run_options(cards, ["lab", "apdu-timeout", *VIRTUAL_CARD_OPTIONS])
     cards.set_defaults(func=cmd_validate_cards)
     return commands
 
 
-def _date(value: str | None) -> dt.date:
+def _date(value: str | None, zone: ZoneInfo) -> dt.date:
     from conformance.cli import CliError
 
     if value is None:
-        return dt.date.today()
+        return now_in(zone).date()  # today where the lab is
     try:
         if len(value) != 10:
             raise ValueError
@@ -125,7 +129,8 @@ def cmd_validate_cards(args: argparse.Namespace) -> int:
     from conformance.cli import CliError
     from conformance.validate.check import Context
 
-    validated_on = _date(args.date)
+    zone = lab_files({"lab": args.lab})["lab"].tz  # the lab file: the one source of time zone
+    validated_on = _date(args.date, zone)
     paths = expand_inputs(args.inputs)
     if args.inputs and not paths:
         raise CliError(f"{', '.join(args.inputs)}: no *.json file")
@@ -149,7 +154,7 @@ def cmd_validate_cards(args: argparse.Namespace) -> int:
     # the inputs as given (a directory stays one input, however many dumps it holds)
     inputs = list(args.inputs) + ([f"reader {args.reader}" if args.reader
                                    else "virtual card"] if live is not None else [])
-    outcome = validate_cards(cards(), context, out, inputs)
+    outcome = validate_cards(cards(), context, out, inputs, zone)
     reports = write_outputs(outcome, out, show_personal=args.show_personal_data)
     _print_summary(outcome, list(context.rules.rules), reports)
     return EXIT_NOT_CONFORMANT if outcome.findings else EXIT_OK

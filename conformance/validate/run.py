@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from conformance.validate.check import Context, Unreadable, check_card
 from conformance.validate.sources import Card
@@ -45,7 +46,7 @@ class Outcome:
 
 
 def validate_cards(cards: Iterable[Card], context: Context, out_dir: Path,
-                   inputs: list[str]) -> Outcome:
+                   inputs: list[str], zone: ZoneInfo | None = None) -> Outcome:
     """Check every card, writing DIR/findings.csv and DIR/validation.json as it goes."""
     out_dir.mkdir(parents=True, exist_ok=True)
     outcome = Outcome(by_rule={r.name: 0 for r in context.rules.rules})
@@ -75,7 +76,7 @@ def validate_cards(cards: Iterable[Card], context: Context, out_dir: Path,
                 spool.write("\n")
             outcome.findings += len(findings)
         spool.seek(0)
-        _write_json(json_path, _summary(outcome, context, inputs), spool)
+        _write_json(json_path, _summary(outcome, context, inputs, zone), spool)
     outcome.paths = {"validation.json": json_path, "findings.csv": csv_path}
     return outcome
 
@@ -88,13 +89,14 @@ def _city_of(items: Any, context: Context) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-def _summary(outcome: Outcome, context: Context, inputs: list[str]) -> dict[str, Any]:
+def _summary(outcome: Outcome, context: Context, inputs: list[str],
+             zone: ZoneInfo | None) -> dict[str, Any]:
     rules = context.rules
     return {
         "cards": outcome.cards,
         "cards_with_findings": outcome.cards_with_findings,
         "validated_on": context.validated_on.isoformat(),
-        "generated_at": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "generated_at": dt.datetime.now(zone).astimezone(zone).isoformat(timespec="seconds"),
         "inputs": inputs,
         "profile": context.profile.spec.profile.name,
         "rules": [{"name": r.name, "message_zh": r.zh, "message_en": r.en,
