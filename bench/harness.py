@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """What the harness costs on the wire, and how fast the suite runs: `name: value` lines.
 
-Side by side in one process (this machine is noisy, so ratios come from interleaved rounds):
+Side by side in one process (this machine is noisy, so ratios come from interleaved blocks):
 
   pcsc_bare_us_per_apdu      a READ RECORD (and its T=0 GET RESPONSE) with bare pyscard
   pcsc_harness_us_per_apdu   the same through the stack the cases use: PcscTransport
                              (deadline), T0Layer, TraceLayer (what lies between the case and
                              the card while it runs: the noise on a latency measurement)
-  pcsc_overhead_ratio        harness / bare (median of the per-chunk ratios)
+  pcsc_overhead_ratio        harness / bare (median of the per-block ratios; both over one
+                             connection, in alternating blocks)
   pcsc_harness_with_evidence_us_per_apdu, pcsc_overhead_ratio_with_evidence
                              the same, plus the work done between cases: every CASE_APDUS
                              exchanges, the redaction and JSONL of that case's evidence
@@ -19,7 +20,7 @@ The card is served by a separate process (`rhc card serve`), so its work does no
 process's interpreter. The PC/SC figures need pcscd (scripts/with-pcscd.sh) and are skipped,
 saying so, without it. Nothing here asserts a time: CI runs `--small` as a smoke test.
 
-Usage: python bench/harness.py [--small] [--n N] [--rounds R] [--plan NAME]
+Usage: python bench/harness.py [--small] [--n N] [--plan NAME]
 """
 
 from __future__ import annotations
@@ -43,10 +44,10 @@ PARALLEL_PORTS = (35963, 35964, 35965, 35966)
 """Four vpcd readers: the package's two and the two of scripts/setup.sh's extra entry."""
 PARALLEL_LATENCY_MS = 5
 CASE_APDUS = 20
-"""Exchanges per evidence slice in the harness loop (a case of the catalogue sends ~10-40)."""
+"""READ RECORDs per timed block, and per evidence slice (a case of the catalogue sends
+~10-40)."""
 WARM_UP = 20
-"""Untimed READ RECORDs on a fresh connection before each timed chunk, on both sides: the
-first exchanges of a new context cost pcscd more, and would weigh on short chunks."""
+"""Untimed READ RECORDs each way before the timed blocks."""
 SELECT = ("00A4000002DDF1", "00A4000002EF05")
 READ_RECORD = bytes.fromhex("00B2010400")
 
@@ -93,61 +94,54 @@ def served_card(*extra: str, ports: tuple[int, ...] = (VPCD_PORT,)) -> Iterator[
 
 # -- per-APDU loops -------------------------------------------------------------------------
 
+Block = Callable[[int], float]
+"""Seconds for ``count`` READ RECORDs, one way of sending them."""
 
-def bare_loop(n: int) -> float:
-    """Seconds per READ RECORD with pyscard alone, with the same wire exchanges as the stack
-    (T=0), set up as a PcscTransport is: its own context and exclusive connection."""
+
+def bare_block(transport: object) -> Block:
+    """READ RECORDs with pyscard alone, on the transport's own connection, with the same wire
+    exchanges as the stack (T=0)."""
     from smartcard import scard as sc
 
-    _, context = sc.SCardEstablishContext(sc.SCARD_SCOPE_USER)
-    _, card, protocol = sc.SCardConnect(context, READER, sc.SCARD_SHARE_EXCLUSIVE,
-                                        sc.SCARD_PROTOCOL_T0 | sc.SCARD_PROTOCOL_T1)
-    try:
-        for apdu in SELECT:
-            sc.SCardTransmit(card, protocol, list(bytes.fromhex(apdu)))
-        command = list(READ_RECORD)
+    card, protocol = transport.pyscard_handle  # type: ignore[attr-defined]
+    command = list(READ_RECORD)
 
-        def read_records(count: int) -> None:
-            for _ in range(count):
-                _, response = sc.SCardTransmit(card, protocol, command)
-                if response[-2] == 0x61:
-                    sc.SCardTransmit(card, protocol, [0x00, 0xC0, 0x00, 0x00, response[-1]])
-
-        read_records(WARM_UP)
+    def block(count: int) -> float:
         start = time.perf_counter()
-        read_records(n)
-        return (time.perf_counter() - start) / n
-    finally:
-        sc.SCardDisconnect(card, sc.SCARD_LEAVE_CARD)
-        sc.SCardReleaseContext(context)
+        for _ in range(count):
+            _, response = sc.SCardTransmit(card, protocol, command)
+            if response[-2] == 0x61:
+                sc.SCardTransmit(card, protocol, [0x00, 0xC0, 0x00, 0x00, response[-1]])
+        return time.perf_counter() - start
+
+    return block
 
 
-def stack_loop(connect: Callable[[], object], n: int, *, evidence: bool = True) -> float:
-    """Seconds per READ RECORD through the full stack; with ``evidence``, each case's slice
-    is redacted and serialised too (the work done between cases, when evidence is written)."""
+def stack_block(stack: object, *, evidence: bool) -> Block:
+    """READ RECORDs through the full stack as one case sends them; with ``evidence``, the
+    case's slice is redacted and serialised too (the work done between cases)."""
+
+    def block(count: int) -> float:
+        start = time.perf_counter()
+        mark = stack.mark()  # type: ignore[attr-defined]
+        for _ in range(count):
+            stack.transmit(READ_RECORD)  # type: ignore[attr-defined]
+        if evidence:
+            stack.evidence(mark).encode("utf-8")  # type: ignore[attr-defined]
+        stack.release()  # type: ignore[attr-defined]
+        return time.perf_counter() - start
+
+    return block
+
+
+def selected_stack(transport: object) -> object:
+    """The stack the cases use over ``transport``, EF05 selected and warmed up."""
     from conformance.transport.layers import build_stack
 
-    profile = _profile()
-    stack = build_stack(connect(), profile=profile, redactor=_redactor())
-    try:
-        for apdu in SELECT:
-            stack.transmit(bytes.fromhex(apdu))
-        for _ in range(WARM_UP):
-            stack.transmit(READ_RECORD)
-        stack.release()
-        start = time.perf_counter()
-        sent = 0
-        while sent < n:
-            mark = stack.mark()
-            for _ in range(min(CASE_APDUS, n - sent)):
-                stack.transmit(READ_RECORD)
-            sent += CASE_APDUS
-            if evidence:
-                stack.evidence(mark).encode("utf-8")
-            stack.release()
-        return (time.perf_counter() - start) / n
-    finally:
-        stack.close()
+    stack = build_stack(transport, profile=_profile(), redactor=_redactor())  # type: ignore[arg-type]
+    for apdu in SELECT:
+        stack.transmit(bytes.fromhex(apdu))
+    return stack
 
 
 @functools.cache
@@ -163,27 +157,36 @@ def _redactor() -> object:
     return Redactor.from_profile(_profile())
 
 
-def pcsc_figures(n: int, rounds: int) -> None:
-    """Bare and harness loops in short alternating chunks, so both see the same noise."""
+def pcsc_figures(n: int) -> None:
+    """Bare pyscard and the stack in alternating blocks of CASE_APDUS over one connection:
+    the same pcscd context, card process and moment for both, so that what differs is what
+    the stack adds (separate connections each drew their own pcscd thread and differed by
+    more than the stack costs)."""
     from conformance.transport.pcsc import PcscTransport
 
-    chunk = max(50, n // rounds)
-    bare: list[float] = []
-    hot: list[float] = []
-    full: list[float] = []
     with served_card():
-        for i in range(rounds):
-            runs = [
-                (bare, lambda: bare_loop(chunk)),
-                (hot, lambda: stack_loop(lambda: PcscTransport(READER), chunk, evidence=False)),
-                (full, lambda: stack_loop(lambda: PcscTransport(READER), chunk)),
-            ]
-            for figures, run in runs[i % 3:] + runs[: i % 3]:  # rotate: drift hits all
-                figures.append(run())
-    emit("pcsc_bare_us_per_apdu", statistics.median(bare) * 1e6)
-    emit("pcsc_harness_us_per_apdu", statistics.median(hot) * 1e6)
+        transport = PcscTransport(READER)
+        stack = selected_stack(transport)
+        try:
+            sides = {
+                "bare": bare_block(transport),
+                "hot": stack_block(stack, evidence=False),
+                "full": stack_block(stack, evidence=True),
+            }
+            for block in sides.values():
+                block(WARM_UP)
+            times: dict[str, list[float]] = {name: [] for name in sides}
+            names = list(sides)
+            for i in range(max(1, n // CASE_APDUS)):
+                for name in names[i % 3:] + names[: i % 3]:  # rotate: drift hits all alike
+                    times[name].append(sides[name](CASE_APDUS))
+        finally:
+            stack.close()  # type: ignore[attr-defined]
+    bare, hot, full = times["bare"], times["hot"], times["full"]
+    emit("pcsc_bare_us_per_apdu", statistics.median(bare) / CASE_APDUS * 1e6)
+    emit("pcsc_harness_us_per_apdu", statistics.median(hot) / CASE_APDUS * 1e6)
     emit("pcsc_overhead_ratio", statistics.median(h / b for h, b in zip(hot, bare, strict=True)))
-    emit("pcsc_harness_with_evidence_us_per_apdu", statistics.median(full) * 1e6)
+    emit("pcsc_harness_with_evidence_us_per_apdu", statistics.median(full) / CASE_APDUS * 1e6)
     emit("pcsc_overhead_ratio_with_evidence",
          statistics.median(f / b for f, b in zip(full, bare, strict=True)))
 
@@ -194,9 +197,12 @@ def inprocess_rate(n: int) -> None:
 
     from conformance.transport.inprocess import InProcessTransport
 
-    card = new_card()
-    each = stack_loop(lambda: InProcessTransport(card), n)
-    emit("inprocess_apdus_per_s", 1.0 / each)
+    stack = selected_stack(InProcessTransport(new_card()))
+    block = stack_block(stack, evidence=True)
+    block(WARM_UP)
+    blocks = max(1, n // CASE_APDUS)
+    emit("inprocess_apdus_per_s", blocks * CASE_APDUS / sum(block(CASE_APDUS)
+                                                            for _ in range(blocks)))
 
 
 # -- whole runs ----------------------------------------------------------------------------
@@ -243,12 +249,10 @@ def main() -> int:
     parser.add_argument("--small", action="store_true",
                         help="a smoke run: few APDUs, one round, the selftest plan")
     parser.add_argument("--n", type=int, help="APDUs per side (default 9000; --small 200)")
-    parser.add_argument("--rounds", type=int, help="interleaved chunks (default 45; --small 2)")
     parser.add_argument("--plan", help="plan of the whole runs (default certification; "
                         "--small selftest)")
     args = parser.parse_args()
     n = args.n or (200 if args.small else 9000)
-    rounds = args.rounds or (2 if args.small else 45)
     plan = args.plan or ("selftest" if args.small else "certification")
     sys.path.insert(0, str(ROOT))
     from conformance.bench import pcscd_running
@@ -256,7 +260,7 @@ def main() -> int:
     pcsc = pcscd_running()
     emit("apdus_per_loop", n)
     if pcsc:
-        pcsc_figures(n, rounds)
+        pcsc_figures(n)
     else:
         print("pcsc: skipped (pcscd is not running; use scripts/with-pcscd.sh)", flush=True)
     inprocess_rate(n)

@@ -22,6 +22,7 @@ from conformance.transport.layers import (
     T0Rules,
     TraceEntry,
     TraceLayer,
+    Wire,
     build_stack,
     from_jsonl,
     to_jsonl,
@@ -122,9 +123,9 @@ class StepClock:
         return self.now
 
 
-def wire_log() -> tuple[list[tuple[bytes, bytes]], Callable[[bytes, bytes], None]]:
-    log: list[tuple[bytes, bytes]] = []
-    return log, lambda c, r: log.append((c, r))
+def sent_on_wire(wires: list[Wire]) -> list[tuple[bytes, bytes]]:
+    """The (command, response) pairs a T0Layer noted, without their end times."""
+    return [(command, response) for command, response, _ in wires]
 
 
 # --------------------------------------------------------------------------- T0Layer
@@ -153,12 +154,12 @@ def test_61xx_chaining_over_several_rounds() -> None:
             ("00C0000008", data[24:].hex() + "9000"),
         ]
     )
-    log, on_wire = wire_log()
-    t0 = T0Layer(card, rules=T0, on_wire=on_wire)
-    assert t0.transmit(h("80FA0000 10" + "11" * 16)) == data + h("9000")
+    wires: list[Wire] = []
+    t0 = T0Layer(card, rules=T0)
+    assert t0.transmit(h("80FA0000 10" + "11" * 16), wires) == data + h("9000")
     assert card.done()
-    assert [c for c, _ in log] == card.sent  # every physical exchange was reported
-    assert [r[-2:] for _, r in log] == [h("6110"), h("6110"), h("6108"), h("9000")]
+    assert [c for c, _ in sent_on_wire(wires)] == card.sent  # every exchange was noted
+    assert [r[-2:] for _, r in sent_on_wire(wires)] == [h("6110"), h("6110"), h("6108"), h("9000")]
 
 
 def test_61xx_with_le_00_asks_for_256_bytes() -> None:
@@ -181,19 +182,19 @@ def test_get_response_ending_in_error_returns_collected_data_and_last_sw() -> No
 
 def test_endless_61xx_is_a_bench_error_after_the_bound() -> None:
     card = Answering(lambda apdu: h("6101"))
-    sent: list[bytes] = []
-    t0 = T0Layer(card, rules=T0, on_wire=lambda c, r: sent.append(c), max_rounds=32)
+    wires: list[Wire] = []
+    t0 = T0Layer(card, rules=T0, max_rounds=32)
     with pytest.raises(BenchError, match="32 GET RESPONSE rounds"):
-        t0.transmit(h("00B0000001"))
-    assert len(sent) == 33  # the command and 32 GET RESPONSEs, then the layer gave up
+        t0.transmit(h("00B0000001"), wires)
+    assert len(wires) == 33  # the command and 32 GET RESPONSEs, then the layer gave up
 
 
 def test_6cxx_resends_a_case2_command_with_the_right_le() -> None:
     card = Scripted([("00B2010420", "6C10"), ("00B2010410", "AB" * 16 + "9000")])
-    log, on_wire = wire_log()
-    t0 = T0Layer(card, rules=T0, on_wire=on_wire)
-    assert t0.transmit(h("00B2010420")) == h("AB" * 16 + "9000")
-    assert [c for c, _ in log] == [h("00B2010420"), h("00B2010410")]
+    wires: list[Wire] = []
+    t0 = T0Layer(card, rules=T0)
+    assert t0.transmit(h("00B2010420"), wires) == h("AB" * 16 + "9000")
+    assert [c for c, _ in sent_on_wire(wires)] == [h("00B2010420"), h("00B2010410")]
 
 
 def test_a_second_6cxx_is_returned_as_is() -> None:
@@ -230,13 +231,13 @@ def test_auto_6c_off_returns_6cxx_but_still_chains_61xx() -> None:
     assert t0.transmit(h("00B2010410")) == h("AABB9000")
 
 
-def test_raw_bypasses_all_handling_and_still_reports_the_wire() -> None:
+def test_raw_bypasses_all_handling_and_still_notes_the_wire() -> None:
     card = Scripted([("00B2010420", "6C10"), ("0084000008", "6108")])
-    log, on_wire = wire_log()
-    t0 = T0Layer(card, rules=T0, on_wire=on_wire)
-    assert t0.raw(h("00B2010420")) == h("6C10")
-    assert t0.raw(h("0084000008")) == h("6108")
-    assert log == [(h("00B2010420"), h("6C10")), (h("0084000008"), h("6108"))]
+    wires: list[Wire] = []
+    t0 = T0Layer(card, rules=T0)
+    assert t0.raw(h("00B2010420"), wires) == h("6C10")
+    assert t0.raw(h("0084000008"), wires) == h("6108")
+    assert sent_on_wire(wires) == [(h("00B2010420"), h("6C10")), (h("0084000008"), h("6108"))]
     assert card.done()
 
 

@@ -7,12 +7,15 @@ they build themselves, GET RESPONSE and a resend with the right Le, come from
 :class:`~conformance.apdu.CommandAPDU`).
 
 - :class:`T0Layer` is the one audited place for T=0 (``61xx`` → GET RESPONSE, ``6Cxx`` → resend
-  with Le), and reports every physical exchange through ``on_wire``. GET RESPONSE's CLA/INS
+  with Le), and notes every physical exchange in the list it is given. GET RESPONSE's CLA/INS
   and the two SW1 values come from the profile (:meth:`T0Rules.from_profile`).
 - :class:`TraceLayer` records every exchange with monotonic timestamps, the logical exchange
   (what the case sent) with the wire exchanges beneath it, secrets masked by a
   :class:`~conformance.transport.redact.Redactor` whenever entries are read out (once per
   case, when its evidence is written: the hot path only keeps bytes and timestamps).
+
+Between a case and the card these two are all that runs: on a latency measurement their
+Python is the bench's own noise, so each exchange crosses them in one call each.
 """
 
 from __future__ import annotations
@@ -33,19 +36,18 @@ if TYPE_CHECKING:
     from conformance.model.profile import CardProfile
 
 __all__ = [
-    "OnWire",
     "T0Layer",
     "T0Rules",
     "TraceEntry",
     "TraceLayer",
+    "Wire",
     "build_stack",
     "from_jsonl",
     "to_jsonl",
 ]
 
-OnWire = Callable[[bytes, bytes], None]
-"""Called as ``on_wire(command, response)`` once per physical exchange."""
-
+Wire = tuple[bytes, bytes, float]
+"""One physical exchange as a T0Layer notes it: (command, response, end time)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,12 @@ class T0Layer:
     If a GET RESPONSE ends in something other than 61xx or 9000, the caller gets the data
     collected so far followed by that last response, which is exactly what the card said.
     :meth:`raw` sends without any handling, for cases that must see 61xx or 6Cxx themselves.
+
+    Given a ``wires`` list, both append every physical exchange to it as (command, response,
+    end time on ``clock``): that is how a TraceLayer above records what crossed the wire,
+    with no call back per exchange (it sets ``clock`` to its own). An exchange made without
+    one goes to ``on_stray`` when set: a TraceLayer above sets it, so that nothing sent past
+    it goes unrecorded.
     """
 
     def __init__(
@@ -101,17 +109,18 @@ class T0Layer:
         inner: Transport,
         *,
         rules: T0Rules,
-        on_wire: OnWire | None = None,
         auto_6c: bool = True,
         max_rounds: int = 32,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_rounds < 1:
             raise ValueError("max_rounds must be at least 1")
         self.inner = inner
         self.rules = rules
-        self.on_wire = on_wire  # settable later: TraceLayer.on_wire is created after this layer
         self.auto_6c = auto_6c
         self.max_rounds = max_rounds
+        self.clock = clock
+        self.on_stray: Callable[[list[Wire]], None] | None = None
         self._get_responses: dict[int, bytes] = {}  # GET RESPONSE by SW2, built once each
 
     @property
@@ -142,40 +151,40 @@ class T0Layer:
     def __repr__(self) -> str:
         return f"T0Layer({self.inner!r}, auto_6c={self.auto_6c})"
 
-    def raw(self, apdu: bytes) -> bytes:
-        """Send one APDU with no T=0 handling (still reported to ``on_wire``)."""
-        return self._wire(bytes(apdu))
-
-    def transmit(self, apdu: bytes) -> bytes:
-        """Send one logical command; returns the complete response after T=0 handling."""
+    def raw(self, apdu: bytes, wires: list[Wire] | None = None) -> bytes:
+        """Send one APDU with no T=0 handling (still appended to ``wires``)."""
+        if wires is None and self.on_stray is not None:
+            return self._stray(self.raw, apdu)
         command = bytes(apdu)
         response = bytes(self.inner.transmit(command))
-        on_wire = self.on_wire
-        if on_wire is not None:
-            on_wire(command, response)
-        if len(response) < 2:
-            return response
-        sw1 = response[-2]
-        if sw1 == self.rules.bytes_available:
-            return self._collect(command, response)
-        if (
-            sw1 == self.rules.wrong_le
-            and self.auto_6c
-            and len(response) == 2
-            and _is_short_case2(command)
-        ):
-            resend = CommandAPDU.parse(command).with_le(response[-1] or LE_WHOLE)
-            return self._collect(command, self._wire(resend.to_bytes()))
+        if wires is not None:
+            wires.append((command, response, self.clock()))
         return response
 
-    def _collect(self, command: bytes, response: bytes) -> bytes:
-        # the loop between a 61xx and its GET RESPONSE is the hot path of every T=0 read:
-        # it sends and reports directly (what _wire does), with the GET RESPONSEs cached
+    def transmit(self, apdu: bytes, wires: list[Wire] | None = None) -> bytes:
+        """Send one logical command; returns the complete response after T=0 handling.
+
+        The hot path of every exchange a case makes: one frame, sending directly."""
+        if wires is None and self.on_stray is not None:
+            return self._stray(self.transmit, apdu)
+        command = bytes(apdu)
+        send = self.inner.transmit
+        clock = self.clock
+        response = bytes(send(command))
+        if wires is not None:
+            wires.append((command, response, clock()))
+        rules = self.rules
+        if (
+            len(response) == 2
+            and response[0] == rules.wrong_le
+            and self.auto_6c
+            and _is_short_case2(command)
+        ):
+            resend = CommandAPDU.parse(command).with_le(response[1] or LE_WHOLE)
+            response = self.raw(resend.to_bytes(), wires)
+        more = rules.bytes_available
         data = b""
         rounds = 0
-        more = self.rules.bytes_available
-        send = self.inner.transmit
-        on_wire = self.on_wire
         while len(response) >= 2 and response[-2] == more:
             if rounds == self.max_rounds:
                 raise BenchError(
@@ -185,20 +194,21 @@ class T0Layer:
             data += response[:-2]
             get_response = self._get_responses.get(response[-1])
             if get_response is None:
-                get_response = self._get_responses[response[-1]] = self.rules.get_response(
+                get_response = self._get_responses[response[-1]] = rules.get_response(
                     response[-1])
             response = bytes(send(get_response))
-            if on_wire is not None:
-                on_wire(get_response, response)
+            if wires is not None:
+                wires.append((get_response, response, clock()))
             rounds += 1
         return data + response if data else response
 
-    def _wire(self, command: bytes) -> bytes:
-        response = bytes(self.inner.transmit(command))
-        on_wire = self.on_wire
-        if on_wire is not None:
-            on_wire(command, response)
-        return response
+    def _stray(self, send: Callable[[bytes, list[Wire]], bytes], apdu: bytes) -> bytes:
+        wires: list[Wire] = []
+        try:
+            return send(apdu, wires)
+        finally:
+            if self.on_stray is not None:
+                self.on_stray(wires)
 
 
 # --------------------------------------------------------------------------- trace
@@ -286,23 +296,29 @@ def from_jsonl(text: str) -> list[TraceEntry]:
 
 
 _Raw = tuple[Any, ...]
-"""One exchange as it happened: (seq, t_start, t_end, command, response, origin, wire,
-parent, note, error); command and response are raw bytes (a str is already public text)."""
+"""One exchange as recorded: (seq, t_start, t_end, command, response, origin, wire, parent,
+note, error); command and response are raw bytes (a str is already public text)."""
+
+_Sent = tuple[float, float, bytes, bytes, "str | None", list[Wire]]
+"""One logical exchange as the hot path keeps it: (t_start, t_end, command, response, note,
+its wire exchanges); numbered and made records by :meth:`TraceLayer._settle`."""
 
 
 class TraceLayer:
     """Records every exchange; secrets are masked when the record is read, never stored in
     any output unmasked.
 
-    The hot path keeps each exchange as raw bytes and monotonic timestamps (a tuple): the
-    redaction into a :class:`TraceEntry`, the scrubbing secrets and the JSON happen once per
-    case, when its evidence is written (:meth:`since`, :meth:`scrub`), not per exchange.
-    :meth:`release` drops what was recorded so far, so that a long run keeps one case's slice
-    in memory at a time.
+    The hot path keeps each exchange as it happened (raw bytes, monotonic timestamps, the
+    wire exchanges a T0Layer below noted): the numbering, the records, the redaction into a
+    :class:`TraceEntry`, the scrubbing secrets and the JSON happen once per case, whenever
+    the record is read (:meth:`mark`, :meth:`since`, :meth:`evidence`, :meth:`scrub`), not
+    per exchange. :meth:`release` drops what was recorded so far, so that a long run keeps
+    one case's slice in memory at a time.
 
-    Pass :meth:`on_wire` to a T0Layer below (or use :func:`build_stack`) to get the wire
-    exchanges too. Bench errors are recorded with the exchange that failed and re-raised: the
-    trace must show where a run broke, and the caller decides the verdict.
+    Over a T0Layer (:func:`build_stack`) the wire exchanges are recorded too, beneath the
+    logical exchange that caused them, on this layer's clock. Bench errors are recorded with
+    the exchange that failed and re-raised: the trace must show where a run broke, and the
+    caller decides the verdict.
     """
 
     def __init__(
@@ -315,11 +331,17 @@ class TraceLayer:
         self.inner = inner
         self.redactor = redactor
         self._clock = clock
+        if isinstance(inner, T0Layer):
+            inner.clock = clock  # its wire times sit between this layer's
+            inner.on_stray = self._record_stray
+            self._send: Callable[[bytes, list[Wire]], bytes] = inner.transmit
+            self._send_raw: Callable[[bytes, list[Wire]], bytes] = inner.raw
+        else:  # no wire below to note: the exchange is the wire exchange
+            self._send = self._send_raw = lambda apdu, _wires: bytes(inner.transmit(apdu))
+        self._sent: list[_Sent] = []  # exchanges not yet made records
         self._raw: list[_Raw] = []
         self._shown: list[TraceEntry] = []  # the redacted entries of _raw[:len(_shown)]
         self._seq = 0
-        self._wires: list[tuple[bytes, bytes, float]] | None = None
-        """The wire exchanges of the logical exchange under way: (command, response, end)."""
         # What a GET RESPONSE collects for, tracked separately for what the cases sent and
         # what crossed the wire (they see different GET RESPONSEs).
         self._origin_logical: bytes | None = None
@@ -347,16 +369,14 @@ class TraceLayer:
 
     def transmit(self, apdu: bytes, *, note: str | None = None) -> bytes:
         """Send one command through the inner layers and record it (and its wire exchanges)."""
-        return self._exchange(self.inner.transmit, bytes(apdu), note)
+        return self._exchange(self._send, apdu, note)
 
     def raw(self, apdu: bytes, *, note: str | None = None) -> bytes:
-        """Send one command bypassing T=0 handling below (``inner.raw``), and record it.
+        """Send one command bypassing T=0 handling below, and record it.
 
-        An inner layer without ``raw`` has no T=0 handling to bypass, so its ``transmit`` is
-        used.
+        Without a T0Layer below there is no T=0 handling to bypass: it is :meth:`transmit`.
         """
-        send = getattr(self.inner, "raw", None) or self.inner.transmit
-        return self._exchange(send, bytes(apdu), note)
+        return self._exchange(self._send_raw, apdu, note)
 
     def reset(self, *, cold: bool = False) -> bytes:
         """Reset the card; recorded as command ``RESET`` with the new ATR as response.
@@ -364,6 +384,7 @@ class TraceLayer:
         ``cold`` powers it off and on where the layers below can (``cold_reset``), else it
         is the transport's usual reset; the note says which was asked for."""
         self._check_deadline()
+        self._settle()
         seq, t_start = self._take_seq(), self._clock()
         self._origin_logical = self._origin_wire = None
         send = self.inner.reset
@@ -403,12 +424,12 @@ class TraceLayer:
     @property
     def position(self) -> int:
         """How many entries are recorded (since the last release), for :meth:`wire_log`."""
-        return len(self._raw)
+        return len(self._settle())
 
     def wire_log(self, position: int) -> list[bytes | str]:
         """The commands that crossed the wire after ``position`` (raw bytes; ``"RESET"`` for
         a reset), to replay them elsewhere (a measurement's floor)."""
-        return [rec[3] for rec in self._raw[position:] if rec[6] or rec[3] == "RESET"]
+        return [rec[3] for rec in self._settle()[position:] if rec[6] or rec[3] == "RESET"]
 
     def close(self) -> None:
         self.inner.close()
@@ -420,7 +441,7 @@ class TraceLayer:
         self.close()
 
     def __repr__(self) -> str:
-        return f"TraceLayer({self.inner!r}, {len(self._raw)} entries)"
+        return f"TraceLayer({self.inner!r}, {len(self._settle())} entries)"
 
     # -- the record ---------------------------------------------------------------------
 
@@ -434,13 +455,13 @@ class TraceLayer:
 
         It also starts a new stretch for :meth:`scrub` (the secrets of one case)."""
         self._secrets = []
-        self._secrets_from = len(self._raw)
-        return len(self._raw)
+        self._secrets_from = len(self._settle())
+        return self._secrets_from
 
     def release(self) -> None:
         """Forget every entry recorded so far (written out already): memory stays bounded by
         one case's slice however long the run. Positions from earlier marks lose meaning."""
-        self._raw.clear()
+        self._settle().clear()
         self._shown.clear()
         self._secrets = []
         self._secrets_from = 0
@@ -455,8 +476,9 @@ class TraceLayer:
 
     def annotate(self, text: str) -> TraceEntry:
         """Add a note entry, e.g. ``"case SEC-RD-DF01-003 begins"``."""
+        text = self.scrub(text)
         now = self._clock()
-        record = (self._take_seq(), now, now, "", None, None, False, None, self.scrub(text), None)
+        record = (self._take_seq(), now, now, "", None, None, False, None, text, None)
         self._raw.append(record)
         return TraceEntry(*self._render(record))
 
@@ -469,27 +491,7 @@ class TraceLayer:
         redacted and written straight from the record: one case's evidence, with wall-clock
         times where ``wall`` is given (see :func:`jsonl_line`)."""
         render = self._render
-        return "".join(jsonl_line(*render(rec), wall=wall) for rec in self._raw[mark:])
-
-    def on_wire(self, command: bytes, response: bytes) -> None:
-        """Record one physical exchange; give this to a T0Layer below as its ``on_wire``.
-
-        The callback comes after the exchange, so a wire exchange is taken to start when the
-        previous one of the same logical exchange ended (or when the logical one began): the
-        T=0 layer does nothing measurable in between. It runs between two exchanges of one
-        command, so it only notes the bytes and the time; the record is made when the
-        logical exchange is over (:meth:`_settle`).
-        """
-        wires = self._wires
-        if wires is not None:
-            wires.append((command, response, self._clock()))
-            return
-        # someone used the T0Layer directly, bypassing this layer
-        t_end = self._clock()
-        self._raw.append((self._take_seq(), t_end, t_end, bytes(command), bytes(response),
-                          self._origin_wire, True, None,
-                          "wire exchange outside a traced exchange; start time unknown", None))
-        self._origin_wire = self._follow(self._origin_wire, command, response)
+        return "".join(jsonl_line(*render(rec), wall=wall) for rec in self._settle()[mark:])
 
     # -- internals ----------------------------------------------------------------------
 
@@ -497,51 +499,77 @@ class TraceLayer:
         if self.deadline is not None and self._clock() > self.deadline[0]:
             raise CaseTimeout(self.deadline[1])
 
-    def _exchange(self, send: Callable[[bytes], bytes], apdu: bytes, note: str | None) -> bytes:
-        if self._wires is not None:
-            raise RuntimeError("TraceLayer: exchanges cannot nest")
+    def _exchange(self, send: Callable[[bytes, list[Wire]], bytes], apdu: bytes,
+                  note: str | None) -> bytes:
+        """The hot path: send, and keep what happened as it is (see :meth:`_settle`)."""
         t_start = self._clock()
         deadline = self.deadline
         if deadline is not None and t_start > deadline[0]:
             raise CaseTimeout(deadline[1])
-        self._seq = seq = self._seq + 1
-        self._wires = noted = []
-        origin = self._origin_logical
+        command = bytes(apdu)
+        wires: list[Wire] = []
         try:
-            response = bytes(send(apdu))
+            response = send(command, wires)
         except Exception as exc:
-            self._origin_logical = None
-            wires = self._settle(seq, t_start, noted)
-            secrets = self.redactor.secret_fields(apdu)
-            for wire in wires:
-                secrets += self.redactor.secret_fields(wire[3], wire[4], origin=wire[5])
-            error = self.redactor.scrub(_error_text(exc), secrets)
-            self._raw.append((seq, t_start, self._clock(), apdu, None, origin, False, None,
-                              note, error))
-            self._raw += wires
+            self._record_failure(t_start, command, note, wires, exc)
             raise
-        finally:
-            self._wires = None
-        raw = self._raw
-        raw.append((seq, t_start, self._clock(), apdu, response, origin, False, None,
-                    note, None))
-        raw += self._settle(seq, t_start, noted)
-        self._origin_logical = self._follow(origin, apdu, response)
+        self._sent.append((t_start, self._clock(), command, response, note, wires))
         return response
 
-    def _settle(self, parent: int, t_start: float,
-                noted: list[tuple[bytes, bytes, float]]) -> list[_Raw]:
-        """The records of the wire exchanges noted during logical exchange ``parent``."""
-        records: list[_Raw] = []
+    def _settle(self) -> list[_Raw]:
+        """The records, once the exchanges kept by the hot path are numbered and made
+        records (the logical exchange, then its wire exchanges, with their origins)."""
+        sent = self._sent
+        if sent:
+            for t_start, t_end, command, response, note, wires in sent:
+                self._add(t_start, t_end, command, response, note, None, wires)
+            sent.clear()
+        return self._raw
+
+    def _add(self, t_start: float, t_end: float, command: bytes, response: bytes | None,
+             note: str | None, error: str | None, wires: list[Wire]) -> None:
+        """Record one logical exchange and its wire exchanges: a wire exchange is taken to
+        start when the previous one of the same logical exchange ended (or when the logical
+        one began): the T=0 layer does nothing measurable in between."""
+        raw = self._raw
+        parent = self._take_seq()
+        origin = self._origin_logical
+        raw.append((parent, t_start, t_end, command, response, origin, False, None, note,
+                    error))
+        self._origin_logical = None if response is None else self._follow(origin, command,
+                                                                           response)
         origin = self._origin_wire
         t_prev = t_start
-        for command, response, t_end in noted:
-            records.append((self._take_seq(), t_prev, t_end, command, response, origin, True,
-                            parent, None, None))
-            origin = self._follow(origin, command, response)
-            t_prev = t_end
+        for wire_command, wire_response, t_wire in wires:
+            raw.append((self._take_seq(), t_prev, t_wire, wire_command, wire_response, origin,
+                        True, parent, None, None))
+            origin = self._follow(origin, wire_command, wire_response)
+            t_prev = t_wire
         self._origin_wire = origin
-        return records
+
+    def _record_failure(self, t_start: float, command: bytes, note: str | None,
+                        wires: list[Wire], exc: Exception) -> None:
+        """Record an exchange the bench could not complete, its error scrubbed of the
+        secrets of what it sent and what crossed the wire before it broke."""
+        self._settle()
+        fields = self.redactor.secret_fields
+        secrets = fields(command)
+        origin = self._origin_wire
+        for wire_command, wire_response, _ in wires:
+            secrets += fields(wire_command, wire_response, origin=origin)
+            origin = self._follow(origin, wire_command, wire_response)
+        error = self.redactor.scrub(_error_text(exc), secrets)
+        self._add(t_start, self._clock(), command, None, note, error, wires)
+
+    def _record_stray(self, wires: list[Wire]) -> None:
+        """Record wire exchanges someone made on the T0Layer below, bypassing this layer."""
+        raw = self._settle()
+        origin = self._origin_wire
+        for command, response, t_end in wires:
+            raw.append((self._take_seq(), t_end, t_end, command, response, origin, True, None,
+                        "wire exchange outside a traced exchange; start time unknown", None))
+            origin = self._follow(origin, command, response)
+        self._origin_wire = origin
 
     def _follow(self, origin: bytes | None, command: bytes, response: bytes) -> bytes | None:
         """The command a following GET RESPONSE collects for (it decides what is secret):
@@ -554,18 +582,19 @@ class TraceLayer:
     def _gather_secrets(self) -> list[bytes]:
         """The secret fields of every exchange since the last mark() (computed once each)."""
         fields = self.redactor.secret_fields
-        for rec in self._raw[self._secrets_from:]:
+        raw = self._settle()
+        for rec in raw[self._secrets_from:]:
             command = rec[3]
             if isinstance(command, bytes):
                 self._secrets += fields(command, rec[4], origin=rec[5])
-        self._secrets_from = len(self._raw)
+        self._secrets_from = len(raw)
         return self._secrets
 
     def _materialize(self) -> list[TraceEntry]:
         """The redacted entries of everything recorded (each record redacted once)."""
         shown = self._shown
         render = self._render
-        shown.extend(TraceEntry(*render(rec)) for rec in self._raw[len(shown):])
+        shown.extend(TraceEntry(*render(rec)) for rec in self._settle()[len(shown):])
         return shown
 
     def _render(self, rec: _Raw) -> tuple[Any, ...]:
@@ -594,7 +623,7 @@ def build_stack(
     clock: Callable[[], float] = time.monotonic,
     auto_6c: bool = True,
 ) -> TraceLayer:
-    """``TraceLayer(T0Layer(inner))`` wired so the trace also records the wire exchanges.
+    """``TraceLayer(T0Layer(inner))``: the trace records the wire exchanges too.
 
     T=0 handling and (unless ``redactor`` is given) masking follow the profile. The T0Layer
     is the returned layer's ``inner`` (for its ``auto_6c`` switch).
@@ -602,6 +631,4 @@ def build_stack(
     if redactor is None:
         redactor = Redactor.from_profile(profile)
     t0 = T0Layer(inner, rules=T0Rules.from_profile(profile), auto_6c=auto_6c)
-    trace = TraceLayer(t0, redactor=redactor, clock=clock)
-    t0.on_wire = trace.on_wire
-    return trace
+    return TraceLayer(t0, redactor=redactor, clock=clock)

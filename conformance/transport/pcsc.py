@@ -372,6 +372,10 @@ class PcscTransport:
     ``card_wait_s`` bounds the wait for a card to show up before connecting or resetting.
     ``wire_s`` sums the time spent inside ``SCardTransmit`` / ``SCardReconnect`` and
     ``last_wire`` holds the (start, end) monotonic times of the latest one.
+
+    A transport belongs to the one thread that drives its reader (one worker per reader):
+    it takes no lock of its own, which would cost every exchange; pcsc-lite itself
+    serializes the calls made on one context.
     """
 
     def __init__(
@@ -396,7 +400,6 @@ class PcscTransport:
         self._armed: float | None = None  # the deadline of the call in progress
         self._expired: float | None = None  # the deadline the watchdog acted on
         self._fd: int | None = None
-        self._lock = threading.RLock()
         self.wire_s = 0.0
         self.last_wire = (0.0, 0.0)
 
@@ -434,6 +437,14 @@ class PcscTransport:
         return _PROTOCOL_NAMES.get(self._protocol_id, f"0x{self._protocol_id:X}")
 
     @property
+    def pyscard_handle(self) -> tuple[int, int]:
+        """(card handle, protocol) of this connection as pyscard takes them: for a bare
+        pyscard loop over the very same connection (bench/harness.py), nothing else."""
+        if self._hcard is None:
+            raise BenchError(f"transport on reader {self._reader!r} is not connected")
+        return self._hcard, self._protocol_id
+
+    @property
     def exclusive(self) -> bool:
         return self._exclusive
 
@@ -451,23 +462,20 @@ class PcscTransport:
 
         Every test on the way is one branch taken only when something is wrong: the time
         the caller spends between two exchanges is time the PC/SC stack waits."""
-        with self._lock:
-            if self._hcard is None or self._broken is not None or self._closed:
-                self._check_usable()
-            t0 = _monotonic()
-            self._armed = t0 + self._timeout_s
-            try:
-                hresult, response = _scard.SCardTransmit(
-                    self._hcard, self._protocol_id, list(apdu)
-                )
-            finally:
-                self._armed = None
-                t1 = _monotonic()
-                self.last_wire = (t0, t1)
-                self.wire_s += t1 - t0
-            if hresult or self._expired is not None or len(response) < 2:
-                raise self._transmit_failure(hresult, apdu, response)
-            return bytes(response)
+        if self._hcard is None or self._broken is not None:  # closed: no handle either
+            self._check_usable()
+        t0 = _monotonic()
+        self._armed = t0 + self._timeout_s
+        try:
+            hresult, response = _scard.SCardTransmit(self._hcard, self._protocol_id, list(apdu))
+        finally:
+            self._armed = None
+            t1 = _monotonic()
+            self.last_wire = (t0, t1)
+            self.wire_s += t1 - t0
+        if hresult or self._expired is not None or len(response) < 2:
+            raise self._transmit_failure(hresult, apdu, response)
+        return bytes(response)
 
     def _transmit_failure(self, hresult: int, apdu: bytes, response: list[int]) -> BenchError:
         """What went wrong with an exchange, as the error to raise (a missed deadline first)."""
@@ -483,33 +491,30 @@ class PcscTransport:
         Also the way back after a card was removed and inserted again, or after a missed
         deadline once the stuck exchange has returned in pcscd (on a fresh context).
         """
-        with self._lock:
-            if self._closed:
-                raise BenchError(f"transport on reader {self._reader!r} is closed")
-            if self._broken is not None:
-                self._renew_context()
-            return self._guarded("reset", self._card_wait_s + self._timeout_s,
-                                 self._reset_blocking)
+        if self._closed:
+            raise BenchError(f"transport on reader {self._reader!r} is closed")
+        if self._broken is not None:
+            self._renew_context()
+        return self._guarded("reset", self._card_wait_s + self._timeout_s,
+                             self._reset_blocking)
 
     def cold_reset(self) -> bytes:
         """Power the card off and on (SCardReconnect with SCARD_UNPOWER_CARD); the new ATR."""
-        with self._lock:
-            if self._closed or self._broken is not None or self._hcard is None:
-                return self.reset()
-            return self._guarded("reset", self._card_wait_s + self._timeout_s,
-                                 lambda: self._reset_blocking(cold=True))
+        if self._closed or self._broken is not None or self._hcard is None:
+            return self.reset()
+        return self._guarded("reset", self._card_wait_s + self._timeout_s,
+                             lambda: self._reset_blocking(cold=True))
 
     def close(self) -> None:
         """Disconnect and release the context; never blocks for long, even when broken."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            if self._broken is None:
-                with contextlib.suppress(BenchError):
-                    self._guarded("close", min(self._timeout_s, 5.0), self._disconnect_quietly)
-            self._hcard = None
-            self._release_context()
+        if self._closed:
+            return
+        self._closed = True
+        if self._broken is None:
+            with contextlib.suppress(BenchError):
+                self._guarded("close", min(self._timeout_s, 5.0), self._disconnect_quietly)
+        self._hcard = None
+        self._release_context()
 
     def __del__(self) -> None:
         # a forgotten transport must not keep an exclusive hold on the reader
