@@ -36,6 +36,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from conformance.model.profile import CardProfile
+    from conformance.transport.base import Transport
+    from conformance.transport.layers import TraceLayer
+    from conformance.transport.pcsc import PcscTransport
+    from conformance.transport.redact import Redactor
 
 ROOT = Path(__file__).resolve().parents[1]
 READER = "Virtual PCD 00 00"
@@ -98,12 +106,12 @@ Block = Callable[[int], float]
 """Seconds for ``count`` READ RECORDs, one way of sending them."""
 
 
-def bare_block(transport: object) -> Block:
+def bare_block(transport: PcscTransport) -> Block:
     """READ RECORDs with pyscard alone, on the transport's own connection, with the same wire
     exchanges as the stack (T=0)."""
     from smartcard import scard as sc
 
-    card, protocol = transport.pyscard_handle  # type: ignore[attr-defined]
+    card, protocol = transport.pyscard_handle
     command = list(READ_RECORD)
 
     def block(count: int) -> float:
@@ -117,41 +125,41 @@ def bare_block(transport: object) -> Block:
     return block
 
 
-def stack_block(stack: object, *, evidence: bool) -> Block:
+def stack_block(stack: TraceLayer, *, evidence: bool) -> Block:
     """READ RECORDs through the full stack as one case sends them; with ``evidence``, the
     case's slice is redacted and serialised too (the work done between cases)."""
 
     def block(count: int) -> float:
         start = time.perf_counter()
-        mark = stack.mark()  # type: ignore[attr-defined]
+        mark = stack.mark()
         for _ in range(count):
-            stack.transmit(READ_RECORD)  # type: ignore[attr-defined]
+            stack.transmit(READ_RECORD)
         if evidence:
-            stack.evidence(mark).encode("utf-8")  # type: ignore[attr-defined]
-        stack.release()  # type: ignore[attr-defined]
+            stack.evidence(mark).encode("utf-8")
+        stack.release()
         return time.perf_counter() - start
 
     return block
 
 
-def selected_stack(transport: object) -> object:
-    """The stack the cases use over ``transport``, EF05 selected and warmed up."""
+def selected_stack(transport: Transport) -> TraceLayer:
+    """The stack the cases use over ``transport``, EF05 selected."""
     from conformance.transport.layers import build_stack
 
-    stack = build_stack(transport, profile=_profile(), redactor=_redactor())  # type: ignore[arg-type]
+    stack = build_stack(transport, profile=_profile(), redactor=_redactor())
     for apdu in SELECT:
         stack.transmit(bytes.fromhex(apdu))
     return stack
 
 
 @functools.cache
-def _profile() -> object:
+def _profile() -> CardProfile:
     from conformance.model import load_profile
 
     return load_profile()
 
 
-def _redactor() -> object:
+def _redactor() -> Redactor:
     from conformance.transport.redact import Redactor
 
     return Redactor.from_profile(_profile())
@@ -181,7 +189,7 @@ def pcsc_figures(n: int) -> None:
                 for name in names[i % 3:] + names[: i % 3]:  # rotate: drift hits all alike
                     times[name].append(sides[name](CASE_APDUS))
         finally:
-            stack.close()  # type: ignore[attr-defined]
+            stack.close()
     bare, hot, full = times["bare"], times["hot"], times["full"]
     emit("pcsc_bare_us_per_apdu", statistics.median(bare) / CASE_APDUS * 1e6)
     emit("pcsc_harness_us_per_apdu", statistics.median(hot) / CASE_APDUS * 1e6)

@@ -203,6 +203,7 @@ class T0Layer:
         return data + response if data else response
 
     def _stray(self, send: Callable[[bytes, list[Wire]], bytes], apdu: bytes) -> bytes:
+        """Send with a list of its own, then hand what crossed the wire to ``on_stray``."""
         wires: list[Wire] = []
         try:
             return send(apdu, wires)
