@@ -218,6 +218,20 @@ def test_transmit_round_trip_and_atr(vpcd_card, pcsc_transport) -> None:
 
 
 @pytest.mark.e2e
+def test_pyscard_handle_is_the_transports_own_connection(vpcd_card, pcsc_transport) -> None:
+    from smartcard import scard
+
+    vpcd_card(ScriptedCard())
+    transport = pcsc_transport(READER)
+    card, protocol = transport.pyscard_handle  # what bench/harness.py's bare loop sends on
+    hresult, response = scard.SCardTransmit(card, protocol, list(bytes.fromhex("00CA000001")))
+    assert (hresult, bytes(response)) == (0, bytes.fromhex("019000"))
+    transport.close()
+    with pytest.raises(BenchError, match="not connected"):
+        transport.pyscard_handle  # noqa: B018
+
+
+@pytest.mark.e2e
 def test_reader_by_regex(vpcd_card, pcsc_transport) -> None:
     vpcd_card(ScriptedCard())
     transport = pcsc_transport(r"Virtual PCD \d+ 00")
